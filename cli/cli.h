@@ -1,0 +1,52 @@
+/* cli.h: what the subcommands of the cairn binary share: exit codes, store
+ * resolution, option helpers and the one place that prints errors.
+ */
+#ifndef CAIRN_CLI_H
+#define CAIRN_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+#include "util.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_ERROR = 1, /* the command failed, or found damage */
+	EXIT_USAGE = 2, /* bad command line */
+};
+
+/* Options every command takes, parsed before the command's own. */
+struct cli {
+	const char *store_path; /* -s/--store, else NULL */
+	const char *command;
+};
+
+typedef int (*cli_command_fn)(struct cli *cli, int argc, char **argv);
+
+int cmd_init(struct cli *cli, int argc, char **argv);
+int cmd_verify(struct cli *cli, int argc, char **argv);
+
+/* Prints "cairn: MESSAGE" to stderr. */
+void cli_error(const char *fmt, ...) _printf_(1, 2);
+/* Prints "cairn COMMAND: MESSAGE" and a hint to stderr; returns EXIT_USAGE. */
+int cli_usage_error(const struct cli *cli, const char *fmt, ...) _printf_(2, 3);
+
+/* The store directory: -s, else $CAIRN_STORE, else $XDG_DATA_HOME/cairn,
+ * else ~/.local/share/cairn. Returns a malloc'd path or NULL (message
+ * printed). */
+char *cli_store_path(const struct cli *cli);
+/* Opens the store for reading; prints the error and returns NULL on failure. */
+struct cairn_store *cli_open_store(const struct cli *cli);
+/* mkdir -p of path's parents (not path itself), mode 0700. Returns 0 or -errno. */
+int cli_mkdir_parents(const char *path);
+
+/* Parses "64K", "1M", "4096" into bytes. Returns 0 or -EINVAL. */
+int cli_parse_size(const char *text, uint64_t *ret);
+/* Parses a decimal integer in [min, max]. Returns 0 or -EINVAL. */
+int cli_parse_int(const char *text, long min, long max, long *ret);
+
+/* The shared store option: adds -s/--store to a command's getopt_long loop. */
+#define CLI_STORE_OPTION {"store", required_argument, NULL, 's'}
+
+#endif

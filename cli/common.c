@@ -1,0 +1,151 @@
+/* common.c: helpers shared by the subcommands: error output, store path
+ * resolution and opening, and number parsing. The only printing in cairn
+ * happens in cli/.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("cairn: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_usage_error(const struct cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "cairn %s: ", cli->command);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'cairn %s --help'.\n", cli->command);
+	return EXIT_USAGE;
+}
+
+static char *join(const char *a, const char *b)
+{
+	size_t len = strlen(a) + strlen(b) + 2;
+	char *path = malloc(len);
+
+	if (path)
+		snprintf(path, len, "%s/%s", a, b);
+	return path;
+}
+
+char *cli_store_path(const struct cli *cli)
+{
+	const char *env;
+	char *path = NULL;
+
+	if (cli->store_path)
+		path = strdup(cli->store_path);
+	else if ((env = getenv("CAIRN_STORE")) && *env)
+		path = strdup(env);
+	else if ((env = getenv("XDG_DATA_HOME")) && *env == '/')
+		path = join(env, "cairn");
+	else if ((env = getenv("HOME")) && *env)
+		path = join(env, ".local/share/cairn");
+	else {
+		cli_error("no store given: use -s DIR or set CAIRN_STORE (HOME is not set)");
+		return NULL;
+	}
+	if (!path)
+		cli_error("out of memory");
+	return path;
+}
+
+struct cairn_store *cli_open_store(const struct cli *cli)
+{
+	_cleanup_free_ char *path = cli_store_path(cli);
+	if (!path)
+		return NULL;
+	struct cairn_store *store = cairn_store_new();
+	if (!store) {
+		cli_error("out of memory");
+		return NULL;
+	}
+	int r = cairn_store_open(store, path);
+	if (r < 0) {
+		cli_error("%s", cairn_store_error(store));
+		cairn_store_free(store);
+		return NULL;
+	}
+	return store;
+}
+
+int cli_mkdir_parents(const char *path)
+{
+	_cleanup_free_ char *copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	for (char *p = copy + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		char *rest = p + strspn(p, "/");
+		if (*rest == '\0')
+			break; /* trailing slashes: the rest is path itself */
+		*p = '\0';
+		if (mkdir(copy, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return 0;
+}
+
+int cli_parse_size(const char *text, uint64_t *ret)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long long value = strtoull(text, &end, 10);
+	if (errno || end == text || *text == '-')
+		return -EINVAL;
+	unsigned shift = 0;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end && end[1] != '\0' && strcmp(end + 1, "iB") != 0 && strcmp(end + 1, "B") != 0)
+		return -EINVAL;
+	if (value > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*ret = (uint64_t)value << shift;
+	return 0;
+}
+
+int cli_parse_int(const char *text, long min, long max, long *ret)
+{
+	char *end;
+
+	errno = 0;
+	long value = strtol(text, &end, 10);
+	if (errno || end == text || *end != '\0' || value < min || value > max)
+		return -EINVAL;
+	*ret = value;
+	return 0;
+}

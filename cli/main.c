@@ -1,0 +1,94 @@
+/* main.c: the cairn binary's entry point: global options, --help and
+ * --version, and dispatch to the cmd_* subcommands.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+
+struct command {
+	const char *name;
+	cli_command_fn run;
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{"init", cmd_init, "create an empty store"},
+	{"verify", cmd_verify, "re-read and check every chunk of a store"},
+};
+
+static void print_help(FILE *out)
+{
+	fprintf(out, "Usage: cairn [-s STORE] COMMAND [OPTIONS] [ARGS]\n"
+		     "\n"
+		     "cairn keeps archives in a deduplicated, content-addressed store.\n"
+		     "\n"
+		     "Commands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n"
+		     "Options:\n"
+		     "  -s, --store DIR  the store (default: $CAIRN_STORE, else\n"
+		     "                   $XDG_DATA_HOME/cairn, else ~/.local/share/cairn)\n"
+		     "  -h, --help       show this help; 'cairn COMMAND --help' for a command\n"
+		     "  -V, --version    show the version\n"
+		     "\n"
+		     "Exit status: 0 success, 1 failure or damage found, 2 bad usage.\n");
+}
+
+static int parse_global(struct cli *cli, int argc, char **argv)
+{
+	static const struct option options[] = {
+		CLI_STORE_OPTION,
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+s:hV", options, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			cli->store_path = optarg;
+			break;
+		case 'h':
+			print_help(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("cairn %s (passthrough reads %s)\n", CAIRN_VERSION,
+			       CAIRN_HAVE_PASSTHROUGH ? "built in" : "not built in");
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "Try 'cairn --help'.\n");
+			return EXIT_USAGE;
+		}
+	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = {0};
+
+	/* -1: go on to the command; otherwise the exit status. */
+	int r = parse_global(&cli, argc, argv);
+	if (r >= 0)
+		return r;
+	if (optind >= argc) {
+		print_help(stderr);
+		return EXIT_USAGE;
+	}
+	cli.command = argv[optind];
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (strcmp(commands[i].name, cli.command) == 0) {
+			argc -= optind;
+			argv += optind;
+			optind = 0; /* a full reset for the command's getopt */
+			return commands[i].run(&cli, argc, argv);
+		}
+	}
+	cli_error("unknown command '%s'. Try 'cairn --help'.", cli.command);
+	return EXIT_USAGE;
+}

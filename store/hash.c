@@ -1,0 +1,144 @@
+/* hash.c: chunk ids, file ids and checksums. All ids are XXH3-128 keyed by
+ * secrets derived from the store's random key, so ids of one store say
+ * nothing about another's content; checksums of metadata are plain XXH3-64.
+ * xxhash is compiled inline here for speed; no other file includes it.
+ */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "store_internal.h"
+
+#include <string.h>
+
+_Static_assert(sizeof(XXH3_state_t) <= sizeof(struct cairn_file_hasher), "hasher state fits");
+_Static_assert(_Alignof(XXH3_state_t) <= _Alignof(struct cairn_file_hasher), "hasher alignment");
+_Static_assert(sizeof(XXH3_state_t) <= sizeof(struct store_checksum_stream), "stream fits");
+_Static_assert(SECRET_SIZE >= XXH3_SECRET_SIZE_MIN, "secret size");
+
+uint64_t store_checksum(const void *data, size_t size)
+{
+	return XXH3_64bits(data, size);
+}
+
+void store_checksum_stream_init(struct store_checksum_stream *stream)
+{
+	XXH3_state_t *state = (XXH3_state_t *)stream->opaque;
+
+	XXH3_INITSTATE(state);
+	XXH3_64bits_reset(state);
+}
+
+void store_checksum_stream_update(struct store_checksum_stream *stream, const void *data,
+				  size_t size)
+{
+	XXH3_64bits_update((XXH3_state_t *)stream->opaque, data, size);
+}
+
+uint64_t store_checksum_stream_final(const struct store_checksum_stream *stream)
+{
+	return XXH3_64bits_digest((const XXH3_state_t *)stream->opaque);
+}
+
+static void derive_secret(const uint8_t key[KEY_SIZE], const char *domain, unsigned variant,
+			  uint8_t out[SECRET_SIZE])
+{
+	uint8_t seed[KEY_SIZE + 16] = {0};
+
+	memcpy(seed, key, KEY_SIZE);
+	strncpy((char *)seed + KEY_SIZE, domain, 12);
+	seed[KEY_SIZE + 15] = (uint8_t)variant;
+	XXH3_generateSecret(out, SECRET_SIZE, seed, sizeof(seed));
+}
+
+void store_derive_secrets(struct cairn_store *store)
+{
+	for (unsigned v = 0; v < ID_VARIANTS; v++)
+		derive_secret(store->hash_key, "chunk", v, store->chunk_secret[v]);
+	derive_secret(store->hash_key, "file", 0, store->file_secret);
+}
+
+static void id_from_hash(XXH128_hash_t hash, struct cairn_id *ret)
+{
+	XXH128_canonical_t canonical;
+
+	XXH128_canonicalFromHash(&canonical, hash);
+	memcpy(ret->bytes, canonical.digest, CAIRN_ID_SIZE);
+}
+
+void store_chunk_id(const struct cairn_store *store, const void *data, size_t size,
+		    unsigned variant, struct cairn_id *ret)
+{
+	if (store->id_fn) {
+		store->id_fn(store, data, size, variant, ret);
+		return;
+	}
+	id_from_hash(XXH3_128bits_withSecret(data, size, store->chunk_secret[variant], SECRET_SIZE),
+		     ret);
+}
+
+void cairn_store_chunk_id(const struct cairn_store *store, const void *data, size_t size,
+			  struct cairn_id *ret)
+{
+	store_chunk_id(store, data, size, 0, ret);
+}
+
+void cairn_file_hasher_init(struct cairn_file_hasher *hasher, const struct cairn_store *store)
+{
+	XXH3_state_t *state = (XXH3_state_t *)hasher->opaque;
+
+	XXH3_INITSTATE(state);
+	XXH3_128bits_reset_withSecret(state, store->file_secret, SECRET_SIZE);
+}
+
+void cairn_file_hasher_update(struct cairn_file_hasher *hasher, const void *data, size_t size)
+{
+	XXH3_128bits_update((XXH3_state_t *)hasher->opaque, data, size);
+}
+
+void cairn_file_hasher_final(const struct cairn_file_hasher *hasher, struct cairn_id *ret)
+{
+	id_from_hash(XXH3_128bits_digest((const XXH3_state_t *)hasher->opaque), ret);
+}
+
+void cairn_id_to_hex(const struct cairn_id *id, char out[CAIRN_ID_HEX + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < CAIRN_ID_SIZE; i++) {
+		out[2 * i] = digits[id->bytes[i] >> 4];
+		out[2 * i + 1] = digits[id->bytes[i] & 15];
+	}
+	out[CAIRN_ID_HEX] = '\0';
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int cairn_id_from_hex(const char *hex, struct cairn_id *ret)
+{
+	struct cairn_id id;
+
+	if (strlen(hex) != CAIRN_ID_HEX)
+		return -EINVAL;
+	for (size_t i = 0; i < CAIRN_ID_SIZE; i++) {
+		int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		id.bytes[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*ret = id;
+	return 0;
+}
+
+int cairn_id_compare(const struct cairn_id *a, const struct cairn_id *b)
+{
+	return memcmp(a->bytes, b->bytes, CAIRN_ID_SIZE);
+}

@@ -1,0 +1,439 @@
+/* store.c: the store handle: creating a store, opening one (config and
+ * chunk table), the shared cache of pack file descriptors, and sums over the
+ * table. Reading chunks is unpack.c, writing is writer.c.
+ */
+#include "store_internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#define CONFIG_NAME "config"
+#define PACKS_DIR   "packs"
+
+void store_set_error(struct cairn_store *store, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(store->error, sizeof(store->error), fmt, ap);
+	va_end(ap);
+}
+
+void cairn_store_params_default(struct cairn_store_params *p)
+{
+	*p = (struct cairn_store_params){
+		.chunk_min = 16u << 10,
+		.chunk_avg = 64u << 10,
+		.chunk_max = 256u << 10,
+		.zstd_level = 3,
+		.pack_max = 64u << 20,
+	};
+}
+
+int cairn_store_params_check(const struct cairn_store_params *p, char *msg, size_t msg_size)
+{
+	const char *why = NULL;
+
+	if (p->chunk_avg == 0 || (p->chunk_avg & (p->chunk_avg - 1)) != 0)
+		why = "the average chunk size must be a power of two";
+	else if (p->chunk_min < CAIRN_CHUNK_MIN_LIMIT || p->chunk_max > CAIRN_CHUNK_MAX_LIMIT)
+		why = "chunk sizes must lie between 256 bytes and 16 MiB";
+	else if (!(p->chunk_min < p->chunk_avg && p->chunk_avg < p->chunk_max))
+		why = "chunk sizes must satisfy min < avg < max";
+	else if (p->zstd_level < 1 || p->zstd_level > 19)
+		why = "the zstd level must lie between 1 and 19";
+	else if (p->pack_max < (1u << 20) || p->pack_max > (4ull << 30))
+		why = "the pack size bound must lie between 1 MiB and 4 GiB";
+	if (why && msg)
+		cairn_format(msg, msg_size, "%s", why);
+	return why ? -EINVAL : 0;
+}
+
+struct cairn_store *cairn_store_new(void)
+{
+	struct cairn_store *store = calloc(1, sizeof(*store));
+
+	if (!store)
+		return NULL;
+	store->dirfd = -1;
+	store->packs_dirfd = -1;
+	pthread_mutex_init(&store->fd_lock, NULL);
+	return store;
+}
+
+void cairn_store_free(struct cairn_store *store)
+{
+	if (!store)
+		return;
+	for (size_t i = 0; i < store->fd_count; i++)
+		close(store->fds[i].fd);
+	free(store->fds);
+	table_free(atomic_load(&store->table));
+	while (store->retired) {
+		struct chunk_table *next = store->retired->retired_next;
+		table_free(store->retired);
+		store->retired = next;
+	}
+	if (store->packs_dirfd >= 0)
+		close(store->packs_dirfd);
+	if (store->dirfd >= 0)
+		close(store->dirfd);
+	pthread_mutex_destroy(&store->fd_lock);
+	free(store->path);
+	free(store);
+}
+
+const char *cairn_store_error(const struct cairn_store *store)
+{
+	return store->error;
+}
+
+int cairn_store_dirfd(const struct cairn_store *store)
+{
+	return store->dirfd >= 0 ? store->dirfd : -EBADF;
+}
+
+const char *cairn_store_path(const struct cairn_store *store)
+{
+	return store->path ? store->path : "";
+}
+
+const struct cairn_store_params *cairn_store_params(const struct cairn_store *store)
+{
+	return &store->params;
+}
+
+void cairn_store_testing_set_id_fn(struct cairn_store *store, cairn_id_fn fn)
+{
+	store->id_fn = fn;
+}
+
+/* ---- config ---- */
+
+static int config_read(struct cairn_store *store)
+{
+	struct config_disk disk;
+	char why[160];
+
+	_cleanup_close_ int fd = openat(store->dirfd, CONFIG_NAME, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int r = -errno;
+		if (r == -ENOENT)
+			store_set_error(store, "%s is not a cairn store (it has no config)",
+					store->path);
+		else
+			store_set_error(store, "%s/config: %s", store->path, strerror(-r));
+		return r;
+	}
+	uint8_t buf[sizeof(disk) + 1];
+	ssize_t n = cairn_pread_full(fd, buf, sizeof(buf), 0);
+	if (n < 0) {
+		store_set_error(store, "%s/config: %s", store->path, strerror((int)-n));
+		return (int)n;
+	}
+	memcpy(&disk, buf, sizeof(disk));
+	if (n != (ssize_t)sizeof(disk) || memcmp(disk.magic, CONFIG_MAGIC, 8) != 0 ||
+	    disk.size != sizeof(disk)) {
+		store_set_error(store, "%s/config is damaged (not a %zu-byte cairn config)",
+				store->path, sizeof(disk));
+		return -EBADMSG;
+	}
+	if (disk.checksum != store_checksum(&disk, offsetof(struct config_disk, checksum))) {
+		store_set_error(store, "%s/config is damaged (checksum mismatch)", store->path);
+		return -EBADMSG;
+	}
+	if (disk.version != CONFIG_VERSION) {
+		store_set_error(store, "%s has store format version %u; this cairn reads version %u",
+				store->path, disk.version, CONFIG_VERSION);
+		return disk.version > CONFIG_VERSION ? -EOPNOTSUPP : -EBADMSG;
+	}
+	store->params = (struct cairn_store_params){
+		.chunk_min = disk.chunk_min,
+		.chunk_avg = disk.chunk_avg,
+		.chunk_max = disk.chunk_max,
+		.zstd_level = disk.zstd_level,
+		.pack_max = disk.pack_max,
+	};
+	if (cairn_store_params_check(&store->params, why, sizeof(why)) < 0) {
+		store_set_error(store, "%s/config is damaged: %s", store->path, why);
+		return -EBADMSG;
+	}
+	memcpy(store->hash_key, disk.hash_key, KEY_SIZE);
+	store_derive_secrets(store);
+	return 0;
+}
+
+static int config_write(int dirfd, const struct cairn_store_params *params,
+			const uint8_t key[KEY_SIZE])
+{
+	struct config_disk disk = {0};
+	char tmp_name[64];
+
+	memcpy(disk.magic, CONFIG_MAGIC, 8);
+	disk.version = CONFIG_VERSION;
+	disk.size = sizeof(disk);
+	disk.chunk_min = params->chunk_min;
+	disk.chunk_avg = params->chunk_avg;
+	disk.chunk_max = params->chunk_max;
+	disk.zstd_level = params->zstd_level;
+	disk.pack_max = params->pack_max;
+	memcpy(disk.hash_key, key, KEY_SIZE);
+	disk.checksum = store_checksum(&disk, offsetof(struct config_disk, checksum));
+
+	_cleanup_close_ int fd =
+		cairn_tmp_open(dirfd, "tmp-config-", "", 0600, tmp_name, sizeof(tmp_name));
+	if (fd < 0)
+		return fd;
+	int r = cairn_write_all(fd, &disk, sizeof(disk));
+	if (r == 0)
+		r = cairn_commit_file(dirfd, fd, tmp_name, CONFIG_NAME);
+	if (r < 0)
+		unlinkat(dirfd, tmp_name, 0);
+	return r;
+}
+
+/* ---- binding ---- */
+
+static int store_bind(struct cairn_store *store, const char *path)
+{
+	char why[300];
+	struct chunk_table *table;
+
+	free(store->path);
+	store->path = strdup(path);
+	if (!store->path)
+		return -ENOMEM;
+	if (store->dirfd < 0)
+		store->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (store->dirfd < 0) {
+		int r = -errno;
+		store_set_error(store, "%s: %s", path,
+				r == -ENOENT ? "no cairn store there" : strerror(-r));
+		return r;
+	}
+	int r = config_read(store);
+	if (r < 0)
+		return r;
+	store->packs_dirfd = openat(store->dirfd, PACKS_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (store->packs_dirfd < 0) {
+		r = -errno;
+		store_set_error(store, "%s/packs: %s", path, strerror(-r));
+		return r == -ENOENT ? -EBADMSG : r;
+	}
+	r = table_load(store->dirfd, &table, why, sizeof(why));
+	if (r < 0) {
+		store_set_error(store, "%s: %s", path, why);
+		return r;
+	}
+	atomic_store(&store->table, table);
+	return 0;
+}
+
+int cairn_store_open(struct cairn_store *store, const char *path)
+{
+	if (store->dirfd >= 0)
+		return -EALREADY;
+	return store_bind(store, path);
+}
+
+static int dir_is_empty(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	DIR *dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return -errno;
+	}
+	int empty = 1;
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+			empty = 0;
+			break;
+		}
+	}
+	closedir(dir);
+	return empty;
+}
+
+static int store_prepare_dir(struct cairn_store *store, const char *path)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		int r = -errno;
+		store_set_error(store, "cannot create store %s: %s", path, strerror(errno));
+		return r;
+	}
+	store->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (store->dirfd < 0) {
+		int r = -errno;
+		store_set_error(store, "%s: %s", path, strerror(errno));
+		return r;
+	}
+	if (faccessat(store->dirfd, CONFIG_NAME, F_OK, 0) == 0) {
+		store_set_error(store, "%s is already a cairn store", path);
+		return -EEXIST;
+	}
+	int empty = dir_is_empty(store->dirfd);
+	if (empty < 0)
+		return empty;
+	if (!empty) {
+		store_set_error(store, "cannot create store %s: the directory is not empty", path);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+int cairn_store_create(struct cairn_store *store, const char *path,
+		       const struct cairn_store_params *params)
+{
+	struct cairn_store_params defaults;
+	uint8_t key[KEY_SIZE];
+	char why[256];
+
+	if (store->dirfd >= 0)
+		return -EALREADY;
+	if (!params) {
+		cairn_store_params_default(&defaults);
+		params = &defaults;
+	}
+	if (cairn_store_params_check(params, why, sizeof(why)) < 0) {
+		store_set_error(store, "bad store parameters: %s", why);
+		return -EINVAL;
+	}
+	int r = store_prepare_dir(store, path);
+	if (r < 0)
+		return r;
+	if (getrandom(key, sizeof(key), 0) != sizeof(key))
+		return -errno;
+	if (mkdirat(store->dirfd, PACKS_DIR, 0700) < 0 && errno != EEXIST) {
+		r = -errno;
+		store_set_error(store, "%s/packs: %s", path, strerror(errno));
+		return r;
+	}
+	r = table_write_empty(store->dirfd, why, sizeof(why));
+	if (r < 0) {
+		store_set_error(store, "%s: %s", path, why);
+		return r;
+	}
+	/* The config goes last: a store without one is not a store yet. */
+	r = config_write(store->dirfd, params, key);
+	if (r < 0) {
+		store_set_error(store, "%s/config: %s", path, strerror(-r));
+		return r;
+	}
+	return store_bind(store, path);
+}
+
+/* ---- tables and pack fds ---- */
+
+void store_swap_table(struct cairn_store *store, struct chunk_table *table)
+{
+	struct chunk_table *old = atomic_exchange(&store->table, table);
+
+	if (old) {
+		old->retired_next = store->retired;
+		store->retired = old;
+	}
+}
+
+static size_t fd_slot(const struct cairn_store *store, uint32_t pack_num)
+{
+	size_t lo = 0, hi = store->fd_count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (store->fds[mid].pack_num < pack_num)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int fd_insert(struct cairn_store *store, size_t slot, uint32_t pack_num)
+{
+	char name[32];
+
+	if (store->fd_count == store->fd_cap) {
+		size_t cap = store->fd_cap ? store->fd_cap * 2 : 16;
+		struct pack_fd *fds = realloc(store->fds, cap * sizeof(*fds));
+		if (!fds)
+			return -ENOMEM;
+		store->fds = fds;
+		store->fd_cap = cap;
+	}
+	pack_name(pack_num, name);
+	int fd = openat(store->packs_dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	memmove(&store->fds[slot + 1], &store->fds[slot],
+		(store->fd_count - slot) * sizeof(store->fds[0]));
+	store->fds[slot] = (struct pack_fd){.pack_num = pack_num, .fd = fd};
+	store->fd_count++;
+	return fd;
+}
+
+int store_pack_fd(struct cairn_store *store, uint32_t pack_num)
+{
+	int fd;
+
+	pthread_mutex_lock(&store->fd_lock);
+	size_t slot = fd_slot(store, pack_num);
+	if (slot < store->fd_count && store->fds[slot].pack_num == pack_num)
+		fd = store->fds[slot].fd;
+	else
+		fd = fd_insert(store, slot, pack_num);
+	pthread_mutex_unlock(&store->fd_lock);
+	return fd;
+}
+
+void store_forget_pack_fd(struct cairn_store *store, uint32_t pack_num)
+{
+	pthread_mutex_lock(&store->fd_lock);
+	size_t slot = fd_slot(store, pack_num);
+	if (slot < store->fd_count && store->fds[slot].pack_num == pack_num) {
+		close(store->fds[slot].fd);
+		memmove(&store->fds[slot], &store->fds[slot + 1],
+			(store->fd_count - slot - 1) * sizeof(store->fds[0]));
+		store->fd_count--;
+	}
+	pthread_mutex_unlock(&store->fd_lock);
+}
+
+/* ---- queries ---- */
+
+int cairn_store_stats(const struct cairn_store *store, struct cairn_store_stats *ret)
+{
+	const struct chunk_table *table = store_table(store);
+	struct cairn_store_stats stats = {0};
+
+	if (!table)
+		return -EBADF;
+	stats.chunk_count = table->entry_count;
+	stats.pack_count = table->pack_count;
+	for (uint64_t i = 0; i < table->entry_count; i++) {
+		stats.chunk_bytes += table->entries[i].size;
+		stats.stored_bytes += table->entries[i].stored_size;
+	}
+	for (uint32_t i = 0; i < table->pack_count; i++)
+		stats.pack_bytes += table->packs[i].size;
+	*ret = stats;
+	return 0;
+}
+
+bool cairn_store_has_chunk(const struct cairn_store *store, const struct cairn_id *id,
+			   uint32_t *ret_size)
+{
+	const struct chunk_table *table = store_table(store);
+	const struct table_entry *entry = table ? table_find(table, id) : NULL;
+
+	if (entry && ret_size)
+		*ret_size = entry->size;
+	return entry != NULL;
+}

@@ -1,0 +1,228 @@
+/* store.h: the facade of cairn's content-addressed chunk store.
+ *
+ * A store is a directory holding a config, immutable pack files of compressed
+ * chunks and one sorted chunk table. Chunks are named by a keyed XXH3-128 id of
+ * their bytes. Writers cut streams into content-defined chunks, keep each
+ * distinct chunk once and commit atomically; readers map the chunk table and
+ * verify every chunk against its id as they decompress it. The byte layouts are
+ * in docs/FORMAT.md.
+ *
+ * Conventions: functions return 0 (or a documented non-negative value) on
+ * success and -errno on failure; corrupt data is -EBADMSG, an unsupported
+ * format version -EOPNOTSUPP, a too small caller buffer -ENOBUFS. On failure
+ * the handle named in the function's comment keeps a one-line message for the
+ * caller to print. Out-parameters are written only on success.
+ */
+#ifndef CAIRN_STORE_H
+#define CAIRN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CAIRN_ID_SIZE 16
+/* Length of an id as lowercase hex, without the terminating NUL. */
+#define CAIRN_ID_HEX 32
+
+/* A chunk id or file id: keyed XXH3-128, big-endian canonical bytes. */
+struct cairn_id {
+	uint8_t bytes[CAIRN_ID_SIZE];
+};
+
+/* A chunk of a file as the writer cut it. */
+struct cairn_chunk_ref {
+	struct cairn_id id;
+	uint32_t size;
+};
+
+/* Parameters fixed when a store is created. */
+struct cairn_store_params {
+	uint32_t chunk_min; /* bytes; a file shorter than this is one chunk */
+	uint32_t chunk_avg; /* target mean chunk size, a power of two */
+	uint32_t chunk_max; /* no chunk is longer */
+	int32_t zstd_level; /* 1..19 */
+	uint64_t pack_max;  /* a pack is sealed once it reaches this many bytes */
+};
+
+/* Limits on the parameters (checked by cairn_store_params_check). */
+#define CAIRN_CHUNK_MIN_LIMIT 256u
+#define CAIRN_CHUNK_MAX_LIMIT (16u << 20)
+
+/* Sums over a store's chunk table. */
+struct cairn_store_stats {
+	uint64_t chunk_count;
+	uint64_t pack_count;
+	uint64_t chunk_bytes;  /* sum of uncompressed chunk sizes */
+	uint64_t stored_bytes; /* sum of chunk payload sizes in packs */
+	uint64_t pack_bytes;   /* sum of pack file sizes, headers included */
+};
+
+struct cairn_store;
+struct cairn_unpacker;
+struct cairn_writer;
+
+/* ---- ids ---- */
+
+/* Writes id as 32 lowercase hex digits plus NUL into out (33 bytes). */
+void cairn_id_to_hex(const struct cairn_id *id, char out[CAIRN_ID_HEX + 1]);
+/* Parses 32 hex digits. Returns 0, or -EINVAL if hex is not exactly that. */
+int cairn_id_from_hex(const char *hex, struct cairn_id *ret);
+/* Returns <0, 0, >0 like memcmp. */
+int cairn_id_compare(const struct cairn_id *a, const struct cairn_id *b);
+
+/* ---- parameters ---- */
+
+/* Fills p with the defaults: 16/64/256 KiB chunks, zstd level 3, 64 MiB packs. */
+void cairn_store_params_default(struct cairn_store_params *p);
+/* Returns 0 if p is usable, else -EINVAL and, when msg is not NULL, a reason
+ * in msg (at most msg_size bytes including NUL). */
+int cairn_store_params_check(const struct cairn_store_params *p, char *msg, size_t msg_size);
+
+/* ---- the store handle ----
+ *
+ * A handle is made empty with _new, then bound to a directory with _create or
+ * _open. It is safe to use from many threads for reading (unpackers); _create,
+ * _open and writer commits must not race other calls on the same handle's
+ * error message, which is why every thread that reads uses its own unpacker. */
+
+/* Returns a new, unbound handle, or NULL when out of memory. */
+struct cairn_store *cairn_store_new(void);
+/* Releases the handle, its mappings and file descriptors. Accepts NULL. The
+ * handle must have no live unpacker or writer. */
+void cairn_store_free(struct cairn_store *store);
+/* The last error message on this handle; "" if none. Valid until the next
+ * call on the handle. */
+const char *cairn_store_error(const struct cairn_store *store);
+
+/* Creates a new store at path (the directory may exist but must be empty;
+ * missing parents are not created) with params (NULL: defaults), a fresh
+ * random hash key, private permissions (0700), and binds the handle to it.
+ * Returns 0, -EEXIST if path already holds a store or other files, -EINVAL for
+ * bad params, or another -errno. Crash-safe: the config is the last thing
+ * written, so a half-made store is an empty directory or has no config. */
+int cairn_store_create(struct cairn_store *store, const char *path,
+		       const struct cairn_store_params *params);
+/* Binds the handle to the existing store at path: reads and checks the config
+ * and maps the chunk table. Takes no lock. Returns 0, -ENOENT if there is no
+ * store at path, -EBADMSG for a damaged config or table, -EOPNOTSUPP for a
+ * newer format, or another -errno. */
+int cairn_store_open(struct cairn_store *store, const char *path);
+
+/* The directory file descriptor of the bound store (O_PATH|O_DIRECTORY), for
+ * *at() calls by the layers above; owned by the handle. -EBADF if unbound. */
+int cairn_store_dirfd(const struct cairn_store *store);
+/* The store's path as given to _create/_open; owned by the handle. */
+const char *cairn_store_path(const struct cairn_store *store);
+/* The bound store's parameters; owned by the handle. */
+const struct cairn_store_params *cairn_store_params(const struct cairn_store *store);
+
+/* Sums over the current chunk table (O(chunks)). Returns 0 or -errno. */
+int cairn_store_stats(const struct cairn_store *store, struct cairn_store_stats *ret);
+/* Whether the committed chunk table holds id; when it does and ret_size is not
+ * NULL, writes the chunk's uncompressed size. Thread-safe. */
+bool cairn_store_has_chunk(const struct cairn_store *store, const struct cairn_id *id,
+			   uint32_t *ret_size);
+
+/* Computes the store's keyed chunk id of data (variant 0). Thread-safe. */
+void cairn_store_chunk_id(const struct cairn_store *store, const void *data, size_t size,
+			  struct cairn_id *ret);
+
+/* Streaming file id: the keyed XXH3-128 of a whole file's bytes. The state is
+ * caller-allocated and embedded by value. */
+struct cairn_file_hasher {
+	_Alignas(64) unsigned char opaque[640];
+};
+void cairn_file_hasher_init(struct cairn_file_hasher *hasher, const struct cairn_store *store);
+void cairn_file_hasher_update(struct cairn_file_hasher *hasher, const void *data, size_t size);
+void cairn_file_hasher_final(const struct cairn_file_hasher *hasher, struct cairn_id *ret);
+
+/* ---- reading ----
+ *
+ * An unpacker holds one thread's decompression state and scratch buffers.
+ * Any number may be live on one store handle, each used by one thread at a
+ * time. */
+
+/* Returns 0 and a new unpacker in *ret, or -ENOMEM. */
+int cairn_unpacker_new(struct cairn_store *store, struct cairn_unpacker **ret);
+/* Accepts NULL. */
+void cairn_unpacker_free(struct cairn_unpacker *unpacker);
+/* The unpacker's last error message; valid until its next call. */
+const char *cairn_unpacker_error(const struct cairn_unpacker *unpacker);
+
+/* Copies the chunk named id into buf (capacity buf_size) after checking its
+ * bytes against id. Returns the chunk's size (>= 0), -ENOENT if the store has
+ * no such chunk, -ENOBUFS if buf_size is too small, -EBADMSG if the stored
+ * chunk is damaged (the message names the pack and offset), or -EIO etc. */
+int64_t cairn_unpacker_get(struct cairn_unpacker *unpacker, const struct cairn_id *id, void *buf,
+			   size_t buf_size);
+
+/* ---- writing ----
+ *
+ * One writer at a time per store (an exclusive flock on STORE/lock); readers
+ * are never blocked. A writer runs a pool of compression threads; its calls
+ * must come from one thread. Nothing it writes is visible to readers before
+ * cairn_writer_commit. */
+
+#define CAIRN_WRITER_NOWAIT 1u /* fail with -EWOULDBLOCK instead of waiting for the lock */
+
+struct cairn_writer_stats {
+	uint64_t bytes_in;     /* bytes given to put/file_write */
+	uint64_t chunks_in;    /* chunks cut or put */
+	uint64_t chunks_new;   /* of those, not in the store before */
+	uint64_t bytes_new;    /* uncompressed size of the new chunks */
+	uint64_t bytes_stored; /* their payload size in packs */
+	uint64_t collisions;   /* id matches whose bytes differed */
+};
+
+/* Takes the store's write lock (waiting for it unless flags has
+ * CAIRN_WRITER_NOWAIT), removes leftovers of writers that died (temp files,
+ * packs no table lists) and starts threads (0: one per core). On failure the
+ * message is on the store handle. */
+int cairn_writer_open(struct cairn_store *store, unsigned flags, unsigned threads,
+		      struct cairn_writer **ret);
+/* Abandons everything not committed, removes its temp files, stops the threads
+ * and drops the lock. Accepts NULL. */
+void cairn_writer_free(struct cairn_writer *writer);
+/* The writer's last error message; valid until its next call. */
+const char *cairn_writer_error(const struct cairn_writer *writer);
+
+/* Stores one chunk (1..chunk_max bytes, not cut further) unless an identical
+ * chunk is already stored; writes its id to *ret. Returns 0 or -errno. The
+ * bytes are copied; data may be reused on return. */
+int cairn_writer_put(struct cairn_writer *writer, const void *data, size_t size,
+		     struct cairn_id *ret);
+
+/* Streaming a file: begin, any number of writes (any sizes: the cut points do
+ * not depend on them), end. end writes the file id and size and a borrowed
+ * array of the file's chunks (valid until the next file_begin, commit or
+ * free). An empty file has no chunks. */
+int cairn_writer_file_begin(struct cairn_writer *writer);
+int cairn_writer_file_write(struct cairn_writer *writer, const void *data, size_t size);
+int cairn_writer_file_end(struct cairn_writer *writer, struct cairn_id *ret_file_id,
+			  uint64_t *ret_size, const struct cairn_chunk_ref **ret_chunks,
+			  size_t *ret_count);
+
+/* Makes everything put so far durable and visible: waits for the threads,
+ * seals and fsyncs the open pack, writes the merged chunk table to a temp
+ * file, fsyncs it and renames it into place. The store handle then reads the
+ * new table. The writer stays usable. Returns 0 or -errno (nothing changes
+ * for readers on failure). */
+int cairn_writer_commit(struct cairn_writer *writer);
+/* Counters since the writer was opened. */
+void cairn_writer_stats(const struct cairn_writer *writer, struct cairn_writer_stats *ret);
+
+/* ---- verification ---- */
+
+/* Called once per problem found, with a one-line description naming the
+ * pack, offset and chunk. */
+typedef void (*cairn_verify_report_fn)(void *userdata, const char *problem);
+
+/* Re-reads every pack and the chunk table: checks every record's header,
+ * decompresses and re-hashes every chunk, checks sizes, pack trailers, the
+ * table's checksum and order, and that every table entry has its record.
+ * Returns the number of problems found (0: the store is sound) or -errno when
+ * it could not run at all (message on the store handle). */
+int64_t cairn_store_verify(struct cairn_store *store, cairn_verify_report_fn report,
+			   void *userdata);
+
+#endif

@@ -1,0 +1,279 @@
+/* store_internal.h: what the files of store/ share: the on-disk structs
+ * (pinned to docs/FORMAT.md with _Static_assert), the chunker, the chunk table
+ * mapping and the store handle's innards. Nothing outside store/ includes
+ * this, except unit tests that test a part on its own.
+ */
+#ifndef CAIRN_STORE_INTERNAL_H
+#define CAIRN_STORE_INTERNAL_H
+
+#include "store.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+/* ---- on-disk formats (little-endian; meson refuses big-endian hosts) ---- */
+
+#define CONFIG_MAGIC   "CAIRNCFG"
+#define CONFIG_VERSION 1u
+#define KEY_SIZE       32
+
+struct config_disk {
+	char magic[8];
+	uint32_t version;
+	uint32_t size;
+	uint32_t chunk_min;
+	uint32_t chunk_avg;
+	uint32_t chunk_max;
+	int32_t zstd_level;
+	uint64_t pack_max;
+	uint8_t hash_key[KEY_SIZE];
+	uint8_t reserved[48];
+	uint64_t checksum; /* XXH3-64 of the 120 bytes before it */
+};
+_Static_assert(sizeof(struct config_disk) == 128, "config is 128 bytes");
+_Static_assert(offsetof(struct config_disk, hash_key) == 40, "config layout");
+_Static_assert(offsetof(struct config_disk, checksum) == 120, "config layout");
+
+#define PACK_MAGIC        "CAIRNPK1"
+#define PACK_FOOTER_MAGIC "CAIRNPKE"
+#define PACK_VERSION      1u
+#define RECORD_MAGIC      0x31434b43u /* "CKC1" */
+
+enum chunk_codec {
+	CODEC_RAW = 0,
+	CODEC_ZSTD = 1,
+};
+
+struct pack_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t pack_num;
+	uint8_t reserved[8];
+	uint64_t check; /* XXH3-64 of the 24 bytes before it */
+};
+_Static_assert(sizeof(struct pack_header) == 32, "pack header is 32 bytes");
+
+struct pack_record {
+	uint8_t chunk_id[CAIRN_ID_SIZE];
+	uint32_t magic;
+	uint32_t size;        /* uncompressed chunk size */
+	uint32_t stored_size; /* payload bytes after this header */
+	uint8_t codec;
+	uint8_t variant;
+	uint16_t reserved;
+	uint64_t check; /* XXH3-64 of the 32 bytes before it */
+};
+_Static_assert(sizeof(struct pack_record) == 40, "record header is 40 bytes");
+_Static_assert(offsetof(struct pack_record, check) == 32, "record layout");
+
+struct pack_footer {
+	char magic[8];
+	uint64_t record_count;
+	uint64_t data_end; /* offset of this footer */
+	uint64_t checksum; /* XXH3-64 of bytes [0, data_end) */
+};
+_Static_assert(sizeof(struct pack_footer) == 32, "pack footer is 32 bytes");
+
+#define TABLE_MAGIC   "CAIRNCT1"
+#define TABLE_VERSION 1u
+#define TABLE_NAME    "chunks"
+
+struct table_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t header_size;
+	uint64_t entry_count;
+	uint32_t pack_count;
+	uint32_t next_pack_num;
+	uint64_t body_checksum; /* XXH3-64 of everything after the header */
+	uint8_t reserved[16];
+	uint64_t check; /* XXH3-64 of the 56 bytes before it */
+};
+_Static_assert(sizeof(struct table_header) == 64, "table header is 64 bytes");
+
+struct table_pack {
+	uint32_t pack_num;
+	uint32_t reserved;
+	uint64_t size; /* bytes, footer included */
+};
+_Static_assert(sizeof(struct table_pack) == 16, "table pack entry is 16 bytes");
+
+struct table_entry {
+	uint8_t chunk_id[CAIRN_ID_SIZE];
+	uint32_t pack_num;
+	uint32_t size;
+	uint64_t offset; /* of the record header in the pack */
+	uint32_t stored_size;
+	uint8_t codec;
+	uint8_t variant;
+	uint16_t reserved;
+};
+_Static_assert(sizeof(struct table_entry) == 40, "table entry is 40 bytes");
+_Static_assert(offsetof(struct table_entry, offset) == 24, "table entry layout");
+
+#define FANOUT_SIZE 256
+
+/* ---- hashing ---- */
+
+/* Distinct ids for distinct bytes that collide on variant 0 are made by
+ * re-hashing with the next variant's secret; this bounds the search. */
+#define ID_VARIANTS 8
+#define SECRET_SIZE 192
+
+/* A test seam: replaces the chunk id function. */
+typedef void (*cairn_id_fn)(const struct cairn_store *store, const void *data, size_t size,
+			    unsigned variant, struct cairn_id *ret);
+
+/* Computes the id of data under variant (0 <= variant < ID_VARIANTS). */
+void store_chunk_id(const struct cairn_store *store, const void *data, size_t size,
+		    unsigned variant, struct cairn_id *ret);
+/* Derives the chunk and file secrets from the key into store. */
+void store_derive_secrets(struct cairn_store *store);
+uint64_t store_checksum(const void *data, size_t size);
+
+/* Streaming XXH3-64, for checksums over data written in pieces. */
+struct store_checksum_stream {
+	_Alignas(64) unsigned char opaque[640];
+};
+void store_checksum_stream_init(struct store_checksum_stream *stream);
+void store_checksum_stream_update(struct store_checksum_stream *stream, const void *data,
+				  size_t size);
+uint64_t store_checksum_stream_final(const struct store_checksum_stream *stream);
+
+/* ---- chunker ---- */
+
+/* FastCDC-style content-defined chunker with normalised chunking. The state
+ * carries across calls, so cut points depend on the bytes only. */
+struct cairn_chunker {
+	uint64_t gear[256];
+	uint64_t mask_small; /* used below avg: harder to match */
+	uint64_t mask_large; /* used from avg on: easier to match */
+	uint32_t min, avg, max;
+	uint32_t len; /* bytes in the current chunk so far */
+	uint64_t hash;
+};
+
+/* params must have passed cairn_store_params_check. */
+void cairn_chunker_init(struct cairn_chunker *chunker, const struct cairn_store_params *params);
+/* Starts a new chunk (a new file). */
+void cairn_chunker_reset(struct cairn_chunker *chunker);
+/* Scans data for the end of the current chunk. Returns how many bytes of data
+ * belong to it; *ret_cut says whether the chunk ends after them (then the
+ * chunker is reset for the next one). */
+size_t cairn_chunker_scan(struct cairn_chunker *chunker, const uint8_t *data, size_t size,
+			  int *ret_cut);
+
+/* ---- the chunk table ---- */
+
+struct chunk_table {
+	void *map; /* NULL for an empty mapping */
+	size_t map_size;
+	const struct table_header *header;
+	const struct table_pack *packs;
+	const uint32_t *fanout;
+	const struct table_entry *entries;
+	uint64_t entry_count;
+	uint32_t pack_count;
+	uint32_t next_pack_num;
+	struct chunk_table *retired_next; /* the store's list of replaced tables */
+};
+
+/* Maps and checks STORE/chunks. Returns 0 or -errno, with a message in msg. */
+int table_load(int dirfd, struct chunk_table **ret, char *msg, size_t msg_size);
+void table_free(struct chunk_table *table);
+/* Binary search (narrowed by the fanout). Returns the entry or NULL. */
+const struct table_entry *table_find(const struct chunk_table *table, const struct cairn_id *id);
+/* The table's pack entry for pack_num, or NULL. */
+const struct table_pack *table_find_pack(const struct chunk_table *table, uint32_t pack_num);
+/* Checks the body checksum and the order of entries. Returns 0 or -EBADMSG
+ * with a message. O(entries). */
+int table_check_body(const struct chunk_table *table, char *msg, size_t msg_size);
+
+/* A table being written: the writer's merge output. */
+struct table_build {
+	const struct table_entry *const *new_entries; /* sorted by id */
+	size_t new_count;
+	const struct table_pack *new_packs; /* sorted, all numbered above the old ones */
+	size_t new_pack_count;
+	uint32_t next_pack_num;
+};
+/* Writes old merged with build into a temp file and renames it over
+ * STORE/chunks. An entry of build with the id of an old one replaces it. */
+int table_write_merged(int dirfd, const struct chunk_table *old, const struct table_build *build,
+		       char *msg, size_t msg_size);
+/* Writes an empty table (for a new store). */
+int table_write_empty(int dirfd, char *msg, size_t msg_size);
+
+/* ---- packs ---- */
+
+void pack_name(uint32_t pack_num, char buf[32]);
+/* Parses "%08x.pack"; returns 0 or -EINVAL. */
+int pack_parse_name(const char *name, uint32_t *ret);
+void pack_header_init(struct pack_header *header, uint32_t pack_num);
+void pack_record_init(struct pack_record *record, const struct cairn_id *id, uint32_t size,
+		      uint32_t stored_size, uint8_t codec, uint8_t variant);
+
+/* Decodes one record read from a pack (header followed by payload, `size`
+ * bytes in all) into out, checking the header against entry and the bytes
+ * against the id. dctx may be reused. Returns the chunk size or -errno with a
+ * message that names the pack and offset. */
+struct ZSTD_DCtx_s;
+int64_t pack_record_decode(const struct cairn_store *store, struct ZSTD_DCtx_s *dctx,
+			   const struct table_entry *entry, const uint8_t *record, size_t size,
+			   void *out, size_t out_size, char *msg, size_t msg_size);
+/* The scratch size pack_read_entry needs: a record header plus the largest
+ * payload a chunk of at most chunk_max bytes can have. */
+size_t pack_scratch_size(const struct cairn_store_params *params);
+/* Reads and decodes entry's record from fd using scratch (of at least
+ * pack_scratch_size bytes); refuses entries whose sizes exceed it. */
+int64_t pack_read_entry(const struct cairn_store *store, struct ZSTD_DCtx_s *dctx, int fd,
+			const struct table_entry *entry, uint8_t *scratch, void *out,
+			size_t out_size, char *msg, size_t msg_size);
+
+/* ---- the store handle ---- */
+
+struct pack_fd {
+	uint32_t pack_num;
+	int fd;
+};
+
+struct cairn_store {
+	char *path;
+	int dirfd;
+	int packs_dirfd;
+	struct cairn_store_params params;
+	uint8_t hash_key[KEY_SIZE];
+	uint8_t chunk_secret[ID_VARIANTS][SECRET_SIZE];
+	uint8_t file_secret[SECRET_SIZE];
+	cairn_id_fn id_fn; /* NULL: the real one; set by tests only */
+
+	_Atomic(struct chunk_table *) table;
+	struct chunk_table *retired; /* replaced tables, freed with the store */
+
+	pthread_mutex_t fd_lock; /* protects fds, fd_count, fd_cap */
+	struct pack_fd *fds;     /* sorted by pack_num */
+	size_t fd_count, fd_cap;
+
+	char error[512];
+};
+
+/* The current table; never NULL on a bound store. */
+static inline const struct chunk_table *store_table(const struct cairn_store *store)
+{
+	return atomic_load_explicit(&((struct cairn_store *)store)->table, memory_order_acquire);
+}
+/* Replaces the current table, keeping the old one alive until store free. */
+void store_swap_table(struct cairn_store *store, struct chunk_table *table);
+/* The shared read fd of a pack; owned by the store. Returns fd or -errno. */
+int store_pack_fd(struct cairn_store *store, uint32_t pack_num);
+/* Closes the cached fd of pack_num, if any (the writer before unlinking). */
+void store_forget_pack_fd(struct cairn_store *store, uint32_t pack_num);
+void store_set_error(struct cairn_store *store, const char *fmt, ...) _printf_(2, 3);
+
+/* Test seam: swap the chunk id function (NULL restores the real one). Only
+ * for unit tests; a store written with another function is unreadable. */
+void cairn_store_testing_set_id_fn(struct cairn_store *store, cairn_id_fn fn);
+
+#endif

@@ -1,0 +1,79 @@
+/* unpack.c: reading chunks. An unpacker is one thread's zstd context and
+ * scratch buffer, so reads on many threads share nothing but the store's
+ * mapped table and pack fds. Every chunk is checked against its id here.
+ */
+#include "store_internal.h"
+
+#include <string.h>
+#include <zstd.h>
+
+struct cairn_unpacker {
+	struct cairn_store *store;
+	ZSTD_DCtx *dctx;
+	uint8_t *scratch; /* pack_scratch_size bytes */
+	char error[512];
+};
+
+int cairn_unpacker_new(struct cairn_store *store, struct cairn_unpacker **ret)
+{
+	struct cairn_unpacker *unpacker = calloc(1, sizeof(*unpacker));
+
+	if (!unpacker)
+		return -ENOMEM;
+	unpacker->store = store;
+	unpacker->dctx = ZSTD_createDCtx();
+	unpacker->scratch = malloc(pack_scratch_size(&store->params));
+	if (!unpacker->dctx || !unpacker->scratch) {
+		cairn_unpacker_free(unpacker);
+		return -ENOMEM;
+	}
+	*ret = unpacker;
+	return 0;
+}
+
+void cairn_unpacker_free(struct cairn_unpacker *unpacker)
+{
+	if (!unpacker)
+		return;
+	ZSTD_freeDCtx(unpacker->dctx);
+	free(unpacker->scratch);
+	free(unpacker);
+}
+
+const char *cairn_unpacker_error(const struct cairn_unpacker *unpacker)
+{
+	return unpacker->error;
+}
+
+int64_t cairn_unpacker_get(struct cairn_unpacker *unpacker, const struct cairn_id *id, void *buf,
+			   size_t buf_size)
+{
+	struct cairn_store *store = unpacker->store;
+	const struct chunk_table *table = store_table(store);
+	const struct table_entry *entry = table_find(table, id);
+	char hex[CAIRN_ID_HEX + 1];
+
+	unpacker->error[0] = '\0';
+	if (!entry) {
+		cairn_id_to_hex(id, hex);
+		cairn_format(unpacker->error, sizeof(unpacker->error),
+			     "%s: chunk %s is not in the store", store->path, hex);
+		return -ENOENT;
+	}
+	if (entry->size > buf_size)
+		return -ENOBUFS;
+	int fd = store_pack_fd(store, entry->pack_num);
+	if (fd < 0) {
+		char name[32];
+		pack_name(entry->pack_num, name);
+		cairn_format(unpacker->error, sizeof(unpacker->error), "%s/packs/%s: %s",
+			     store->path, name, strerror(-fd));
+		return fd == -ENOENT ? -EBADMSG : fd;
+	}
+	char msg[400];
+	int64_t r = pack_read_entry(store, unpacker->dctx, fd, entry, unpacker->scratch, buf,
+				    buf_size, msg, sizeof(msg));
+	if (r < 0)
+		cairn_format(unpacker->error, sizeof(unpacker->error), "%s: %s", store->path, msg);
+	return r;
+}

@@ -1,0 +1,961 @@
+/* writer.c: adding chunks to a store. The calling thread cuts, hashes and
+ * deduplicates; a pool of threads compresses new chunks and appends them to
+ * the open pack. A dedup hit is only trusted after comparing bytes with the
+ * stored chunk (DESIGN.md invariant 3): distinct bytes under one id are
+ * re-hashed with the next id variant and stored apart. Nothing is visible to
+ * readers until commit renames a merged chunk table into place.
+ */
+#include "store_internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <zstd.h>
+
+#define LOCK_NAME   "lock"
+#define BLOCK_SHIFT 12
+#define BLOCK_SIZE  (1u << BLOCK_SHIFT)
+
+enum entry_state {
+	ENTRY_PENDING = 0,
+	ENTRY_STORED = 1,
+	ENTRY_FAILED = 2,
+};
+
+struct new_entry {
+	struct table_entry e; /* location written by a worker before state */
+	atomic_int state;
+};
+
+struct job {
+	struct new_entry *entry;
+	uint8_t *data; /* a chunk_max buffer, owned by the job */
+	uint32_t size;
+};
+
+struct cairn_writer {
+	struct cairn_store *store;
+	int lock_fd;
+	unsigned thread_count, threads_started;
+	pthread_t *threads;
+
+	pthread_mutex_t lock;     /* protects the fields down to "main thread only" */
+	pthread_cond_t work_cond; /* a job was queued, or stopping */
+	pthread_cond_t done_cond; /* a job finished, or a queue slot freed */
+	struct job *queue;
+	size_t queue_cap, queue_head, queue_len;
+	size_t in_flight; /* jobs queued or being compressed */
+	bool stopping;
+	int failure; /* first worker error, sticky */
+	char failure_msg[512];
+	uint8_t **free_bufs;
+	size_t free_count;
+	int pack_fd; /* the open pack, -1 if none */
+	uint32_t pack_num;
+	uint64_t pack_size, pack_records;
+	char pack_tmp[32];
+	struct store_checksum_stream pack_checksum;
+	struct table_pack *sealed; /* packs sealed since the last commit */
+	size_t sealed_count, sealed_cap;
+	uint32_t next_pack_num;
+	uint64_t bytes_stored;
+
+	/* main thread only */
+	struct new_entry **blocks;
+	size_t block_count, entry_count;
+	uint32_t *map; /* open addressing: entry index + 1, 0 = empty */
+	size_t map_cap;
+	struct cairn_chunker chunker;
+	uint8_t *chunk_buf;
+	uint32_t chunk_len;
+	bool in_file;
+	struct cairn_file_hasher file_hasher;
+	uint64_t file_size;
+	struct cairn_chunk_ref *refs;
+	size_t ref_count, ref_cap;
+	ZSTD_DCtx *dctx;
+	uint8_t *scratch;
+	uint8_t *confirm_buf;
+	struct cairn_writer_stats stats;
+	char error[512];
+};
+
+static void writer_set_error(struct cairn_writer *w, const char *fmt, ...) _printf_(2, 3);
+static void writer_set_error(struct cairn_writer *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w->error, sizeof(w->error), fmt, ap);
+	va_end(ap);
+}
+
+const char *cairn_writer_error(const struct cairn_writer *writer)
+{
+	return writer->error;
+}
+
+/* ---- the open pack (callers hold w->lock) ---- */
+
+static int pack_fail(struct cairn_writer *w, const char *name, int r)
+{
+	cairn_format(w->failure_msg, sizeof(w->failure_msg), "%s/packs/%s: %s", w->store->path,
+		     name, strerror(-r));
+	return r;
+}
+
+static int pack_start(struct cairn_writer *w)
+{
+	struct pack_header header;
+	uint32_t num = w->next_pack_num;
+
+	snprintf(w->pack_tmp, sizeof(w->pack_tmp), "%08x.pack.tmp", num);
+	int fd = openat(w->store->packs_dirfd, w->pack_tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+			0600);
+	if (fd < 0)
+		return pack_fail(w, w->pack_tmp, -errno);
+	pack_header_init(&header, num);
+	int r = cairn_pwrite_all(fd, &header, sizeof(header), 0);
+	if (r < 0) {
+		close(fd);
+		unlinkat(w->store->packs_dirfd, w->pack_tmp, 0);
+		return pack_fail(w, w->pack_tmp, r);
+	}
+	store_checksum_stream_init(&w->pack_checksum);
+	store_checksum_stream_update(&w->pack_checksum, &header, sizeof(header));
+	w->next_pack_num++;
+	w->pack_fd = fd;
+	w->pack_num = num;
+	w->pack_size = sizeof(header);
+	w->pack_records = 0;
+	return 0;
+}
+
+static void pack_discard(struct cairn_writer *w)
+{
+	if (w->pack_fd < 0)
+		return;
+	close(w->pack_fd);
+	unlinkat(w->store->packs_dirfd, w->pack_tmp, 0);
+	w->pack_fd = -1;
+}
+
+static int sealed_append(struct cairn_writer *w, uint32_t num, uint64_t size)
+{
+	if (w->sealed_count == w->sealed_cap) {
+		size_t cap = w->sealed_cap ? w->sealed_cap * 2 : 8;
+		struct table_pack *sealed = realloc(w->sealed, cap * sizeof(*sealed));
+		if (!sealed)
+			return -ENOMEM;
+		w->sealed = sealed;
+		w->sealed_cap = cap;
+	}
+	w->sealed[w->sealed_count++] = (struct table_pack){.pack_num = num, .size = size};
+	return 0;
+}
+
+/* Footer, fsync, rename to its final name. The directory is fsynced at
+ * commit, once for all packs sealed since the last. */
+static int pack_seal(struct cairn_writer *w)
+{
+	struct pack_footer footer = {.record_count = w->pack_records, .data_end = w->pack_size};
+	char name[32];
+
+	memcpy(footer.magic, PACK_FOOTER_MAGIC, 8);
+	footer.checksum = store_checksum_stream_final(&w->pack_checksum);
+	pack_name(w->pack_num, name);
+	int r = cairn_pwrite_all(w->pack_fd, &footer, sizeof(footer), w->pack_size);
+	if (r == 0 && fsync(w->pack_fd) < 0)
+		r = -errno;
+	if (r == 0 && renameat(w->store->packs_dirfd, w->pack_tmp, w->store->packs_dirfd, name) < 0)
+		r = -errno;
+	if (r == 0)
+		r = sealed_append(w, w->pack_num, w->pack_size + sizeof(footer));
+	if (r < 0) {
+		pack_discard(w);
+		return pack_fail(w, name, r);
+	}
+	close(w->pack_fd);
+	w->pack_fd = -1;
+	return 0;
+}
+
+/* record: a pack_record header's room followed by the payload. */
+static int pack_append(struct cairn_writer *w, struct new_entry *entry, uint8_t *record,
+		       uint32_t stored_size, uint8_t codec)
+{
+	size_t record_size = sizeof(struct pack_record) + stored_size;
+	struct cairn_id id;
+	int r;
+
+	if (w->pack_fd >= 0 && w->pack_records > 0 &&
+	    w->pack_size + record_size + sizeof(struct pack_footer) > w->store->params.pack_max) {
+		r = pack_seal(w);
+		if (r < 0)
+			return r;
+	}
+	if (w->pack_fd < 0) {
+		r = pack_start(w);
+		if (r < 0)
+			return r;
+	}
+	memcpy(id.bytes, entry->e.chunk_id, CAIRN_ID_SIZE);
+	pack_record_init((struct pack_record *)record, &id, entry->e.size, stored_size, codec,
+			 entry->e.variant);
+	r = cairn_pwrite_all(w->pack_fd, record, record_size, w->pack_size);
+	if (r < 0)
+		return pack_fail(w, w->pack_tmp, r);
+	store_checksum_stream_update(&w->pack_checksum, record, record_size);
+	entry->e.pack_num = w->pack_num;
+	entry->e.offset = w->pack_size;
+	entry->e.stored_size = stored_size;
+	entry->e.codec = codec;
+	w->pack_size += record_size;
+	w->pack_records++;
+	w->bytes_stored += stored_size;
+	return 0;
+}
+
+/* ---- the worker pool ---- */
+
+struct worker_ctx {
+	ZSTD_CCtx *cctx;
+	uint8_t *record; /* header room + compress bound */
+	size_t record_cap;
+};
+
+static uint32_t compress_job(struct cairn_writer *w, struct worker_ctx *ctx, const struct job *job,
+			     uint8_t *ret_codec)
+{
+	uint8_t *payload = ctx->record + sizeof(struct pack_record);
+	size_t cap = ctx->record_cap - sizeof(struct pack_record);
+	size_t n = ZSTD_compressCCtx(ctx->cctx, payload, cap, job->data, job->size,
+				     w->store->params.zstd_level);
+
+	/* Chunks that do not shrink are stored raw: cheaper to read. */
+	if (ZSTD_isError(n) || n >= job->size) {
+		memcpy(payload, job->data, job->size);
+		*ret_codec = CODEC_RAW;
+		return job->size;
+	}
+	*ret_codec = CODEC_ZSTD;
+	return (uint32_t)n;
+}
+
+static void worker_finish(struct cairn_writer *w, struct worker_ctx *ctx, struct job *job,
+			  uint32_t stored_size, uint8_t codec)
+{
+	int state = ENTRY_FAILED;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->failure == 0) {
+		int r = pack_append(w, job->entry, ctx->record, stored_size, codec);
+		if (r < 0)
+			w->failure = r;
+		else
+			state = ENTRY_STORED;
+	}
+	atomic_store_explicit(&job->entry->state, state, memory_order_release);
+	w->free_bufs[w->free_count++] = job->data;
+	w->in_flight--;
+	pthread_cond_broadcast(&w->done_cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void *worker_main(void *arg)
+{
+	struct cairn_writer *w = arg;
+	struct worker_ctx ctx = {.cctx = ZSTD_createCCtx()};
+
+	ctx.record_cap = pack_scratch_size(&w->store->params);
+	ctx.record = malloc(ctx.record_cap);
+	pthread_mutex_lock(&w->lock);
+	if ((!ctx.cctx || !ctx.record) && w->failure == 0) {
+		w->failure = -ENOMEM;
+		cairn_format(w->failure_msg, sizeof(w->failure_msg), "out of memory");
+	}
+	for (;;) {
+		while (!w->stopping && w->queue_len == 0)
+			pthread_cond_wait(&w->work_cond, &w->lock);
+		if (w->queue_len == 0)
+			break;
+		struct job job = w->queue[w->queue_head];
+		w->queue_head = (w->queue_head + 1) % w->queue_cap;
+		w->queue_len--;
+		pthread_cond_broadcast(&w->done_cond);
+		pthread_mutex_unlock(&w->lock);
+
+		uint8_t codec = CODEC_RAW;
+		uint32_t stored = ctx.record ? compress_job(w, &ctx, &job, &codec) : 0;
+		worker_finish(w, &ctx, &job, stored, codec);
+		pthread_mutex_lock(&w->lock);
+	}
+	pthread_mutex_unlock(&w->lock);
+	ZSTD_freeCCtx(ctx.cctx);
+	free(ctx.record);
+	return NULL;
+}
+
+/* Returns the sticky worker failure, copying its message (w->lock held). */
+static int check_failure_locked(struct cairn_writer *w)
+{
+	if (w->failure < 0)
+		writer_set_error(w, "%s", w->failure_msg);
+	return w->failure;
+}
+
+static int submit_job(struct cairn_writer *w, struct new_entry *entry, uint8_t *data, uint32_t size)
+{
+	pthread_mutex_lock(&w->lock);
+	while (w->queue_len == w->queue_cap && w->failure == 0)
+		pthread_cond_wait(&w->done_cond, &w->lock);
+	int r = check_failure_locked(w);
+	if (r == 0) {
+		size_t slot = (w->queue_head + w->queue_len) % w->queue_cap;
+		w->queue[slot] = (struct job){.entry = entry, .data = data, .size = size};
+		w->queue_len++;
+		w->in_flight++;
+		pthread_cond_signal(&w->work_cond);
+	} else {
+		w->free_bufs[w->free_count++] = data;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
+static int wait_idle(struct cairn_writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	while (w->in_flight > 0)
+		pthread_cond_wait(&w->done_cond, &w->lock);
+	int r = check_failure_locked(w);
+	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
+static uint8_t *buffer_get(struct cairn_writer *w)
+{
+	uint8_t *buf = NULL;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->free_count > 0)
+		buf = w->free_bufs[--w->free_count];
+	pthread_mutex_unlock(&w->lock);
+	return buf ? buf : malloc(w->store->params.chunk_max);
+}
+
+static void buffer_put(struct cairn_writer *w, uint8_t *buf)
+{
+	pthread_mutex_lock(&w->lock);
+	w->free_bufs[w->free_count++] = buf;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- the session's new entries ---- */
+
+static struct new_entry *entry_at(const struct cairn_writer *w, size_t index)
+{
+	return &w->blocks[index >> BLOCK_SHIFT][index & (BLOCK_SIZE - 1)];
+}
+
+static size_t map_slot(const struct cairn_id *id, size_t cap)
+{
+	uint64_t key;
+
+	memcpy(&key, id->bytes, sizeof(key));
+	return (size_t)key & (cap - 1);
+}
+
+static struct new_entry *map_find(const struct cairn_writer *w, const struct cairn_id *id)
+{
+	if (w->map_cap == 0)
+		return NULL;
+	for (size_t slot = map_slot(id, w->map_cap);; slot = (slot + 1) & (w->map_cap - 1)) {
+		uint32_t index = w->map[slot];
+		if (index == 0)
+			return NULL;
+		struct new_entry *entry = entry_at(w, index - 1);
+		if (memcmp(entry->e.chunk_id, id->bytes, CAIRN_ID_SIZE) == 0)
+			return entry;
+	}
+}
+
+static void map_insert(struct cairn_writer *w, size_t index)
+{
+	struct cairn_id id;
+
+	memcpy(id.bytes, entry_at(w, index)->e.chunk_id, CAIRN_ID_SIZE);
+	size_t slot = map_slot(&id, w->map_cap);
+	while (w->map[slot] != 0)
+		slot = (slot + 1) & (w->map_cap - 1);
+	w->map[slot] = (uint32_t)(index + 1);
+}
+
+static int map_grow(struct cairn_writer *w)
+{
+	size_t cap = w->map_cap ? w->map_cap * 2 : 4096;
+	uint32_t *map = calloc(cap, sizeof(*map));
+
+	if (!map)
+		return -ENOMEM;
+	free(w->map);
+	w->map = map;
+	w->map_cap = cap;
+	for (size_t i = 0; i < w->entry_count; i++)
+		map_insert(w, i);
+	return 0;
+}
+
+static struct new_entry *entry_add(struct cairn_writer *w, const struct cairn_id *id,
+				   unsigned variant, uint32_t size)
+{
+	if ((w->entry_count + 1) * 2 > w->map_cap && map_grow(w) < 0)
+		return NULL;
+	if (w->entry_count == w->block_count * BLOCK_SIZE) {
+		struct new_entry **blocks =
+			realloc(w->blocks, (w->block_count + 1) * sizeof(*blocks));
+		if (!blocks)
+			return NULL;
+		w->blocks = blocks;
+		w->blocks[w->block_count] = calloc(BLOCK_SIZE, sizeof(struct new_entry));
+		if (!w->blocks[w->block_count])
+			return NULL;
+		w->block_count++;
+	}
+	struct new_entry *entry = entry_at(w, w->entry_count);
+	memset(entry, 0, sizeof(*entry));
+	memcpy(entry->e.chunk_id, id->bytes, CAIRN_ID_SIZE);
+	entry->e.size = size;
+	entry->e.variant = (uint8_t)variant;
+	atomic_init(&entry->state, ENTRY_PENDING);
+	map_insert(w, w->entry_count++);
+	return entry;
+}
+
+/* ---- confirming a dedup hit by comparing bytes ---- */
+
+enum { CONFIRM_DIFFERENT = 0, CONFIRM_SAME = 1 };
+
+/* Reads a pending or stored session entry back once it is stored. */
+static int64_t read_session_entry(struct cairn_writer *w, struct new_entry *entry)
+{
+	char msg[400];
+	ssize_t n = -1;
+
+	pthread_mutex_lock(&w->lock);
+	while (atomic_load(&entry->state) == ENTRY_PENDING)
+		pthread_cond_wait(&w->done_cond, &w->lock);
+	if (atomic_load(&entry->state) == ENTRY_FAILED) {
+		int r = check_failure_locked(w);
+		pthread_mutex_unlock(&w->lock);
+		return r < 0 ? r : -EIO;
+	}
+	size_t want = sizeof(struct pack_record) + entry->e.stored_size;
+	bool in_open_pack = w->pack_fd >= 0 && entry->e.pack_num == w->pack_num;
+	if (in_open_pack)
+		n = cairn_pread_full(w->pack_fd, w->scratch, want, entry->e.offset);
+	pthread_mutex_unlock(&w->lock);
+	if (!in_open_pack) {
+		int fd = store_pack_fd(w->store, entry->e.pack_num);
+		n = fd < 0 ? fd : cairn_pread_full(fd, w->scratch, want, entry->e.offset);
+	}
+	if (n < 0) {
+		writer_set_error(w, "%s: reading back a new chunk: %s", w->store->path,
+				 strerror((int)-n));
+		return n;
+	}
+	int64_t r = pack_record_decode(w->store, w->dctx, &entry->e, w->scratch, (size_t)n,
+				       w->confirm_buf, w->store->params.chunk_max, msg, sizeof(msg));
+	if (r < 0)
+		writer_set_error(w, "%s: %s", w->store->path, msg);
+	return r;
+}
+
+static int confirm_session(struct cairn_writer *w, struct new_entry *entry, const uint8_t *data,
+			   uint32_t size)
+{
+	if (entry->e.size != size)
+		return CONFIRM_DIFFERENT;
+	int64_t r = read_session_entry(w, entry);
+	if (r < 0)
+		return (int)r;
+	return memcmp(w->confirm_buf, data, size) == 0 ? CONFIRM_SAME : CONFIRM_DIFFERENT;
+}
+
+/* Returns SAME, DIFFERENT, -EBADMSG if the stored chunk is damaged (the
+ * caller then stores a fresh copy that replaces it), or another -errno. */
+static int confirm_stored(struct cairn_writer *w, const struct table_entry *entry,
+			  const uint8_t *data, uint32_t size)
+{
+	char msg[400];
+
+	if (entry->size != size)
+		return CONFIRM_DIFFERENT;
+	int fd = store_pack_fd(w->store, entry->pack_num);
+	if (fd == -ENOENT)
+		return -EBADMSG;
+	if (fd < 0) {
+		writer_set_error(w, "%s: opening a pack: %s", w->store->path, strerror(-fd));
+		return fd;
+	}
+	int64_t r = pack_read_entry(w->store, w->dctx, fd, entry, w->scratch, w->confirm_buf,
+				    w->store->params.chunk_max, msg, sizeof(msg));
+	if (r < 0) {
+		if (r != -EBADMSG)
+			writer_set_error(w, "%s: %s", w->store->path, msg);
+		return (int)r;
+	}
+	return memcmp(w->confirm_buf, data, size) == 0 ? CONFIRM_SAME : CONFIRM_DIFFERENT;
+}
+
+/* ---- storing one chunk ---- */
+
+/* Looks id up among new and stored chunks. Returns SAME (a confirmed hit),
+ * DIFFERENT (a collision: try the next variant), 2 (absent: store it) or
+ * -errno. */
+static int find_chunk(struct cairn_writer *w, const struct cairn_id *id, const uint8_t *data,
+		      uint32_t size)
+{
+	struct new_entry *pending = map_find(w, id);
+
+	if (pending)
+		return confirm_session(w, pending, data, size);
+	const struct table_entry *stored = table_find(store_table(w->store), id);
+	if (!stored)
+		return 2;
+	int r = confirm_stored(w, stored, data, size);
+	return r == -EBADMSG ? 2 : r;
+}
+
+/* Takes ownership of data (a chunk_max buffer). */
+static int store_chunk(struct cairn_writer *w, uint8_t *data, uint32_t size, struct cairn_id *ret)
+{
+	struct cairn_id id;
+
+	w->stats.chunks_in++;
+	for (unsigned variant = 0; variant < ID_VARIANTS; variant++) {
+		store_chunk_id(w->store, data, size, variant, &id);
+		int r = find_chunk(w, &id, data, size);
+		if (r == CONFIRM_DIFFERENT) {
+			w->stats.collisions++;
+			continue;
+		}
+		if (r == CONFIRM_SAME || r < 0) {
+			buffer_put(w, data);
+			if (r < 0)
+				return r;
+			*ret = id;
+			return 0;
+		}
+		struct new_entry *entry = entry_add(w, &id, variant, size);
+		if (!entry) {
+			buffer_put(w, data);
+			return -ENOMEM;
+		}
+		w->stats.chunks_new++;
+		w->stats.bytes_new += size;
+		r = submit_job(w, entry, data, size);
+		if (r == 0)
+			*ret = id;
+		return r;
+	}
+	buffer_put(w, data);
+	writer_set_error(w, "%s: a chunk of %u bytes collides with %d stored chunks", w->store->path,
+			 size, ID_VARIANTS);
+	return -EBADMSG;
+}
+
+int cairn_writer_put(struct cairn_writer *w, const void *data, size_t size, struct cairn_id *ret)
+{
+	if (size == 0 || size > w->store->params.chunk_max)
+		return -EINVAL;
+	uint8_t *buf = buffer_get(w);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, data, size);
+	w->stats.bytes_in += size;
+	return store_chunk(w, buf, (uint32_t)size, ret);
+}
+
+/* ---- files ---- */
+
+int cairn_writer_file_begin(struct cairn_writer *w)
+{
+	if (w->in_file)
+		return -EBUSY;
+	cairn_chunker_reset(&w->chunker);
+	cairn_file_hasher_init(&w->file_hasher, w->store);
+	w->in_file = true;
+	w->file_size = 0;
+	w->chunk_len = 0;
+	w->ref_count = 0;
+	return 0;
+}
+
+static int emit_chunk(struct cairn_writer *w)
+{
+	struct cairn_id id;
+	uint8_t *next = buffer_get(w);
+
+	if (!next)
+		return -ENOMEM;
+	if (w->ref_count == w->ref_cap) {
+		size_t cap = w->ref_cap ? w->ref_cap * 2 : 64;
+		struct cairn_chunk_ref *refs = realloc(w->refs, cap * sizeof(*refs));
+		if (!refs) {
+			buffer_put(w, next);
+			return -ENOMEM;
+		}
+		w->refs = refs;
+		w->ref_cap = cap;
+	}
+	uint8_t *full = w->chunk_buf;
+	uint32_t size = w->chunk_len;
+	w->chunk_buf = next;
+	w->chunk_len = 0;
+	int r = store_chunk(w, full, size, &id);
+	if (r < 0)
+		return r;
+	w->refs[w->ref_count++] = (struct cairn_chunk_ref){.id = id, .size = size};
+	return 0;
+}
+
+int cairn_writer_file_write(struct cairn_writer *w, const void *data, size_t size)
+{
+	const uint8_t *p = data;
+
+	if (!w->in_file)
+		return -EINVAL;
+	cairn_file_hasher_update(&w->file_hasher, data, size);
+	w->file_size += size;
+	w->stats.bytes_in += size;
+	while (size > 0) {
+		int cut;
+		size_t n = cairn_chunker_scan(&w->chunker, p, size, &cut);
+		memcpy(w->chunk_buf + w->chunk_len, p, n);
+		w->chunk_len += (uint32_t)n;
+		p += n;
+		size -= n;
+		if (cut) {
+			int r = emit_chunk(w);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+int cairn_writer_file_end(struct cairn_writer *w, struct cairn_id *ret_file_id, uint64_t *ret_size,
+			  const struct cairn_chunk_ref **ret_chunks, size_t *ret_count)
+{
+	if (!w->in_file)
+		return -EINVAL;
+	w->in_file = false;
+	if (w->chunk_len > 0) {
+		int r = emit_chunk(w);
+		if (r < 0)
+			return r;
+	}
+	cairn_file_hasher_final(&w->file_hasher, ret_file_id);
+	*ret_size = w->file_size;
+	*ret_chunks = w->refs;
+	*ret_count = w->ref_count;
+	return 0;
+}
+
+/* ---- commit ---- */
+
+static int compare_entry_ptr(const void *a, const void *b)
+{
+	const struct table_entry *const *x = a, *const *y = b;
+
+	return memcmp((*x)->chunk_id, (*y)->chunk_id, CAIRN_ID_SIZE);
+}
+
+static int seal_open_pack(struct cairn_writer *w)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->pack_fd >= 0 && w->pack_records > 0)
+		r = pack_seal(w);
+	else
+		pack_discard(w);
+	if (r < 0) {
+		w->failure = r;
+		check_failure_locked(w);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
+static int write_table(struct cairn_writer *w)
+{
+	char msg[400];
+	struct chunk_table *table;
+
+	_cleanup_free_ const struct table_entry **sorted =
+		malloc((w->entry_count ? w->entry_count : 1) * sizeof(*sorted));
+	if (!sorted)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->entry_count; i++)
+		sorted[i] = &entry_at(w, i)->e;
+	qsort(sorted, w->entry_count, sizeof(*sorted), compare_entry_ptr);
+	struct table_build build = {
+		.new_entries = sorted,
+		.new_count = w->entry_count,
+		.new_packs = w->sealed,
+		.new_pack_count = w->sealed_count,
+		.next_pack_num = w->next_pack_num,
+	};
+	int r = table_write_merged(w->store->dirfd, store_table(w->store), &build, msg, sizeof(msg));
+	if (r == 0)
+		r = table_load(w->store->dirfd, &table, msg, sizeof(msg));
+	if (r < 0) {
+		writer_set_error(w, "%s: %s", w->store->path, msg);
+		return r;
+	}
+	store_swap_table(w->store, table);
+	return 0;
+}
+
+static void session_reset(struct cairn_writer *w)
+{
+	w->entry_count = 0;
+	if (w->map)
+		memset(w->map, 0, w->map_cap * sizeof(*w->map));
+	w->sealed_count = 0;
+}
+
+int cairn_writer_commit(struct cairn_writer *w)
+{
+	if (w->in_file)
+		return -EBUSY;
+	int r = wait_idle(w);
+	if (r == 0)
+		r = seal_open_pack(w);
+	if (r == 0 && w->sealed_count > 0) {
+		r = cairn_fsync_dir(w->store->packs_dirfd, ".");
+		if (r < 0)
+			writer_set_error(w, "%s/packs: fsync: %s", w->store->path, strerror(-r));
+	}
+	if (r == 0)
+		r = write_table(w);
+	if (r < 0) {
+		pthread_mutex_lock(&w->lock);
+		if (w->failure == 0)
+			w->failure = r;
+		cairn_format(w->failure_msg, sizeof(w->failure_msg), "%s", w->error);
+		pthread_mutex_unlock(&w->lock);
+		return r;
+	}
+	session_reset(w);
+	return 0;
+}
+
+void cairn_writer_stats(const struct cairn_writer *writer, struct cairn_writer_stats *ret)
+{
+	struct cairn_writer *w = (struct cairn_writer *)writer;
+
+	*ret = w->stats;
+	pthread_mutex_lock(&w->lock);
+	ret->bytes_stored = w->bytes_stored;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- open and free ---- */
+
+static int take_lock(struct cairn_writer *w, unsigned flags)
+{
+	struct cairn_store *store = w->store;
+
+	w->lock_fd = openat(store->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (w->lock_fd < 0) {
+		int r = -errno;
+		store_set_error(store, "%s/lock: %s", store->path, strerror(errno));
+		return r;
+	}
+	int op = LOCK_EX | ((flags & CAIRN_WRITER_NOWAIT) ? LOCK_NB : 0);
+	while (flock(w->lock_fd, op) < 0) {
+		if (errno == EINTR)
+			continue;
+		int r = -errno;
+		if (r == -EWOULDBLOCK)
+			store_set_error(store, "%s: another cairn process is writing to this store",
+					store->path);
+		else
+			store_set_error(store, "%s/lock: %s", store->path, strerror(errno));
+		return r;
+	}
+	return 0;
+}
+
+/* Under the lock, no other writer runs: temp files and packs that the
+ * current table does not list are leftovers of a writer that died. */
+static int remove_leftovers_in(struct cairn_writer *w, int dirfd, bool packs)
+{
+	const struct chunk_table *table = store_table(w->store);
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	DIR *dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return -errno;
+	}
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		uint32_t num;
+		size_t len = strlen(de->d_name);
+		bool tmp = strncmp(de->d_name, "tmp-", 4) == 0 ||
+			   (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0);
+		bool stray = packs && pack_parse_name(de->d_name, &num) == 0 &&
+			     !table_find_pack(table, num);
+		if (tmp || stray)
+			unlinkat(dirfd, de->d_name, 0);
+		if (packs && pack_parse_name(de->d_name, &num) == 0 && num >= w->next_pack_num)
+			w->next_pack_num = num + 1;
+	}
+	closedir(dir);
+	return 0;
+}
+
+static int writer_refresh(struct cairn_writer *w)
+{
+	struct cairn_store *store = w->store;
+	struct chunk_table *table;
+	char msg[400];
+
+	/* Another writer may have committed since the handle was opened. */
+	int r = table_load(store->dirfd, &table, msg, sizeof(msg));
+	if (r < 0) {
+		store_set_error(store, "%s: %s", store->path, msg);
+		return r;
+	}
+	store_swap_table(store, table);
+	w->next_pack_num = table->next_pack_num;
+	r = remove_leftovers_in(w, store->dirfd, false);
+	if (r == 0)
+		r = remove_leftovers_in(w, store->packs_dirfd, true);
+	if (r < 0)
+		store_set_error(store, "%s: removing leftovers: %s", store->path, strerror(-r));
+	return r;
+}
+
+static int writer_alloc(struct cairn_writer *w, unsigned threads)
+{
+	const struct cairn_store_params *params = &w->store->params;
+
+	if (threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n > 0 ? (unsigned)n : 1;
+	}
+	w->thread_count = threads > 64 ? 64 : threads;
+	w->queue_cap = 2 * (size_t)w->thread_count + 2;
+	w->queue = calloc(w->queue_cap, sizeof(*w->queue));
+	/* Every buffer is either in the queue, with a worker, free, or the
+	 * one being filled: this bounds them. */
+	w->free_bufs = calloc(w->queue_cap + w->thread_count + 4, sizeof(*w->free_bufs));
+	w->threads = calloc(w->thread_count, sizeof(*w->threads));
+	w->dctx = ZSTD_createDCtx();
+	w->scratch = malloc(pack_scratch_size(params));
+	w->confirm_buf = malloc(params->chunk_max);
+	w->chunk_buf = malloc(params->chunk_max);
+	if (!w->queue || !w->free_bufs || !w->threads || !w->dctx || !w->scratch ||
+	    !w->confirm_buf || !w->chunk_buf)
+		return -ENOMEM;
+	cairn_chunker_init(&w->chunker, params);
+	return 0;
+}
+
+int cairn_writer_open(struct cairn_store *store, unsigned flags, unsigned threads,
+		      struct cairn_writer **ret)
+{
+	struct cairn_writer *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	w->store = store;
+	w->lock_fd = -1;
+	w->pack_fd = -1;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->work_cond, NULL);
+	pthread_cond_init(&w->done_cond, NULL);
+	int r = take_lock(w, flags);
+	if (r == 0)
+		r = writer_refresh(w);
+	if (r == 0) {
+		r = writer_alloc(w, threads);
+		if (r < 0)
+			store_set_error(store, "out of memory");
+	}
+	for (unsigned i = 0; r == 0 && i < w->thread_count; i++) {
+		r = -pthread_create(&w->threads[i], NULL, worker_main, w);
+		if (r == 0)
+			w->threads_started++;
+		else
+			store_set_error(store, "cannot start a thread: %s", strerror(-r));
+	}
+	if (r < 0) {
+		cairn_writer_free(w);
+		return r;
+	}
+	*ret = w;
+	return 0;
+}
+
+static void writer_stop_threads(struct cairn_writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->stopping = true;
+	pthread_cond_broadcast(&w->work_cond);
+	pthread_mutex_unlock(&w->lock);
+	for (unsigned i = 0; i < w->threads_started; i++)
+		pthread_join(w->threads[i], NULL);
+}
+
+/* Removes the packs of an uncommitted session. */
+static void writer_abandon(struct cairn_writer *w)
+{
+	char name[32];
+
+	pack_discard(w);
+	for (size_t i = 0; i < w->sealed_count; i++) {
+		store_forget_pack_fd(w->store, w->sealed[i].pack_num);
+		pack_name(w->sealed[i].pack_num, name);
+		unlinkat(w->store->packs_dirfd, name, 0);
+	}
+	w->sealed_count = 0;
+}
+
+void cairn_writer_free(struct cairn_writer *w)
+{
+	if (!w)
+		return;
+	writer_stop_threads(w);
+	if (w->store->packs_dirfd >= 0)
+		writer_abandon(w);
+	for (size_t i = 0; i < w->free_count; i++)
+		free(w->free_bufs[i]);
+	for (size_t i = 0; i < w->block_count; i++)
+		free(w->blocks[i]);
+	free(w->blocks);
+	free(w->map);
+	free(w->free_bufs);
+	free(w->queue);
+	free(w->threads);
+	free(w->sealed);
+	free(w->refs);
+	free(w->scratch);
+	free(w->confirm_buf);
+	free(w->chunk_buf);
+	ZSTD_freeDCtx(w->dctx);
+	pthread_cond_destroy(&w->work_cond);
+	pthread_cond_destroy(&w->done_cond);
+	pthread_mutex_destroy(&w->lock);
+	if (w->lock_fd >= 0)
+		close(w->lock_fd);
+	free(w);
+}
