@@ -47,6 +47,9 @@ int cli_parse_size(const char *text, uint64_t *ret);
 int cli_parse_int(const char *text, long min, long max, long *ret);
 
 /* The shared store option: adds -s/--store to a command's getopt_long loop. */
-#define CLI_STORE_OPTION {"store", required_argument, NULL, 's'}
+#define CLI_STORE_OPTION                                                                           \
+	{                                                                                          \
+		"store", required_argument, NULL, 's'                                              \
+	}
 
 #endif

@@ -30,8 +30,7 @@ enum {
 	OPT_PACK_SIZE,
 };
 
-static int parse_size_option(const struct cli *cli, const char *name, uint64_t limit,
-			     uint64_t *ret)
+static int parse_size_option(const struct cli *cli, const char *name, uint64_t limit, uint64_t *ret)
 {
 	if (cli_parse_size(optarg, ret) < 0 || *ret > limit)
 		return cli_usage_error(cli, "invalid %s '%s'", name, optarg);

@@ -106,8 +106,8 @@ static int table_map(int fd, size_t size, struct chunk_table *table, char *msg, 
 	table->next_pack_num = table->header->next_pack_num;
 	table->packs = (const struct table_pack *)(base + sizeof(struct table_header));
 	table->fanout = (const uint32_t *)(table->packs + table->pack_count);
-	table->entries = (const struct table_entry *)(base + table_body_offset_entries(
-								     table->pack_count));
+	table->entries =
+		(const struct table_entry *)(base + table_body_offset_entries(table->pack_count));
 	return table_check_index(table, msg, msg_size);
 }
 
@@ -194,8 +194,8 @@ int table_check_body(const struct chunk_table *table, char *msg, size_t msg_size
 		uint8_t first = entry->chunk_id[0];
 		uint32_t lo = first ? table->fanout[first - 1] : 0;
 		if (i < lo || i >= table->fanout[first] ||
-		    (i > 0 && memcmp(table->entries[i - 1].chunk_id, entry->chunk_id,
-				     CAIRN_ID_SIZE) >= 0)) {
+		    (i > 0 &&
+		     memcmp(table->entries[i - 1].chunk_id, entry->chunk_id, CAIRN_ID_SIZE) >= 0)) {
 			cairn_format(msg, msg_size, "chunk table %s: entry %llu is out of order",
 				     TABLE_NAME, (unsigned long long)i);
 			return -EBADMSG;
@@ -291,8 +291,8 @@ static int table_write(int dirfd, const struct chunk_table *old, const struct ta
 	_cleanup_free_ uint8_t *buf = out.buf = malloc(out.cap);
 	if (!buf)
 		return -ENOMEM;
-	_cleanup_close_ int fd = out.fd = cairn_tmp_open(dirfd, "tmp-chunks-", "", 0600, tmp_name,
-							  sizeof(tmp_name));
+	_cleanup_close_ int fd = out.fd =
+		cairn_tmp_open(dirfd, "tmp-chunks-", "", 0600, tmp_name, sizeof(tmp_name));
 	if (fd < 0) {
 		cairn_format(msg, msg_size, "cannot create a temp chunk table: %s", strerror(-fd));
 		return fd;

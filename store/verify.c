@@ -90,8 +90,7 @@ static void verify_packs(struct verify *v)
 	for (uint32_t i = 0; i < v->table->pack_count; i++) {
 		const struct table_pack *pack = &v->table->packs[i];
 		pack_name(pack->pack_num, name);
-		_cleanup_close_ int fd =
-			openat(v->store->packs_dirfd, name, O_RDONLY | O_CLOEXEC);
+		_cleanup_close_ int fd = openat(v->store->packs_dirfd, name, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
 			problem(v, "packs/%s: %s", name, strerror(errno));
 			continue;
@@ -151,8 +150,7 @@ static int verify_entries(struct verify *v)
 	return 0;
 }
 
-int64_t cairn_store_verify(struct cairn_store *store, cairn_verify_report_fn report,
-			   void *userdata)
+int64_t cairn_store_verify(struct cairn_store *store, cairn_verify_report_fn report, void *userdata)
 {
 	char msg[400];
 	struct verify v = {

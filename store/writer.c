@@ -466,8 +466,9 @@ static int64_t read_session_entry(struct cairn_writer *w, struct new_entry *entr
 				 strerror((int)-n));
 		return n;
 	}
-	int64_t r = pack_record_decode(w->store, w->dctx, &entry->e, w->scratch, (size_t)n,
-				       w->confirm_buf, w->store->params.chunk_max, msg, sizeof(msg));
+	int64_t r =
+		pack_record_decode(w->store, w->dctx, &entry->e, w->scratch, (size_t)n,
+				   w->confirm_buf, w->store->params.chunk_max, msg, sizeof(msg));
 	if (r < 0)
 		writer_set_error(w, "%s: %s", w->store->path, msg);
 	return r;
@@ -562,8 +563,8 @@ static int store_chunk(struct cairn_writer *w, uint8_t *data, uint32_t size, str
 		return r;
 	}
 	buffer_put(w, data);
-	writer_set_error(w, "%s: a chunk of %u bytes collides with %d stored chunks", w->store->path,
-			 size, ID_VARIANTS);
+	writer_set_error(w, "%s: a chunk of %u bytes collides with %d stored chunks",
+			 w->store->path, size, ID_VARIANTS);
 	return -EBADMSG;
 }
 
@@ -710,7 +711,8 @@ static int write_table(struct cairn_writer *w)
 		.new_pack_count = w->sealed_count,
 		.next_pack_num = w->next_pack_num,
 	};
-	int r = table_write_merged(w->store->dirfd, store_table(w->store), &build, msg, sizeof(msg));
+	int r = table_write_merged(w->store->dirfd, store_table(w->store), &build, msg,
+				   sizeof(msg));
 	if (r == 0)
 		r = table_load(w->store->dirfd, &table, msg, sizeof(msg));
 	if (r < 0) {
