@@ -44,32 +44,57 @@ void pack_header_init(struct pack_header *header, uint32_t pack_num)
 	header->check = store_checksum(header, offsetof(struct pack_header, check));
 }
 
-void pack_record_init(struct pack_record *record, const struct cairn_id *id, uint32_t size,
-		      uint32_t stored_size, uint8_t codec, uint8_t variant)
+void pack_record_init(struct pack_record *record, unsigned members, uint32_t frame_size,
+		      uint32_t stored_size, uint8_t codec)
 {
+	struct store_checksum_stream sum;
+
 	memset(record, 0, sizeof(*record));
-	memcpy(record->chunk_id, id->bytes, CAIRN_ID_SIZE);
 	record->magic = RECORD_MAGIC;
-	record->size = size;
-	record->stored_size = stored_size;
+	record->members = (uint16_t)members;
 	record->codec = codec;
-	record->variant = variant;
-	record->check = store_checksum(record, offsetof(struct pack_record, check));
+	record->frame_size = frame_size;
+	record->stored_size = stored_size;
+	store_checksum_stream_init(&sum);
+	store_checksum_stream_update(&sum, record, offsetof(struct pack_record, check));
+	store_checksum_stream_update(&sum, record + 1, members * sizeof(struct pack_member));
+	record->check = store_checksum_stream_final(&sum);
 }
 
-static int record_check(const struct pack_record *record, const struct table_entry *entry)
+size_t pack_scratch_size(const struct cairn_store_params *params)
 {
-	if (record->magic != RECORD_MAGIC ||
-	    record->check != store_checksum(record, offsetof(struct pack_record, check)))
-		return -EBADMSG;
-	if (memcmp(record->chunk_id, entry->chunk_id, CAIRN_ID_SIZE) != 0 ||
-	    record->size != entry->size || record->stored_size != entry->stored_size ||
-	    record->codec != entry->codec || record->variant != entry->variant)
-		return -EBADMSG;
+	return record_head_size(RECORD_MAX_MEMBERS) + ZSTD_compressBound(params->chunk_max);
+}
+
+int frame_reader_init(struct frame_reader *reader, const struct cairn_store_params *params)
+{
+	*reader = (struct frame_reader){
+		.dctx = ZSTD_createDCtx(),
+		.record = malloc(pack_scratch_size(params)),
+		.frame = malloc(params->chunk_max),
+	};
+	if (!reader->dctx || !reader->record || !reader->frame) {
+		frame_reader_release(reader);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
-static void entry_where(const struct table_entry *entry, char *buf, size_t size)
+void frame_reader_release(struct frame_reader *reader)
+{
+	ZSTD_freeDCtx(reader->dctx);
+	free(reader->record);
+	free(reader->frame);
+	*reader = (struct frame_reader){0};
+}
+
+void frame_reader_forget(struct frame_reader *reader)
+{
+	reader->cached = false;
+}
+
+static int64_t read_fail(const struct table_entry *entry, char *msg, size_t msg_size,
+			 const char *why)
 {
 	char hex[CAIRN_ID_HEX + 1];
 	char name[32];
@@ -78,75 +103,107 @@ static void entry_where(const struct table_entry *entry, char *buf, size_t size)
 	memcpy(id.bytes, entry->chunk_id, CAIRN_ID_SIZE);
 	cairn_id_to_hex(&id, hex);
 	pack_name(entry->pack_num, name);
-	snprintf(buf, size, "chunk %s in packs/%s at offset %llu", hex, name,
-		 (unsigned long long)entry->offset);
-}
-
-static int64_t decode_fail(const struct table_entry *entry, char *msg, size_t msg_size,
-			   const char *why)
-{
-	char where[128];
-
-	entry_where(entry, where, sizeof(where));
-	cairn_format(msg, msg_size, "%s: %s", where, why);
+	cairn_format(msg, msg_size, "chunk %s in packs/%s at offset %llu: %s", hex, name,
+		     (unsigned long long)entry->offset, why);
 	return -EBADMSG;
 }
 
-int64_t pack_record_decode(const struct cairn_store *store, ZSTD_DCtx *dctx,
-			   const struct table_entry *entry, const uint8_t *record, size_t size,
-			   void *out, size_t out_size, char *msg, size_t msg_size)
+/* The table is input too: its sizes must never let a read run past a buffer. */
+static bool entry_plausible(const struct cairn_store *store, const struct table_entry *entry)
+{
+	uint32_t max = store->params.chunk_max;
+
+	return entry->members >= 1 && entry->members <= RECORD_MAX_MEMBERS && entry->size > 0 &&
+	       entry->frame_size <= max && entry->size <= entry->frame_size &&
+	       entry->inner_offset <= entry->frame_size - entry->size &&
+	       entry->stored_size <= ZSTD_compressBound(max) && entry->variant < ID_VARIANTS &&
+	       (entry->codec == CODEC_ZSTD ||
+		(entry->codec == CODEC_RAW && entry->stored_size == entry->frame_size));
+}
+
+/* Checks the record header and that entry is one of its members. */
+static const char *record_check(const struct table_entry *entry, const uint8_t *record)
 {
 	const struct pack_record *header = (const struct pack_record *)record;
-	const uint8_t *payload = record + sizeof(*header);
+	const struct pack_member *members = (const struct pack_member *)(header + 1);
+	struct store_checksum_stream sum;
+	uint64_t offset = 0;
+	bool found = false;
+
+	store_checksum_stream_init(&sum);
+	store_checksum_stream_update(&sum, header, offsetof(struct pack_record, check));
+	store_checksum_stream_update(&sum, members, entry->members * sizeof(*members));
+	if (header->magic != RECORD_MAGIC || header->check != store_checksum_stream_final(&sum))
+		return "has a damaged record header";
+	if (header->members != entry->members || header->codec != entry->codec ||
+	    header->frame_size != entry->frame_size || header->stored_size != entry->stored_size)
+		return "has a record that does not match the chunk table";
+	for (unsigned i = 0; i < header->members; i++) {
+		if (offset == entry->inner_offset && members[i].size == entry->size &&
+		    members[i].variant == entry->variant &&
+		    memcmp(members[i].chunk_id, entry->chunk_id, CAIRN_ID_SIZE) == 0)
+			found = true;
+		offset += members[i].size;
+	}
+	if (offset != header->frame_size)
+		return "has a record whose member sizes do not add up";
+	return found ? NULL : "is not in the record the chunk table names";
+}
+
+static const char *frame_decode(struct frame_reader *reader, const struct table_entry *entry,
+				void *out)
+{
+	const uint8_t *payload = reader->record + record_head_size(entry->members);
+
+	if (entry->codec == CODEC_RAW) {
+		memcpy(out, payload, entry->frame_size);
+		return NULL;
+	}
+	size_t n = ZSTD_decompressDCtx(reader->dctx, out, entry->frame_size, payload,
+				       entry->stored_size);
+	return ZSTD_isError(n) || n != entry->frame_size ? "does not decompress" : NULL;
+}
+
+int64_t frame_reader_get(struct frame_reader *reader, const struct cairn_store *store, int fd,
+			 const struct table_entry *entry, void *out, size_t out_size, char *msg,
+			 size_t msg_size)
+{
+	bool cached = reader->cached && reader->cached_pack == entry->pack_num &&
+		      reader->cached_offset == entry->offset;
 	struct cairn_id id;
+	const char *why;
 
 	if (entry->size > out_size)
 		return -ENOBUFS;
-	if (entry->variant >= ID_VARIANTS)
-		return decode_fail(entry, msg, msg_size, "has an invalid id variant");
-	if (size < sizeof(*header) + entry->stored_size)
-		return decode_fail(entry, msg, msg_size, "is cut short (pack truncated)");
-	if (record_check(header, entry) < 0)
-		return decode_fail(entry, msg, msg_size, "has a damaged record header");
-	if (entry->codec == CODEC_RAW) {
-		if (entry->stored_size != entry->size)
-			return decode_fail(entry, msg, msg_size, "has a raw size mismatch");
-		memcpy(out, payload, entry->size);
-	} else if (entry->codec == CODEC_ZSTD) {
-		size_t n = ZSTD_decompressDCtx(dctx, out, entry->size, payload, entry->stored_size);
-		if (ZSTD_isError(n) || n != entry->size)
-			return decode_fail(entry, msg, msg_size, "does not decompress");
-	} else {
-		return decode_fail(entry, msg, msg_size, "has an unknown codec");
+	if (!entry_plausible(store, entry))
+		return read_fail(entry, msg, msg_size, "has impossible sizes in the chunk table");
+	if (!cached) {
+		size_t want = record_head_size(entry->members) + entry->stored_size;
+		ssize_t n = cairn_pread_full(fd, reader->record, want, entry->offset);
+		if (n < 0) {
+			read_fail(entry, msg, msg_size, strerror((int)-n));
+			return n;
+		}
+		if ((size_t)n < want)
+			return read_fail(entry, msg, msg_size,
+					 "is cut short (the pack is truncated)");
+		if ((why = record_check(entry, reader->record)))
+			return read_fail(entry, msg, msg_size, why);
+		/* A lone chunk decompresses straight into the caller's buffer. */
+		bool direct = entry->members == 1 && out_size >= entry->frame_size;
+		reader->cached = false;
+		if ((why = frame_decode(reader, entry, direct ? out : reader->frame)))
+			return read_fail(entry, msg, msg_size, why);
+		reader->cached = !direct;
+		reader->cached_pack = entry->pack_num;
+		reader->cached_offset = entry->offset;
+		if (direct)
+			goto check;
 	}
+	memcpy(out, reader->frame + entry->inner_offset, entry->size);
+check:
 	store_chunk_id(store, out, entry->size, entry->variant, &id);
 	if (memcmp(id.bytes, entry->chunk_id, CAIRN_ID_SIZE) != 0)
-		return decode_fail(entry, msg, msg_size, "does not match its id");
+		return read_fail(entry, msg, msg_size, "does not match its id");
 	return entry->size;
-}
-
-size_t pack_scratch_size(const struct cairn_store_params *params)
-{
-	return sizeof(struct pack_record) + ZSTD_compressBound(params->chunk_max);
-}
-
-int64_t pack_read_entry(const struct cairn_store *store, ZSTD_DCtx *dctx, int fd,
-			const struct table_entry *entry, uint8_t *scratch, void *out,
-			size_t out_size, char *msg, size_t msg_size)
-{
-	size_t want = sizeof(struct pack_record) + entry->stored_size;
-
-	/* The table is input too: never let it size a read past scratch. */
-	if (entry->size > store->params.chunk_max || want > pack_scratch_size(&store->params))
-		return decode_fail(entry, msg, msg_size, "has impossible sizes in the chunk table");
-	ssize_t n = cairn_pread_full(fd, scratch, want, entry->offset);
-
-	if (n < 0) {
-		char where[128];
-		entry_where(entry, where, sizeof(where));
-		cairn_format(msg, msg_size, "%s: %s", where, strerror((int)-n));
-		return n;
-	}
-	return pack_record_decode(store, dctx, entry, scratch, (size_t)n, out, out_size, msg,
-				  msg_size);
 }

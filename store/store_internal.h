@@ -55,18 +55,37 @@ struct pack_header {
 };
 _Static_assert(sizeof(struct pack_header) == 32, "pack header is 32 bytes");
 
+/* A record is one compressed frame holding one or more whole chunks: chunks
+ * smaller than chunk_avg are grouped, up to chunk_max bytes a frame, so small
+ * files compress together while a random read still decompresses at most
+ * chunk_max bytes. */
+#define RECORD_MAX_MEMBERS 256
+
 struct pack_record {
-	uint8_t chunk_id[CAIRN_ID_SIZE];
 	uint32_t magic;
-	uint32_t size;        /* uncompressed chunk size */
-	uint32_t stored_size; /* payload bytes after this header */
+	uint16_t members; /* chunks in the frame, 1..RECORD_MAX_MEMBERS */
 	uint8_t codec;
-	uint8_t variant;
-	uint16_t reserved;
-	uint64_t check; /* XXH3-64 of the 32 bytes before it */
+	uint8_t reserved0;
+	uint32_t frame_size;  /* uncompressed bytes of the frame */
+	uint32_t stored_size; /* payload bytes after the member table */
+	uint8_t reserved[8];
+	uint64_t check; /* XXH3-64 of the 24 bytes before it and the member table */
 };
-_Static_assert(sizeof(struct pack_record) == 40, "record header is 40 bytes");
-_Static_assert(offsetof(struct pack_record, check) == 32, "record layout");
+_Static_assert(sizeof(struct pack_record) == 32, "record header is 32 bytes");
+_Static_assert(offsetof(struct pack_record, check) == 24, "record layout");
+
+struct pack_member {
+	uint8_t chunk_id[CAIRN_ID_SIZE];
+	uint32_t size;
+	uint8_t variant;
+	uint8_t reserved[3];
+};
+_Static_assert(sizeof(struct pack_member) == 24, "member is 24 bytes");
+
+static inline size_t record_head_size(unsigned members)
+{
+	return sizeof(struct pack_record) + (size_t)members * sizeof(struct pack_member);
+}
 
 struct pack_footer {
 	char magic[8];
@@ -104,14 +123,17 @@ struct table_entry {
 	uint8_t chunk_id[CAIRN_ID_SIZE];
 	uint32_t pack_num;
 	uint32_t size;
-	uint64_t offset; /* of the record header in the pack */
-	uint32_t stored_size;
+	uint64_t offset;       /* of the record header in the pack */
+	uint32_t stored_size;  /* the record's payload bytes */
+	uint32_t frame_size;   /* the record's uncompressed frame bytes */
+	uint32_t inner_offset; /* of this chunk in the frame */
+	uint16_t members;      /* the record's member count */
 	uint8_t codec;
 	uint8_t variant;
-	uint16_t reserved;
 };
-_Static_assert(sizeof(struct table_entry) == 40, "table entry is 40 bytes");
+_Static_assert(sizeof(struct table_entry) == 48, "table entry is 48 bytes");
 _Static_assert(offsetof(struct table_entry, offset) == 24, "table entry layout");
+_Static_assert(offsetof(struct table_entry, members) == 44, "table entry layout");
 
 #define FANOUT_SIZE 256
 
@@ -212,25 +234,36 @@ void pack_name(uint32_t pack_num, char buf[32]);
 /* Parses "%08x.pack"; returns 0 or -EINVAL. */
 int pack_parse_name(const char *name, uint32_t *ret);
 void pack_header_init(struct pack_header *header, uint32_t pack_num);
-void pack_record_init(struct pack_record *record, const struct cairn_id *id, uint32_t size,
-		      uint32_t stored_size, uint8_t codec, uint8_t variant);
+/* Fills a record header for the member table that follows it in memory. */
+void pack_record_init(struct pack_record *record, unsigned members, uint32_t frame_size,
+		      uint32_t stored_size, uint8_t codec);
 
-/* Decodes one record read from a pack (header followed by payload, `size`
- * bytes in all) into out, checking the header against entry and the bytes
- * against the id. dctx may be reused. Returns the chunk size or -errno with a
- * message that names the pack and offset. */
-struct ZSTD_DCtx_s;
-int64_t pack_record_decode(const struct cairn_store *store, struct ZSTD_DCtx_s *dctx,
-			   const struct table_entry *entry, const uint8_t *record, size_t size,
-			   void *out, size_t out_size, char *msg, size_t msg_size);
-/* The scratch size pack_read_entry needs: a record header plus the largest
- * payload a chunk of at most chunk_max bytes can have. */
+/* The scratch size a frame reader needs for one record. */
 size_t pack_scratch_size(const struct cairn_store_params *params);
-/* Reads and decodes entry's record from fd using scratch (of at least
- * pack_scratch_size bytes); refuses entries whose sizes exceed it. */
-int64_t pack_read_entry(const struct cairn_store *store, struct ZSTD_DCtx_s *dctx, int fd,
-			const struct table_entry *entry, uint8_t *scratch, void *out,
-			size_t out_size, char *msg, size_t msg_size);
+
+/* Reads chunks out of pack records: one thread's zstd context, a record
+ * buffer, and the last decompressed frame, so reading the members of one
+ * grouped frame in turn decompresses it once. */
+struct ZSTD_DCtx_s;
+struct frame_reader {
+	struct ZSTD_DCtx_s *dctx;
+	uint8_t *record; /* pack_scratch_size bytes */
+	uint8_t *frame;  /* chunk_max bytes */
+	bool cached;     /* frame holds the frame of cached_pack/cached_offset */
+	uint32_t cached_pack;
+	uint64_t cached_offset;
+};
+int frame_reader_init(struct frame_reader *reader, const struct cairn_store_params *params);
+void frame_reader_release(struct frame_reader *reader);
+/* Forgets the cached frame (its pack may be reused or damaged). */
+void frame_reader_forget(struct frame_reader *reader);
+/* Reads entry's chunk from the pack open on fd into out (out_size >= the
+ * chunk's size), checking the record against entry and the bytes against the
+ * id. Returns the chunk size, -ENOBUFS, or -EBADMSG/-errno with a message
+ * naming the pack, offset and chunk. */
+int64_t frame_reader_get(struct frame_reader *reader, const struct cairn_store *store, int fd,
+			 const struct table_entry *entry, void *out, size_t out_size, char *msg,
+			 size_t msg_size);
 
 /* ---- the store handle ---- */
 

@@ -1,16 +1,14 @@
-/* unpack.c: reading chunks. An unpacker is one thread's zstd context and
- * scratch buffer, so reads on many threads share nothing but the store's
- * mapped table and pack fds. Every chunk is checked against its id here.
+/* unpack.c: reading chunks. An unpacker is one thread's frame reader (zstd
+ * context, buffers, the last decompressed frame), so reads on many threads share nothing but the
+ * store's mapped table and pack fds. Every chunk is checked against its id here.
  */
 #include "store_internal.h"
 
 #include <string.h>
-#include <zstd.h>
 
 struct cairn_unpacker {
 	struct cairn_store *store;
-	ZSTD_DCtx *dctx;
-	uint8_t *scratch; /* pack_scratch_size bytes */
+	struct frame_reader reader;
 	char error[512];
 };
 
@@ -21,10 +19,8 @@ int cairn_unpacker_new(struct cairn_store *store, struct cairn_unpacker **ret)
 	if (!unpacker)
 		return -ENOMEM;
 	unpacker->store = store;
-	unpacker->dctx = ZSTD_createDCtx();
-	unpacker->scratch = malloc(pack_scratch_size(&store->params));
-	if (!unpacker->dctx || !unpacker->scratch) {
-		cairn_unpacker_free(unpacker);
+	if (frame_reader_init(&unpacker->reader, &store->params) < 0) {
+		free(unpacker);
 		return -ENOMEM;
 	}
 	*ret = unpacker;
@@ -35,8 +31,7 @@ void cairn_unpacker_free(struct cairn_unpacker *unpacker)
 {
 	if (!unpacker)
 		return;
-	ZSTD_freeDCtx(unpacker->dctx);
-	free(unpacker->scratch);
+	frame_reader_release(&unpacker->reader);
 	free(unpacker);
 }
 
@@ -71,8 +66,8 @@ int64_t cairn_unpacker_get(struct cairn_unpacker *unpacker, const struct cairn_i
 		return fd == -ENOENT ? -EBADMSG : fd;
 	}
 	char msg[400];
-	int64_t r = pack_read_entry(store, unpacker->dctx, fd, entry, unpacker->scratch, buf,
-				    buf_size, msg, sizeof(msg));
+	int64_t r = frame_reader_get(&unpacker->reader, store, fd, entry, buf, buf_size, msg,
+				     sizeof(msg));
 	if (r < 0)
 		cairn_format(unpacker->error, sizeof(unpacker->error), "%s: %s", store->path, msg);
 	return r;

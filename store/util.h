@@ -23,13 +23,13 @@
 
 /* Hands ownership of a pointer or fd on: returns it and clears the variable. */
 #define TAKE_PTR(p)                                                                                \
-	({                                                                                         \
+	__extension__({                                                                            \
 		__typeof__(p) take_ptr_tmp_ = (p);                                                 \
 		(p) = NULL;                                                                        \
 		take_ptr_tmp_;                                                                     \
 	})
 #define TAKE_FD(fd)                                                                                \
-	({                                                                                         \
+	__extension__({                                                                            \
 		int take_fd_tmp_ = (fd);                                                           \
 		(fd) = -1;                                                                         \
 		take_fd_tmp_;                                                                      \

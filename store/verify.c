@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zstd.h>
 
 struct verify {
 	struct cairn_store *store;
@@ -17,8 +16,7 @@ struct verify {
 	cairn_verify_report_fn report;
 	void *userdata;
 	int64_t problems;
-	ZSTD_DCtx *dctx;
-	uint8_t *scratch;
+	struct frame_reader reader;
 	uint8_t *chunk;
 	uint8_t *io_buf;
 };
@@ -126,8 +124,8 @@ static void verify_entry(struct verify *v, const struct table_entry *entry)
 	int fd = store_pack_fd(v->store, entry->pack_num);
 	if (fd < 0)
 		return; /* reported once by verify_packs */
-	int64_t r = pack_read_entry(v->store, v->dctx, fd, entry, v->scratch, v->chunk,
-				    v->store->params.chunk_max, msg, sizeof(msg));
+	int64_t r = frame_reader_get(&v->reader, v->store, fd, entry, v->chunk,
+				     v->store->params.chunk_max, msg, sizeof(msg));
 	if (r < 0)
 		problem(v, "%s", msg);
 }
@@ -158,8 +156,6 @@ int64_t cairn_store_verify(struct cairn_store *store, cairn_verify_report_fn rep
 		.table = store_table(store),
 		.report = report,
 		.userdata = userdata,
-		.dctx = ZSTD_createDCtx(),
-		.scratch = malloc(pack_scratch_size(&store->params)),
 		.chunk = malloc(store->params.chunk_max),
 		.io_buf = malloc(IO_BUF_SIZE),
 	};
@@ -167,7 +163,7 @@ int64_t cairn_store_verify(struct cairn_store *store, cairn_verify_report_fn rep
 
 	if (!v.table)
 		r = -EBADF;
-	else if (!v.dctx || !v.scratch || !v.chunk || !v.io_buf)
+	else if (!v.chunk || !v.io_buf || frame_reader_init(&v.reader, &store->params) < 0)
 		r = -ENOMEM;
 	if (r == 0) {
 		if (table_check_body(v.table, msg, sizeof(msg)) < 0)
@@ -177,8 +173,7 @@ int64_t cairn_store_verify(struct cairn_store *store, cairn_verify_report_fn rep
 	}
 	if (r < 0)
 		store_set_error(store, "%s: verify: %s", store->path, strerror(-r));
-	ZSTD_freeDCtx(v.dctx);
-	free(v.scratch);
+	frame_reader_release(&v.reader);
 	free(v.chunk);
 	free(v.io_buf);
 	return r < 0 ? r : v.problems;

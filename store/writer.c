@@ -1,6 +1,8 @@
 /* writer.c: adding chunks to a store. The calling thread cuts, hashes and
  * deduplicates; a pool of threads compresses new chunks and appends them to
- * the open pack. A dedup hit is only trusted after comparing bytes with the
+ * the open pack. New chunks smaller than chunk_avg are gathered into groups
+ * of up to chunk_max bytes that compress as one frame (small files gain most
+ * of the ratio they would lose alone). A dedup hit is only trusted after comparing bytes with the
  * stored chunk (DESIGN.md invariant 3): distinct bytes under one id are
  * re-hashed with the next id variant and stored apart. Nothing is visible to
  * readers until commit renames a merged chunk table into place.
@@ -27,12 +29,15 @@ enum entry_state {
 struct new_entry {
 	struct table_entry e; /* location written by a worker before state */
 	atomic_int state;
+	bool in_open_group; /* main thread only: bytes still in w->open_group */
 };
 
-struct job {
-	struct new_entry *entry;
-	uint8_t *data; /* a chunk_max buffer, owned by the job */
+/* Chunk bytes on their way to a pack: one frame's worth. */
+struct group {
+	uint8_t *data; /* chunk_max bytes */
 	uint32_t size;
+	unsigned count;
+	struct new_entry *members[RECORD_MAX_MEMBERS];
 };
 
 struct cairn_writer {
@@ -42,16 +47,16 @@ struct cairn_writer {
 	pthread_t *threads;
 
 	pthread_mutex_t lock;     /* protects the fields down to "main thread only" */
-	pthread_cond_t work_cond; /* a job was queued, or stopping */
-	pthread_cond_t done_cond; /* a job finished, or a queue slot freed */
-	struct job *queue;
+	pthread_cond_t work_cond; /* a group was queued, or stopping */
+	pthread_cond_t done_cond; /* a group was stored, or a queue slot freed */
+	struct group **queue;
 	size_t queue_cap, queue_head, queue_len;
-	size_t in_flight; /* jobs queued or being compressed */
+	size_t in_flight; /* groups queued or being compressed */
 	bool stopping;
 	int failure; /* first worker error, sticky */
 	char failure_msg[512];
-	uint8_t **free_bufs;
-	size_t free_count;
+	struct group **free_groups;
+	size_t free_count, group_count, group_limit;
 	int pack_fd; /* the open pack, -1 if none */
 	uint32_t pack_num;
 	uint64_t pack_size, pack_records;
@@ -68,15 +73,14 @@ struct cairn_writer {
 	uint32_t *map; /* open addressing: entry index + 1, 0 = empty */
 	size_t map_cap;
 	struct cairn_chunker chunker;
-	uint8_t *chunk_buf;
-	uint32_t chunk_len;
+	struct group *chunk_group; /* data holds the chunk being cut */
+	struct group *open_group;  /* small new chunks gathered so far, or NULL */
 	bool in_file;
 	struct cairn_file_hasher file_hasher;
 	uint64_t file_size;
 	struct cairn_chunk_ref *refs;
 	size_t ref_count, ref_cap;
-	ZSTD_DCtx *dctx;
-	uint8_t *scratch;
+	struct frame_reader reader; /* for confirming dedup hits */
 	uint8_t *confirm_buf;
 	struct cairn_writer_stats stats;
 	char error[512];
@@ -182,12 +186,12 @@ static int pack_seal(struct cairn_writer *w)
 	return 0;
 }
 
-/* record: a pack_record header's room followed by the payload. */
-static int pack_append(struct cairn_writer *w, struct new_entry *entry, uint8_t *record,
+/* record: room for the record header and member table, then the payload. */
+static int pack_append(struct cairn_writer *w, struct group *group, uint8_t *record,
 		       uint32_t stored_size, uint8_t codec)
 {
-	size_t record_size = sizeof(struct pack_record) + stored_size;
-	struct cairn_id id;
+	size_t head = record_head_size(group->count);
+	size_t record_size = head + stored_size;
 	int r;
 
 	if (w->pack_fd >= 0 && w->pack_records > 0 &&
@@ -201,17 +205,27 @@ static int pack_append(struct cairn_writer *w, struct new_entry *entry, uint8_t 
 		if (r < 0)
 			return r;
 	}
-	memcpy(id.bytes, entry->e.chunk_id, CAIRN_ID_SIZE);
-	pack_record_init((struct pack_record *)record, &id, entry->e.size, stored_size, codec,
-			 entry->e.variant);
+	struct pack_member *members = (struct pack_member *)(record + sizeof(struct pack_record));
+	for (unsigned i = 0; i < group->count; i++) {
+		const struct table_entry *e = &group->members[i]->e;
+		members[i] = (struct pack_member){.size = e->size, .variant = e->variant};
+		memcpy(members[i].chunk_id, e->chunk_id, CAIRN_ID_SIZE);
+	}
+	pack_record_init((struct pack_record *)record, group->count, group->size, stored_size,
+			 codec);
 	r = cairn_pwrite_all(w->pack_fd, record, record_size, w->pack_size);
 	if (r < 0)
 		return pack_fail(w, w->pack_tmp, r);
 	store_checksum_stream_update(&w->pack_checksum, record, record_size);
-	entry->e.pack_num = w->pack_num;
-	entry->e.offset = w->pack_size;
-	entry->e.stored_size = stored_size;
-	entry->e.codec = codec;
+	for (unsigned i = 0; i < group->count; i++) {
+		struct table_entry *e = &group->members[i]->e;
+		e->pack_num = w->pack_num;
+		e->offset = w->pack_size;
+		e->stored_size = stored_size;
+		e->frame_size = group->size;
+		e->members = (uint16_t)group->count;
+		e->codec = codec;
+	}
 	w->pack_size += record_size;
 	w->pack_records++;
 	w->bytes_stored += stored_size;
@@ -226,39 +240,40 @@ struct worker_ctx {
 	size_t record_cap;
 };
 
-static uint32_t compress_job(struct cairn_writer *w, struct worker_ctx *ctx, const struct job *job,
-			     uint8_t *ret_codec)
+static uint32_t compress_group(struct cairn_writer *w, struct worker_ctx *ctx,
+			       const struct group *group, uint8_t *ret_codec)
 {
-	uint8_t *payload = ctx->record + sizeof(struct pack_record);
-	size_t cap = ctx->record_cap - sizeof(struct pack_record);
-	size_t n = ZSTD_compressCCtx(ctx->cctx, payload, cap, job->data, job->size,
-				     w->store->params.zstd_level);
+	size_t head = record_head_size(group->count);
+	uint8_t *payload = ctx->record + head;
+	size_t n = ZSTD_compressCCtx(ctx->cctx, payload, ctx->record_cap - head, group->data,
+				     group->size, w->store->params.zstd_level);
 
-	/* Chunks that do not shrink are stored raw: cheaper to read. */
-	if (ZSTD_isError(n) || n >= job->size) {
-		memcpy(payload, job->data, job->size);
+	/* Frames that do not shrink are stored raw: cheaper to read. */
+	if (ZSTD_isError(n) || n >= group->size) {
+		memcpy(payload, group->data, group->size);
 		*ret_codec = CODEC_RAW;
-		return job->size;
+		return group->size;
 	}
 	*ret_codec = CODEC_ZSTD;
 	return (uint32_t)n;
 }
 
-static void worker_finish(struct cairn_writer *w, struct worker_ctx *ctx, struct job *job,
+static void worker_finish(struct cairn_writer *w, struct worker_ctx *ctx, struct group *group,
 			  uint32_t stored_size, uint8_t codec)
 {
 	int state = ENTRY_FAILED;
 
 	pthread_mutex_lock(&w->lock);
 	if (w->failure == 0) {
-		int r = pack_append(w, job->entry, ctx->record, stored_size, codec);
+		int r = pack_append(w, group, ctx->record, stored_size, codec);
 		if (r < 0)
 			w->failure = r;
 		else
 			state = ENTRY_STORED;
 	}
-	atomic_store_explicit(&job->entry->state, state, memory_order_release);
-	w->free_bufs[w->free_count++] = job->data;
+	for (unsigned i = 0; i < group->count; i++)
+		atomic_store_explicit(&group->members[i]->state, state, memory_order_release);
+	w->free_groups[w->free_count++] = group;
 	w->in_flight--;
 	pthread_cond_broadcast(&w->done_cond);
 	pthread_mutex_unlock(&w->lock);
@@ -281,15 +296,15 @@ static void *worker_main(void *arg)
 			pthread_cond_wait(&w->work_cond, &w->lock);
 		if (w->queue_len == 0)
 			break;
-		struct job job = w->queue[w->queue_head];
+		struct group *group = w->queue[w->queue_head];
 		w->queue_head = (w->queue_head + 1) % w->queue_cap;
 		w->queue_len--;
 		pthread_cond_broadcast(&w->done_cond);
 		pthread_mutex_unlock(&w->lock);
 
 		uint8_t codec = CODEC_RAW;
-		uint32_t stored = ctx.record ? compress_job(w, &ctx, &job, &codec) : 0;
-		worker_finish(w, &ctx, &job, stored, codec);
+		uint32_t stored = ctx.record ? compress_group(w, &ctx, group, &codec) : 0;
+		worker_finish(w, &ctx, group, stored, codec);
 		pthread_mutex_lock(&w->lock);
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -306,20 +321,25 @@ static int check_failure_locked(struct cairn_writer *w)
 	return w->failure;
 }
 
-static int submit_job(struct cairn_writer *w, struct new_entry *entry, uint8_t *data, uint32_t size)
+/* Hands a filled group to the workers; the writer no longer owns it. */
+static int submit_group(struct cairn_writer *w, struct group *group)
 {
+	for (unsigned i = 0; i < group->count; i++)
+		group->members[i]->in_open_group = false;
 	pthread_mutex_lock(&w->lock);
 	while (w->queue_len == w->queue_cap && w->failure == 0)
 		pthread_cond_wait(&w->done_cond, &w->lock);
 	int r = check_failure_locked(w);
 	if (r == 0) {
 		size_t slot = (w->queue_head + w->queue_len) % w->queue_cap;
-		w->queue[slot] = (struct job){.entry = entry, .data = data, .size = size};
+		w->queue[slot] = group;
 		w->queue_len++;
 		w->in_flight++;
 		pthread_cond_signal(&w->work_cond);
 	} else {
-		w->free_bufs[w->free_count++] = data;
+		for (unsigned i = 0; i < group->count; i++)
+			atomic_store(&group->members[i]->state, ENTRY_FAILED);
+		w->free_groups[w->free_count++] = group;
 	}
 	pthread_mutex_unlock(&w->lock);
 	return r;
@@ -335,22 +355,36 @@ static int wait_idle(struct cairn_writer *w)
 	return r;
 }
 
-static uint8_t *buffer_get(struct cairn_writer *w)
+/* Returns an empty group, or NULL when out of memory. At most group_limit
+ * exist: every one is queued, with a worker, free, or held by the writer. */
+static struct group *group_get(struct cairn_writer *w)
 {
-	uint8_t *buf = NULL;
+	struct group *group = NULL;
 
 	pthread_mutex_lock(&w->lock);
 	if (w->free_count > 0)
-		buf = w->free_bufs[--w->free_count];
+		group = w->free_groups[--w->free_count];
+	else if (w->group_count < w->group_limit && (group = calloc(1, sizeof(*group)))) {
+		group->data = malloc(w->store->params.chunk_max);
+		if (group->data)
+			w->group_count++;
+		else
+			free(TAKE_PTR(group));
+	}
 	pthread_mutex_unlock(&w->lock);
-	return buf ? buf : malloc(w->store->params.chunk_max);
+	if (group) {
+		group->size = 0;
+		group->count = 0;
+	}
+	return group;
 }
 
-static void buffer_put(struct cairn_writer *w, uint8_t *buf)
+static void group_free(struct group *group)
 {
-	pthread_mutex_lock(&w->lock);
-	w->free_bufs[w->free_count++] = buf;
-	pthread_mutex_unlock(&w->lock);
+	if (group) {
+		free(group->data);
+		free(group);
+	}
 }
 
 /* ---- the session's new entries ---- */
@@ -436,13 +470,13 @@ static struct new_entry *entry_add(struct cairn_writer *w, const struct cairn_id
 
 /* ---- confirming a dedup hit by comparing bytes ---- */
 
-enum { CONFIRM_DIFFERENT = 0, CONFIRM_SAME = 1 };
+enum { CONFIRM_DIFFERENT = 0, CONFIRM_SAME = 1, CONFIRM_ABSENT = 2 };
 
-/* Reads a pending or stored session entry back once it is stored. */
-static int64_t read_session_entry(struct cairn_writer *w, struct new_entry *entry)
+/* Waits until a submitted session entry is stored, then returns a private fd
+ * of its pack: the open pack may be sealed and closed meanwhile. */
+static int session_entry_fd(struct cairn_writer *w, struct new_entry *entry)
 {
-	char msg[400];
-	ssize_t n = -1;
+	int fd;
 
 	pthread_mutex_lock(&w->lock);
 	while (atomic_load(&entry->state) == ENTRY_PENDING)
@@ -452,41 +486,52 @@ static int64_t read_session_entry(struct cairn_writer *w, struct new_entry *entr
 		pthread_mutex_unlock(&w->lock);
 		return r < 0 ? r : -EIO;
 	}
-	size_t want = sizeof(struct pack_record) + entry->e.stored_size;
-	bool in_open_pack = w->pack_fd >= 0 && entry->e.pack_num == w->pack_num;
-	if (in_open_pack)
-		n = cairn_pread_full(w->pack_fd, w->scratch, want, entry->e.offset);
+	if (w->pack_fd >= 0 && entry->e.pack_num == w->pack_num) {
+		fd = fcntl(w->pack_fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			fd = -errno;
+	} else {
+		fd = -EAGAIN; /* sealed: open it by name */
+	}
 	pthread_mutex_unlock(&w->lock);
-	if (!in_open_pack) {
-		int fd = store_pack_fd(w->store, entry->e.pack_num);
-		n = fd < 0 ? fd : cairn_pread_full(fd, w->scratch, want, entry->e.offset);
-	}
-	if (n < 0) {
-		writer_set_error(w, "%s: reading back a new chunk: %s", w->store->path,
-				 strerror((int)-n));
-		return n;
-	}
-	int64_t r =
-		pack_record_decode(w->store, w->dctx, &entry->e, w->scratch, (size_t)n,
-				   w->confirm_buf, w->store->params.chunk_max, msg, sizeof(msg));
-	if (r < 0)
-		writer_set_error(w, "%s: %s", w->store->path, msg);
-	return r;
+	return fd;
 }
 
 static int confirm_session(struct cairn_writer *w, struct new_entry *entry, const uint8_t *data,
 			   uint32_t size)
 {
+	char msg[400];
+
 	if (entry->e.size != size)
 		return CONFIRM_DIFFERENT;
-	int64_t r = read_session_entry(w, entry);
-	if (r < 0)
+	if (entry->in_open_group) {
+		const uint8_t *bytes = w->open_group->data + entry->e.inner_offset;
+		return memcmp(bytes, data, size) == 0 ? CONFIRM_SAME : CONFIRM_DIFFERENT;
+	}
+	int fd = session_entry_fd(w, entry);
+	bool own = fd >= 0;
+	if (fd == -EAGAIN)
+		fd = store_pack_fd(w->store, entry->e.pack_num);
+	if (fd < 0) {
+		writer_set_error(w, "%s: reading back a new chunk: %s", w->store->path,
+				 strerror(-fd));
+		return fd;
+	}
+	/* The open pack is still growing; never reuse a frame cached from it. */
+	frame_reader_forget(&w->reader);
+	int64_t r = frame_reader_get(&w->reader, w->store, fd, &entry->e, w->confirm_buf,
+				     w->store->params.chunk_max, msg, sizeof(msg));
+	if (own)
+		close(fd);
+	if (r < 0) {
+		writer_set_error(w, "%s: %s", w->store->path, msg);
 		return (int)r;
+	}
 	return memcmp(w->confirm_buf, data, size) == 0 ? CONFIRM_SAME : CONFIRM_DIFFERENT;
 }
 
-/* Returns SAME, DIFFERENT, -EBADMSG if the stored chunk is damaged (the
- * caller then stores a fresh copy that replaces it), or another -errno. */
+/* Returns SAME, DIFFERENT, ABSENT when the stored chunk is damaged or its
+ * pack is gone (a fresh copy then replaces it at commit), or -errno. */
 static int confirm_stored(struct cairn_writer *w, const struct table_entry *entry,
 			  const uint8_t *data, uint32_t size)
 {
@@ -496,26 +541,24 @@ static int confirm_stored(struct cairn_writer *w, const struct table_entry *entr
 		return CONFIRM_DIFFERENT;
 	int fd = store_pack_fd(w->store, entry->pack_num);
 	if (fd == -ENOENT)
-		return -EBADMSG;
+		return CONFIRM_ABSENT;
 	if (fd < 0) {
 		writer_set_error(w, "%s: opening a pack: %s", w->store->path, strerror(-fd));
 		return fd;
 	}
-	int64_t r = pack_read_entry(w->store, w->dctx, fd, entry, w->scratch, w->confirm_buf,
-				    w->store->params.chunk_max, msg, sizeof(msg));
+	int64_t r = frame_reader_get(&w->reader, w->store, fd, entry, w->confirm_buf,
+				     w->store->params.chunk_max, msg, sizeof(msg));
+	if (r == -EBADMSG)
+		return CONFIRM_ABSENT;
 	if (r < 0) {
-		if (r != -EBADMSG)
-			writer_set_error(w, "%s: %s", w->store->path, msg);
+		writer_set_error(w, "%s: %s", w->store->path, msg);
 		return (int)r;
 	}
 	return memcmp(w->confirm_buf, data, size) == 0 ? CONFIRM_SAME : CONFIRM_DIFFERENT;
 }
 
-/* ---- storing one chunk ---- */
-
-/* Looks id up among new and stored chunks. Returns SAME (a confirmed hit),
- * DIFFERENT (a collision: try the next variant), 2 (absent: store it) or
- * -errno. */
+/* Looks id up among new and stored chunks: SAME (a confirmed hit),
+ * DIFFERENT (a collision: try the next variant), ABSENT or -errno. */
 static int find_chunk(struct cairn_writer *w, const struct cairn_id *id, const uint8_t *data,
 		      uint32_t size)
 {
@@ -525,14 +568,68 @@ static int find_chunk(struct cairn_writer *w, const struct cairn_id *id, const u
 		return confirm_session(w, pending, data, size);
 	const struct table_entry *stored = table_find(store_table(w->store), id);
 	if (!stored)
-		return 2;
-	int r = confirm_stored(w, stored, data, size);
-	return r == -EBADMSG ? 2 : r;
+		return CONFIRM_ABSENT;
+	return confirm_stored(w, stored, data, size);
 }
 
-/* Takes ownership of data (a chunk_max buffer). */
-static int store_chunk(struct cairn_writer *w, uint8_t *data, uint32_t size, struct cairn_id *ret)
+/* ---- storing one chunk ---- */
+
+/* Appends a small new chunk to the open group, submitting the group first
+ * when the chunk does not fit. */
+static int group_small(struct cairn_writer *w, struct new_entry *entry, const uint8_t *data)
 {
+	uint32_t size = entry->e.size;
+
+	if (w->open_group && (w->open_group->count == RECORD_MAX_MEMBERS ||
+			      w->open_group->size + size > w->store->params.chunk_max)) {
+		int r = submit_group(w, TAKE_PTR(w->open_group));
+		if (r < 0)
+			return r;
+	}
+	if (!w->open_group && !(w->open_group = group_get(w)))
+		return -ENOMEM;
+	struct group *group = w->open_group;
+	memcpy(group->data + group->size, data, size);
+	entry->e.inner_offset = group->size;
+	entry->in_open_group = true;
+	group->members[group->count++] = entry;
+	group->size += size;
+	return 0;
+}
+
+/* A chunk of chunk_avg or more is a frame of its own: the writer's chunk
+ * group goes to the workers as it is and a fresh one takes its place. */
+static int submit_large(struct cairn_writer *w, struct new_entry *entry)
+{
+	struct group *next = group_get(w);
+
+	if (!next)
+		return -ENOMEM;
+	struct group *group = w->chunk_group;
+	w->chunk_group = next;
+	group->count = 1;
+	group->members[0] = entry;
+	return submit_group(w, group);
+}
+
+static int store_new(struct cairn_writer *w, const struct cairn_id *id, unsigned variant,
+		     uint32_t size)
+{
+	struct new_entry *entry = entry_add(w, id, variant, size);
+
+	if (!entry)
+		return -ENOMEM;
+	w->stats.chunks_new++;
+	w->stats.bytes_new += size;
+	if (size < w->store->params.chunk_avg)
+		return group_small(w, entry, w->chunk_group->data);
+	return submit_large(w, entry);
+}
+
+/* Stores the chunk of size bytes in w->chunk_group->data. */
+static int store_chunk(struct cairn_writer *w, uint32_t size, struct cairn_id *ret)
+{
+	const uint8_t *data = w->chunk_group->data;
 	struct cairn_id id;
 
 	w->stats.chunks_in++;
@@ -543,26 +640,13 @@ static int store_chunk(struct cairn_writer *w, uint8_t *data, uint32_t size, str
 			w->stats.collisions++;
 			continue;
 		}
-		if (r == CONFIRM_SAME || r < 0) {
-			buffer_put(w, data);
-			if (r < 0)
-				return r;
-			*ret = id;
-			return 0;
-		}
-		struct new_entry *entry = entry_add(w, &id, variant, size);
-		if (!entry) {
-			buffer_put(w, data);
-			return -ENOMEM;
-		}
-		w->stats.chunks_new++;
-		w->stats.bytes_new += size;
-		r = submit_job(w, entry, data, size);
-		if (r == 0)
-			*ret = id;
-		return r;
+		if (r == CONFIRM_ABSENT)
+			r = store_new(w, &id, variant, size);
+		if (r < 0)
+			return r;
+		*ret = id;
+		return 0;
 	}
-	buffer_put(w, data);
 	writer_set_error(w, "%s: a chunk of %u bytes collides with %d stored chunks",
 			 w->store->path, size, ID_VARIANTS);
 	return -EBADMSG;
@@ -570,14 +654,11 @@ static int store_chunk(struct cairn_writer *w, uint8_t *data, uint32_t size, str
 
 int cairn_writer_put(struct cairn_writer *w, const void *data, size_t size, struct cairn_id *ret)
 {
-	if (size == 0 || size > w->store->params.chunk_max)
+	if (size == 0 || size > w->store->params.chunk_max || w->in_file)
 		return -EINVAL;
-	uint8_t *buf = buffer_get(w);
-	if (!buf)
-		return -ENOMEM;
-	memcpy(buf, data, size);
+	memcpy(w->chunk_group->data, data, size);
 	w->stats.bytes_in += size;
-	return store_chunk(w, buf, (uint32_t)size, ret);
+	return store_chunk(w, (uint32_t)size, ret);
 }
 
 /* ---- files ---- */
@@ -590,7 +671,7 @@ int cairn_writer_file_begin(struct cairn_writer *w)
 	cairn_file_hasher_init(&w->file_hasher, w->store);
 	w->in_file = true;
 	w->file_size = 0;
-	w->chunk_len = 0;
+	w->chunk_group->size = 0;
 	w->ref_count = 0;
 	return 0;
 }
@@ -598,25 +679,18 @@ int cairn_writer_file_begin(struct cairn_writer *w)
 static int emit_chunk(struct cairn_writer *w)
 {
 	struct cairn_id id;
-	uint8_t *next = buffer_get(w);
+	uint32_t size = w->chunk_group->size;
 
-	if (!next)
-		return -ENOMEM;
 	if (w->ref_count == w->ref_cap) {
 		size_t cap = w->ref_cap ? w->ref_cap * 2 : 64;
 		struct cairn_chunk_ref *refs = realloc(w->refs, cap * sizeof(*refs));
-		if (!refs) {
-			buffer_put(w, next);
+		if (!refs)
 			return -ENOMEM;
-		}
 		w->refs = refs;
 		w->ref_cap = cap;
 	}
-	uint8_t *full = w->chunk_buf;
-	uint32_t size = w->chunk_len;
-	w->chunk_buf = next;
-	w->chunk_len = 0;
-	int r = store_chunk(w, full, size, &id);
+	int r = store_chunk(w, size, &id);
+	w->chunk_group->size = 0;
 	if (r < 0)
 		return r;
 	w->refs[w->ref_count++] = (struct cairn_chunk_ref){.id = id, .size = size};
@@ -635,8 +709,9 @@ int cairn_writer_file_write(struct cairn_writer *w, const void *data, size_t siz
 	while (size > 0) {
 		int cut;
 		size_t n = cairn_chunker_scan(&w->chunker, p, size, &cut);
-		memcpy(w->chunk_buf + w->chunk_len, p, n);
-		w->chunk_len += (uint32_t)n;
+		struct group *chunk = w->chunk_group;
+		memcpy(chunk->data + chunk->size, p, n);
+		chunk->size += (uint32_t)n;
 		p += n;
 		size -= n;
 		if (cut) {
@@ -654,7 +729,7 @@ int cairn_writer_file_end(struct cairn_writer *w, struct cairn_id *ret_file_id, 
 	if (!w->in_file)
 		return -EINVAL;
 	w->in_file = false;
-	if (w->chunk_len > 0) {
+	if (w->chunk_group->size > 0) {
 		int r = emit_chunk(w);
 		if (r < 0)
 			return r;
@@ -735,7 +810,9 @@ int cairn_writer_commit(struct cairn_writer *w)
 {
 	if (w->in_file)
 		return -EBUSY;
-	int r = wait_idle(w);
+	int r = w->open_group ? submit_group(w, TAKE_PTR(w->open_group)) : 0;
+	if (r == 0)
+		r = wait_idle(w);
 	if (r == 0)
 		r = seal_open_pack(w);
 	if (r == 0 && w->sealed_count > 0) {
@@ -856,17 +933,18 @@ static int writer_alloc(struct cairn_writer *w, unsigned threads)
 	}
 	w->thread_count = threads > 64 ? 64 : threads;
 	w->queue_cap = 2 * (size_t)w->thread_count + 2;
+	/* Every group is queued, with a worker, free, or the writer's chunk or
+	 * open group: this bounds the writer's memory. */
+	w->group_limit = w->queue_cap + w->thread_count + 3;
 	w->queue = calloc(w->queue_cap, sizeof(*w->queue));
-	/* Every buffer is either in the queue, with a worker, free, or the
-	 * one being filled: this bounds them. */
-	w->free_bufs = calloc(w->queue_cap + w->thread_count + 4, sizeof(*w->free_bufs));
+	w->free_groups = calloc(w->group_limit, sizeof(*w->free_groups));
 	w->threads = calloc(w->thread_count, sizeof(*w->threads));
-	w->dctx = ZSTD_createDCtx();
-	w->scratch = malloc(pack_scratch_size(params));
 	w->confirm_buf = malloc(params->chunk_max);
-	w->chunk_buf = malloc(params->chunk_max);
-	if (!w->queue || !w->free_bufs || !w->threads || !w->dctx || !w->scratch ||
-	    !w->confirm_buf || !w->chunk_buf)
+	if (!w->queue || !w->free_groups || !w->threads || !w->confirm_buf ||
+	    frame_reader_init(&w->reader, params) < 0)
+		return -ENOMEM;
+	w->chunk_group = group_get(w);
+	if (!w->chunk_group)
 		return -ENOMEM;
 	cairn_chunker_init(&w->chunker, params);
 	return 0;
@@ -940,20 +1018,20 @@ void cairn_writer_free(struct cairn_writer *w)
 	if (w->store->packs_dirfd >= 0)
 		writer_abandon(w);
 	for (size_t i = 0; i < w->free_count; i++)
-		free(w->free_bufs[i]);
+		group_free(w->free_groups[i]);
+	group_free(w->chunk_group);
+	group_free(w->open_group);
 	for (size_t i = 0; i < w->block_count; i++)
 		free(w->blocks[i]);
 	free(w->blocks);
 	free(w->map);
-	free(w->free_bufs);
+	free(w->free_groups);
 	free(w->queue);
 	free(w->threads);
 	free(w->sealed);
 	free(w->refs);
-	free(w->scratch);
 	free(w->confirm_buf);
-	free(w->chunk_buf);
-	ZSTD_freeDCtx(w->dctx);
+	frame_reader_release(&w->reader);
 	pthread_cond_destroy(&w->work_cond);
 	pthread_cond_destroy(&w->done_cond);
 	pthread_mutex_destroy(&w->lock);
