@@ -211,6 +211,30 @@ int cairn_writer_commit(struct cairn_writer *writer);
 /* Counters since the writer was opened. */
 void cairn_writer_stats(const struct cairn_writer *writer, struct cairn_writer_stats *ret);
 
+/* ---- garbage collection ---- */
+
+struct cairn_gc_stats {
+	uint64_t chunks_dropped;  /* chunks no longer used, removed from the table */
+	uint64_t chunks_moved;    /* live chunks copied out of rewritten packs */
+	uint64_t packs_rewritten; /* packs deleted after their live chunks moved */
+	uint64_t packs_deleted;   /* packs deleted in all (rewritten or wholly dead) */
+	uint64_t bytes_before;    /* pack bytes before */
+	uint64_t bytes_after;     /* pack bytes after */
+};
+
+/* Says whether the chunk id is still used by anything the caller keeps. */
+typedef bool (*cairn_chunk_live_fn)(void *userdata, const struct cairn_id *id);
+
+/* Drops every chunk for which live() is false, and rewrites each pack of
+ * which more than a tenth is no longer used: its live chunks are stored
+ * afresh (regrouped and recompressed) in new packs, then it is deleted. The
+ * writer must hold no uncommitted work (-EBUSY otherwise); gc commits like
+ * cairn_writer_commit, so a crash leaves the store as before or as after.
+ * Packs are deleted only after the commit. Returns 0 or -errno (message on
+ * the writer; a damaged chunk that must move aborts gc, naming it). */
+int cairn_writer_gc(struct cairn_writer *writer, cairn_chunk_live_fn live, void *userdata,
+		    struct cairn_gc_stats *ret);
+
 /* ---- verification ---- */
 
 /* Called once per problem found, with a one-line description naming the

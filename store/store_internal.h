@@ -220,6 +220,8 @@ struct table_build {
 	const struct table_pack *new_packs; /* sorted, all numbered above the old ones */
 	size_t new_pack_count;
 	uint32_t next_pack_num;
+	const uint64_t *old_dropped;  /* bit i set: leave out old entry i (gc); may be NULL */
+	const bool *old_pack_dropped; /* [i]: leave out old pack i (gc); may be NULL */
 };
 /* Writes old merged with build into a temp file and renames it over
  * STORE/chunks. An entry of build with the id of an old one replaces it. */
@@ -264,6 +266,24 @@ void frame_reader_forget(struct frame_reader *reader);
 int64_t frame_reader_get(struct frame_reader *reader, const struct cairn_store *store, int fd,
 			 const struct table_entry *entry, void *out, size_t out_size, char *msg,
 			 size_t msg_size);
+
+/* ---- the writer's parts that gc drives ---- */
+
+/* Stores data again as the chunk old describes (same id and variant) in the
+ * writer's session, whatever the table holds: gc moving a live chunk out of
+ * a pack it rewrites. */
+int writer_restore_chunk(struct cairn_writer *w, const struct table_entry *old, const void *data);
+/* Commits like cairn_writer_commit, leaving out what build's old_dropped
+ * and old_pack_dropped mark. */
+int writer_commit_with(struct cairn_writer *w, const uint64_t *old_dropped,
+		       const bool *old_pack_dropped);
+struct cairn_store *writer_store(const struct cairn_writer *w);
+/* Whether the writer holds work not yet committed. */
+bool writer_is_dirty(const struct cairn_writer *w);
+/* The writer's frame reader and chunk buffer (chunk_max bytes). */
+struct frame_reader *writer_reader(struct cairn_writer *w);
+uint8_t *writer_buffer(struct cairn_writer *w);
+void writer_set_error(struct cairn_writer *w, const char *fmt, ...) _printf_(2, 3);
 
 /* ---- the store handle ---- */
 

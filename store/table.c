@@ -241,6 +241,11 @@ static uint64_t merge_entries(const struct chunk_table *old, const struct table_
 
 	while (i < old_count || j < build->new_count) {
 		const struct table_entry *entry;
+		if (i < old_count && build->old_dropped &&
+		    (build->old_dropped[i / 64] >> (i % 64) & 1)) {
+			i++;
+			continue;
+		}
 		if (j == build->new_count) {
 			entry = &old->entries[i++];
 		} else if (i == old_count) {
@@ -285,7 +290,9 @@ static int table_write(int dirfd, const struct chunk_table *old, const struct ta
 		fanout[i] += fanout[i - 1];
 	memcpy(header.magic, TABLE_MAGIC, 8);
 	header.entry_count = count;
-	header.pack_count = (uint32_t)((old ? old->pack_count : 0) + build->new_pack_count);
+	header.pack_count = (uint32_t)build->new_pack_count;
+	for (uint32_t i = 0; old && i < old->pack_count; i++)
+		header.pack_count += !(build->old_pack_dropped && build->old_pack_dropped[i]);
 	header.next_pack_num = build->next_pack_num;
 
 	_cleanup_free_ uint8_t *buf = out.buf = malloc(out.cap);
@@ -299,8 +306,9 @@ static int table_write(int dirfd, const struct chunk_table *old, const struct ta
 	}
 	store_checksum_stream_init(&out.checksum);
 	out.error = cairn_write_all(fd, &header, sizeof(header)); /* placeholder */
-	if (old && old->pack_count)
-		out_put(&out, old->packs, old->pack_count * sizeof(struct table_pack));
+	for (uint32_t i = 0; old && i < old->pack_count; i++)
+		if (!(build->old_pack_dropped && build->old_pack_dropped[i]))
+			out_put(&out, &old->packs[i], sizeof(struct table_pack));
 	if (build->new_pack_count)
 		out_put(&out, build->new_packs, build->new_pack_count * sizeof(struct table_pack));
 	out_put(&out, fanout, sizeof(fanout));

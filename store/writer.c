@@ -86,8 +86,7 @@ struct cairn_writer {
 	char error[512];
 };
 
-static void writer_set_error(struct cairn_writer *w, const char *fmt, ...) _printf_(2, 3);
-static void writer_set_error(struct cairn_writer *w, const char *fmt, ...)
+void writer_set_error(struct cairn_writer *w, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -607,6 +606,7 @@ static int submit_large(struct cairn_writer *w, struct new_entry *entry)
 		return -ENOMEM;
 	struct group *group = w->chunk_group;
 	w->chunk_group = next;
+	group->size = entry->e.size;
 	group->count = 1;
 	group->members[0] = entry;
 	return submit_group(w, group);
@@ -624,6 +624,40 @@ static int store_new(struct cairn_writer *w, const struct cairn_id *id, unsigned
 	if (size < w->store->params.chunk_avg)
 		return group_small(w, entry, w->chunk_group->data);
 	return submit_large(w, entry);
+}
+
+int writer_restore_chunk(struct cairn_writer *w, const struct table_entry *old, const void *data)
+{
+	struct cairn_id id;
+
+	memcpy(id.bytes, old->chunk_id, CAIRN_ID_SIZE);
+	struct new_entry *entry = entry_add(w, &id, old->variant, old->size);
+	if (!entry)
+		return -ENOMEM;
+	memcpy(w->chunk_group->data, data, old->size);
+	if (old->size < w->store->params.chunk_avg)
+		return group_small(w, entry, w->chunk_group->data);
+	return submit_large(w, entry);
+}
+
+struct cairn_store *writer_store(const struct cairn_writer *w)
+{
+	return w->store;
+}
+
+bool writer_is_dirty(const struct cairn_writer *w)
+{
+	return w->entry_count > 0 || w->open_group || w->in_file;
+}
+
+struct frame_reader *writer_reader(struct cairn_writer *w)
+{
+	return &w->reader;
+}
+
+uint8_t *writer_buffer(struct cairn_writer *w)
+{
+	return w->confirm_buf;
 }
 
 /* Stores the chunk of size bytes in w->chunk_group->data. */
@@ -767,7 +801,8 @@ static int seal_open_pack(struct cairn_writer *w)
 	return r;
 }
 
-static int write_table(struct cairn_writer *w)
+static int write_table(struct cairn_writer *w, const uint64_t *old_dropped,
+		       const bool *old_pack_dropped)
 {
 	char msg[400];
 	struct chunk_table *table;
@@ -785,6 +820,8 @@ static int write_table(struct cairn_writer *w)
 		.new_packs = w->sealed,
 		.new_pack_count = w->sealed_count,
 		.next_pack_num = w->next_pack_num,
+		.old_dropped = old_dropped,
+		.old_pack_dropped = old_pack_dropped,
 	};
 	int r = table_write_merged(w->store->dirfd, store_table(w->store), &build, msg,
 				   sizeof(msg));
@@ -808,6 +845,12 @@ static void session_reset(struct cairn_writer *w)
 
 int cairn_writer_commit(struct cairn_writer *w)
 {
+	return writer_commit_with(w, NULL, NULL);
+}
+
+int writer_commit_with(struct cairn_writer *w, const uint64_t *old_dropped,
+		       const bool *old_pack_dropped)
+{
 	if (w->in_file)
 		return -EBUSY;
 	int r = w->open_group ? submit_group(w, TAKE_PTR(w->open_group)) : 0;
@@ -821,7 +864,7 @@ int cairn_writer_commit(struct cairn_writer *w)
 			writer_set_error(w, "%s/packs: fsync: %s", w->store->path, strerror(-r));
 	}
 	if (r == 0)
-		r = write_table(w);
+		r = write_table(w, old_dropped, old_pack_dropped);
 	if (r < 0) {
 		pthread_mutex_lock(&w->lock);
 		if (w->failure == 0)
