@@ -110,11 +110,14 @@ static void assert_verifies(struct cairn_store *store)
 
 static int count_packs(const char *store_path)
 {
-	char path[PATH_MAX + 64];
 	int count = 0;
+	int dirfd = open(store_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	snprintf(path, sizeof(path), "%s/packs", store_path);
-	DIR *dir = opendir(path);
+	ck_assert_int_ge(dirfd, 0);
+	int packs = openat(dirfd, "packs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	close(dirfd);
+	ck_assert_int_ge(packs, 0);
+	DIR *dir = fdopendir(packs);
 	ck_assert_ptr_nonnull(dir);
 	for (struct dirent *de; (de = readdir(dir));)
 		count += de->d_name[0] != '.';
