@@ -148,7 +148,7 @@ static int config_read(struct cairn_store *store)
 	}
 	if (disk.version != CONFIG_VERSION) {
 		store_set_error(store,
-				"%s has store format version %u; this cairn reads version %u",
+				"%s/config: store format version %u; this cairn reads version %u",
 				store->path, disk.version, CONFIG_VERSION);
 		return disk.version > CONFIG_VERSION ? -EOPNOTSUPP : -EBADMSG;
 	}

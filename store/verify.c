@@ -46,7 +46,11 @@ static void verify_pack_whole(struct verify *v, int fd, const struct table_pack 
 	struct pack_footer footer;
 	struct stat st;
 
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != pack->size) {
+	if (fstat(fd, &st) < 0) {
+		problem(v, "packs/%s: %s", name, strerror(errno));
+		return;
+	}
+	if ((uint64_t)st.st_size != pack->size) {
 		problem(v, "packs/%s: size %lld, the chunk table says %llu", name,
 			(long long)st.st_size, (unsigned long long)pack->size);
 		return;
