@@ -131,15 +131,13 @@ static int gc_move(struct gc *gc)
 }
 
 /* After the commit nothing lists the dropped packs: delete them. */
-static void gc_delete_packs(struct gc *gc, const struct table_pack *packs, uint32_t count)
+static void gc_delete_packs(struct gc *gc, const uint32_t *nums, size_t count)
 {
 	char name[32];
 
-	for (uint32_t i = 0; i < count; i++) {
-		if (!gc->pack_dropped[i])
-			continue;
-		store_forget_pack_fd(gc->store, packs[i].pack_num);
-		pack_name(packs[i].pack_num, name);
+	for (size_t i = 0; i < count; i++) {
+		store_forget_pack_fd(gc->store, nums[i]);
+		pack_name(nums[i], name);
 		unlinkat(gc->store->packs_dirfd, name, 0);
 	}
 	cairn_fsync_dir(gc->store->packs_dirfd, ".");
@@ -147,18 +145,26 @@ static void gc_delete_packs(struct gc *gc, const struct table_pack *packs, uint3
 
 static int gc_run(struct gc *gc, cairn_chunk_live_fn live, void *userdata)
 {
-	/* The old table stays mapped (the store retires it) until the store is
-	 * freed, so its pack list is still valid after the commit. */
+	size_t count = 0;
+
 	int r = gc_mark(gc, live, userdata);
 	if (r < 0)
 		return r;
 	gc_choose(gc);
+	/* The commit may free the old table: keep the numbers to delete. */
+	_cleanup_free_ uint32_t *doomed = malloc((gc->table->pack_count + 1) * sizeof(*doomed));
+	if (!doomed)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < gc->table->pack_count; i++)
+		if (gc->pack_dropped[i])
+			doomed[count++] = gc->table->packs[i].pack_num;
 	r = gc_move(gc);
 	if (r == 0)
 		r = writer_commit_with(gc->writer, gc->dropped, gc->pack_dropped);
 	if (r < 0)
 		return r;
-	gc_delete_packs(gc, gc->table->packs, gc->table->pack_count);
+	gc->table = NULL;
+	gc_delete_packs(gc, doomed, count);
 	struct cairn_store_stats after;
 	r = cairn_store_stats(gc->store, &after);
 	gc->stats.bytes_after = after.pack_bytes;

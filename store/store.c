@@ -241,11 +241,10 @@ int cairn_store_open(struct cairn_store *store, const char *path)
 	return store_bind(store, path);
 }
 
-static int dir_is_empty(int dirfd)
+/* Returns 1 if the directory (fd, taken over) holds nothing but what
+ * ignore(dirfd, name) accepts, 0 if it holds more, or -errno. */
+static int dir_is_empty_fd(int fd, bool (*ignore)(int, const char *))
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	DIR *dir = fdopendir(fd);
 	if (!dir) {
 		close(fd);
@@ -254,13 +253,26 @@ static int dir_is_empty(int dirfd)
 	int empty = 1;
 	struct dirent *de;
 	while ((de = readdir(dir))) {
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (!ignore || !ignore(dirfd(dir), de->d_name)) {
 			empty = 0;
 			break;
 		}
 	}
 	closedir(dir);
 	return empty;
+}
+
+/* What a create that was interrupted leaves: it may be created again. */
+static bool is_create_leftover(int dirfd, const char *name)
+{
+	if (strcmp(name, TABLE_NAME) == 0 || strncmp(name, "tmp-", 4) == 0)
+		return true;
+	if (strcmp(name, PACKS_DIR) != 0)
+		return false;
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd >= 0 && dir_is_empty_fd(fd, NULL) == 1;
 }
 
 static int store_prepare_dir(struct cairn_store *store, const char *path)
@@ -280,9 +292,12 @@ static int store_prepare_dir(struct cairn_store *store, const char *path)
 		store_set_error(store, "%s is already a cairn store", path);
 		return -EEXIST;
 	}
-	int empty = dir_is_empty(store->dirfd);
-	if (empty < 0)
+	int fd = openat(store->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int empty = fd < 0 ? -errno : dir_is_empty_fd(fd, is_create_leftover);
+	if (empty < 0) {
+		store_set_error(store, "%s: %s", path, strerror(-empty));
 		return empty;
+	}
 	if (!empty) {
 		store_set_error(store, "cannot create store %s: the directory is not empty", path);
 		return -EEXIST;
@@ -310,8 +325,11 @@ int cairn_store_create(struct cairn_store *store, const char *path,
 	int r = store_prepare_dir(store, path);
 	if (r < 0)
 		return r;
-	if (getrandom(key, sizeof(key), 0) != sizeof(key))
-		return -errno;
+	if (getrandom(key, sizeof(key), 0) != sizeof(key)) {
+		r = -errno;
+		store_set_error(store, "cannot make a hash key: %s", strerror(errno));
+		return r;
+	}
 	if (mkdirat(store->dirfd, PACKS_DIR, 0700) < 0 && errno != EEXIST) {
 		r = -errno;
 		store_set_error(store, "%s/packs: %s", path, strerror(errno));
@@ -337,7 +355,9 @@ void store_swap_table(struct cairn_store *store, struct chunk_table *table)
 {
 	struct chunk_table *old = atomic_exchange(&store->table, table);
 
-	if (old) {
+	if (old && atomic_load(&store->unpackers) == 0) {
+		table_free(old);
+	} else if (old) {
 		old->retired_next = store->retired;
 		store->retired = old;
 	}

@@ -303,7 +303,8 @@ struct cairn_store {
 	cairn_id_fn id_fn; /* NULL: the real one; set by tests only */
 
 	_Atomic(struct chunk_table *) table;
-	struct chunk_table *retired; /* replaced tables, freed with the store */
+	struct chunk_table *retired; /* replaced tables some unpacker may still use */
+	atomic_uint unpackers;       /* live unpackers on this handle */
 
 	pthread_mutex_t fd_lock; /* protects fds, fd_count, fd_cap */
 	struct pack_fd *fds;     /* sorted by pack_num */
@@ -317,7 +318,8 @@ static inline const struct chunk_table *store_table(const struct cairn_store *st
 {
 	return atomic_load_explicit(&((struct cairn_store *)store)->table, memory_order_acquire);
 }
-/* Replaces the current table, keeping the old one alive until store free. */
+/* Replaces the current table. The old one is freed at once when no unpacker
+ * is live (none can hold it), else kept until the store is freed. */
 void store_swap_table(struct cairn_store *store, struct chunk_table *table);
 /* The shared read fd of a pack; owned by the store. Returns fd or -errno. */
 int store_pack_fd(struct cairn_store *store, uint32_t pack_num);

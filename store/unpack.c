@@ -23,6 +23,7 @@ int cairn_unpacker_new(struct cairn_store *store, struct cairn_unpacker **ret)
 		free(unpacker);
 		return -ENOMEM;
 	}
+	atomic_fetch_add(&store->unpackers, 1);
 	*ret = unpacker;
 	return 0;
 }
@@ -31,6 +32,7 @@ void cairn_unpacker_free(struct cairn_unpacker *unpacker)
 {
 	if (!unpacker)
 		return;
+	atomic_fetch_sub(&unpacker->store->unpackers, 1);
 	frame_reader_release(&unpacker->reader);
 	free(unpacker);
 }
@@ -55,8 +57,12 @@ int64_t cairn_unpacker_get(struct cairn_unpacker *unpacker, const struct cairn_i
 			     "%s: chunk %s is not in the store", store->path, hex);
 		return -ENOENT;
 	}
-	if (entry->size > buf_size)
+	if (entry->size > buf_size) {
+		cairn_format(unpacker->error, sizeof(unpacker->error),
+			     "a buffer of %zu bytes cannot hold a chunk of %u", buf_size,
+			     entry->size);
 		return -ENOBUFS;
+	}
 	int fd = store_pack_fd(store, entry->pack_num);
 	if (fd < 0) {
 		char name[32];

@@ -956,6 +956,14 @@ static int writer_refresh(struct cairn_writer *w)
 		store_set_error(store, "%s: %s", store->path, msg);
 		return r;
 	}
+	/* A commit rewrites the whole table with a fresh checksum: check the old
+	 * one first, so damage is reported rather than sealed in. */
+	r = table_check_body(table, msg, sizeof(msg));
+	if (r < 0) {
+		store_set_error(store, "%s: %s; run cairn verify", store->path, msg);
+		table_free(table);
+		return r;
+	}
 	store_swap_table(store, table);
 	w->next_pack_num = table->next_pack_num;
 	r = remove_leftovers_in(w, store->dirfd, false);

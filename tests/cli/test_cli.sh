@@ -133,6 +133,11 @@ mkdir "$tmp/busy" && echo hello >"$tmp/busy/file"
 expect 1 -- init "$tmp/busy"
 err_nonempty
 not_store "$tmp/busy"
+# What an interrupted init leaves (no config yet) may be made a store again.
+mkdir -p "$tmp/half/packs" && echo x >"$tmp/half/chunks" && echo x >"$tmp/half/tmp-config-1"
+expect 0 -- init "$tmp/half"
+is_store "$tmp/half"
+expect 0 -- verify -s "$tmp/half"
 
 # ---- errors: 1 ----
 
