@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "index.h"
 #include "store.h"
 #include "util.h"
 
@@ -26,6 +27,10 @@ typedef int (*cli_command_fn)(struct cli *cli, int argc, char **argv);
 
 int cmd_init(struct cli *cli, int argc, char **argv);
 int cmd_verify(struct cli *cli, int argc, char **argv);
+int cmd_add(struct cli *cli, int argc, char **argv);
+int cmd_ls(struct cli *cli, int argc, char **argv);
+int cmd_cat(struct cli *cli, int argc, char **argv);
+int cmd_extract(struct cli *cli, int argc, char **argv);
 
 /* Prints "cairn: MESSAGE" to stderr. */
 void cli_error(const char *fmt, ...) _printf_(1, 2);
@@ -45,6 +50,21 @@ int cli_mkdir_parents(const char *path);
 int cli_parse_size(const char *text, uint64_t *ret);
 /* Parses a decimal integer in [min, max]. Returns 0 or -EINVAL. */
 int cli_parse_int(const char *text, long min, long max, long *ret);
+
+/* A SNAPSHOT[:PATH] argument, opened (object.c). */
+struct cli_object {
+	struct cairn_store *store;
+	struct cairn_index *idx;
+	char *snapshot;   /* the name */
+	const char *path; /* inside the snapshot; "" for its root */
+	uint64_t ino;     /* what path names */
+};
+/* Opens the store and the snapshot and resolves the path (following
+ * symlinks when follow). Prints the error; returns EXIT_OK or EXIT_ERROR. */
+int cli_object_open(const struct cli *cli, const char *arg, bool follow, struct cli_object *ret);
+void cli_object_release(struct cli_object *obj);
+/* Prints the error r (from an index call on obj); returns EXIT_ERROR. */
+int cli_object_error(const struct cli_object *obj, int r);
 
 /* The shared store option: adds -s/--store to a command's getopt_long loop. */
 #define CLI_STORE_OPTION                                                                           \

@@ -2,6 +2,7 @@
  * --version, and dispatch to the cmd_* subcommands.
  */
 #include <getopt.h>
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +17,10 @@ struct command {
 
 static const struct command commands[] = {
 	{"init", cmd_init, "create an empty store"},
+	{"add", cmd_add, "add archives to the store as snapshots"},
+	{"ls", cmd_ls, "list snapshots, or the files of a snapshot"},
+	{"cat", cmd_cat, "write a file of a snapshot to stdout"},
+	{"extract", cmd_extract, "restore a snapshot, or part of one, into a directory"},
 	{"verify", cmd_verify, "re-read and check every chunk of a store"},
 };
 
@@ -71,6 +76,10 @@ static int parse_global(struct cli *cli, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct cli cli = {0};
+
+	/* Archive names are read and written in the user's charset, as bsdtar
+	 * does, so that both agree on them. */
+	setlocale(LC_CTYPE, "");
 
 	/* -1: go on to the command; otherwise the exit status. */
 	int r = parse_global(&cli, argc, argv);

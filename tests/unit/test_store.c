@@ -1269,7 +1269,7 @@ END_TEST
 
 static bool pack_within(const char *name, void *ctx)
 {
-	char path[PATH_MAX], rel[64];
+	char path[PATH_MAX], rel[NAME_MAX + 8];
 	const struct cairn_store_params *params = ctx;
 
 	if (!is_pack_name(name, NULL))

@@ -1,0 +1,295 @@
+/* index.h: the facade of cairn's snapshot index: turning an archive into a
+ * snapshot (one mmappable file per archive in STORE/snapshots/NAME, its file
+ * contents in the chunk store) and reading snapshots back in place.
+ *
+ * A snapshot is immutable once committed. Opening one costs O(1) in its
+ * entries: the file is mapped, its header, section table, section bounds and
+ * source record are checked, and every later access is bounds-checked on its
+ * own, so a damaged or hostile file gives -EBADMSG, never a crash or a read
+ * out of bounds. cairn_index_check verifies everything (checksums of every
+ * section, every record) in O(size). The byte layout is in docs/FORMAT.md,
+ * "Snapshot index".
+ *
+ * Conventions as in store.h: 0 (or a documented non-negative value) on
+ * success, -errno on failure, corrupt data -EBADMSG, a newer format
+ * -EOPNOTSUPP, a too small buffer -ENOBUFS; messages are kept on the handle
+ * named in the function's comment; out-parameters are written only on
+ * success.
+ */
+#ifndef CAIRN_INDEX_H
+#define CAIRN_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* The root directory's inode number in every snapshot. */
+#define CAIRN_INDEX_ROOT 1u
+
+/* ---- snapshot names ----
+ *
+ * A name is 1..CAIRN_SNAPSHOT_NAME_MAX bytes of printable ASCII other than
+ * space, '/', ':' and '\\', or UTF-8 (bytes >= 0x80); it does not start with
+ * '.' or '-', and not with "tmp-" (temp files use that prefix). */
+
+#define CAIRN_SNAPSHOT_NAME_MAX 200
+
+/* Returns 0 if name is allowed, else -EINVAL and a reason in msg. */
+int cairn_snapshot_name_check(const char *name, char *msg, size_t msg_size);
+/* The default name for an archive at path: its file name without archive
+ * and compression suffixes ("x/typescript-5.7.3.tgz" -> "typescript-5.7.3").
+ * Returns 0, or -EINVAL if that is not an allowed name (msg says why), or
+ * -ENAMETOOLONG. */
+int cairn_snapshot_default_name(const char *path, char *buf, size_t buf_size, char *msg,
+				size_t msg_size);
+/* Whether STORE/snapshots/name exists: 1, 0, or -errno. */
+int cairn_snapshot_exists(const struct cairn_store *store, const char *name);
+/* The names of the store's snapshots, sorted bytewise, in a malloc'd array
+ * of malloc'd strings (free with cairn_snapshot_names_free). Returns 0 or
+ * -errno. A store with no snapshots directory has none. */
+int cairn_snapshot_list(const struct cairn_store *store, char ***ret_names, size_t *ret_count);
+void cairn_snapshot_names_free(char **names, size_t count);
+/* Removes STORE/snapshots/tmp-* left by writers that died. Call only while
+ * holding the store's writer (its lock). Returns 0 or -errno. */
+int cairn_snapshot_remove_leftovers(const struct cairn_store *store);
+
+/* ---- reading a snapshot ----
+ *
+ * An opened handle is read-only and may be used by any number of threads at
+ * once. Its error message is the first corruption found; once set it no
+ * longer changes, so the pointer from cairn_index_error stays valid. */
+
+struct cairn_index;
+
+/* Returns a new, unbound handle, or NULL when out of memory. */
+struct cairn_index *cairn_index_new(void);
+/* Unmaps and frees. Accepts NULL. */
+void cairn_index_free(struct cairn_index *idx);
+/* The message of the failure; "" if none. After a call on idx returned
+ * -EBADMSG (in any thread) the message is set and never changes again. */
+const char *cairn_index_error(const struct cairn_index *idx);
+
+/* Maps and checks STORE/snapshots/name. The store must outlive idx. Returns
+ * 0, -ENOENT (no such snapshot), -EBADMSG (damaged), -EOPNOTSUPP (newer
+ * format), or another -errno; message on idx. */
+int cairn_index_open(struct cairn_index *idx, const struct cairn_store *store, const char *name);
+/* The name idx was opened with; owned by idx. */
+const char *cairn_index_name(const struct cairn_index *idx);
+
+struct cairn_index_info {
+	uint64_t inode_count;
+	uint64_t dirent_count;
+	uint64_t entry_count; /* archive entries read */
+	uint64_t skipped;     /* archive entries skipped with a warning */
+	uint64_t file_count;  /* regular files (hard links counted once) */
+	uint64_t file_bytes;  /* their total size */
+	int64_t created_sec;
+	uint64_t file_size; /* of the snapshot file */
+	/* the source archive; the strings are owned by idx */
+	const char *source_name;
+	const char *source_format;
+	uint64_t source_size;
+	int64_t source_mtime_sec;
+	uint32_t source_mtime_nsec;
+	struct cairn_id source_id;
+};
+void cairn_index_info(const struct cairn_index *idx, struct cairn_index_info *ret);
+
+struct cairn_index_stat {
+	uint64_t ino;
+	uint32_t mode; /* file type and permissions, as st_mode */
+	uint32_t nlink;
+	uint32_t uid;
+	uint32_t gid;
+	uint64_t size;
+	uint64_t rdev; /* makedev(major, minor) for devices */
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	const char *user;  /* owned by idx; NULL when the archive had none */
+	const char *group; /* owned by idx; NULL when the archive had none */
+};
+/* Attributes of ino. Returns 0, -ENOENT (no such inode), -EBADMSG. */
+int cairn_index_getattr(struct cairn_index *idx, uint64_t ino, struct cairn_index_stat *ret);
+
+/* The inode named name (len bytes, no NUL needed) in directory dir: a
+ * binary search. Returns 0, -ENOENT, -ENOTDIR, -EBADMSG. */
+int cairn_index_lookup(struct cairn_index *idx, uint64_t dir, const char *name, size_t len,
+		       uint64_t *ret_ino);
+
+struct cairn_index_dirent {
+	uint64_t ino;
+	const char *name; /* NUL-terminated, owned by idx */
+	size_t name_len;
+	unsigned type; /* DT_* */
+};
+/* The entry at position pos (0-based, in name order) of directory dir.
+ * Positions are stable: a readdir offset. Returns 1 and the entry, 0 past
+ * the last entry, -ENOTDIR, -ENOENT, -EBADMSG. */
+int cairn_index_readdir(struct cairn_index *idx, uint64_t dir, uint64_t pos,
+			struct cairn_index_dirent *ret);
+
+/* The target of symlink ino: NUL-terminated, owned by idx. Returns 0,
+ * -EINVAL (not a symlink), -ENOENT, -EBADMSG. */
+int cairn_index_readlink(struct cairn_index *idx, uint64_t ino, const char **ret_target,
+			 size_t *ret_len);
+
+struct cairn_index_xattr {
+	const char *name; /* NUL-terminated, owned by idx */
+	size_t name_len;
+	const void *value; /* owned by idx */
+	size_t value_size;
+};
+/* The xattr at position pos (sorted by name) of ino. Returns 1 and the
+ * xattr, 0 past the last one, -ENOENT, -EBADMSG. */
+int cairn_index_xattr(struct cairn_index *idx, uint64_t ino, size_t pos,
+		      struct cairn_index_xattr *ret);
+/* The xattr named name of ino. Returns 0, -ENODATA, -ENOENT, -EBADMSG. */
+int cairn_index_getxattr(struct cairn_index *idx, uint64_t ino, const char *name,
+			 struct cairn_index_xattr *ret);
+
+/* Resolves a path inside the snapshot ("", "/" and "." are the root;
+ * "a/b/../c" is walked component by component). With follow, symlinks are
+ * followed (the last component too), absolute targets from the snapshot's
+ * root, at most 40 of them; without, only ".." and intermediate symlinks
+ * are. Returns 0, -ENOENT, -ENOTDIR, -ELOOP, -EBADMSG. */
+int cairn_index_resolve(struct cairn_index *idx, const char *path, bool follow, uint64_t *ret_ino);
+
+/* ---- file contents ----
+ *
+ * A regular file's content is a list of runs, each a chunk or a hole
+ * (zeros), with cumulative end offsets: cairn_index_find_run is a binary
+ * search. */
+
+struct cairn_index_file {
+	struct cairn_id file_id; /* see docs/FORMAT.md for files with holes */
+	uint64_t size;
+	uint32_t run_count;
+	bool sparse; /* some runs are holes */
+};
+/* Returns 0, -EISDIR/-EINVAL (not a regular file), -ENOENT, -EBADMSG. */
+int cairn_index_file(struct cairn_index *idx, uint64_t ino, struct cairn_index_file *ret);
+
+struct cairn_index_run {
+	struct cairn_id chunk_id; /* all zero for a hole */
+	uint64_t offset;          /* where the run starts in the file */
+	uint64_t size;            /* bytes */
+	bool hole;
+};
+/* Run number i of regular file ino. Returns 0, -ERANGE (no such run),
+ * -EBADMSG, or what cairn_index_file returns. */
+int cairn_index_run(struct cairn_index *idx, uint64_t ino, uint32_t i, struct cairn_index_run *ret);
+/* The number of the run that holds byte offset of ino. Returns 0 and the
+ * run's number, -ERANGE (offset >= size), -EBADMSG, ... */
+int cairn_index_find_run(struct cairn_index *idx, uint64_t ino, uint64_t offset, uint32_t *ret_run);
+
+/* A reader: one thread's buffers for reading file contents through the
+ * store. It borrows idx and unpacker (both must outlive it) and remembers
+ * the last chunk it decoded. */
+struct cairn_index_reader;
+
+/* Returns 0 and a new reader, or -ENOMEM. unpacker must belong to the store
+ * idx was opened with. */
+int cairn_index_reader_new(struct cairn_index *idx, struct cairn_unpacker *unpacker,
+			   struct cairn_index_reader **ret);
+void cairn_index_reader_free(struct cairn_index_reader *reader);
+/* The reader's last error message (naming the snapshot, inode and offset). */
+const char *cairn_index_reader_error(const struct cairn_index_reader *reader);
+/* The bytes of run i of ino: a pointer into the reader's buffer (valid until
+ * its next call), or NULL for a hole. Returns 0, or -errno (-EBADMSG when a
+ * chunk is damaged or missing, or its size disagrees with the run). */
+int cairn_index_reader_run(struct cairn_index_reader *reader, uint64_t ino, uint32_t i,
+			   const void **ret_data, struct cairn_index_run *ret_run);
+/* Copies up to len bytes of ino from offset into buf (holes read as zeros).
+ * Returns the count (short only at the end of the file) or -errno. */
+int64_t cairn_index_read(struct cairn_index_reader *reader, uint64_t ino, uint64_t offset,
+			 void *buf, size_t len);
+
+/* ---- full verification ---- */
+
+typedef void (*cairn_index_report_fn)(void *userdata, const char *problem);
+/* Checks every section's checksum, every record and reference, the order
+ * and uniqueness of every directory's names, the tree shape and link
+ * counts, and (with check_chunks) that the store holds every chunk the
+ * snapshot names. O(size). Returns the number of problems reported (0: the
+ * snapshot is sound) or -errno when it could not run. */
+int64_t cairn_index_check(struct cairn_index *idx, bool check_chunks, cairn_index_report_fn report,
+			  void *userdata);
+
+/* ---- adding an archive ----
+ *
+ * An import reads one archive in one streaming pass with libarchive, sends
+ * every file's content to the store writer and builds the tree in memory;
+ * cairn_import_commit then commits the writer (so every chunk the snapshot
+ * names is durable) and renames the snapshot into place. Nothing is visible
+ * before that; after a failed import the caller frees the writer, which
+ * abandons its uncommitted chunks. One thread. */
+
+struct cairn_import;
+
+struct cairn_import_options {
+	uint64_t max_entries; /* 0: CAIRN_IMPORT_MAX_ENTRIES */
+};
+#define CAIRN_IMPORT_MAX_ENTRIES (16u << 20)
+#define CAIRN_XATTR_VALUE_MAX    65536u
+#define CAIRN_XATTR_LIST_MAX     (1u << 20)
+#define CAIRN_SYMLINK_MAX        4095u
+
+struct cairn_import_progress {
+	uint64_t archive_bytes; /* raw bytes read so far */
+	uint64_t archive_size;  /* 0 when unknown */
+	uint64_t entries;
+	uint64_t content_bytes; /* file content sent to the store */
+	uint64_t new_bytes;     /* of that, not already stored */
+	uint64_t stored_bytes;  /* compressed size of the new bytes */
+};
+typedef void (*cairn_import_progress_fn)(void *userdata, const struct cairn_import_progress *p);
+/* A warning about one entry (skipped, or not fully representable), naming
+ * the archive and the entry. */
+typedef void (*cairn_import_warn_fn)(void *userdata, const char *warning);
+
+/* Starts an import that sends content to writer (borrowed, open on store).
+ * options may be NULL. Returns 0 or -ENOMEM. */
+int cairn_import_new(struct cairn_store *store, struct cairn_writer *writer,
+		     const struct cairn_import_options *options, struct cairn_import **ret);
+void cairn_import_free(struct cairn_import *imp);
+const char *cairn_import_error(const struct cairn_import *imp);
+void cairn_import_set_progress(struct cairn_import *imp, cairn_import_progress_fn fn,
+			       void *userdata);
+void cairn_import_set_warn(struct cairn_import *imp, cairn_import_warn_fn fn, void *userdata);
+
+/* Reads the archive from fd (not closed; a regular file is read from its
+ * start and may be seeked, anything else is read as a stream). label names
+ * the archive in messages and, by its last component, in the source
+ * record. Returns 0, or -errno with the message on imp (-EBADMSG: the
+ * archive is malformed or unsupported; -E2BIG: a limit was exceeded). Call
+ * once per import. */
+int cairn_import_archive(struct cairn_import *imp, int fd, const char *label);
+
+/* The id of the archive's raw bytes, after cairn_import_archive. */
+void cairn_import_source_id(const struct cairn_import *imp, struct cairn_id *ret);
+
+#define CAIRN_IMPORT_REPLACE 1u /* replace an existing snapshot of that name */
+/* Commits the writer, writes STORE/snapshots/name through a fsynced temp
+ * file and renames it into place. Without CAIRN_IMPORT_REPLACE an existing
+ * name is -EEXIST. The caller holds the writer, so no other add races it.
+ * Returns 0 or -errno (message on imp). */
+int cairn_import_commit(struct cairn_import *imp, const char *name, unsigned flags);
+
+struct cairn_import_stats {
+	uint64_t entries;      /* archive entries read */
+	uint64_t skipped;      /* entries skipped with a warning */
+	uint64_t archive_size; /* raw bytes read */
+	uint64_t content_bytes;
+	uint64_t new_bytes;
+	uint64_t stored_bytes;
+	uint64_t snapshot_size; /* bytes of the snapshot file (after commit) */
+};
+void cairn_import_stats(const struct cairn_import *imp, struct cairn_import_stats *ret);
+
+/* Computes the id the import would record for the archive in fd (a regular
+ * file), reading it once without decompressing. Returns 0 or -errno. */
+int cairn_archive_id(const struct cairn_store *store, int fd, struct cairn_id *ret);
+
+#endif

@@ -1,0 +1,171 @@
+/* names.c: STORE/snapshots/: which snapshot names are allowed, the default
+ * name of an archive, listing, and removing the temp files of writers that
+ * died. Names are checked here once so that no other layer has to think
+ * about '/', "..", hidden files or the "tmp-" prefix that temp files use.
+ */
+#include "index_internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define SNAPSHOTS_DIR "snapshots"
+#define TMP_PREFIX    "tmp-"
+
+static const char *name_problem(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0)
+		return "it is empty";
+	if (len > CAIRN_SNAPSHOT_NAME_MAX)
+		return "it is longer than 200 bytes";
+	if (name[0] == '.' || name[0] == '-')
+		return "it starts with '.' or '-'";
+	if (strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
+		return "names starting with \"tmp-\" are reserved for temp files";
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if (*p <= ' ' || *p == 0x7f)
+			return "it contains a space or a control character";
+		if (*p == '/' || *p == ':' || *p == '\\')
+			return "it contains '/', ':' or '\\'";
+	}
+	return NULL;
+}
+
+int cairn_snapshot_name_check(const char *name, char *msg, size_t msg_size)
+{
+	const char *why = name_problem(name);
+
+	if (!why)
+		return 0;
+	if (msg)
+		cairn_format(msg, msg_size, "'%s' is not a valid snapshot name: %s", name, why);
+	return -EINVAL;
+}
+
+static bool strip_suffix(char *name, const char *suffix)
+{
+	size_t len = strlen(name), slen = strlen(suffix);
+
+	if (len <= slen || strcasecmp(name + len - slen, suffix) != 0)
+		return false;
+	name[len - slen] = '\0';
+	return true;
+}
+
+int cairn_snapshot_default_name(const char *path, char *buf, size_t buf_size, char *msg,
+				size_t msg_size)
+{
+	static const char *const compressions[] = {".gz",  ".bz2", ".xz",   ".zst", ".zstd",
+						   ".lz4", ".lz",  ".lzma", ".Z",   ".uu"};
+	static const char *const archives[] = {
+		".tar", ".tgz", ".taz", ".tbz", ".tbz2", ".txz", ".tzst", ".tlz", ".tlz4",
+		".zip", ".jar", ".7z",  ".iso", ".cpio", ".deb", ".a",    ".ar",  ".rar",
+		".rpm", ".cab", ".xar", ".lha", ".lzh",  ".cbz", ".cbr",  ".cb7", ".whl"};
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+
+	if (strlen(base) >= buf_size)
+		return -ENAMETOOLONG;
+	strcpy(buf, base);
+	for (size_t i = 0; i < ARRAY_SIZE(compressions); i++)
+		if (strip_suffix(buf, compressions[i]))
+			break;
+	for (size_t i = 0; i < ARRAY_SIZE(archives); i++)
+		if (strip_suffix(buf, archives[i]))
+			break;
+	return cairn_snapshot_name_check(buf, msg, msg_size);
+}
+
+int cairn_snapshot_exists(const struct cairn_store *store, const char *name)
+{
+	char path[sizeof(SNAPSHOTS_DIR) + CAIRN_SNAPSHOT_NAME_MAX + 2];
+
+	if (name_problem(name))
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", SNAPSHOTS_DIR, name);
+	if (faccessat(cairn_store_dirfd(store), path, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -errno;
+}
+
+static DIR *open_snapshots(const struct cairn_store *store)
+{
+	int fd = openat(cairn_store_dirfd(store), SNAPSHOTS_DIR,
+			O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return NULL;
+	DIR *dir = fdopendir(fd);
+	if (!dir)
+		close(fd);
+	return dir;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void cairn_snapshot_names_free(char **names, size_t count)
+{
+	for (size_t i = 0; names && i < count; i++)
+		free(names[i]);
+	free(names);
+}
+
+static int names_add(char ***names, size_t *count, size_t *cap, const char *name)
+{
+	if (*count == *cap) {
+		size_t new_cap = *cap ? *cap * 2 : 16;
+		char **grown = realloc(*names, new_cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		*names = grown;
+		*cap = new_cap;
+	}
+	(*names)[*count] = strdup(name);
+	if (!(*names)[*count])
+		return -ENOMEM;
+	(*count)++;
+	return 0;
+}
+
+int cairn_snapshot_list(const struct cairn_store *store, char ***ret_names, size_t *ret_count)
+{
+	char **names = NULL;
+	size_t count = 0, cap = 0;
+	int r = 0;
+
+	DIR *dir = open_snapshots(store);
+	if (!dir && errno != ENOENT)
+		return -errno;
+	for (struct dirent *de; dir && r == 0 && (de = readdir(dir));)
+		if (!name_problem(de->d_name))
+			r = names_add(&names, &count, &cap, de->d_name);
+	if (dir)
+		closedir(dir);
+	if (r < 0) {
+		cairn_snapshot_names_free(names, count);
+		return r;
+	}
+	qsort(names, count, sizeof(*names), compare_names);
+	*ret_names = names;
+	*ret_count = count;
+	return 0;
+}
+
+int cairn_snapshot_remove_leftovers(const struct cairn_store *store)
+{
+	DIR *dir = open_snapshots(store);
+
+	if (!dir)
+		return errno == ENOENT ? 0 : -errno;
+	for (struct dirent *de; (de = readdir(dir));)
+		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
+			unlinkat(dirfd(dir), de->d_name, 0);
+	closedir(dir);
+	return 0;
+}

@@ -1,0 +1,311 @@
+/* open.c: mapping a snapshot file and the O(1) checks made when it is opened:
+ * magic, version, header checksum over the section table, section bounds and
+ * record sizes, the source record and the root inode. Nothing proportional to
+ * the number of entries is read here (DESIGN.md invariant 4); the accessors
+ * in read.c bound-check what they touch and check.c verifies the rest.
+ */
+#include "index_internal.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#define SNAPSHOTS_DIR "snapshots"
+
+uint64_t index_checksum(const struct cairn_store *store, const void *data, size_t size)
+{
+	struct cairn_file_hasher hasher;
+	struct cairn_id id;
+	uint64_t sum;
+
+	cairn_file_hasher_init(&hasher, store);
+	cairn_file_hasher_update(&hasher, data, size);
+	cairn_file_hasher_final(&hasher, &id);
+	memcpy(&sum, id.bytes, sizeof(sum));
+	return sum;
+}
+
+struct cairn_index *cairn_index_new(void)
+{
+	struct cairn_index *idx = calloc(1, sizeof(*idx));
+
+	if (!idx)
+		return NULL;
+	pthread_mutex_init(&idx->error_lock, NULL);
+	atomic_init(&idx->failed, false);
+	return idx;
+}
+
+void cairn_index_free(struct cairn_index *idx)
+{
+	if (!idx)
+		return;
+	if (idx->map)
+		munmap(idx->map, idx->map_size);
+	pthread_mutex_destroy(&idx->error_lock);
+	free(idx->name);
+	free(idx);
+}
+
+const char *cairn_index_error(const struct cairn_index *idx)
+{
+	return idx->error;
+}
+
+const char *cairn_index_name(const struct cairn_index *idx)
+{
+	return idx->name ? idx->name : "";
+}
+
+int index_corrupt(struct cairn_index *idx, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+
+	if (atomic_load_explicit(&idx->failed, memory_order_acquire))
+		return -EBADMSG;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&idx->error_lock);
+	if (!atomic_load_explicit(&idx->failed, memory_order_relaxed)) {
+		cairn_format(idx->error, sizeof(idx->error), "snapshot %s is damaged: %s",
+			     cairn_index_name(idx), msg);
+		atomic_store_explicit(&idx->failed, true, memory_order_release);
+	}
+	pthread_mutex_unlock(&idx->error_lock);
+	return -EBADMSG;
+}
+
+/* Before the handle is shared: a plain message. */
+static int open_fail(struct cairn_index *idx, int r, const char *fmt, ...) _printf_(3, 4);
+static int open_fail(struct cairn_index *idx, int r, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cairn_format(idx->error, sizeof(idx->error), "snapshot %s: %s", cairn_index_name(idx), msg);
+	return r;
+}
+
+static int check_header(struct cairn_index *idx, const struct cairn_store *store, unsigned flags)
+{
+	const struct snap_header *h = (const struct snap_header *)idx->base;
+	size_t table_size = SNAP_SECTION_COUNT * sizeof(struct snap_section);
+
+	if (idx->size < sizeof(*h) || memcmp(h->magic, SNAP_MAGIC, 8) != 0)
+		return open_fail(idx, -EBADMSG, "not a cairn snapshot (bad magic)");
+	if (h->version != SNAP_VERSION)
+		return open_fail(idx, h->version > SNAP_VERSION ? -EOPNOTSUPP : -EBADMSG,
+				 "format version %u; this cairn reads version %u", h->version,
+				 SNAP_VERSION);
+	if (h->header_size != sizeof(*h) || h->section_count != SNAP_SECTION_COUNT ||
+	    idx->size < sizeof(*h) + table_size)
+		return open_fail(idx, -EBADMSG, "damaged header (sizes)");
+	if (h->file_size != idx->size)
+		return open_fail(idx, -EBADMSG, "file is %llu bytes, its header says %llu",
+				 (unsigned long long)idx->size, (unsigned long long)h->file_size);
+	if (!(flags & INDEX_OPEN_NO_CHECKSUMS)) {
+		struct cairn_file_hasher hasher;
+		struct cairn_id id;
+		uint64_t sum;
+		cairn_file_hasher_init(&hasher, store);
+		cairn_file_hasher_update(&hasher, h, offsetof(struct snap_header, checksum));
+		cairn_file_hasher_update(&hasher, h + 1, table_size);
+		cairn_file_hasher_final(&hasher, &id);
+		memcpy(&sum, id.bytes, sizeof(sum));
+		if (sum != h->checksum)
+			return open_fail(idx, -EBADMSG, "damaged header (checksum mismatch)");
+	}
+	idx->header = h;
+	idx->sections = (const struct snap_section *)(h + 1);
+	return 0;
+}
+
+static const uint32_t record_sizes[SNAP_SECTION_COUNT + 1] = {
+	[SECTION_INODES] = sizeof(struct snap_inode),
+	[SECTION_DIRENTS] = sizeof(struct snap_dirent),
+};
+
+static int check_sections(struct cairn_index *idx)
+{
+	uint64_t end =
+		sizeof(struct snap_header) + SNAP_SECTION_COUNT * sizeof(struct snap_section);
+
+	for (uint32_t i = 0; i < SNAP_SECTION_COUNT; i++) {
+		const struct snap_section *s = &idx->sections[i];
+		uint32_t type = i + 1;
+		if (s->type != type || s->record_size != record_sizes[type])
+			return open_fail(idx, -EBADMSG, "section %u has type %u, record size %u", i,
+					 s->type, s->record_size);
+		if (s->offset % 8 != 0 || s->offset < end || s->offset > idx->size ||
+		    s->size > idx->size - s->offset)
+			return open_fail(idx, -EBADMSG, "section %u lies outside the file", i);
+		if (s->record_size && s->size % s->record_size != 0)
+			return open_fail(idx, -EBADMSG, "section %u is not whole records", i);
+		end = s->offset + s->size;
+	}
+	return 0;
+}
+
+static void bind_sections(struct cairn_index *idx)
+{
+	const struct snap_section *s = idx->sections;
+
+	idx->inodes = (const struct snap_inode *)(idx->base + s[SECTION_INODES - 1].offset);
+	idx->inode_count = s[SECTION_INODES - 1].size / sizeof(struct snap_inode);
+	idx->dirents = (const struct snap_dirent *)(idx->base + s[SECTION_DIRENTS - 1].offset);
+	idx->dirent_count = s[SECTION_DIRENTS - 1].size / sizeof(struct snap_dirent);
+	idx->strings = idx->base + s[SECTION_STRINGS - 1].offset;
+	idx->strings_size = s[SECTION_STRINGS - 1].size;
+	idx->chunks = idx->base + s[SECTION_CHUNKS - 1].offset;
+	idx->chunks_size = s[SECTION_CHUNKS - 1].size;
+	idx->xattrs = idx->base + s[SECTION_XATTRS - 1].offset;
+	idx->xattrs_size = s[SECTION_XATTRS - 1].size;
+}
+
+static int check_source(struct cairn_index *idx, const struct cairn_store *store, unsigned flags)
+{
+	const struct snap_section *s = &idx->sections[SECTION_SOURCE - 1];
+	const struct snap_source *src = (const struct snap_source *)(idx->base + s->offset);
+
+	if (s->size < sizeof(*src) || s->size - sizeof(*src) <= src->name_len)
+		return open_fail(idx, -EBADMSG, "damaged source record (size)");
+	if (!(flags & INDEX_OPEN_NO_CHECKSUMS) &&
+	    index_checksum(store, src, s->size) != s->checksum)
+		return open_fail(idx, -EBADMSG, "damaged source record (checksum mismatch)");
+	const char *name = (const char *)(src + 1);
+	if (name[src->name_len] != '\0' || memchr(src->format, '\0', SNAP_FORMAT_SIZE) == NULL)
+		return open_fail(idx, -EBADMSG, "damaged source record (strings)");
+	idx->source = src;
+	idx->source_name = name;
+	return 0;
+}
+
+static int check_counts(struct cairn_index *idx)
+{
+	const struct snap_header *h = idx->header;
+
+	if (h->inode_count != idx->inode_count || h->dirent_count != idx->dirent_count)
+		return open_fail(idx, -EBADMSG, "header counts disagree with the sections");
+	if (idx->inode_count == 0 || idx->inode_count > UINT32_MAX)
+		return open_fail(idx, -EBADMSG, "bad inode count %llu",
+				 (unsigned long long)idx->inode_count);
+	if (idx->strings_size < POOL_RESERVED || idx->strings_size > UINT32_MAX ||
+	    idx->xattrs_size < POOL_RESERVED || idx->xattrs_size > UINT32_MAX)
+		return open_fail(idx, -EBADMSG, "bad string or xattr pool size");
+	const struct snap_inode *root = &idx->inodes[CAIRN_INDEX_ROOT - 1];
+	if ((root->mode & S_IFMT) != S_IFDIR)
+		return open_fail(idx, -EBADMSG, "the root is not a directory");
+	return 0;
+}
+
+int index_open_memory(struct cairn_index *idx, const struct cairn_store *store, const void *data,
+		      size_t size, const char *label, unsigned flags)
+{
+	if (idx->base)
+		return -EALREADY;
+	if (!store && !(flags & INDEX_OPEN_NO_CHECKSUMS))
+		return -EINVAL;
+	if (!idx->name) {
+		idx->name = strdup(label);
+		if (!idx->name)
+			return -ENOMEM;
+	}
+	idx->store = store;
+	idx->base = data;
+	idx->size = size;
+	int r = check_header(idx, store, flags);
+	if (r == 0)
+		r = check_sections(idx);
+	if (r == 0) {
+		bind_sections(idx);
+		r = check_source(idx, store, flags);
+	}
+	if (r == 0)
+		r = check_counts(idx);
+	if (r < 0) {
+		idx->base = NULL;
+		idx->header = NULL;
+	}
+	return r;
+}
+
+static int map_file(struct cairn_index *idx, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return open_fail(idx, -errno, "%s", strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return open_fail(idx, -EBADMSG, "not a regular file");
+	if (st.st_size < (off_t)sizeof(struct snap_header))
+		return open_fail(idx, -EBADMSG, "truncated (%lld bytes)", (long long)st.st_size);
+	void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return open_fail(idx, -errno, "mmap: %s", strerror(errno));
+	idx->map = map;
+	idx->map_size = (size_t)st.st_size;
+	return 0;
+}
+
+int cairn_index_open(struct cairn_index *idx, const struct cairn_store *store, const char *name)
+{
+	char path[sizeof(SNAPSHOTS_DIR) + CAIRN_SNAPSHOT_NAME_MAX + 2];
+	char why[200];
+
+	if (idx->base || idx->map)
+		return -EALREADY;
+	free(idx->name);
+	idx->name = strdup(name);
+	if (!idx->name)
+		return -ENOMEM;
+	if (cairn_snapshot_name_check(name, why, sizeof(why)) < 0)
+		return open_fail(idx, -ENOENT, "%s", why);
+	snprintf(path, sizeof(path), "%s/%s", SNAPSHOTS_DIR, name);
+	_cleanup_close_ int fd = openat(cairn_store_dirfd(store), path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return open_fail(idx, -ENOENT, "no such snapshot in %s",
+					 cairn_store_path(store));
+		return open_fail(idx, -errno, "%s", strerror(errno));
+	}
+	int r = map_file(idx, fd);
+	if (r < 0)
+		return r;
+	r = index_open_memory(idx, store, idx->map, idx->map_size, name, 0);
+	if (r < 0) {
+		munmap(idx->map, idx->map_size);
+		idx->map = NULL;
+	}
+	return r;
+}
+
+void cairn_index_info(const struct cairn_index *idx, struct cairn_index_info *ret)
+{
+	const struct snap_header *h = idx->header;
+	const struct snap_source *src = idx->source;
+	struct cairn_index_info info = {
+		.inode_count = h->inode_count,
+		.dirent_count = h->dirent_count,
+		.entry_count = h->entry_count,
+		.skipped = h->skipped,
+		.file_count = h->file_count,
+		.file_bytes = h->file_bytes,
+		.created_sec = h->created_sec,
+		.file_size = idx->size,
+		.source_name = idx->source_name,
+		.source_format = src->format,
+		.source_size = src->size,
+		.source_mtime_sec = src->mtime_sec,
+		.source_mtime_nsec = src->mtime_nsec,
+	};
+
+	memcpy(info.source_id.bytes, src->archive_id, CAIRN_ID_SIZE);
+	*ret = info;
+}

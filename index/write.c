@@ -1,0 +1,344 @@
+/* write.c: serialising the in-memory tree into a snapshot file (layout in
+ * docs/FORMAT.md). Inode numbers are given breadth-first with each
+ * directory's entries in name order, so a directory's children have
+ * neighbouring records (readdirplus and `find` touch few pages) and every
+ * subdirectory's number is larger than its parent's. Sections are streamed
+ * through one buffer and checksummed as they go; the header and section
+ * table are written last.
+ */
+#include "index_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define OUT_BUF_SIZE (1u << 20)
+
+struct out {
+	int fd;
+	uint8_t *buf;
+	size_t len;
+	uint64_t pos; /* file offset of buf[0] */
+	struct cairn_file_hasher hasher;
+	const struct cairn_store *store;
+	struct snap_section *section; /* being written */
+};
+
+static int out_flush(struct out *o)
+{
+	int r = cairn_pwrite_all(o->fd, o->buf, o->len, o->pos);
+	if (r < 0)
+		return r;
+	o->pos += o->len;
+	o->len = 0;
+	return 0;
+}
+
+static int out_write(struct out *o, const void *data, size_t size)
+{
+	const uint8_t *p = data;
+
+	if (o->section) {
+		cairn_file_hasher_update(&o->hasher, data, size);
+		o->section->size += size;
+	}
+	while (size > 0) {
+		size_t n = OUT_BUF_SIZE - o->len < size ? OUT_BUF_SIZE - o->len : size;
+		memcpy(o->buf + o->len, p, n);
+		o->len += n;
+		p += n;
+		size -= n;
+		if (o->len == OUT_BUF_SIZE) {
+			int r = out_flush(o);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+static int section_begin(struct out *o, struct snap_section *s, uint32_t type, uint32_t record)
+{
+	static const uint8_t zeros[8];
+	uint64_t at = o->pos + o->len;
+
+	int r = out_write(o, zeros, (8 - at % 8) % 8);
+	if (r < 0)
+		return r;
+	*s = (struct snap_section){.type = type, .record_size = record, .offset = o->pos + o->len};
+	cairn_file_hasher_init(&o->hasher, o->store);
+	o->section = s;
+	return 0;
+}
+
+static void section_end(struct out *o)
+{
+	struct cairn_id id;
+
+	if (!o->section)
+		return;
+	cairn_file_hasher_final(&o->hasher, &id);
+	memcpy(&o->section->checksum, id.bytes, sizeof(o->section->checksum));
+	o->section = NULL;
+}
+
+/* ---- ordering ---- */
+
+struct layout {
+	uint32_t *sorted;      /* node indices but the root's, by (parent, name) */
+	uint32_t *child_start; /* per node: first child's index in sorted */
+	uint32_t *queue;       /* directory nodes, breadth first */
+	size_t queue_len;
+	uint32_t *order; /* inode number - 1 -> tree inode index */
+	size_t inode_count;
+	uint64_t file_count, file_bytes;
+};
+
+static int compare_nodes(const void *a, const void *b, void *userdata)
+{
+	const struct tree *tree = userdata;
+	const struct tree_node *x = &tree->nodes[*(const uint32_t *)a];
+	const struct tree_node *y = &tree->nodes[*(const uint32_t *)b];
+
+	if (x->parent != y->parent)
+		return x->parent < y->parent ? -1 : 1;
+	int c = memcmp(tree->strings.data + x->name, tree->strings.data + y->name,
+		       x->name_len < y->name_len ? x->name_len : y->name_len);
+	if (c != 0)
+		return c;
+	return x->name_len < y->name_len ? -1 : x->name_len > y->name_len;
+}
+
+static int layout_sort(struct tree *tree, struct layout *l)
+{
+	size_t n = tree->node_count;
+
+	l->sorted = malloc(n * sizeof(*l->sorted));
+	l->child_start = malloc((n + 1) * sizeof(*l->child_start));
+	l->queue = malloc(n * sizeof(*l->queue));
+	l->order = malloc(n * sizeof(*l->order));
+	if (!l->sorted || !l->child_start || !l->queue || !l->order)
+		return -ENOMEM;
+	for (size_t i = 1; i < n; i++)
+		l->sorted[i - 1] = (uint32_t)i;
+	qsort_r(l->sorted, n - 1, sizeof(*l->sorted), compare_nodes, tree);
+	/* child_start[p] .. child_start[p + 1]: the children of node p. */
+	size_t k = 0;
+	for (size_t p = 0; p <= n; p++) {
+		while (k < n - 1 && tree->nodes[l->sorted[k]].parent < p)
+			k++;
+		l->child_start[p] = (uint32_t)k;
+	}
+	return 0;
+}
+
+static void number_inode(struct tree *tree, struct layout *l, struct tree_inode *inode,
+			 uint32_t index)
+{
+	inode->number = (uint32_t)++l->inode_count;
+	inode->nlink = 0;
+	l->order[inode->number - 1] = index;
+	if (S_ISREG(inode->mode)) {
+		l->file_count++;
+		l->file_bytes += inode->size;
+	}
+}
+
+/* Breadth first: numbers, link counts, parents, dirent ranges. */
+static void layout_number(struct tree *tree, struct layout *l)
+{
+	uint64_t dirent_index = 0;
+
+	for (size_t i = 0; i < tree->inode_count; i++)
+		tree->inodes[i].number = 0;
+	struct tree_inode *root = &tree->inodes[tree->nodes[0].inode];
+	number_inode(tree, l, root, tree->nodes[0].inode);
+	root->parent = root->number;
+	l->queue[l->queue_len++] = 0;
+	for (size_t qi = 0; qi < l->queue_len; qi++) {
+		uint32_t q = l->queue[qi];
+		struct tree_inode *dir = &tree->inodes[tree->nodes[q].inode];
+		uint32_t subdirs = 0;
+		dir->data = dirent_index;
+		dir->children = l->child_start[q + 1] - l->child_start[q];
+		dirent_index += dir->children;
+		for (uint32_t k = l->child_start[q]; k < l->child_start[q + 1]; k++) {
+			uint32_t c = l->sorted[k];
+			struct tree_inode *child = &tree->inodes[tree->nodes[c].inode];
+			if (child->number == 0)
+				number_inode(tree, l, child, tree->nodes[c].inode);
+			child->nlink++;
+			if (S_ISDIR(child->mode)) {
+				child->parent = dir->number;
+				l->queue[l->queue_len++] = c;
+				subdirs++;
+			}
+		}
+		dir->nlink = 2 + subdirs;
+	}
+}
+
+static void layout_release(struct layout *l)
+{
+	free(l->sorted);
+	free(l->child_start);
+	free(l->queue);
+	free(l->order);
+}
+
+/* ---- sections ---- */
+
+static int write_source(struct out *o, const struct write_totals *t)
+{
+	struct snap_source src = *t->source;
+	size_t name_len = strlen(t->source_name);
+
+	src.name_len = (uint32_t)name_len;
+	int r = out_write(o, &src, sizeof(src));
+	if (r == 0)
+		r = out_write(o, t->source_name, name_len + 1);
+	return r;
+}
+
+static int write_inodes(struct out *o, const struct tree *tree, const struct layout *l)
+{
+	for (size_t i = 0; i < l->inode_count; i++) {
+		const struct tree_inode *t = &tree->inodes[l->order[i]];
+		struct snap_inode d = {
+			.mode = t->mode,
+			.nlink = t->nlink,
+			.uid = t->uid,
+			.gid = t->gid,
+			.mtime_sec = t->mtime_sec,
+			.mtime_nsec = t->mtime_nsec,
+			.parent = S_ISDIR(t->mode) ? t->parent : 0,
+			.size = t->size,
+			.data = t->data,
+			.count = S_ISDIR(t->mode) ? t->children : 0,
+			.owner = t->owner,
+			.xattrs = t->xattrs,
+		};
+		int r = out_write(o, &d, sizeof(d));
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int write_dirents(struct out *o, const struct tree *tree, const struct layout *l)
+{
+	for (size_t qi = 0; qi < l->queue_len; qi++) {
+		uint32_t q = l->queue[qi];
+		for (uint32_t k = l->child_start[q]; k < l->child_start[q + 1]; k++) {
+			const struct tree_node *node = &tree->nodes[l->sorted[k]];
+			const struct tree_inode *inode = &tree->inodes[node->inode];
+			struct snap_dirent d = {
+				.inode = inode->number,
+				.name = node->name,
+				.name_len = node->name_len,
+				.type = (uint8_t)index_mode_to_dtype(inode->mode),
+			};
+			int r = out_write(o, &d, sizeof(d));
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+static uint64_t dirent_total(const struct layout *l)
+{
+	uint64_t total = 0;
+
+	for (size_t qi = 0; qi < l->queue_len; qi++)
+		total += l->child_start[l->queue[qi] + 1] - l->child_start[l->queue[qi]];
+	return total;
+}
+
+static int write_sections(struct out *o, struct tree *tree, const struct layout *l,
+			  const struct write_totals *t, struct snap_section *s)
+{
+	int r = section_begin(o, &s[0], SECTION_SOURCE, 0);
+	if (r == 0)
+		r = write_source(o, t);
+	section_end(o);
+	if (r == 0)
+		r = section_begin(o, &s[1], SECTION_INODES, sizeof(struct snap_inode));
+	if (r == 0)
+		r = write_inodes(o, tree, l);
+	section_end(o);
+	if (r == 0)
+		r = section_begin(o, &s[2], SECTION_DIRENTS, sizeof(struct snap_dirent));
+	if (r == 0)
+		r = write_dirents(o, tree, l);
+	section_end(o);
+	const struct buf *pools[3] = {&tree->strings, &tree->chunks, &tree->xattrs};
+	for (int i = 0; r == 0 && i < 3; i++) {
+		r = section_begin(o, &s[3 + i], SECTION_STRINGS + (uint32_t)i, 0);
+		if (r == 0)
+			r = out_write(o, pools[i]->data, pools[i]->size);
+		section_end(o);
+	}
+	return r;
+}
+
+static int write_header(struct out *o, const struct layout *l, const struct write_totals *t,
+			const struct snap_section *s)
+{
+	struct snap_header h = {
+		.version = SNAP_VERSION,
+		.header_size = sizeof(h),
+		.section_count = SNAP_SECTION_COUNT,
+		.file_size = o->pos,
+		.inode_count = l->inode_count,
+		.dirent_count = dirent_total(l),
+		.entry_count = t->entry_count,
+		.file_count = l->file_count,
+		.file_bytes = l->file_bytes,
+		.created_sec = (int64_t)time(NULL),
+		.skipped = t->skipped,
+	};
+	size_t table_size = SNAP_SECTION_COUNT * sizeof(*s);
+	struct cairn_file_hasher hasher;
+	struct cairn_id id;
+
+	memcpy(h.magic, SNAP_MAGIC, 8);
+	cairn_file_hasher_init(&hasher, o->store);
+	cairn_file_hasher_update(&hasher, &h, offsetof(struct snap_header, checksum));
+	cairn_file_hasher_update(&hasher, s, table_size);
+	cairn_file_hasher_final(&hasher, &id);
+	memcpy(&h.checksum, id.bytes, sizeof(h.checksum));
+	int r = cairn_pwrite_all(o->fd, s, table_size, sizeof(h));
+	if (r == 0)
+		r = cairn_pwrite_all(o->fd, &h, sizeof(h), 0);
+	return r;
+}
+
+int tree_write(struct tree *tree, const struct cairn_store *store, int fd,
+	       const struct write_totals *totals, char *msg, size_t msg_size)
+{
+	struct snap_section sections[SNAP_SECTION_COUNT];
+	struct layout l = {0};
+	struct out o = {.fd = fd, .store = store};
+	static const uint8_t zeros[sizeof(struct snap_header) +
+				   SNAP_SECTION_COUNT * sizeof(struct snap_section)];
+
+	o.buf = malloc(OUT_BUF_SIZE);
+	int r = o.buf ? layout_sort(tree, &l) : -ENOMEM;
+	if (r == 0) {
+		layout_number(tree, &l);
+		r = out_write(&o, zeros, sizeof(zeros));
+	}
+	if (r == 0)
+		r = write_sections(&o, tree, &l, totals, sections);
+	if (r == 0)
+		r = out_flush(&o);
+	if (r == 0)
+		r = write_header(&o, &l, totals, sections);
+	if (r < 0)
+		cairn_format(msg, msg_size, "writing the snapshot: %s", strerror(-r));
+	layout_release(&l);
+	free(o.buf);
+	return r;
+}
