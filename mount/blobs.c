@@ -1,0 +1,502 @@
+/* blobs.c: the blob cache, CACHE/blobs/<file id>: whole-file copies that the
+ * kernel reads through passthrough without asking the daemon. A blob is
+ * written to a temp file, hashed as it is written and renamed into place
+ * only if it matches its file id; a blob found in the cache is re-hashed
+ * once per mount before it is used, so a damaged or planted file is never
+ * served. The cache is bounded: past its size, the least recently used
+ * blobs are deleted. Deleting any of it at any time is safe: an open blob
+ * stays readable, and a missing one is made again.
+ */
+#include "mount_internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define JOBS 64
+
+struct blob_job {
+	struct snap *snap;
+	uint64_t ino;
+	struct cairn_index_file file;
+};
+
+struct blob_cache {
+	struct fs *fs;
+	char *dir; /* CACHE/blobs */
+	uint64_t bound;
+
+	pthread_mutex_t lock; /* protects everything below */
+	pthread_cond_t cond;
+	int dirfd;
+	struct cairn_id *verified; /* open addressing, zero id = empty */
+	size_t verified_count, verified_cap;
+	struct blob_job jobs[JOBS];
+	size_t job_count;
+	struct cairn_id building[JOBS]; /* file ids queued or being made */
+	size_t building_count;
+	uint64_t bytes; /* estimate of the cache's size */
+	bool scanned, stopping;
+	pthread_t worker;
+	bool worker_started;
+};
+
+static int mkdir_p(const char *path)
+{
+	_cleanup_free_ char *copy = strdup(path);
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *p = copy + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		if (mkdir(copy, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		if (saved == '\0')
+			return 0;
+		*p = saved;
+	}
+}
+
+/* (Re)opens the blobs directory, making it if it was removed. Lock held. */
+static int blob_dir_locked(struct blob_cache *cache, bool reopen)
+{
+	if (cache->dirfd >= 0 && !reopen)
+		return cache->dirfd;
+	if (cache->dirfd >= 0)
+		close(cache->dirfd);
+	int r = mkdir_p(cache->dir);
+	cache->dirfd = r < 0 ? r : open(cache->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cache->dirfd == -1)
+		cache->dirfd = -errno;
+	return cache->dirfd;
+}
+
+/* ---- verified ids ---- */
+
+static bool id_is_zero(const struct cairn_id *id)
+{
+	static const struct cairn_id zero;
+
+	return memcmp(id, &zero, sizeof(zero)) == 0;
+}
+
+static size_t id_slot(const struct cairn_id *id, size_t cap)
+{
+	uint64_t key;
+
+	memcpy(&key, id->bytes + 8, sizeof(key));
+	return (size_t)key & (cap - 1);
+}
+
+static bool verified_has_locked(const struct blob_cache *cache, const struct cairn_id *id)
+{
+	if (cache->verified_cap == 0)
+		return false;
+	for (size_t s = id_slot(id, cache->verified_cap);;
+	     s = (s + 1) & (cache->verified_cap - 1)) {
+		if (id_is_zero(&cache->verified[s]))
+			return false;
+		if (cairn_id_compare(&cache->verified[s], id) == 0)
+			return true;
+	}
+}
+
+static void verified_insert(struct cairn_id *table, size_t cap, const struct cairn_id *id)
+{
+	size_t s = id_slot(id, cap);
+
+	while (!id_is_zero(&table[s]) && cairn_id_compare(&table[s], id) != 0)
+		s = (s + 1) & (cap - 1);
+	table[s] = *id;
+}
+
+static void verified_add_locked(struct blob_cache *cache, const struct cairn_id *id)
+{
+	if (verified_has_locked(cache, id))
+		return;
+	if ((cache->verified_count + 1) * 2 > cache->verified_cap) {
+		size_t cap = cache->verified_cap ? cache->verified_cap * 2 : 1024;
+		struct cairn_id *table = calloc(cap, sizeof(*table));
+		if (!table)
+			return; /* only costs a re-hash later */
+		for (size_t i = 0; i < cache->verified_cap; i++)
+			if (!id_is_zero(&cache->verified[i]))
+				verified_insert(table, cap, &cache->verified[i]);
+		free(cache->verified);
+		cache->verified = table;
+		cache->verified_cap = cap;
+	}
+	verified_insert(cache->verified, cache->verified_cap, id);
+	cache->verified_count++;
+}
+
+/* ---- checking and making blobs ---- */
+
+static int hash_fd(struct fs *fs, int fd, uint64_t *ret_size, struct cairn_id *ret_id)
+{
+	struct cairn_file_hasher hasher;
+	_cleanup_free_ uint8_t *buf = malloc(1u << 20);
+	uint64_t size = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	cairn_file_hasher_init(&hasher, fs->store);
+	for (;;) {
+		ssize_t n = cairn_pread_full(fd, buf, 1u << 20, size);
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			break;
+		cairn_file_hasher_update(&hasher, buf, (size_t)n);
+		size += (uint64_t)n;
+	}
+	cairn_file_hasher_final(&hasher, ret_id);
+	*ret_size = size;
+	return 0;
+}
+
+/* An existing blob is used once its bytes hash to its name in this mount. */
+static int blob_check(struct blob_cache *cache, int fd, const struct cairn_index_file *file)
+{
+	struct cairn_id id;
+	uint64_t size;
+
+	pthread_mutex_lock(&cache->lock);
+	bool known = verified_has_locked(cache, &file->file_id);
+	pthread_mutex_unlock(&cache->lock);
+	if (known)
+		return 0;
+	int r = hash_fd(cache->fs, fd, &size, &id);
+	if (r < 0)
+		return r;
+	if (size != file->size || cairn_id_compare(&id, &file->file_id) != 0)
+		return -EBADMSG;
+	pthread_mutex_lock(&cache->lock);
+	verified_add_locked(cache, &file->file_id);
+	pthread_mutex_unlock(&cache->lock);
+	return 0;
+}
+
+static int blob_create_tmp(struct blob_cache *cache, char *name, size_t name_size, int *ret_dirfd)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		pthread_mutex_lock(&cache->lock);
+		int dirfd = blob_dir_locked(cache, attempt > 0);
+		int fd = dirfd < 0 ? dirfd : dup(dirfd);
+		pthread_mutex_unlock(&cache->lock);
+		if (fd < 0)
+			return fd;
+		int tmp = cairn_tmp_open(fd, "tmp-", "", 0600, name, name_size);
+		if (tmp >= 0) {
+			*ret_dirfd = fd;
+			return tmp;
+		}
+		close(fd);
+		if (tmp != -ENOENT)
+			return tmp;
+	}
+	return -ENOENT;
+}
+
+static void blob_evict_maybe(struct blob_cache *cache, uint64_t added);
+
+static int blob_make(struct blob_cache *cache, struct snap *snap, uint64_t ino,
+		     const struct cairn_index_file *file, const char *name)
+{
+	char tmp_name[64];
+	struct cairn_id id;
+	_cleanup_close_ int dirfd = -1;
+
+	_cleanup_close_ int fd = blob_create_tmp(cache, tmp_name, sizeof(tmp_name), &dirfd);
+	if (fd < 0)
+		return fd;
+	int r = fs_copy_file(cache->fs, snap, ino, file, fd, &id);
+	if (r == 0 && cairn_id_compare(&id, &file->file_id) != 0) {
+		fs_log(cache->fs, CAIRN_LOG_ERROR,
+		       "snapshot %s: inode %llu: its content does not match its file id",
+		       snap->name, (unsigned long long)ino);
+		r = -EIO;
+	}
+	if (r == 0 && renameat(dirfd, tmp_name, dirfd, name) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(dirfd, tmp_name, 0);
+		return r;
+	}
+	pthread_mutex_lock(&cache->lock);
+	verified_add_locked(cache, &file->file_id);
+	pthread_mutex_unlock(&cache->lock);
+	atomic_fetch_add(&cache->fs->stats.blobs_made, 1);
+	blob_evict_maybe(cache, file->size);
+	return 0;
+}
+
+int blob_cache_open(struct blob_cache *cache, struct snap *snap, uint64_t ino,
+		    const struct cairn_index_file *file, bool make)
+{
+	char name[CAIRN_ID_HEX + 1];
+
+	cairn_id_to_hex(&file->file_id, name);
+	pthread_mutex_lock(&cache->lock);
+	int dirfd = blob_dir_locked(cache, false);
+	int fd = dirfd < 0 ? dirfd : openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		fd = -errno;
+	pthread_mutex_unlock(&cache->lock);
+	if (fd >= 0) {
+		if (blob_check(cache, fd, file) == 0) {
+			futimens(fd, NULL); /* recently used */
+			return fd;
+		}
+		close(fd);
+		fs_log(cache->fs, CAIRN_LOG_WARNING, "%s/%s does not match its name; remaking it",
+		       cache->dir, name);
+		fd = -ENOENT;
+	}
+	if (!make)
+		return fd;
+	int r = blob_make(cache, snap, ino, file, name);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&cache->lock);
+	dirfd = blob_dir_locked(cache, false);
+	fd = dirfd < 0 ? dirfd : openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		fd = -errno;
+	pthread_mutex_unlock(&cache->lock);
+	return fd;
+}
+
+/* ---- the size bound ---- */
+
+struct blob_entry {
+	char name[CAIRN_ID_HEX + 1];
+	int64_t mtime;
+	uint64_t size;
+};
+
+static int compare_mtime(const void *a, const void *b)
+{
+	const struct blob_entry *x = a, *y = b;
+
+	return x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
+}
+
+/* Lists the blobs (removing temp files a crashed mount left, after an hour)
+ * and returns their total size. */
+static uint64_t blob_scan(int dirfd, struct blob_entry **ret, size_t *ret_count)
+{
+	struct blob_entry *list = NULL;
+	size_t count = 0, cap = 0;
+	uint64_t total = 0;
+	struct stat st;
+
+	int fd = dup(dirfd);
+	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		*ret = NULL;
+		*ret_count = 0;
+		return 0;
+	}
+	for (struct dirent *de; (de = readdir(dir));) {
+		if (de->d_name[0] == '.' ||
+		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (strncmp(de->d_name, "tmp-", 4) == 0) {
+			if (st.st_mtime + 3600 < time(NULL))
+				unlinkat(dirfd, de->d_name, 0);
+			continue;
+		}
+		if (!S_ISREG(st.st_mode) || strlen(de->d_name) != CAIRN_ID_HEX)
+			continue;
+		if (count == cap) {
+			cap = cap ? cap * 2 : 256;
+			struct blob_entry *bigger = realloc(list, cap * sizeof(*list));
+			if (!bigger)
+				break;
+			list = bigger;
+		}
+		memcpy(list[count].name, de->d_name, CAIRN_ID_HEX + 1);
+		list[count].mtime = st.st_mtime;
+		list[count].size = (uint64_t)st.st_blocks * 512;
+		total += list[count].size;
+		count++;
+	}
+	closedir(dir);
+	*ret = list;
+	*ret_count = count;
+	return total;
+}
+
+/* Deletes the least recently used blobs down to 90% of the bound. An open
+ * blob stays readable (and a backing file stays in use) after its unlink. */
+static uint64_t blob_evict(struct blob_cache *cache, int dirfd)
+{
+	struct blob_entry *list;
+	size_t count;
+	uint64_t total = blob_scan(dirfd, &list, &count);
+
+	if (total > cache->bound) {
+		qsort(list, count, sizeof(*list), compare_mtime);
+		for (size_t i = 0; i < count && total > cache->bound / 10 * 9; i++) {
+			if (unlinkat(dirfd, list[i].name, 0) == 0)
+				total -= list[i].size;
+		}
+	}
+	free(list);
+	return total;
+}
+
+static void blob_evict_maybe(struct blob_cache *cache, uint64_t added)
+{
+	pthread_mutex_lock(&cache->lock);
+	cache->bytes += added;
+	bool over = cache->scanned && cache->bytes > cache->bound;
+	int dirfd = over ? dup(cache->dirfd) : -1;
+	if (over)
+		cache->scanned = false; /* one eviction at a time */
+	pthread_mutex_unlock(&cache->lock);
+	if (dirfd < 0)
+		return;
+	uint64_t total = blob_evict(cache, dirfd);
+	close(dirfd);
+	pthread_mutex_lock(&cache->lock);
+	cache->bytes = total;
+	cache->scanned = true;
+	pthread_mutex_unlock(&cache->lock);
+}
+
+/* ---- the background worker ---- */
+
+static bool building_has_locked(const struct blob_cache *cache, const struct cairn_id *id)
+{
+	for (size_t i = 0; i < cache->building_count; i++)
+		if (cairn_id_compare(&cache->building[i], id) == 0)
+			return true;
+	return false;
+}
+
+static void building_remove_locked(struct blob_cache *cache, const struct cairn_id *id)
+{
+	for (size_t i = 0; i < cache->building_count; i++) {
+		if (cairn_id_compare(&cache->building[i], id) == 0) {
+			cache->building[i] = cache->building[--cache->building_count];
+			return;
+		}
+	}
+}
+
+void blob_cache_schedule(struct blob_cache *cache, struct snap *snap, uint64_t ino,
+			 const struct cairn_index_file *file)
+{
+	pthread_mutex_lock(&cache->lock);
+	if (cache->job_count < JOBS && !building_has_locked(cache, &file->file_id)) {
+		cache->jobs[cache->job_count++] = (struct blob_job){snap, ino, *file};
+		cache->building[cache->building_count++] = file->file_id;
+		pthread_cond_signal(&cache->cond);
+	}
+	pthread_mutex_unlock(&cache->lock);
+}
+
+static void blob_worker_scan(struct blob_cache *cache)
+{
+	pthread_mutex_lock(&cache->lock);
+	int dirfd = blob_dir_locked(cache, false);
+	dirfd = dirfd < 0 ? -1 : dup(dirfd);
+	pthread_mutex_unlock(&cache->lock);
+	uint64_t total = dirfd < 0 ? 0 : blob_evict(cache, dirfd);
+	if (dirfd >= 0)
+		close(dirfd);
+	pthread_mutex_lock(&cache->lock);
+	cache->bytes += total;
+	cache->scanned = true;
+	pthread_mutex_unlock(&cache->lock);
+}
+
+/* Scans the cache once (off the mount's start), then makes blobs. */
+static void *blob_worker(void *arg)
+{
+	struct blob_cache *cache = arg;
+
+	blob_worker_scan(cache);
+	pthread_mutex_lock(&cache->lock);
+	while (!cache->stopping) {
+		if (cache->job_count == 0) {
+			pthread_cond_wait(&cache->cond, &cache->lock);
+			continue;
+		}
+		struct blob_job job = cache->jobs[0];
+		memmove(cache->jobs, cache->jobs + 1, --cache->job_count * sizeof(job));
+		pthread_mutex_unlock(&cache->lock);
+		int fd = blob_cache_open(cache, job.snap, job.ino, &job.file, true);
+		if (fd >= 0)
+			close(fd);
+		else
+			fs_log(cache->fs, CAIRN_LOG_WARNING,
+			       "snapshot %s: inode %llu: cannot make its blob: %s", job.snap->name,
+			       (unsigned long long)job.ino, strerror(-fd));
+		pthread_mutex_lock(&cache->lock);
+		building_remove_locked(cache, &job.file.file_id);
+	}
+	pthread_mutex_unlock(&cache->lock);
+	return NULL;
+}
+
+int blob_cache_new(struct fs *fs, const char *dir, uint64_t bound, struct blob_cache **ret)
+{
+	struct blob_cache *cache = calloc(1, sizeof(*cache));
+
+	if (!cache)
+		return -ENOMEM;
+	cache->fs = fs;
+	cache->bound = bound;
+	cache->dirfd = -1;
+	pthread_mutex_init(&cache->lock, NULL);
+	pthread_cond_init(&cache->cond, NULL);
+	size_t len = strlen(dir) + sizeof("/blobs");
+	cache->dir = malloc(len);
+	if (!cache->dir) {
+		blob_cache_free(cache);
+		return -ENOMEM;
+	}
+	snprintf(cache->dir, len, "%s/blobs", dir);
+	pthread_mutex_lock(&cache->lock);
+	int r = blob_dir_locked(cache, false);
+	pthread_mutex_unlock(&cache->lock);
+	if (r >= 0)
+		r = -pthread_create(&cache->worker, NULL, blob_worker, cache);
+	if (r < 0) {
+		blob_cache_free(cache);
+		return r;
+	}
+	cache->worker_started = true;
+	*ret = cache;
+	return 0;
+}
+
+void blob_cache_free(struct blob_cache *cache)
+{
+	if (!cache)
+		return;
+	pthread_mutex_lock(&cache->lock);
+	cache->stopping = true;
+	pthread_cond_broadcast(&cache->cond);
+	pthread_mutex_unlock(&cache->lock);
+	if (cache->worker_started)
+		pthread_join(cache->worker, NULL);
+	if (cache->dirfd >= 0)
+		close(cache->dirfd);
+	pthread_cond_destroy(&cache->cond);
+	pthread_mutex_destroy(&cache->lock);
+	free(cache->verified);
+	free(cache->dir);
+	free(cache);
+}

@@ -1,0 +1,165 @@
+/* chunks.c: the mount's cache of decompressed chunks, shared by every thread
+ * on the fallback read path. Entries are refcounted, so a reader copies out
+ * of a chunk without holding the lock, and evicted least-recently-used once
+ * the cache holds more than its bound. Chunks are verified against their ids
+ * before they get here (the store's unpacker does it), so a hit is as good
+ * as a fresh read.
+ */
+#include "mount_internal.h"
+
+#include <string.h>
+
+#define BUCKETS 65536u
+
+struct chunk_cache {
+	pthread_mutex_t lock; /* protects everything below */
+	struct cached_chunk *buckets[BUCKETS];
+	struct cached_chunk lru; /* sentinel: lru.lru_next is the most recent */
+	uint64_t bytes, bound;
+};
+
+static size_t bucket_of(const struct cairn_id *id)
+{
+	uint32_t key;
+
+	memcpy(&key, id->bytes + 4, sizeof(key));
+	return key & (BUCKETS - 1);
+}
+
+int chunk_cache_new(uint64_t bound, struct chunk_cache **ret)
+{
+	struct chunk_cache *cache = calloc(1, sizeof(*cache));
+
+	if (!cache)
+		return -ENOMEM;
+	pthread_mutex_init(&cache->lock, NULL);
+	cache->lru.lru_next = cache->lru.lru_prev = &cache->lru;
+	cache->bound = bound;
+	*ret = cache;
+	return 0;
+}
+
+static void chunk_free(struct cached_chunk *chunk)
+{
+	free(chunk->data);
+	free(chunk);
+}
+
+void chunk_cache_free(struct chunk_cache *cache)
+{
+	if (!cache)
+		return;
+	for (struct cached_chunk *c = cache->lru.lru_next, *next; c != &cache->lru; c = next) {
+		next = c->lru_next;
+		chunk_free(c);
+	}
+	pthread_mutex_destroy(&cache->lock);
+	free(cache);
+}
+
+static void lru_unlink(struct cached_chunk *chunk)
+{
+	chunk->lru_prev->lru_next = chunk->lru_next;
+	chunk->lru_next->lru_prev = chunk->lru_prev;
+}
+
+static void lru_push_front(struct chunk_cache *cache, struct cached_chunk *chunk)
+{
+	chunk->lru_next = cache->lru.lru_next;
+	chunk->lru_prev = &cache->lru;
+	cache->lru.lru_next->lru_prev = chunk;
+	cache->lru.lru_next = chunk;
+}
+
+static struct cached_chunk *find_locked(struct chunk_cache *cache, const struct cairn_id *id)
+{
+	for (struct cached_chunk *c = cache->buckets[bucket_of(id)]; c; c = c->hash_next)
+		if (cairn_id_compare(&c->id, id) == 0)
+			return c;
+	return NULL;
+}
+
+static void unhash_locked(struct chunk_cache *cache, struct cached_chunk *chunk)
+{
+	struct cached_chunk **p = &cache->buckets[bucket_of(&chunk->id)];
+
+	while (*p != chunk)
+		p = &(*p)->hash_next;
+	*p = chunk->hash_next;
+	lru_unlink(chunk);
+	cache->bytes -= chunk->size;
+}
+
+/* Drops unreferenced chunks from the cold end until under the bound; the
+ * chunks are freed after the lock is released. */
+static struct cached_chunk *evict_locked(struct chunk_cache *cache)
+{
+	struct cached_chunk *doomed = NULL;
+
+	for (struct cached_chunk *c = cache->lru.lru_prev, *prev;
+	     c != &cache->lru && cache->bytes > cache->bound; c = prev) {
+		prev = c->lru_prev;
+		if (atomic_load(&c->refs) > 1)
+			continue;
+		unhash_locked(cache, c);
+		c->hash_next = doomed;
+		doomed = c;
+	}
+	return doomed;
+}
+
+struct cached_chunk *chunk_cache_get(struct chunk_cache *cache, const struct cairn_id *id)
+{
+	pthread_mutex_lock(&cache->lock);
+	struct cached_chunk *chunk = find_locked(cache, id);
+	if (chunk) {
+		atomic_fetch_add(&chunk->refs, 1);
+		lru_unlink(chunk);
+		lru_push_front(cache, chunk);
+	}
+	pthread_mutex_unlock(&cache->lock);
+	return chunk;
+}
+
+struct cached_chunk *chunk_cache_insert(struct chunk_cache *cache, const struct cairn_id *id,
+					uint8_t *data, uint32_t size)
+{
+	struct cached_chunk *chunk = calloc(1, sizeof(*chunk));
+
+	if (!chunk) {
+		free(data);
+		return NULL;
+	}
+	chunk->id = *id;
+	chunk->size = size;
+	chunk->data = data;
+	atomic_init(&chunk->refs, 2); /* the cache's and the caller's */
+	pthread_mutex_lock(&cache->lock);
+	struct cached_chunk *existing = find_locked(cache, id);
+	if (existing) {
+		atomic_fetch_add(&existing->refs, 1);
+	} else {
+		size_t bucket = bucket_of(id);
+		chunk->hash_next = cache->buckets[bucket];
+		cache->buckets[bucket] = chunk;
+		lru_push_front(cache, chunk);
+		cache->bytes += size;
+	}
+	struct cached_chunk *doomed = evict_locked(cache);
+	pthread_mutex_unlock(&cache->lock);
+	if (existing)
+		chunk_free(chunk);
+	while (doomed) {
+		struct cached_chunk *next = doomed->hash_next;
+		chunk_cache_put(cache, doomed);
+		doomed = next;
+	}
+	return existing ? existing : chunk;
+}
+
+void chunk_cache_put(struct chunk_cache *cache, struct cached_chunk *chunk)
+{
+	(void)cache;
+	if (chunk && atomic_fetch_sub(&chunk->refs, 1) == 1)
+		chunk_free(chunk);
+}

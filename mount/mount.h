@@ -1,0 +1,69 @@
+/* mount.h: the facade of cairn's read-only FUSE filesystem. It serves one
+ * snapshot, or a whole store (one directory per snapshot under the root),
+ * through libfuse's low-level API. Metadata comes straight from the mapped
+ * snapshot indexes; file contents pass through to verified blob-cache files
+ * where the kernel allows it, and come through a bounded chunk cache
+ * otherwise. Only this layer includes fuse_lowlevel.h.
+ */
+#ifndef CAIRN_MOUNT_H
+#define CAIRN_MOUNT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum cairn_log_level {
+	CAIRN_LOG_ERROR,
+	CAIRN_LOG_WARNING,
+	CAIRN_LOG_INFO,
+	CAIRN_LOG_DEBUG,
+};
+
+/* Where the mount's log lines go (the cli prints them or sends them to
+ * syslog). Called from any thread. */
+typedef void (*cairn_mount_log_fn)(void *userdata, enum cairn_log_level level, const char *line);
+
+struct cairn_mount_options {
+	const char *store_path;    /* the store (required) */
+	const char *snapshot;      /* serve this snapshot; NULL: the whole store */
+	const char *mountpoint;    /* required */
+	char cache_dir[4096];      /* the blob cache; "": $XDG_CACHE_HOME/cairn */
+	uint64_t cache_size;       /* blob cache bound in bytes */
+	uint64_t chunk_cache_size; /* decompressed chunk cache bound in bytes */
+	/* Files of at least this size pass through to a blob; smaller ones are
+	 * read through the chunk cache and kept in the page cache. */
+	uint64_t passthrough_min;
+	/* A file of at least this size whose blob is not in the cache yet is
+	 * served by the fallback path while a worker extracts it; a smaller one
+	 * is extracted during its open. */
+	uint64_t background_min;
+	bool passthrough; /* false: -o nopassthrough */
+	bool allow_other;
+	bool default_permissions;
+	bool suid;        /* keep setuid/setgid bits (and mount without nosuid) */
+	bool dev;         /* allow device nodes (mount without nodev) */
+	int64_t uid, gid; /* -1: as recorded */
+	int32_t umask;    /* -1: none */
+	unsigned threads; /* FUSE worker threads; 0: default */
+	bool debug;       /* libfuse debug output */
+	cairn_mount_log_fn log;
+	void *log_userdata;
+};
+
+/* Fills o with the defaults: 4 GiB blob cache, 64 MiB chunk cache,
+ * passthrough on, the thresholds documented in docs/BENCHMARKS.md. */
+void cairn_mount_options_default(struct cairn_mount_options *o);
+
+/* Applies one comma-separated -o string ("allow_other,uid=1000,cache=/x").
+ * Returns 0, or -EINVAL with the offending option in msg. */
+int cairn_mount_options_parse(struct cairn_mount_options *o, const char *opts, char *msg,
+			      size_t msg_size);
+
+/* Opens the store (and the snapshot), mounts, calls ready(ready_userdata)
+ * once the mount is in place (the cli then lets its parent return), serves
+ * until unmounted or SIGINT/SIGTERM/SIGHUP, and unmounts. Returns 0, or
+ * -errno with a one-line message in msg (before ready: nothing is mounted). */
+int cairn_mount_run(const struct cairn_mount_options *o, void (*ready)(void *userdata),
+		    void *ready_userdata, char *msg, size_t msg_size);
+
+#endif

@@ -1,0 +1,194 @@
+/* read.c: file contents on the daemon's side: the fallback read path (runs
+ * located by binary search, chunks through the shared cache, the next chunks
+ * of a sequential reader fetched ahead) and the whole-file copy that makes a
+ * blob for passthrough.
+ */
+#include "mount_internal.h"
+
+#include <string.h>
+
+static void unpacker_release(void *unpacker)
+{
+	cairn_unpacker_free(unpacker);
+}
+
+struct cairn_unpacker *fs_unpacker(struct fs *fs)
+{
+	struct cairn_unpacker *unpacker = pthread_getspecific(fs->unpacker_key);
+
+	if (!unpacker && cairn_unpacker_new(fs->store, &unpacker) == 0)
+		pthread_setspecific(fs->unpacker_key, unpacker);
+	return unpacker;
+}
+
+int fs_read_init(struct fs *fs)
+{
+	return -pthread_key_create(&fs->unpacker_key, unpacker_release);
+}
+
+/* A referenced chunk from the cache, decompressing (and verifying) it on a
+ * miss. NULL on failure, logged with the store's message. */
+static struct cached_chunk *chunk_get(struct fs *fs, const struct cairn_id *id)
+{
+	struct cached_chunk *chunk = chunk_cache_get(fs->chunks, id);
+	if (chunk)
+		return chunk;
+	struct cairn_unpacker *unpacker = fs_unpacker(fs);
+	uint32_t max = cairn_store_params(fs->store)->chunk_max;
+	uint8_t *data = unpacker ? malloc(max) : NULL;
+	if (!data)
+		return NULL;
+	int64_t n = cairn_unpacker_get(unpacker, id, data, max);
+	if (n < 0) {
+		fs_log(fs, CAIRN_LOG_ERROR, "%s", cairn_unpacker_error(unpacker));
+		free(data);
+		return NULL;
+	}
+	uint8_t *fit = realloc(data, n ? (size_t)n : 1);
+	return chunk_cache_insert(fs->chunks, id, fit ? fit : data, (uint32_t)n);
+}
+
+/* ---- readahead ---- */
+
+static void readahead_push(struct fs *fs, struct snap *snap, const struct cairn_id *id)
+{
+	pthread_mutex_lock(&fs->readahead_lock);
+	if (fs->readahead_len < ARRAY_SIZE(fs->readahead_queue)) {
+		fs->readahead_queue[fs->readahead_len] = *id;
+		fs->readahead_snap[fs->readahead_len] = snap;
+		fs->readahead_len++;
+		pthread_cond_signal(&fs->readahead_cond);
+	}
+	pthread_mutex_unlock(&fs->readahead_lock);
+}
+
+void *fs_readahead_main(void *arg)
+{
+	struct fs *fs = arg;
+
+	pthread_mutex_lock(&fs->readahead_lock);
+	while (!fs->stopping) {
+		if (fs->readahead_len == 0) {
+			pthread_cond_wait(&fs->readahead_cond, &fs->readahead_lock);
+			continue;
+		}
+		struct cairn_id id = fs->readahead_queue[0];
+		fs->readahead_len--;
+		memmove(fs->readahead_queue, fs->readahead_queue + 1,
+			fs->readahead_len * sizeof(fs->readahead_queue[0]));
+		memmove(fs->readahead_snap, fs->readahead_snap + 1,
+			fs->readahead_len * sizeof(fs->readahead_snap[0]));
+		pthread_mutex_unlock(&fs->readahead_lock);
+		chunk_cache_put(fs->chunks, chunk_get(fs, &id));
+		pthread_mutex_lock(&fs->readahead_lock);
+	}
+	pthread_mutex_unlock(&fs->readahead_lock);
+	return NULL;
+}
+
+/* A sequential reader gets the chunks of the next two runs fetched ahead. */
+static void read_ahead(struct fs *fs, struct open_file *of, struct cairn_index *idx, uint32_t run)
+{
+	struct cairn_index_run next;
+
+	for (uint32_t i = run + 1; i <= run + 2 && i < of->file.run_count; i++) {
+		if (cairn_index_run(idx, of->ino, i, &next) < 0 || next.hole)
+			continue;
+		struct cached_chunk *cached = chunk_cache_get(fs->chunks, &next.chunk_id);
+		if (cached)
+			chunk_cache_put(fs->chunks, cached);
+		else
+			readahead_push(fs, of->snap, &next.chunk_id);
+	}
+}
+
+/* ---- the fallback read ---- */
+
+static int copy_run(struct fs *fs, const struct cairn_index_run *run, uint64_t in_run, void *out,
+		    size_t n)
+{
+	if (run->hole) {
+		memset(out, 0, n);
+		return 0;
+	}
+	struct cached_chunk *chunk = chunk_get(fs, &run->chunk_id);
+	if (!chunk)
+		return -EIO;
+	int r = 0;
+	if (chunk->size != run->size)
+		r = -EIO;
+	else
+		memcpy(out, chunk->data + in_run, n);
+	chunk_cache_put(fs->chunks, chunk);
+	return r;
+}
+
+ssize_t fs_read_fallback(struct fs *fs, struct open_file *of, uint64_t offset, void *buf,
+			 size_t len)
+{
+	struct cairn_index *idx;
+	struct cairn_index_run run;
+	uint32_t run_number = 0;
+	size_t done = 0;
+
+	int r = fs_index(fs, of->snap, &idx);
+	if (r < 0)
+		return r;
+	if (offset >= of->file.size)
+		return 0;
+	if (len > of->file.size - offset)
+		len = (size_t)(of->file.size - offset);
+	bool sequential = atomic_load(&of->next_offset) == offset;
+	while (done < len) {
+		uint64_t at = offset + done;
+		r = cairn_index_find_run(idx, of->ino, at, &run_number);
+		if (r == 0)
+			r = cairn_index_run(idx, of->ino, run_number, &run);
+		if (r < 0)
+			return r == -ERANGE ? (ssize_t)done : -EIO;
+		uint64_t in_run = at - run.offset;
+		size_t n =
+			run.size - in_run < len - done ? (size_t)(run.size - in_run) : len - done;
+		r = copy_run(fs, &run, in_run, (uint8_t *)buf + done, n);
+		if (r < 0)
+			return r;
+		done += n;
+	}
+	atomic_store(&of->next_offset, offset + done);
+	if (sequential && done > 0)
+		read_ahead(fs, of, idx, run_number);
+	return (ssize_t)done;
+}
+
+/* ---- whole files, for blobs ---- */
+
+int fs_copy_file(struct fs *fs, struct snap *snap, uint64_t ino,
+		 const struct cairn_index_file *file, int fd, struct cairn_id *ret_id)
+{
+	struct cairn_file_hasher hasher;
+	struct cairn_index *idx;
+	struct cairn_index_run run;
+
+	int r = fs_index(fs, snap, &idx);
+	if (r < 0)
+		return r;
+	cairn_file_hasher_init(&hasher, fs->store);
+	for (uint32_t i = 0; i < file->run_count; i++) {
+		r = cairn_index_run(idx, ino, i, &run);
+		if (r < 0)
+			return -EIO;
+		if (run.hole)
+			return -EOPNOTSUPP; /* sparse files are never made into blobs */
+		struct cached_chunk *chunk = chunk_get(fs, &run.chunk_id);
+		if (!chunk)
+			return -EIO;
+		r = chunk->size == run.size ? cairn_write_all(fd, chunk->data, chunk->size) : -EIO;
+		if (r == 0)
+			cairn_file_hasher_update(&hasher, chunk->data, chunk->size);
+		chunk_cache_put(fs->chunks, chunk);
+		if (r < 0)
+			return r;
+	}
+	cairn_file_hasher_final(&hasher, ret_id);
+	return 0;
+}
