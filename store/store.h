@@ -208,6 +208,11 @@ int cairn_writer_file_end(struct cairn_writer *writer, struct cairn_id *ret_file
  * new table. The writer stays usable. Returns 0 or -errno (nothing changes
  * for readers on failure). */
 int cairn_writer_commit(struct cairn_writer *writer);
+/* Drops everything put since the last commit (and a file in progress):
+ * waits for the threads, deletes the session's packs and forgets its
+ * chunks, keeping the lock, so the writer can go on with the next archive
+ * after a failed one. Clears a worker failure. Returns 0 or -errno. */
+int cairn_writer_rollback(struct cairn_writer *writer);
 /* Counters since the writer was opened. */
 void cairn_writer_stats(const struct cairn_writer *writer, struct cairn_writer_stats *ret);
 

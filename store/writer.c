@@ -877,6 +877,29 @@ int writer_commit_with(struct cairn_writer *w, const uint64_t *old_dropped,
 	return 0;
 }
 
+static void writer_abandon(struct cairn_writer *w);
+
+int cairn_writer_rollback(struct cairn_writer *w)
+{
+	/* In-flight groups finish (or fail) first: they write into the packs
+	 * that are about to go. */
+	wait_idle(w);
+	pthread_mutex_lock(&w->lock);
+	if (w->open_group) {
+		w->free_groups[w->free_count++] = TAKE_PTR(w->open_group);
+	}
+	w->failure = 0;
+	w->failure_msg[0] = '\0';
+	pthread_mutex_unlock(&w->lock);
+	writer_abandon(w);
+	session_reset(w);
+	w->in_file = false;
+	w->chunk_group->size = 0;
+	w->ref_count = 0;
+	frame_reader_forget(&w->reader);
+	return 0;
+}
+
 void cairn_writer_stats(const struct cairn_writer *writer, struct cairn_writer_stats *ret)
 {
 	struct cairn_writer *w = (struct cairn_writer *)writer;

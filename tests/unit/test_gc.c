@@ -242,6 +242,46 @@ START_TEST(test_gc_refuses_uncommitted_work)
 }
 END_TEST
 
+/* Not gc, but the other way a writer sheds work: rollback forgets what was
+ * put since the last commit, deletes its packs, and keeps the lock. */
+START_TEST(test_rollback_forgets_session)
+{
+	char path[PATH_MAX + 64];
+	struct chunk_set a, b, c;
+	struct cairn_writer *writer, *other;
+	struct cairn_store_stats before, after;
+
+	snprintf(path, sizeof(path), "%s/store", test_dir);
+	struct cairn_store *store = make_store(path);
+	ck_assert_int_eq(cairn_writer_open(store, 0, 2, &writer), 0);
+	put_set(writer, &a, 11);
+	ck_assert_int_eq(cairn_writer_commit(writer), 0);
+	ck_assert_int_eq(cairn_store_stats(store, &before), 0);
+	put_set(writer, &b, 22);
+	ck_assert_int_eq(cairn_writer_rollback(writer), 0);
+
+	struct cairn_store *second = cairn_store_new();
+	ck_assert_int_eq(cairn_store_open(second, path), 0);
+	ck_assert_int_eq(cairn_writer_open(second, CAIRN_WRITER_NOWAIT, 1, &other), -EWOULDBLOCK);
+	cairn_store_free(second);
+
+	ck_assert_int_eq(count_packs(path), (int)before.pack_count);
+	put_set(writer, &c, 33);
+	ck_assert_int_eq(cairn_writer_commit(writer), 0);
+	cairn_writer_free(writer);
+	store = reopen(store, path);
+	ck_assert_int_eq(cairn_store_stats(store, &after), 0);
+	ck_assert_uint_eq(after.chunk_count, before.chunk_count + SET_CHUNKS);
+	for (int i = 0; i < SET_CHUNKS; i++)
+		ck_assert(!cairn_store_has_chunk(store, &b.ids[i], NULL));
+	check_set_reads(store, &a);
+	check_set_reads(store, &c);
+	ck_assert_int_eq(count_packs(path), (int)after.pack_count);
+	assert_verifies(store);
+	cairn_store_free(store);
+}
+END_TEST
+
 static void gc_child(const char *path, const struct chunk_set *keep)
 {
 	struct cairn_store *store = cairn_store_new();
@@ -296,6 +336,7 @@ static Suite *gc_suite(void)
 		{"all live keeps everything", test_gc_all_live_keeps_everything},
 		{"refuses uncommitted work", test_gc_refuses_uncommitted_work},
 		{"killed anywhere", test_gc_killed_anywhere},
+		{"rollback forgets the session", test_rollback_forgets_session},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
