@@ -315,6 +315,12 @@ static int fs_setup(struct fs *fs, char *msg, size_t msg_size)
 		cairn_format(msg, msg_size, "%s", cairn_store_error(fs->store));
 		return r;
 	}
+	/* While mounted, gc must not delete the packs this mount reads. */
+	r = cairn_store_pin(fs->store);
+	if (r < 0) {
+		cairn_format(msg, msg_size, "%s", cairn_store_error(fs->store));
+		return r;
+	}
 	if (fstat(cairn_store_dirfd(fs->store), &st) == 0) {
 		fs->owner_uid = st.st_uid;
 		fs->owner_gid = st.st_gid;

@@ -7,7 +7,9 @@
 #include "store_internal.h"
 
 #include <stdio.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 
 struct gc {
 	struct cairn_writer *writer;
@@ -171,6 +173,31 @@ static int gc_run(struct gc *gc, cairn_chunk_live_fn live, void *userdata)
 	return r;
 }
 
+/* Mounts pin the store (cairn_store_pin): while any does, gc would delete
+ * packs it may read, so gc refuses. The lock is held for the whole gc, so
+ * no mount starts halfway through. Returns the locked fd or -errno. */
+static int gc_lock_readers(struct gc *gc)
+{
+	int fd = openat(cairn_store_dirfd(gc->store), READERS_NAME, O_RDWR | O_CREAT | O_CLOEXEC,
+			0600);
+	if (fd < 0) {
+		int r = -errno;
+		writer_set_error(gc->writer, "%s/%s: %s", gc->store->path, READERS_NAME,
+				 strerror(errno));
+		return r;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		writer_set_error(gc->writer,
+				 "%s is mounted: gc would delete packs the mount reads; unmount "
+				 "it first",
+				 gc->store->path);
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 int cairn_writer_gc(struct cairn_writer *writer, cairn_chunk_live_fn live, void *userdata,
 		    struct cairn_gc_stats *ret)
 {
@@ -179,6 +206,9 @@ int cairn_writer_gc(struct cairn_writer *writer, cairn_chunk_live_fn live, void 
 	if (writer_is_dirty(writer))
 		return -EBUSY;
 	gc.store = writer_store(writer);
+	_cleanup_close_ int readers = gc_lock_readers(&gc);
+	if (readers < 0)
+		return readers;
 	gc.table = store_table(gc.store);
 	gc.dropped = calloc(gc.table->entry_count / 64 + 1, sizeof(uint64_t));
 	gc.live_bytes = calloc(gc.table->pack_count + 1, sizeof(uint64_t));

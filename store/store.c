@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
@@ -61,6 +62,7 @@ struct cairn_store *cairn_store_new(void)
 		return NULL;
 	store->dirfd = -1;
 	store->packs_dirfd = -1;
+	store->pin_fd = -1;
 	pthread_mutex_init(&store->fd_lock, NULL);
 	return store;
 }
@@ -78,6 +80,8 @@ void cairn_store_free(struct cairn_store *store)
 		table_free(store->retired);
 		store->retired = next;
 	}
+	if (store->pin_fd >= 0)
+		close(store->pin_fd);
 	if (store->packs_dirfd >= 0)
 		close(store->packs_dirfd);
 	if (store->dirfd >= 0)
@@ -425,6 +429,31 @@ void store_forget_pack_fd(struct cairn_store *store, uint32_t pack_num)
 		store->fd_count--;
 	}
 	pthread_mutex_unlock(&store->fd_lock);
+}
+
+int cairn_store_pin(struct cairn_store *store)
+{
+	if (store->pin_fd >= 0)
+		return 0;
+	int fd = openat(store->dirfd, READERS_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == EROFS || errno == EACCES || errno == EPERM))
+		return 0;
+	if (fd < 0) {
+		int r = -errno;
+		store_set_error(store, "%s/%s: %s", store->path, READERS_NAME, strerror(errno));
+		return r;
+	}
+	while (flock(fd, LOCK_SH) < 0) {
+		if (errno != EINTR) {
+			int r = -errno;
+			store_set_error(store, "%s/%s: %s", store->path, READERS_NAME,
+					strerror(errno));
+			close(fd);
+			return r;
+		}
+	}
+	store->pin_fd = fd;
+	return 0;
 }
 
 /* ---- queries ---- */

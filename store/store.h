@@ -116,6 +116,13 @@ const char *cairn_store_path(const struct cairn_store *store);
 /* The bound store's parameters; owned by the handle. */
 const struct cairn_store_params *cairn_store_params(const struct cairn_store *store);
 
+/* Pins the store's packs for as long as the handle lives: takes a shared
+ * lock on STORE/readers, which gc must take exclusively before it deletes
+ * anything. A mount pins its store, so gc never removes a pack under it.
+ * Waits while a gc runs. A store this process may not write to cannot be
+ * gc'd by it either and is not pinned. Returns 0 or -errno. */
+int cairn_store_pin(struct cairn_store *store);
+
 /* Sums over the current chunk table (O(chunks)). Returns 0 or -errno. */
 int cairn_store_stats(const struct cairn_store *store, struct cairn_store_stats *ret);
 /* Whether the committed chunk table holds id; when it does and ret_size is not

@@ -306,12 +306,16 @@ struct cairn_store {
 	struct chunk_table *retired; /* replaced tables some unpacker may still use */
 	atomic_uint unpackers;       /* live unpackers on this handle */
 
+	int pin_fd; /* STORE/readers, shared-locked by cairn_store_pin, or -1 */
+
 	pthread_mutex_t fd_lock; /* protects fds, fd_count, fd_cap */
 	struct pack_fd *fds;     /* sorted by pack_num */
 	size_t fd_count, fd_cap;
 
 	char error[512];
 };
+
+#define READERS_NAME "readers"
 
 /* The current table; never NULL on a bound store. */
 static inline const struct chunk_table *store_table(const struct cairn_store *store)

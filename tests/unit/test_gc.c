@@ -242,6 +242,32 @@ START_TEST(test_gc_refuses_uncommitted_work)
 }
 END_TEST
 
+/* A pinned store (a mount) is never collected under its reader. */
+START_TEST(test_gc_refuses_pinned_store)
+{
+	char path[PATH_MAX + 64];
+	struct chunk_set sets[3];
+	struct cairn_writer *writer;
+	struct cairn_gc_stats stats;
+	struct live_sets live = {.sets = {&sets[0]}, .count = 1};
+
+	snprintf(path, sizeof(path), "%s/store", test_dir);
+	struct cairn_store *store = three_sets(path, sets);
+	struct cairn_store *mounted = cairn_store_new();
+	ck_assert_int_eq(cairn_store_open(mounted, path), 0);
+	ck_assert_int_eq(cairn_store_pin(mounted), 0);
+	ck_assert_int_eq(cairn_writer_open(store, 0, 2, &writer), 0);
+	ck_assert_int_eq(cairn_writer_gc(writer, is_live, &live, &stats), -EBUSY);
+	ck_assert_ptr_nonnull(strstr(cairn_writer_error(writer), "mounted"));
+	check_set_reads(mounted, &sets[1]);
+	cairn_store_free(mounted);
+	ck_assert_int_eq(cairn_writer_gc(writer, is_live, &live, &stats), 0);
+	ck_assert_uint_eq(stats.chunks_dropped, 2 * SET_CHUNKS);
+	cairn_writer_free(writer);
+	cairn_store_free(store);
+}
+END_TEST
+
 /* Not gc, but the other way a writer sheds work: rollback forgets what was
  * put since the last commit, deletes its packs, and keeps the lock. */
 START_TEST(test_rollback_forgets_session)
@@ -337,6 +363,7 @@ static Suite *gc_suite(void)
 		{"refuses uncommitted work", test_gc_refuses_uncommitted_work},
 		{"killed anywhere", test_gc_killed_anywhere},
 		{"rollback forgets the session", test_rollback_forgets_session},
+		{"refuses a pinned store", test_gc_refuses_pinned_store},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
