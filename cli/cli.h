@@ -5,6 +5,7 @@
 #define CAIRN_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "index.h"
@@ -31,6 +32,13 @@ int cmd_add(struct cli *cli, int argc, char **argv);
 int cmd_ls(struct cli *cli, int argc, char **argv);
 int cmd_cat(struct cli *cli, int argc, char **argv);
 int cmd_extract(struct cli *cli, int argc, char **argv);
+int cmd_info(struct cli *cli, int argc, char **argv);
+int cmd_rm(struct cli *cli, int argc, char **argv);
+int cmd_gc(struct cli *cli, int argc, char **argv);
+int cmd_mount(struct cli *cli, int argc, char **argv);
+int cmd_umount(struct cli *cli, int argc, char **argv);
+/* mount.cairn SOURCE DIR -o OPTS, as mount(8) runs it. */
+int cmd_mount_helper(int argc, char **argv);
 
 /* Prints "cairn: MESSAGE" to stderr. */
 void cli_error(const char *fmt, ...) _printf_(1, 2);
@@ -50,6 +58,23 @@ int cli_mkdir_parents(const char *path);
 int cli_parse_size(const char *text, uint64_t *ret);
 /* Parses a decimal integer in [min, max]. Returns 0 or -EINVAL. */
 int cli_parse_int(const char *text, long min, long max, long *ret);
+
+/* Takes the store's writer (waiting for the lock, and saying so, while
+ * another process holds it) with threads compression threads (0: one per
+ * core), and removes snapshot temp files of writers that died (writer.c).
+ * Prints the error; returns 0 or -errno. */
+int cli_writer_open(struct cairn_store *store, unsigned threads, struct cairn_writer **ret);
+
+/* ---- JSON and ratios (json.c) ---- */
+
+/* Writes s to stdout as a JSON string; bytes that are not UTF-8 become
+ * \u00XX. */
+void cli_json_string(const char *s);
+/* Writes a / b to stdout as a JSON number: 1 when both are 0, null when
+ * only b is (infinite). */
+void cli_json_ratio(uint64_t a, uint64_t b);
+/* Formats a / b as "3.20x" ("inf", "1.00x" as above) into buf; returns buf. */
+const char *cli_ratio(uint64_t a, uint64_t b, char *buf, size_t size);
 
 /* A SNAPSHOT[:PATH] argument, opened (object.c). */
 struct cli_object {

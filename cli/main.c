@@ -21,7 +21,12 @@ static const struct command commands[] = {
 	{"ls", cmd_ls, "list snapshots, or the files of a snapshot"},
 	{"cat", cmd_cat, "write a file of a snapshot to stdout"},
 	{"extract", cmd_extract, "restore a snapshot, or part of one, into a directory"},
-	{"verify", cmd_verify, "re-read and check every chunk of a store"},
+	{"info", cmd_info, "show what the store, or a snapshot, holds and costs"},
+	{"verify", cmd_verify, "check the store and its snapshots, or some snapshots"},
+	{"rm", cmd_rm, "remove snapshots (gc then frees their space)"},
+	{"gc", cmd_gc, "drop chunks no snapshot uses and repack"},
+	{"mount", cmd_mount, "serve the store, or a snapshot, as a read-only filesystem"},
+	{"umount", cmd_umount, "unmount what cairn mount mounted"},
 };
 
 static void print_help(FILE *out)
@@ -80,6 +85,12 @@ int main(int argc, char **argv)
 	/* Archive names are read and written in the user's charset, as bsdtar
 	 * does, so that both agree on them. */
 	setlocale(LC_CTYPE, "");
+
+	/* Run by mount(8) as mount.cairn or mount.fuse.cairn. */
+	const char *self = strrchr(argv[0], '/');
+	self = self ? self + 1 : argv[0];
+	if (strncmp(self, "mount.", 6) == 0)
+		return cmd_mount_helper(argc, argv);
 
 	/* -1: go on to the command; otherwise the exit status. */
 	int r = parse_global(&cli, argc, argv);

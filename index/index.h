@@ -217,6 +217,47 @@ typedef void (*cairn_index_report_fn)(void *userdata, const char *problem);
 int64_t cairn_index_check(struct cairn_index *idx, bool check_chunks, cairn_index_report_fn report,
 			  void *userdata);
 
+/* ---- sets of chunk ids (live.c) ----
+ *
+ * What gc keeps (the chunks every snapshot names), what `info` counts (the
+ * chunks one snapshot alone names) and what `verify` reads once each. A set
+ * is a hash table of 16-byte ids: its memory is about 16 to 43 bytes a
+ * distinct chunk, whatever the number of files naming them. One thread at a
+ * time; contains and next may run concurrently with each other. */
+
+struct cairn_chunk_set;
+
+/* Returns 0 and a new, empty set in *ret, or -ENOMEM. */
+int cairn_chunk_set_new(struct cairn_chunk_set **ret);
+/* Accepts NULL. */
+void cairn_chunk_set_free(struct cairn_chunk_set *set);
+/* Adds id. Returns 1 when it was not in the set, 0 when it was, or
+ * -ENOMEM (the set is unchanged). */
+int cairn_chunk_set_add(struct cairn_chunk_set *set, const struct cairn_id *id);
+bool cairn_chunk_set_contains(const struct cairn_chunk_set *set, const struct cairn_id *id);
+/* The number of distinct ids in the set. */
+uint64_t cairn_chunk_set_count(const struct cairn_chunk_set *set);
+/* Iterates the set in no particular order: start with *pos = 0; returns 1
+ * and the next id (advancing *pos), or 0 after the last. The set must not
+ * change during an iteration. */
+int cairn_chunk_set_next(const struct cairn_chunk_set *set, size_t *pos, struct cairn_id *ret);
+
+/* Adds every chunk id the opened snapshot idx names (holes are none).
+ * First checks every section of idx against its checksum, so a damaged
+ * snapshot is refused whole instead of giving a short list: a chunk that
+ * looks unused must never be one a snapshot still needs. O(size of idx).
+ * Returns 0, -EBADMSG (damaged; message on idx) or -ENOMEM; on failure the
+ * set may hold some of the snapshot's ids. */
+int cairn_chunk_set_add_snapshot(struct cairn_chunk_set *set, struct cairn_index *idx);
+
+/* The set of chunk ids named by the store's snapshots, except the one named
+ * except (NULL: all of them). Lists STORE/snapshots once; to keep the list
+ * stable, hold the store's writer (as gc must). Returns 0 and a new set, or
+ * -errno with a one-line reason (naming the snapshot) in msg: -EBADMSG for
+ * a damaged snapshot, -ENOMEM, or what listing or opening returned. */
+int cairn_snapshot_chunk_set(const struct cairn_store *store, const char *except,
+			     struct cairn_chunk_set **ret, char *msg, size_t msg_size);
+
 /* ---- adding an archive ----
  *
  * An import reads one archive in one streaming pass with libarchive, sends
@@ -230,8 +271,18 @@ struct cairn_import;
 
 struct cairn_import_options {
 	uint64_t max_entries; /* 0: CAIRN_IMPORT_MAX_ENTRIES */
+	/* Decompression bombs: the import fails once the bytes unpacked (file
+	 * data, or the output of the archive's filters) exceed max_ratio times
+	 * the raw bytes read so far plus ratio_slack, which lets small archives
+	 * of zeros through. max_ratio 0: CAIRN_IMPORT_MAX_RATIO;
+	 * CAIRN_IMPORT_NO_RATIO: no bound. ratio_slack 0: CAIRN_IMPORT_RATIO_SLACK. */
+	uint64_t max_ratio;
+	uint64_t ratio_slack;
 };
 #define CAIRN_IMPORT_MAX_ENTRIES (16u << 20)
+#define CAIRN_IMPORT_MAX_RATIO   1000u
+#define CAIRN_IMPORT_NO_RATIO    UINT64_MAX
+#define CAIRN_IMPORT_RATIO_SLACK (64ull << 20)
 #define CAIRN_XATTR_VALUE_MAX    65536u
 #define CAIRN_XATTR_LIST_MAX     (1u << 20)
 #define CAIRN_SYMLINK_MAX        4095u
@@ -263,7 +314,8 @@ void cairn_import_set_warn(struct cairn_import *imp, cairn_import_warn_fn fn, vo
  * start and may be seeked, anything else is read as a stream). label names
  * the archive in messages and, by its last component, in the source
  * record. Returns 0, or -errno with the message on imp (-EBADMSG: the
- * archive is malformed or unsupported; -E2BIG: a limit was exceeded). Call
+ * archive is malformed or unsupported; -E2BIG: a limit was exceeded, the
+ * ratio bound of a decompression bomb included). Call
  * once per import. */
 int cairn_import_archive(struct cairn_import *imp, int fd, const char *label);
 

@@ -151,7 +151,8 @@ int cairn_snapshot_list(const struct cairn_store *store, char ***ret_names, size
 		cairn_snapshot_names_free(names, count);
 		return r;
 	}
-	qsort(names, count, sizeof(*names), compare_names);
+	if (count > 1) /* names is NULL when there are none: qsort(NULL, 0) is undefined */
+		qsort(names, count, sizeof(*names), compare_names);
 	*ret_names = names;
 	*ret_count = count;
 	return 0;

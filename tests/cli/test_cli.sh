@@ -102,7 +102,7 @@ expect 2 -- init --level 20 "$tmp/u4"
 expect 2 -- init --chunk-avg 3000 "$tmp/u4"
 expect 2 -- init --chunk-min 1G "$tmp/u4"
 expect 2 -- init --pack-size lots "$tmp/u4"
-expect 2 -- verify -s "$tmp/u4" extra-argument
+expect 1 -- verify -s "$tmp/u4" no-such-snapshot # no store there: an error, not usage
 expect 2 -- verify --no-such-option
 for dir in u1 u2 u3 u4; do
 	[ ! -e "$tmp/$dir" ] || fail "a usage error created $tmp/$dir"

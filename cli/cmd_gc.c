@@ -1,0 +1,131 @@
+/* cmd_gc.c: `cairn gc`: frees the space of chunks no snapshot names. It
+ * takes the writer (the lock) first and lists the snapshots after, so no
+ * add or rm can change the set of live chunks under it; then it collects
+ * the chunk ids of every snapshot and lets the store drop the others and
+ * repack. A snapshot that is damaged or will not open stops gc before
+ * anything is dropped: its chunks must never be taken for dead.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void gc_help(void)
+{
+	printf("Usage: cairn gc [-s STORE] [-q]\n"
+	       "\n"
+	       "Drop every chunk that no snapshot names, rewrite the pack files of which\n"
+	       "more than a tenth is unused, delete the ones nothing uses, and remove temp\n"
+	       "files that interrupted writers left. Stops without changing anything if a\n"
+	       "snapshot is damaged or the store is mounted. Takes the store's lock: adds\n"
+	       "wait for it.\n"
+	       "\n"
+	       "  -q, --quiet  print only errors\n"
+	       "\n"
+	       "Exit status: 0 done, 1 failed (the store is as it was before).\n");
+}
+
+static int gc_parse(struct cli *cli, int argc, char **argv, bool *quiet)
+{
+	static const struct option options[] = {
+		CLI_STORE_OPTION,
+		{"help", no_argument, NULL, 'h'},
+		{"quiet", no_argument, NULL, 'q'},
+		{0},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "s:hq", options, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			cli->store_path = optarg;
+			break;
+		case 'h':
+			gc_help();
+			return -1;
+		case 'q':
+			*quiet = true;
+			break;
+		default:
+			return cli_usage_error(cli, "bad option");
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+static bool chunk_live(void *userdata, const struct cairn_id *id)
+{
+	return cairn_chunk_set_contains(userdata, id);
+}
+
+static void print_summary(const struct cairn_store *store, const struct cairn_gc_stats *s,
+			  uint64_t live)
+{
+	char before[32], after[32], freed[32];
+
+	if (s->chunks_dropped == 0 && s->packs_deleted == 0) {
+		printf("%s: nothing to collect: all %llu chunks are in use\n",
+		       cairn_store_path(store), (unsigned long long)live);
+		return;
+	}
+	cairn_format_bytes(s->bytes_before, before, sizeof(before));
+	cairn_format_bytes(s->bytes_after, after, sizeof(after));
+	cairn_format_bytes(s->bytes_before > s->bytes_after ? s->bytes_before - s->bytes_after : 0,
+			   freed, sizeof(freed));
+	printf("%s: %llu chunks dropped, %llu kept (%llu moved); %llu packs rewritten, %llu "
+	       "deleted; pack bytes %s -> %s (%s freed)\n",
+	       cairn_store_path(store), (unsigned long long)s->chunks_dropped,
+	       (unsigned long long)live, (unsigned long long)s->chunks_moved,
+	       (unsigned long long)s->packs_rewritten, (unsigned long long)s->packs_deleted, before,
+	       after, freed);
+	if (s->chunks_dropped && s->packs_deleted == 0)
+		printf("(the dropped chunks' space stays in their packs until a pack is more than a "
+		       "tenth unused)\n");
+}
+
+/* Collects the live set and runs the store's gc; the writer is held. */
+static int collect(struct cairn_store *store, struct cairn_writer *writer, bool quiet)
+{
+	struct cairn_chunk_set *live = NULL;
+	struct cairn_store_stats stats;
+	struct cairn_gc_stats gc;
+	char msg[600];
+
+	int r = cairn_snapshot_chunk_set(store, NULL, &live, msg, sizeof(msg));
+	if (r < 0) {
+		cli_error("%s", msg);
+		cli_error("gc stopped before dropping anything: every snapshot must be readable "
+			  "to know which chunks are in use ('cairn verify' checks them; 'cairn rm' "
+			  "removes one)");
+		return EXIT_ERROR;
+	}
+	r = cairn_writer_gc(writer, chunk_live, live, &gc);
+	if (r < 0)
+		cli_error("%s", cairn_writer_error(writer));
+	else if (!quiet && cairn_store_stats(store, &stats) == 0)
+		print_summary(store, &gc, stats.chunk_count);
+	cairn_chunk_set_free(live);
+	return r < 0 ? EXIT_ERROR : EXIT_OK;
+}
+
+int cmd_gc(struct cli *cli, int argc, char **argv)
+{
+	struct cairn_writer *writer = NULL;
+	bool quiet = false;
+
+	int r = gc_parse(cli, argc, argv, &quiet);
+	if (r)
+		return r < 0 ? EXIT_OK : r;
+	struct cairn_store *store = cli_open_store(cli);
+	if (!store)
+		return EXIT_ERROR;
+	int status = EXIT_ERROR;
+	if (cli_writer_open(store, 0, &writer) == 0)
+		status = collect(store, writer, quiet);
+	cairn_writer_free(writer);
+	cairn_store_free(store);
+	return status;
+}

@@ -1,0 +1,123 @@
+/* cmd_rm.c: `cairn rm`: removes snapshot files under the store's writer
+ * lock, so no add, rm or gc runs meanwhile. All names are checked before
+ * any is removed: a typo removes nothing. Removing a snapshot frees no
+ * chunk by itself (other snapshots may share them); `cairn gc` does that.
+ * Mounts that have the snapshot mapped keep reading it until gc.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void rm_help(void)
+{
+	printf("Usage: cairn rm [-s STORE] [-q] SNAPSHOT...\n"
+	       "\n"
+	       "Remove each SNAPSHOT from the store. Nothing is removed unless every\n"
+	       "SNAPSHOT exists. The chunks they alone used stay in the store until\n"
+	       "'cairn gc' drops them.\n"
+	       "\n"
+	       "  -q, --quiet  print only errors\n"
+	       "\n"
+	       "Exit status: 0 all removed, 1 a SNAPSHOT does not exist (nothing was\n"
+	       "removed) or removing failed.\n");
+}
+
+static int rm_parse(struct cli *cli, int argc, char **argv, bool *quiet)
+{
+	static const struct option options[] = {
+		CLI_STORE_OPTION,
+		{"help", no_argument, NULL, 'h'},
+		{"quiet", no_argument, NULL, 'q'},
+		{0},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "s:hq", options, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			cli->store_path = optarg;
+			break;
+		case 'h':
+			rm_help();
+			return -1;
+		case 'q':
+			*quiet = true;
+			break;
+		default:
+			return cli_usage_error(cli, "bad option");
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error(cli, "no snapshot given");
+	return 0;
+}
+
+/* Whether every name is a snapshot of the store; reports those that are not. */
+static bool all_exist(struct cairn_store *store, char **names, int count)
+{
+	bool ok = true;
+
+	for (int i = 0; i < count; i++) {
+		int r = cairn_snapshot_exists(store, names[i]);
+		if (r == 1)
+			continue;
+		if (r == 0)
+			cli_error("snapshot %s: no such snapshot in %s", names[i],
+				  cairn_store_path(store));
+		else
+			cli_error("snapshot %s: %s", names[i], strerror(-r));
+		ok = false;
+	}
+	return ok;
+}
+
+/* Removes the names (duplicates once) and makes the removals durable. */
+static int remove_all(struct cairn_store *store, char **names, int count, bool quiet)
+{
+	int dirfd = cairn_store_dirfd(store);
+	char path[CAIRN_SNAPSHOT_NAME_MAX + 16];
+	int status = EXIT_OK;
+
+	for (int i = 0; i < count; i++) {
+		snprintf(path, sizeof(path), "snapshots/%s", names[i]);
+		if (unlinkat(dirfd, path, 0) == 0) {
+			if (!quiet)
+				printf("removed %s\n", names[i]);
+		} else if (errno != ENOENT) {
+			cli_error("%s/%s: %s", cairn_store_path(store), path, strerror(errno));
+			status = EXIT_ERROR;
+		}
+	}
+	int r = cairn_fsync_dir(dirfd, "snapshots");
+	if (r < 0) {
+		cli_error("%s/snapshots: fsync: %s", cairn_store_path(store), strerror(-r));
+		status = EXIT_ERROR;
+	}
+	return status;
+}
+
+int cmd_rm(struct cli *cli, int argc, char **argv)
+{
+	struct cairn_writer *writer = NULL;
+	bool quiet = false;
+
+	int r = rm_parse(cli, argc, argv, &quiet);
+	if (r)
+		return r < 0 ? EXIT_OK : r;
+	struct cairn_store *store = cli_open_store(cli);
+	if (!store)
+		return EXIT_ERROR;
+	int status = EXIT_ERROR;
+	if (cli_writer_open(store, 1, &writer) == 0 &&
+	    all_exist(store, argv + optind, argc - optind)) {
+		status = remove_all(store, argv + optind, argc - optind, quiet);
+		if (!quiet)
+			printf("No space is freed yet: run 'cairn gc' to drop the chunks no "
+			       "snapshot uses any more.\n");
+	}
+	cairn_writer_free(writer);
+	cairn_store_free(store);
+	return status;
+}
