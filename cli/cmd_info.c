@@ -31,6 +31,7 @@ struct snap_totals {
 	uint64_t chunks;        /* distinct chunks it names */
 	uint64_t chunks_alone;  /* of those, named by no other snapshot */
 	uint64_t bytes_alone;   /* their uncompressed size */
+	uint64_t stored_alone;  /* their share of the packs */
 	uint64_t chunks_absent; /* named but not in the store */
 	bool alone_known;       /* false: a snapshot would not read */
 };
@@ -218,12 +219,13 @@ static void count_alone(struct info *info, const struct cairn_chunk_set *mine,
 
 	t->chunks = cairn_chunk_set_count(mine);
 	while (cairn_chunk_set_next(mine, &pos, &id) == 1) {
-		uint32_t size;
-		if (!cairn_store_has_chunk(info->store, &id, &size))
+		struct cairn_chunk_info chunk;
+		if (cairn_store_chunk_info(info->store, &id, &chunk) < 0)
 			t->chunks_absent++;
 		else if (!cairn_chunk_set_contains(others, &id)) {
 			t->chunks_alone++;
-			t->bytes_alone += size;
+			t->bytes_alone += chunk.size;
+			t->stored_alone += chunk.stored_bytes;
 		}
 	}
 }
@@ -274,12 +276,15 @@ static void print_snapshot_json(struct info *info, const struct snap_totals *t)
 	       (unsigned long long)i->file_size, (long long)i->created_sec);
 	if (t->alone_known)
 		printf(", \"chunks\": %llu, \"chunks_alone\": %llu, "
-		       "\"bytes_alone_uncompressed\": %llu, \"chunks_absent\": %llu}\n",
+		       "\"bytes_alone_uncompressed\": %llu, \"bytes_alone_stored\": %llu, "
+		       "\"chunks_absent\": %llu}\n",
 		       (unsigned long long)t->chunks, (unsigned long long)t->chunks_alone,
-		       (unsigned long long)t->bytes_alone, (unsigned long long)t->chunks_absent);
+		       (unsigned long long)t->bytes_alone, (unsigned long long)t->stored_alone,
+		       (unsigned long long)t->chunks_absent);
 	else
 		printf(", \"chunks\": null, \"chunks_alone\": null, "
-		       "\"bytes_alone_uncompressed\": null, \"chunks_absent\": null}\n");
+		       "\"bytes_alone_uncompressed\": null, \"bytes_alone_stored\": null, "
+		       "\"chunks_absent\": null}\n");
 }
 
 static void print_snapshot_text(struct info *info, const struct snap_totals *t)
@@ -310,8 +315,10 @@ static void print_snapshot_text(struct info *info, const struct snap_totals *t)
 		return;
 	}
 	line("chunks", "%llu distinct", (unsigned long long)t->chunks);
-	line("held alone", "%llu chunks, %s uncompressed (no other snapshot names them)",
-	     (unsigned long long)t->chunks_alone, cairn_format_bytes(t->bytes_alone, a, sizeof(a)));
+	char b[32];
+	line("held alone", "%llu chunks, %s uncompressed, %s stored (no other snapshot names them)",
+	     (unsigned long long)t->chunks_alone, cairn_format_bytes(t->bytes_alone, a, sizeof(a)),
+	     cairn_format_bytes(t->stored_alone, b, sizeof(b)));
 	if (t->chunks_absent)
 		line("absent", "%llu chunks the store does not hold: run 'cairn verify %s'",
 		     (unsigned long long)t->chunks_absent, info->snapshot);

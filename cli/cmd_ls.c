@@ -73,33 +73,6 @@ static int ls_parse(struct cli *cli, int argc, char **argv, struct ls *ls)
 
 /* ---- formatting ---- */
 
-/* Writes s as a JSON string. Bytes that are not UTF-8 become \u00XX. */
-static void json_string(const char *s)
-{
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			printf("\\u%04x", *p);
-		else if (*p < 0x80)
-			putchar(*p);
-		else {
-			size_t n = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc2 ? 2 : 0;
-			size_t ok = n > 0;
-			for (size_t i = 1; ok && i < n; i++)
-				ok = (p[i] & 0xc0) == 0x80;
-			if (!ok) {
-				printf("\\u%04x", *p);
-				continue;
-			}
-			fwrite(p, 1, n, stdout);
-			p += n - 1;
-		}
-	}
-	putchar('"');
-}
-
 static void json_begin(struct ls *ls)
 {
 	printf(ls->first_json ? "[\n  {" : ",\n  {");
@@ -163,13 +136,13 @@ static void print_snapshot(struct ls *ls, struct cairn_index *idx, const char *n
 	if (ls->json) {
 		json_begin(ls);
 		printf("\"name\": ");
-		json_string(name);
+		cli_json_string(name);
 		printf(", \"entries\": %llu, \"files\": %llu, \"bytes\": %llu, \"format\": ",
 		       (unsigned long long)info.dirent_count, (unsigned long long)info.file_count,
 		       (unsigned long long)info.file_bytes);
-		json_string(info.source_format);
+		cli_json_string(info.source_format);
 		printf(", \"source\": ");
-		json_string(info.source_name);
+		cli_json_string(info.source_name);
 		printf(", \"source_size\": %llu, \"created\": %lld}",
 		       (unsigned long long)info.source_size, (long long)info.created_sec);
 		return;
@@ -221,19 +194,19 @@ static void print_json_entry(struct ls *ls, const char *path, const struct cairn
 {
 	json_begin(ls);
 	printf("\"path\": ");
-	json_string(path);
+	cli_json_string(path);
 	printf(", \"type\": \"%s\", \"mode\": \"%04o\", \"size\": %llu, \"nlink\": %u, "
 	       "\"uid\": %u, \"gid\": %u, \"user\": ",
 	       type_name(st->mode), st->mode & 07777, (unsigned long long)st->size, st->nlink,
 	       st->uid, st->gid);
-	st->user ? json_string(st->user) : (void)printf("null");
+	st->user ? cli_json_string(st->user) : (void)printf("null");
 	printf(", \"group\": ");
-	st->group ? json_string(st->group) : (void)printf("null");
+	st->group ? cli_json_string(st->group) : (void)printf("null");
 	printf(", \"mtime\": %lld, \"mtime_nsec\": %u, \"ino\": %llu", (long long)st->mtime_sec,
 	       st->mtime_nsec, (unsigned long long)st->ino);
 	if (target) {
 		printf(", \"target\": ");
-		json_string(target);
+		cli_json_string(target);
 	}
 	if (S_ISCHR(st->mode) || S_ISBLK(st->mode))
 		printf(", \"major\": %u, \"minor\": %u", major(st->rdev), minor(st->rdev));

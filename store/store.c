@@ -469,11 +469,28 @@ int cairn_store_stats(const struct cairn_store *store, struct cairn_store_stats 
 	stats.pack_count = table->pack_count;
 	for (uint64_t i = 0; i < table->entry_count; i++) {
 		stats.chunk_bytes += table->entries[i].size;
-		stats.stored_bytes += table->entries[i].stored_size;
+		stats.stored_bytes += entry_stored_share(&table->entries[i]);
 	}
 	for (uint32_t i = 0; i < table->pack_count; i++)
 		stats.pack_bytes += table->packs[i].size;
 	*ret = stats;
+	return 0;
+}
+
+int cairn_store_chunk_info(const struct cairn_store *store, const struct cairn_id *id,
+			   struct cairn_chunk_info *ret)
+{
+	const struct chunk_table *table = store_table(store);
+	const struct table_entry *entry = table ? table_find(table, id) : NULL;
+
+	if (!entry)
+		return -ENOENT;
+	*ret = (struct cairn_chunk_info){
+		.size = entry->size,
+		.stored_bytes = entry_stored_share(entry),
+		.pack_num = entry->pack_num,
+		.shared_frame = entry->members > 1,
+	};
 	return 0;
 }
 

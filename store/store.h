@@ -53,7 +53,7 @@ struct cairn_store_stats {
 	uint64_t chunk_count;
 	uint64_t pack_count;
 	uint64_t chunk_bytes;  /* sum of uncompressed chunk sizes */
-	uint64_t stored_bytes; /* sum of chunk payload sizes in packs */
+	uint64_t stored_bytes; /* compressed bytes in packs (a grouped frame's split by size) */
 	uint64_t pack_bytes;   /* sum of pack file sizes, headers included */
 };
 
@@ -129,6 +129,17 @@ int cairn_store_stats(const struct cairn_store *store, struct cairn_store_stats 
  * NULL, writes the chunk's uncompressed size. Thread-safe. */
 bool cairn_store_has_chunk(const struct cairn_store *store, const struct cairn_id *id,
 			   uint32_t *ret_size);
+
+struct cairn_chunk_info {
+	uint32_t size;         /* uncompressed bytes */
+	uint64_t stored_bytes; /* its share of the compressed bytes in its pack */
+	uint32_t pack_num;
+	bool shared_frame; /* compressed together with other chunks */
+};
+/* What the committed table says of chunk id. Returns 0, or -ENOENT when
+ * the store has no such chunk. Thread-safe. */
+int cairn_store_chunk_info(const struct cairn_store *store, const struct cairn_id *id,
+			   struct cairn_chunk_info *ret);
 
 /* Computes the store's keyed chunk id of data (variant 0). Thread-safe. */
 void cairn_store_chunk_id(const struct cairn_store *store, const void *data, size_t size,

@@ -137,6 +137,14 @@ _Static_assert(offsetof(struct table_entry, members) == 44, "table entry layout"
 
 #define FANOUT_SIZE 256
 
+/* A chunk's share of its record's payload: a grouped frame's compressed
+ * bytes split among its members by size. */
+static inline uint64_t entry_stored_share(const struct table_entry *entry)
+{
+	return entry->frame_size ? (uint64_t)entry->stored_size * entry->size / entry->frame_size
+				 : entry->stored_size;
+}
+
 /* ---- hashing ---- */
 
 /* Distinct ids for distinct bytes that collide on variant 0 are made by
