@@ -248,14 +248,32 @@ static int daemonize(struct mount_cmd *cmd)
 		close(null);
 	}
 	openlog("cairn", LOG_PID, LOG_DAEMON);
-	_exit(run_mount(cmd));
+	/* exit, not _exit: stdio was flushed before the fork, and exit
+	 * handlers (a sanitizer build's leak check) should run at unmount. */
+	exit(run_mount(cmd));
+}
+
+/* The daemon runs in /: a relative cache directory is taken from here. */
+static int absolute_cache_dir(struct cairn_mount_options *o)
+{
+	char cwd[PATH_MAX], joined[sizeof(o->cache_dir)];
+
+	if (!o->cache_dir[0] || o->cache_dir[0] == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)) ||
+	    snprintf(joined, sizeof(joined), "%s/%s", cwd, o->cache_dir) >= (int)sizeof(joined)) {
+		cli_error("cache=%s: cannot make it an absolute path", o->cache_dir);
+		return EXIT_ERROR;
+	}
+	memcpy(o->cache_dir, joined, sizeof(joined));
+	return 0;
 }
 
 static int mount_start(struct cli *cli, struct mount_cmd *cmd)
 {
 	_cleanup_free_ char *store = cli_store_path(cli);
 
-	if (!store)
+	if (!store || absolute_cache_dir(&cmd->o) != 0)
 		return EXIT_ERROR;
 	if (!realpath(store, cmd->store_path)) {
 		/* a store that does not exist yet: the one-step form creates it */

@@ -297,7 +297,9 @@ static uint64_t blob_scan(int dirfd, struct blob_entry **ret, size_t *ret_count)
 	uint64_t total = 0;
 	struct stat st;
 
-	int fd = dup(dirfd);
+	/* Not dup(): a dup shares the directory offset, which the previous scan
+	 * left at the end. */
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
 	if (!dir) {
 		if (fd >= 0)

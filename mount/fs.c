@@ -436,6 +436,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 /* ---- open, read, release ---- */
 
+#if CAIRN_HAVE_PASSTHROUGH
 static struct backing *backing_find_locked(struct fs *fs, const struct cairn_id *file_id)
 {
 	for (struct backing *b = fs->backings; b; b = b->next)
@@ -444,18 +445,48 @@ static struct backing *backing_find_locked(struct fs *fs, const struct cairn_id 
 	return NULL;
 }
 
-#if CAIRN_HAVE_PASSTHROUGH
+static bool unsettled_has_locked(struct fs *fs, const struct open_file *of)
+{
+	for (struct open_file *u = fs->unsettled; u; u = u->unsettled_next)
+		if (u->snap == of->snap && u->ino == of->ino)
+			return true;
+	return false;
+}
+
+/* Once the kernel surely has the direct_io open (it reads through it, or
+ * releases it), the inode may pass through again. */
+static void open_settle(struct fs *fs, struct open_file *of)
+{
+	if (!atomic_load(&of->unsettled))
+		return;
+	pthread_mutex_lock(&fs->backing_lock);
+	for (struct open_file **p = &fs->unsettled; *p; p = &(*p)->unsettled_next) {
+		if (*p == of) {
+			*p = of->unsettled_next;
+			break;
+		}
+	}
+	atomic_store(&of->unsettled, false);
+	pthread_mutex_unlock(&fs->backing_lock);
+}
+
 /* Registers fd as the backing file of the open, or joins the backing id an
  * earlier open of the same content registered: the kernel wants one id per
- * inode, and inodes with the same content may share it. */
+ * inode, and inodes with the same content may share it. Otherwise (no fd,
+ * or a direct_io open of the inode not yet settled) the open is to be
+ * direct_io, and is recorded as unsettled in the same locked step, so that
+ * no passthrough open of the inode can overtake it in the kernel. */
 static int backing_attach(struct fs *fs, fuse_req_t req, struct open_file *of, int fd,
 			  struct fuse_file_info *fi)
 {
+	struct backing *b = NULL;
 	int r = 0;
 
 	pthread_mutex_lock(&fs->backing_lock);
-	struct backing *b = backing_find_locked(fs, &of->file.file_id);
-	if (!b && fd >= 0) {
+	bool blocked = unsettled_has_locked(fs, of);
+	if (!blocked)
+		b = backing_find_locked(fs, &of->file.file_id);
+	if (!b && !blocked && fd >= 0) {
 		int id = fuse_passthrough_open(req, fd);
 		if (id > 0 && (b = calloc(1, sizeof(*b)))) {
 			*b = (struct backing){.file_id = of->file.file_id, .backing_id = id};
@@ -472,8 +503,11 @@ static int backing_attach(struct fs *fs, fuse_req_t req, struct open_file *of, i
 		b->opens++;
 		of->backing = b;
 		fi->backing_id = b->backing_id;
-	} else if (r == 0) {
-		r = -ENOENT;
+	} else {
+		r = r ? r : -ENOENT;
+		atomic_store(&of->unsettled, true);
+		of->unsettled_next = fs->unsettled;
+		fs->unsettled = of;
 	}
 	pthread_mutex_unlock(&fs->backing_lock);
 	return r;
@@ -490,7 +524,8 @@ static void passthrough_failed(struct fs *fs, int r)
 		       strerror(-r));
 }
 
-/* Returns 0 with the open set up to pass through, or -errno to fall back. */
+/* Returns 0 with the open set up to pass through, or -errno to fall back
+ * to direct_io (the open then is unsettled). */
 static int open_passthrough(struct fs *fs, fuse_req_t req, struct open_file *of,
 			    struct fuse_file_info *fi)
 {
@@ -503,15 +538,43 @@ static int open_passthrough(struct fs *fs, fuse_req_t req, struct open_file *of,
 	int fd = blob_cache_open(fs->blobs, of->snap, of->ino, &of->file, make);
 	if (fd == -ENOENT && !make)
 		blob_cache_schedule(fs->blobs, of->snap, of->ino, &of->file);
-	if (fd < 0)
-		return fd;
 	int r = backing_attach(fs, req, of, fd, fi);
-	close(fd);
-	if (r < 0)
+	if (fd >= 0)
+		close(fd);
+	if (r < 0 && fd >= 0)
 		passthrough_failed(fs, r);
 	return r;
 }
+#else
+static void open_settle(struct fs *fs, struct open_file *of)
+{
+	(void)fs;
+	(void)of;
+}
 #endif
+
+static void open_list_add(struct fs *fs, struct open_file *of)
+{
+	pthread_mutex_lock(&fs->open_lock);
+	of->open_next = fs->open_files;
+	if (of->open_next)
+		of->open_next->open_prev = of;
+	fs->open_files = of;
+	pthread_mutex_unlock(&fs->open_lock);
+}
+
+static void open_file_free(struct fs *fs, struct open_file *of)
+{
+	pthread_mutex_lock(&fs->open_lock);
+	if (of->open_prev)
+		of->open_prev->open_next = of->open_next;
+	else
+		fs->open_files = of->open_next;
+	if (of->open_next)
+		of->open_next->open_prev = of->open_prev;
+	pthread_mutex_unlock(&fs->open_lock);
+	free(of);
+}
 
 static int do_open(struct fs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		   struct open_file **ret)
@@ -570,8 +633,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)of;
+	open_list_add(fs, of);
 	if (fuse_reply_open(req, fi) != 0) {
 		/* The open was interrupted: no release will come for it. */
+		open_settle(fs, of);
 #if CAIRN_HAVE_PASSTHROUGH
 		if (of->backing) {
 			pthread_mutex_lock(&fs->backing_lock);
@@ -579,7 +644,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			pthread_mutex_unlock(&fs->backing_lock);
 		}
 #endif
-		free(of);
+		open_file_free(fs, of);
 	}
 }
 
@@ -591,6 +656,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	(void)ino;
 	atomic_fetch_add(&fs->stats.reads, 1);
+	open_settle(fs, of);
 	_cleanup_free_ char *buf = malloc(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -611,6 +677,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
 
 	(void)ino;
+	open_settle(fs, of);
 #if CAIRN_HAVE_PASSTHROUGH
 	if (of->backing) {
 		pthread_mutex_lock(&fs->backing_lock);
@@ -629,8 +696,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		pthread_mutex_unlock(&fs->backing_lock);
 	}
 #endif
-	(void)fs;
-	free(of);
+	open_file_free(fs, of);
 	fuse_reply_err(req, 0);
 }
 

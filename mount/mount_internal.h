@@ -88,6 +88,13 @@ struct open_file {
 	struct cairn_index_file file;
 	struct backing *backing;      /* NULL unless passed through */
 	_Atomic uint64_t next_offset; /* where a sequential reader reads next */
+	/* A direct_io open of a file that may pass through, from its reply
+	 * until its first READ or its RELEASE: the kernel may not have taken
+	 * the reply in yet, and it fails the open (EIO) if the inode has a
+	 * passthrough open by then. On fs->unsettled, under backing_lock. */
+	atomic_bool unsettled;
+	struct open_file *unsettled_next;
+	struct open_file *open_prev, *open_next; /* fs->open_files, under open_lock */
 };
 
 struct fs_stats {
@@ -113,8 +120,13 @@ struct fs {
 	struct blob_cache *blobs;
 	atomic_bool passthrough;      /* decided at init, turned off on EPERM */
 	bool passthrough_ever;        /* it was on at init */
-	pthread_mutex_t backing_lock; /* protects backings */
+	pthread_mutex_t backing_lock; /* protects backings and unsettled */
 	struct backing *backings;
+	struct open_file *unsettled; /* no passthrough open for these inodes */
+	/* Every open file, freed at unmount if still there: the kernel drops
+	 * the RELEASEs still queued when the connection ends. */
+	pthread_mutex_t open_lock; /* protects open_files */
+	struct open_file *open_files;
 	uint32_t owner_uid, owner_gid; /* of the store root directory and snapshot dirs */
 	int64_t start_sec;
 	struct fs_stats stats;

@@ -352,6 +352,11 @@ static void fs_free(struct fs *fs)
 	}
 	free(fs->snaps);
 	free(fs->slot_map);
+	while (fs->open_files) {
+		struct open_file *next = fs->open_files->open_next;
+		free(fs->open_files);
+		fs->open_files = next;
+	}
 	while (fs->backings) {
 		struct backing *next = fs->backings->next;
 		free(fs->backings);
@@ -359,6 +364,7 @@ static void fs_free(struct fs *fs)
 	}
 	cairn_store_free(fs->store);
 	pthread_mutex_destroy(&fs->backing_lock);
+	pthread_mutex_destroy(&fs->open_lock);
 	pthread_mutex_destroy(&fs->readahead_lock);
 	pthread_cond_destroy(&fs->readahead_cond);
 	free(fs);
@@ -420,10 +426,9 @@ static struct fuse_session *session_new(struct fs *fs)
 	/* Other users see modes and owners enforced, as recorded. */
 	if (fs->o.default_permissions || fs->o.allow_other)
 		strcat(opts, ",default_permissions");
-	if (!fs->o.suid)
-		strcat(opts, ",nosuid");
-	if (!fs->o.dev)
-		strcat(opts, ",nodev");
+	/* libfuse mounts nosuid,nodev unless told otherwise. */
+	strcat(opts, fs->o.suid ? ",suid" : ",nosuid");
+	strcat(opts, fs->o.dev ? ",dev" : ",nodev");
 	if (fs->o.debug)
 		argv[argc++] = "-d";
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -490,6 +495,7 @@ int cairn_mount_run(const struct cairn_mount_options *o, void (*ready)(void *use
 		return -ENOMEM;
 	fs->o = *o;
 	pthread_mutex_init(&fs->backing_lock, NULL);
+	pthread_mutex_init(&fs->open_lock, NULL);
 	pthread_mutex_init(&fs->readahead_lock, NULL);
 	pthread_cond_init(&fs->readahead_cond, NULL);
 	if (!fs->o.cache_dir[0])

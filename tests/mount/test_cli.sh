@@ -1,0 +1,237 @@
+#!/bin/bash
+# test_cli.sh: `cairn mount` and `cairn umount` as a user meets them.
+#  - Refusals: a missing mount point, a non-directory, a busy mount point,
+#    a missing store, an unknown snapshot: exit 1 with one line on stderr,
+#    nothing mounted and no daemon left; a bad option: exit 2.
+#  - The one-step form `cairn mount ARCHIVE MOUNTPOINT` adds and mounts
+#    (into a store it creates); the second time the add is a no-op.
+#  - umount unmounts, and fails on what is not mounted; SIGTERM and SIGINT
+#    to the daemon unmount too.
+#  - Writes fail with EROFS (touch, mkdir, rm, echo >, and every write
+#    call: mtool.py erofs).
+#  - Options: uid=/gid=/umask= in stat; setuid bits and device nodes
+#    dropped or unusable unless -o suid / -o dev; allow_other lets other
+#    users in, with default_permissions (a 0600 file of uid 1000 stays
+#    unreadable to uid 1001); a relative cache= is relative to where
+#    cairn mount ran.
+#
+# usage: test_cli.sh CAIRN MTOOL COMPARE LIB
+. "$4" cli "$@"
+
+SRC=$WORK/src
+mkdir -p "$SRC/dir"
+printf 'public\n' >"$SRC/public"
+printf 'mine\n' >"$SRC/private"
+chmod 600 "$SRC/private"
+chown 1000:1000 "$SRC/private" "$SRC/public"
+printf 'suid\n' >"$SRC/suid"
+chmod 4755 "$SRC/suid"
+printf 'sgid\n' >"$SRC/sgid"
+chmod 2750 "$SRC/sgid"
+mknod "$SRC/null" c 1 3
+chmod 666 "$SRC/null"
+random_file "$SRC/big" 300000 31
+chmod 640 "$SRC/big"
+bsdtar --format pax -cf "$WORK/tree.tar" -C "$SRC" .
+add tree "$WORK/tree.tar" || fail "cairn add"
+mnt=$WORK/mnt
+mkdir -p "$mnt"
+
+nothing_left() {
+	! is_mounted "$1" && ! daemon_pid "$1" >/dev/null
+}
+
+# refused WHAT STATUS ARGS...: cairn ARGS fails with STATUS, one line on
+# stderr, and leaves nothing mounted at $mnt.
+refused() {
+	local what=$1 want=$2
+	shift 2
+	"$CAIRN" "$@" >"$WORK/out" 2>"$WORK/err"
+	local r=$?
+	if [ $r != "$want" ]; then
+		fail "$what: exit $r, expected $want; stderr: $(cat "$WORK/err")"
+	elif [ "$want" = 1 ] && [ "$(wc -l <"$WORK/err")" != 1 ]; then
+		fail "$what: not one line on stderr: $(cat "$WORK/err")"
+	elif ! nothing_left "$mnt"; then
+		fail "$what: something was left mounted at $mnt"
+	else
+		pass
+	fi
+}
+
+# ---- refusals ----
+
+refused "a missing mount point" 1 -s "$STORE" mount -o "cache=$CACHE" tree "$WORK/missing"
+[ ! -e "$WORK/missing" ] || fail "the missing mount point was made"
+: >"$WORK/file"
+refused "a mount point that is a file" 1 -s "$STORE" mount -o "cache=$CACHE" tree "$WORK/file"
+refused "a missing store" 1 -s "$WORK/no-store" mount -o "cache=$CACHE" tree "$mnt"
+[ ! -e "$WORK/no-store" ] || fail "mounting from a missing store made it"
+refused "an unknown snapshot" 1 -s "$STORE" mount -o "cache=$CACHE" no-such-snapshot "$mnt"
+refused "an unknown option" 2 -s "$STORE" mount -o "cache=$CACHE,bogus" tree "$mnt"
+refused "a bad uid" 2 -s "$STORE" mount -o "uid=-1" tree "$mnt"
+if mount_at "$mnt" tree; then
+	pid=${DAEMON[$mnt]}
+	"$CAIRN" -s "$STORE" mount -o "cache=$CACHE" tree "$mnt" 2>"$WORK/err"
+	r=$?
+	if [ $r = 1 ] && [ "$(wc -l <"$WORK/err")" = 1 ] && grep -q busy "$WORK/err"; then
+		pass
+	else
+		fail "a busy mount point: exit $r: $(cat "$WORK/err")"
+	fi
+	[ "$(grep -c " $mnt " /proc/self/mounts)" = 1 ] || fail "a second mount stacked on $mnt"
+	[ "$(daemon_pid "$mnt")" = "$pid" ] || fail "a second daemon is serving $mnt"
+	cat "$mnt/public" >/dev/null || fail "the first mount broke"
+	unmount "$mnt" && pass || fail "cairn umount"
+	nothing_left "$mnt" || fail "after cairn umount, $mnt is still served"
+else
+	fail "cairn mount"
+fi
+refused "umount of what is not mounted" 1 umount "$mnt"
+# SIGTERM with files open (they get no RELEASE: a sanitizer build checks
+# the daemon frees them anyway), SIGINT with none.
+for sig in TERM INT; do
+	if mount_at "$mnt" tree; then
+		if [ $sig = TERM ]; then
+			exec 8<"$mnt/public" 9<"$mnt/big"
+			head -c 10 <&9 >/dev/null
+		fi
+		kill -$sig "${DAEMON[$mnt]}"
+		wait_gone "${DAEMON[$mnt]}" && ! is_mounted "$mnt" && pass ||
+			fail "SIG$sig did not unmount $mnt cleanly"
+		exec 8<&- 9<&-
+	fi
+done
+
+# ---- the one-step form ----
+
+cp "$WORK/tree.tar" "$WORK/one-step.tar"
+ONE=$WORK/one-store
+if "$CAIRN" -s "$ONE" mount -o "cache=$CACHE" "$WORK/one-step.tar" "$mnt" >"$WORK/out" 2>&1; then
+	MOUNTS+=("$mnt")
+	DAEMON[$mnt]=$(daemon_pid "$mnt")
+	cmp -s "$mnt/big" "$SRC/big" && pass || fail "one-step: big differs"
+	[ "$("$CAIRN" -s "$ONE" ls)" = one-step ] || fail "one-step: the store has: $("$CAIRN" -s "$ONE" ls)"
+	unmount "$mnt" || fail "one-step: unmount"
+	snaps=$(ls "$ONE/snapshots" | wc -l)
+	if "$CAIRN" -s "$ONE" mount -o "cache=$CACHE" "$WORK/one-step.tar" "$mnt" >"$WORK/out" 2>&1; then
+		DAEMON[$mnt]=$(daemon_pid "$mnt")
+		grep -q unchanged "$WORK/out" || fail "one-step again: no 'unchanged': $(cat "$WORK/out")"
+		[ "$(ls "$ONE/snapshots" | wc -l)" = "$snaps" ] || fail "one-step again: a new snapshot"
+		cmp -s "$mnt/big" "$SRC/big" && pass || fail "one-step again: big differs"
+		unmount "$mnt" || fail "one-step again: unmount"
+	else
+		fail "one-step again: $(cat "$WORK/out")"
+	fi
+else
+	fail "one-step: $(cat "$WORK/out")"
+fi
+
+# ---- writes ----
+
+if mount_at "$mnt" tree; then
+	for cmd in "touch $mnt/new" "mkdir $mnt/newdir" "rm -f $mnt/public" "rmdir $mnt/dir" \
+		"mv $mnt/public $mnt/moved" "ln -s x $mnt/link" "chmod 777 $mnt/public"; do
+		err=$($cmd 2>&1)
+		case $err in
+		*"Read-only file system"*) pass ;;
+		*) fail "'$cmd' did not fail with EROFS: $err" ;;
+		esac
+	done
+	err=$( (echo hi >"$mnt/public") 2>&1)
+	case $err in
+	*"Read-only file system"*) pass ;;
+	*) fail "echo > a file did not fail with EROFS: $err" ;;
+	esac
+	check "write calls fail with EROFS" python3 "$MTOOL" erofs "$mnt" "$mnt/big" "$mnt/dir"
+	[ "$(stat -f -c %T "$mnt")" = fuseblk ] || [ "$(stat -f -c %T "$mnt")" = fuse ] ||
+		fail "statfs: $(stat -f "$mnt" 2>&1)"
+	cmp -s "$mnt/public" "$SRC/public" || fail "after the writes, public differs"
+	unmount "$mnt" || fail "unmount"
+fi
+
+# ---- uid, gid, umask, suid, dev ----
+
+mode_owner() {
+	stat -c '%a %u %g' "$1"
+}
+if mount_at "$mnt" -o uid=4321,gid=8765,umask=027 tree; then
+	[ "$(mode_owner "$mnt/public")" = "640 4321 8765" ] && pass ||
+		fail "uid/gid/umask: public is $(mode_owner "$mnt/public")"
+	[ "$(mode_owner "$mnt/dir")" = "750 4321 8765" ] && pass ||
+		fail "uid/gid/umask: dir is $(mode_owner "$mnt/dir")"
+	[ "$(stat -c '%u %g' "$mnt")" = "4321 8765" ] || fail "uid/gid: the root is $(stat -c '%u %g' "$mnt")"
+	unmount "$mnt" || fail "unmount"
+fi
+if mount_at "$mnt" tree; then
+	[ "$(mode_owner "$mnt/public")" = "644 1000 1000" ] && pass ||
+		fail "as recorded: public is $(mode_owner "$mnt/public")"
+	[ "$(stat -c %a "$mnt/suid") $(stat -c %a "$mnt/sgid")" = "755 750" ] && pass ||
+		fail "without -o suid: suid/sgid are $(stat -c %a "$mnt/suid") $(stat -c %a "$mnt/sgid")"
+	grep " $mnt " /proc/self/mounts | grep -q nosuid || fail "without -o suid: not nosuid"
+	grep " $mnt " /proc/self/mounts | grep -q nodev || fail "without -o dev: not nodev"
+	err=$(head -c 1 "$mnt/null" 2>&1)
+	case $err in
+	*"Permission denied"*) pass ;;
+	*) fail "without -o dev, a device node opened: '$err'" ;;
+	esac
+	unmount "$mnt" || fail "unmount"
+fi
+if mount_at "$mnt" -o suid,dev tree; then
+	[ "$(stat -c %a "$mnt/suid") $(stat -c %a "$mnt/sgid")" = "4755 2750" ] && pass ||
+		fail "with -o suid: suid/sgid are $(stat -c %a "$mnt/suid") $(stat -c %a "$mnt/sgid")"
+	grep " $mnt " /proc/self/mounts | grep -q -E 'nosuid|nodev' && fail "-o suid,dev: $(grep " $mnt " /proc/self/mounts)"
+	head -c 1 "$mnt/null" >/dev/null 2>&1 && pass || fail "with -o dev, the device node does not open"
+	[ "$(stat -c %t,%T "$mnt/null")" = "1,3" ] || fail "the device number is $(stat -c %t,%T "$mnt/null")"
+	unmount "$mnt" || fail "unmount"
+fi
+
+# ---- other users ----
+
+# as USER CMD...: runs CMD as uid/gid USER, no groups.
+as() {
+	local id=$1
+	shift
+	setpriv --reuid="$id" --regid="$id" --clear-groups "$@"
+}
+if command -v setpriv >/dev/null; then
+	chmod 755 "$WORK"
+	if mount_at "$mnt" tree; then
+		as 1001 cat "$mnt/public" >/dev/null 2>&1 &&
+			fail "without allow_other, uid 1001 reads the mount" || pass
+		unmount "$mnt" || fail "unmount"
+	fi
+	if mount_at "$mnt" -o allow_other tree; then
+		grep " $mnt " /proc/self/mounts | grep -q default_permissions ||
+			fail "allow_other without default_permissions: $(grep " $mnt " /proc/self/mounts)"
+		as 1001 cat "$mnt/public" >/dev/null && pass || fail "allow_other: uid 1001 cannot read public"
+		as 1001 cat "$mnt/private" >/dev/null 2>&1 &&
+			fail "allow_other: uid 1001 reads a 0600 file of uid 1000" || pass
+		as 1000 cat "$mnt/private" >/dev/null && pass || fail "allow_other: uid 1000 cannot read its own file"
+		as 1001 cat "$mnt/big" >/dev/null 2>&1 && fail "allow_other: uid 1001 reads a 0640 file" || pass
+		unmount "$mnt" || fail "unmount"
+	fi
+	chmod 700 "$WORK"
+else
+	echo "note: no setpriv; allow_other not tested"
+fi
+
+# ---- a relative cache directory ----
+
+mkdir -p "$WORK/elsewhere"
+if (cd "$WORK/elsewhere" && "$CAIRN" -s "$STORE" mount -o cache=rel-cache tree "$mnt"); then
+	MOUNTS+=("$mnt")
+	DAEMON[$mnt]=$(daemon_pid "$mnt")
+	cmp -s "$mnt/big" "$SRC/big" || fail "cache=rel-cache: big differs"
+	[ -n "$(ls "$WORK/elsewhere/rel-cache/blobs" 2>/dev/null)" ] && pass ||
+		fail "cache=rel-cache: no blob in the directory cairn mount ran in"
+	unmount "$mnt" || fail "unmount"
+	[ ! -e /rel-cache ] || {
+		fail "cache=rel-cache made /rel-cache"
+		rm -rf /rel-cache
+	}
+else
+	fail "cairn mount -o cache=rel-cache"
+fi
+
+finish
