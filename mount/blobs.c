@@ -24,6 +24,15 @@ struct blob_job {
 	struct cairn_index_file file;
 };
 
+/* A blob whose bytes were hashed in this mount: remembered by the file it
+ * was (device, inode), so a file swapped in under the same name is hashed
+ * again. */
+struct verified {
+	struct cairn_id id;
+	dev_t dev;
+	ino_t ino;
+};
+
 struct blob_cache {
 	struct fs *fs;
 	char *dir; /* CACHE/blobs */
@@ -32,7 +41,7 @@ struct blob_cache {
 	pthread_mutex_t lock; /* protects everything below */
 	pthread_cond_t cond;
 	int dirfd;
-	struct cairn_id *verified; /* open addressing, zero id = empty */
+	struct verified *verified; /* open addressing, zero id = empty */
 	size_t verified_count, verified_cap;
 	struct blob_job jobs[JOBS];
 	size_t job_count;
@@ -77,7 +86,7 @@ static int blob_dir_locked(struct blob_cache *cache, bool reopen)
 	return cache->dirfd;
 }
 
-/* ---- verified ids ---- */
+/* ---- verified blobs ---- */
 
 static bool id_is_zero(const struct cairn_id *id)
 {
@@ -94,45 +103,52 @@ static size_t id_slot(const struct cairn_id *id, size_t cap)
 	return (size_t)key & (cap - 1);
 }
 
-static bool verified_has_locked(const struct blob_cache *cache, const struct cairn_id *id)
+static struct verified *verified_find_locked(const struct blob_cache *cache,
+					     const struct cairn_id *id)
 {
 	if (cache->verified_cap == 0)
-		return false;
+		return NULL;
 	for (size_t s = id_slot(id, cache->verified_cap);;
 	     s = (s + 1) & (cache->verified_cap - 1)) {
-		if (id_is_zero(&cache->verified[s]))
-			return false;
-		if (cairn_id_compare(&cache->verified[s], id) == 0)
-			return true;
+		if (id_is_zero(&cache->verified[s].id))
+			return NULL;
+		if (cairn_id_compare(&cache->verified[s].id, id) == 0)
+			return &cache->verified[s];
 	}
 }
 
-static void verified_insert(struct cairn_id *table, size_t cap, const struct cairn_id *id)
+static void verified_insert(struct verified *table, size_t cap, const struct verified *v)
 {
-	size_t s = id_slot(id, cap);
+	size_t s = id_slot(&v->id, cap);
 
-	while (!id_is_zero(&table[s]) && cairn_id_compare(&table[s], id) != 0)
+	while (!id_is_zero(&table[s].id))
 		s = (s + 1) & (cap - 1);
-	table[s] = *id;
+	table[s] = *v;
 }
 
-static void verified_add_locked(struct blob_cache *cache, const struct cairn_id *id)
+static void verified_add_locked(struct blob_cache *cache, const struct cairn_id *id,
+				const struct stat *st)
 {
-	if (verified_has_locked(cache, id))
+	struct verified *known = verified_find_locked(cache, id);
+	struct verified v = {.id = *id, .dev = st->st_dev, .ino = st->st_ino};
+
+	if (known) {
+		*known = v;
 		return;
+	}
 	if ((cache->verified_count + 1) * 2 > cache->verified_cap) {
 		size_t cap = cache->verified_cap ? cache->verified_cap * 2 : 1024;
-		struct cairn_id *table = calloc(cap, sizeof(*table));
+		struct verified *table = calloc(cap, sizeof(*table));
 		if (!table)
 			return; /* only costs a re-hash later */
 		for (size_t i = 0; i < cache->verified_cap; i++)
-			if (!id_is_zero(&cache->verified[i]))
+			if (!id_is_zero(&cache->verified[i].id))
 				verified_insert(table, cap, &cache->verified[i]);
 		free(cache->verified);
 		cache->verified = table;
 		cache->verified_cap = cap;
 	}
-	verified_insert(cache->verified, cache->verified_cap, id);
+	verified_insert(cache->verified, cache->verified_cap, &v);
 	cache->verified_count++;
 }
 
@@ -161,24 +177,41 @@ static int hash_fd(struct fs *fs, int fd, uint64_t *ret_size, struct cairn_id *r
 	return 0;
 }
 
-/* An existing blob is used once its bytes hash to its name in this mount. */
-static int blob_check(struct blob_cache *cache, int fd, const struct cairn_index_file *file)
+/* Only our own files, writable by no one else, are handed to the kernel:
+ * anyone who could write to a blob could change it after its check. */
+static bool blob_trusted(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && st->st_uid == geteuid() && !(st->st_mode & 022);
+}
+
+/* Returns 0 when the blob open on fd was verified in this mount, -EAGAIN
+ * when it is trusted but not yet hashed, -EBADMSG when it must not be used. */
+static int blob_known(struct blob_cache *cache, int fd, const struct cairn_index_file *file,
+		      struct stat *st)
+{
+	if (fstat(fd, st) < 0 || !blob_trusted(st) || (uint64_t)st->st_size != file->size)
+		return -EBADMSG;
+	pthread_mutex_lock(&cache->lock);
+	struct verified *v = verified_find_locked(cache, &file->file_id);
+	bool known = v && v->dev == st->st_dev && v->ino == st->st_ino;
+	pthread_mutex_unlock(&cache->lock);
+	return known ? 0 : -EAGAIN;
+}
+
+/* Hashes a blob found in the cache against its name. */
+static int blob_check(struct blob_cache *cache, int fd, const struct cairn_index_file *file,
+		      const struct stat *st)
 {
 	struct cairn_id id;
-	uint64_t size;
+	uint64_t size = 0;
 
-	pthread_mutex_lock(&cache->lock);
-	bool known = verified_has_locked(cache, &file->file_id);
-	pthread_mutex_unlock(&cache->lock);
-	if (known)
-		return 0;
 	int r = hash_fd(cache->fs, fd, &size, &id);
 	if (r < 0)
 		return r;
 	if (size != file->size || cairn_id_compare(&id, &file->file_id) != 0)
 		return -EBADMSG;
 	pthread_mutex_lock(&cache->lock);
-	verified_add_locked(cache, &file->file_id);
+	verified_add_locked(cache, &file->file_id, st);
 	pthread_mutex_unlock(&cache->lock);
 	return 0;
 }
@@ -223,6 +256,9 @@ static int blob_make(struct blob_cache *cache, struct snap *snap, uint64_t ino,
 		       snap->name, (unsigned long long)ino);
 		r = -EIO;
 	}
+	struct stat st;
+	if (r == 0 && fstat(fd, &st) < 0)
+		r = -errno;
 	if (r == 0 && renameat(dirfd, tmp_name, dirfd, name) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -230,47 +266,106 @@ static int blob_make(struct blob_cache *cache, struct snap *snap, uint64_t ino,
 		return r;
 	}
 	pthread_mutex_lock(&cache->lock);
-	verified_add_locked(cache, &file->file_id);
+	verified_add_locked(cache, &file->file_id, &st);
 	pthread_mutex_unlock(&cache->lock);
 	atomic_fetch_add(&cache->fs->stats.blobs_made, 1);
 	blob_evict_maybe(cache, file->size);
 	return 0;
 }
 
-int blob_cache_open(struct blob_cache *cache, struct snap *snap, uint64_t ino,
-		    const struct cairn_index_file *file, bool make)
+static int blob_open_name(struct blob_cache *cache, const char *name)
 {
-	char name[CAIRN_ID_HEX + 1];
-
-	cairn_id_to_hex(&file->file_id, name);
 	pthread_mutex_lock(&cache->lock);
 	int dirfd = blob_dir_locked(cache, false);
-	int fd = dirfd < 0 ? dirfd : openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
-		fd = -errno;
-	pthread_mutex_unlock(&cache->lock);
-	if (fd >= 0) {
-		if (blob_check(cache, fd, file) == 0) {
-			futimens(fd, NULL); /* recently used */
-			return fd;
-		}
-		close(fd);
-		fs_log(cache->fs, CAIRN_LOG_WARNING, "%s/%s does not match its name; remaking it",
-		       cache->dir, name);
-		fd = -ENOENT;
-	}
-	if (!make)
-		return fd;
-	int r = blob_make(cache, snap, ino, file, name);
-	if (r < 0)
-		return r;
-	pthread_mutex_lock(&cache->lock);
-	dirfd = blob_dir_locked(cache, false);
-	fd = dirfd < 0 ? dirfd : openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	int fd = dirfd < 0 ? dirfd : openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd == -1)
 		fd = -errno;
 	pthread_mutex_unlock(&cache->lock);
 	return fd;
+}
+
+static bool building_has_locked(const struct blob_cache *cache, const struct cairn_id *id);
+static void building_remove_locked(struct blob_cache *cache, const struct cairn_id *id);
+
+/* Waits while another thread makes this blob; then registers this thread as
+ * its maker. Returns false when the other thread made it meanwhile. */
+static bool building_claim(struct blob_cache *cache, const struct cairn_id *id)
+{
+	bool waited = false;
+
+	pthread_mutex_lock(&cache->lock);
+	while (building_has_locked(cache, id)) {
+		pthread_cond_wait(&cache->cond, &cache->lock);
+		waited = true;
+	}
+	if (!waited && cache->building_count < JOBS)
+		cache->building[cache->building_count++] = *id;
+	pthread_mutex_unlock(&cache->lock);
+	return !waited;
+}
+
+static void building_release(struct blob_cache *cache, const struct cairn_id *id)
+{
+	pthread_mutex_lock(&cache->lock);
+	building_remove_locked(cache, id);
+	pthread_cond_broadcast(&cache->cond);
+	pthread_mutex_unlock(&cache->lock);
+}
+
+/* The blob's fd once verified, hashing a found blob or making a missing or
+ * bad one here. claimed: this thread already holds the file id in building
+ * (the background worker). */
+static int blob_open_now(struct blob_cache *cache, struct snap *snap, uint64_t ino,
+			 const struct cairn_index_file *file, const char *name, bool claimed)
+{
+	struct stat st;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int fd = blob_open_name(cache, name);
+		int r = fd < 0 ? fd : blob_known(cache, fd, file, &st);
+		if (r == -EAGAIN)
+			r = blob_check(cache, fd, file, &st);
+		if (r == 0) {
+			futimens(fd, NULL); /* recently used */
+			return fd;
+		}
+		if (fd >= 0) {
+			close(fd);
+			fs_log(cache->fs, CAIRN_LOG_WARNING,
+			       "%s/%s is not a verified copy of its file; making it again",
+			       cache->dir, name);
+		}
+		if (attempt > 0)
+			return r;
+		/* Missing or bad: make it, unless another thread is doing so. */
+		if (!claimed && !building_claim(cache, &file->file_id))
+			continue;
+		r = blob_make(cache, snap, ino, file, name);
+		if (!claimed)
+			building_release(cache, &file->file_id);
+		if (r < 0)
+			return r;
+	}
+	return -EIO;
+}
+
+int blob_cache_open(struct blob_cache *cache, struct snap *snap, uint64_t ino,
+		    const struct cairn_index_file *file, bool inline_work)
+{
+	char name[CAIRN_ID_HEX + 1];
+	struct stat st;
+
+	cairn_id_to_hex(&file->file_id, name);
+	if (inline_work)
+		return blob_open_now(cache, snap, ino, file, name, false);
+	/* A large file: never hash or copy it inside an open. */
+	int fd = blob_open_name(cache, name);
+	if (fd >= 0 && blob_known(cache, fd, file, &st) == 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	blob_cache_schedule(cache, snap, ino, file);
+	return -EAGAIN;
 }
 
 /* ---- the size bound ---- */
@@ -438,7 +533,9 @@ static void *blob_worker(void *arg)
 		struct blob_job job = cache->jobs[0];
 		memmove(cache->jobs, cache->jobs + 1, --cache->job_count * sizeof(job));
 		pthread_mutex_unlock(&cache->lock);
-		int fd = blob_cache_open(cache, job.snap, job.ino, &job.file, true);
+		char name[CAIRN_ID_HEX + 1];
+		cairn_id_to_hex(&job.file.file_id, name);
+		int fd = blob_open_now(cache, job.snap, job.ino, &job.file, name, true);
 		if (fd >= 0)
 			close(fd);
 		else
@@ -447,6 +544,7 @@ static void *blob_worker(void *arg)
 			       (unsigned long long)job.ino, strerror(-fd));
 		pthread_mutex_lock(&cache->lock);
 		building_remove_locked(cache, &job.file.file_id);
+		pthread_cond_broadcast(&cache->cond);
 	}
 	pthread_mutex_unlock(&cache->lock);
 	return NULL;

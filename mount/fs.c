@@ -534,10 +534,8 @@ static int open_passthrough(struct fs *fs, fuse_req_t req, struct open_file *of,
 	pthread_mutex_unlock(&fs->backing_lock);
 	if (attached)
 		return backing_attach(fs, req, of, -1, fi);
-	bool make = of->file.size < fs->o.background_min;
-	int fd = blob_cache_open(fs->blobs, of->snap, of->ino, &of->file, make);
-	if (fd == -ENOENT && !make)
-		blob_cache_schedule(fs->blobs, of->snap, of->ino, &of->file);
+	bool inline_work = of->file.size < fs->o.background_min;
+	int fd = blob_cache_open(fs->blobs, of->snap, of->ino, &of->file, inline_work);
 	int r = backing_attach(fs, req, of, fd, fi);
 	if (fd >= 0)
 		close(fd);
@@ -609,8 +607,16 @@ static int do_open(struct fs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
 #endif
 		fi->direct_io = 1;
 	} else if (big && fs->passthrough_ever) {
-		/* A passthrough open of this inode may still be live, and a
-		 * cached open must not meet one. */
+		/* Passthrough was turned off, but an open of this inode may still
+		 * pass through: join its backing id, else direct_io (a cached
+		 * open must not meet a passthrough one). */
+#if CAIRN_HAVE_PASSTHROUGH
+		if (backing_attach(fs, req, of, -1, fi) == 0) {
+			atomic_fetch_add(&fs->stats.opens_passthrough, 1);
+			*ret = of;
+			return 0;
+		}
+#endif
 		fi->direct_io = 1;
 	} else {
 		/* Never passed through: the page cache may keep what it read. */

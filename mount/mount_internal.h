@@ -65,10 +65,13 @@ struct fs;
 struct blob_cache;
 int blob_cache_new(struct fs *fs, const char *dir, uint64_t bound, struct blob_cache **ret);
 void blob_cache_free(struct blob_cache *cache);
-/* Opens the verified blob of a file, making it first when make is true.
- * Returns an O_RDONLY fd, -ENOENT (not there and make is false), or -errno. */
+/* Opens the verified blob of a file. With inline_work, a blob not yet
+ * checked in this mount is hashed, and a missing one made, before it
+ * returns (one thread makes a blob, others wait for it); without, such a
+ * blob is left to the background worker and -EAGAIN returned. Returns an
+ * O_RDONLY fd, -EAGAIN, or -errno. */
 int blob_cache_open(struct blob_cache *cache, struct snap *snap, uint64_t ino,
-		    const struct cairn_index_file *file, bool make);
+		    const struct cairn_index_file *file, bool inline_work);
 /* Asks a background worker to make the blob (once per file id). */
 void blob_cache_schedule(struct blob_cache *cache, struct snap *snap, uint64_t ino,
 			 const struct cairn_index_file *file);

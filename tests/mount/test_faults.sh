@@ -5,6 +5,7 @@
 #    wrong bytes), on the -o nopassthrough path and on the passthrough path
 #    (whose blob cannot be made); the daemon logs the damage; other files
 #    still read, and the mount stays up (ls, stat).
+#  - A blob others could write to is not trusted, even with the right bytes.
 #  - A blob damaged in the cache between two mounts is not served: the
 #    next mount re-checks it and makes it again.
 #  - The cache directory removed (rm -rf) under a running mount: files
@@ -114,6 +115,19 @@ if [ -n "$blob" ]; then
 	fi
 else
 	fail "no blob of victim in the cache: $(ls -lR "$CACHE")"
+fi
+
+# ---- a blob others could write is not trusted, even with the right bytes ----
+
+blob=$(find "$CACHE/blobs" -type f -size +4000k | head -1)
+if [ -n "$blob" ]; then
+	chmod 0664 "$blob"
+	if mount_at "$mnt" tree; then
+		cmp -s "$mnt/victim" "$SRC/victim" && pass || fail "victim differs"
+		[ "$(stat_of "$mnt" blobs_made)" = 1 ] || fail "a group-writable blob was used"
+		[ "$(stat -c %a "$blob")" = 600 ] || fail "the blob was not made again privately"
+		unmount "$mnt" || fail "unmount"
+	fi
 fi
 
 # ---- the cache removed under a mount ----
