@@ -15,6 +15,7 @@ struct add {
 	const char *name; /* --name */
 	bool replace, quiet, progress;
 	uint64_t max_entries;
+	uint64_t max_ratio; /* 0: the default; CAIRN_IMPORT_NO_RATIO: none */
 	struct cairn_store *store;
 	struct cairn_writer *writer;
 	const char *current; /* snapshot name being added */
@@ -37,6 +38,9 @@ static void add_help(void)
 	       "                         with '.', '-' or \"tmp-\"\n"
 	       "      --replace          replace an existing snapshot of that name\n"
 	       "      --max-entries N    refuse archives with more entries (default 16M)\n"
+	       "      --max-ratio N      refuse archives that unpack to more than N times the\n"
+	       "                         bytes read, beyond 64 MiB: decompression bombs\n"
+	       "                         (default 1000; 0: no bound)\n"
 	       "  -q, --quiet            no progress line and no summary\n"
 	       "\n"
 	       "Entries whose path contains '..' or passes through a symlink are skipped with\n"
@@ -44,7 +48,18 @@ static void add_help(void)
 	       "Exit status: 0 all added, 1 an archive failed (it committed nothing).\n");
 }
 
-enum { OPT_REPLACE = 256, OPT_MAX_ENTRIES };
+enum { OPT_REPLACE = 256, OPT_MAX_ENTRIES, OPT_MAX_RATIO };
+
+/* A whole number; 0 turns the bound off. */
+static int parse_ratio(const char *text, uint64_t *ret)
+{
+	long value;
+
+	if (cli_parse_int(text, 0, 1000000000L, &value) < 0)
+		return -EINVAL;
+	*ret = value == 0 ? CAIRN_IMPORT_NO_RATIO : (uint64_t)value;
+	return 0;
+}
 
 static int add_parse(struct cli *cli, int argc, char **argv, struct add *add)
 {
@@ -54,6 +69,7 @@ static int add_parse(struct cli *cli, int argc, char **argv, struct add *add)
 		{"name", required_argument, NULL, 'n'},
 		{"replace", no_argument, NULL, OPT_REPLACE},
 		{"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
+		{"max-ratio", required_argument, NULL, OPT_MAX_RATIO},
 		{"quiet", no_argument, NULL, 'q'},
 		{0},
 	};
@@ -76,6 +92,10 @@ static int add_parse(struct cli *cli, int argc, char **argv, struct add *add)
 		case OPT_MAX_ENTRIES:
 			if (cli_parse_size(optarg, &add->max_entries) < 0 || add->max_entries == 0)
 				return cli_usage_error(cli, "invalid --max-entries '%s'", optarg);
+			break;
+		case OPT_MAX_RATIO:
+			if (parse_ratio(optarg, &add->max_ratio) < 0)
+				return cli_usage_error(cli, "invalid --max-ratio '%s'", optarg);
 			break;
 		case 'q':
 			add->quiet = true;
@@ -178,27 +198,55 @@ static void print_summary(struct add *add, const struct cairn_import_stats *s)
 
 /* ---- the store and its writer ---- */
 
+/* Another add may be creating the store at the same time: then this one
+ * finds it made (-EEXIST) and opens it. */
+static struct cairn_store *create_store(const char *path)
+{
+	int r = cli_mkdir_parents(path);
+	if (r < 0) {
+		cli_error("cannot create the parents of %s: %s", path, strerror(-r));
+		return NULL;
+	}
+	struct cairn_store *store = cairn_store_new();
+	if (!store) {
+		cli_error("out of memory");
+		return NULL;
+	}
+	r = cairn_store_create(store, path, NULL);
+	if (r == 0) {
+		fprintf(stderr, "cairn: created a new store in %s\n", path);
+		return store;
+	}
+	if (r == -EEXIST) {
+		struct cairn_store *made = cairn_store_new();
+		if (made && cairn_store_open(made, path) == 0) {
+			cairn_store_free(store);
+			return made;
+		}
+		cairn_store_free(made);
+	}
+	cli_error("%s", cairn_store_error(store));
+	cairn_store_free(store);
+	return NULL;
+}
+
 static struct cairn_store *open_or_create(const struct cli *cli)
 {
 	_cleanup_free_ char *path = cli_store_path(cli);
 	if (!path)
 		return NULL;
 	struct cairn_store *store = cairn_store_new();
-	int r = store ? cairn_store_open(store, path) : -ENOMEM;
+	if (!store) {
+		cli_error("out of memory");
+		return NULL;
+	}
+	int r = cairn_store_open(store, path);
 	if (r == -ENOENT) {
 		cairn_store_free(store);
-		store = cairn_store_new();
-		r = cli_mkdir_parents(path);
-		if (r < 0)
-			cli_error("cannot create the parents of %s: %s", path, strerror(-r));
-		else if (store && (r = cairn_store_create(store, path, NULL)) == 0)
-			fprintf(stderr, "cairn: created a new store in %s\n", path);
+		return create_store(path);
 	}
 	if (r < 0) {
-		if (store && r != -ENOMEM)
-			cli_error("%s", cairn_store_error(store));
-		else if (r == -ENOMEM)
-			cli_error("out of memory");
+		cli_error("%s", cairn_store_error(store));
 		cairn_store_free(store);
 		return NULL;
 	}
@@ -336,7 +384,8 @@ static int import_and_commit(struct add *add, struct cairn_import *imp, int fd, 
 
 static int add_import(struct add *add, int fd, const char *path, int existing)
 {
-	struct cairn_import_options options = {.max_entries = add->max_entries};
+	struct cairn_import_options options = {.max_entries = add->max_entries,
+					       .max_ratio = add->max_ratio};
 	struct cairn_import *imp;
 
 	if (cairn_import_new(add->store, add->writer, &options, &imp) < 0) {

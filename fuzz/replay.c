@@ -1,7 +1,9 @@
-/* replay.c: runs the fuzz targets' corpus in the normal test suite, without
+/* replay.c: runs a fuzz target's corpus in the normal test suite, without
  * libFuzzer: every file named on the command line, or found in a directory
- * named there, is fed once to LLVMFuzzerTestOneInput. A crash or sanitizer
- * report fails the test; the last line counts the inputs.
+ * named there, is fed once to LLVMFuzzerTestOneInput (tests/fuzz builds one
+ * replayer per target). A crash or sanitizer report fails the test; each
+ * input's name is printed before it runs, so the last one names the culprit,
+ * and the last line counts the inputs.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -33,6 +35,8 @@ static int replay_file(const char *path)
 		return -1;
 	}
 	fclose(f);
+	printf("%s\n", path);
+	fflush(stdout);
 	LLVMFuzzerTestOneInput(data, size);
 	free(data);
 	return 0;

@@ -48,7 +48,8 @@ static int write_tmp(struct cairn_import *imp, int dirfd, char *tmp_name, size_t
 	if (r < 0) {
 		close(fd);
 		unlinkat(dirfd, tmp_name, 0);
-		return import_fail(imp, r, "%s", msg);
+		return import_fail(imp, r, "%s/%s/%s: %s", cairn_store_path(imp->store),
+				   SNAPSHOTS_DIR, tmp_name, msg);
 	}
 	*ret_fd = fd;
 	return 0;
@@ -76,6 +77,7 @@ int cairn_import_commit(struct cairn_import *imp, const char *name, unsigned fla
 	_cleanup_close_ int fd = -1;
 	char tmp_name[64];
 	struct stat st;
+	bool renamed = false;
 
 	if (!imp->imported || imp->committed)
 		return -EINVAL;
@@ -90,8 +92,11 @@ int cairn_import_commit(struct cairn_import *imp, const char *name, unsigned fla
 	r = cairn_writer_commit(imp->writer);
 	if (r < 0)
 		import_fail(imp, r, "committing the store: %s", cairn_writer_error(imp->writer));
-	else if ((r = cairn_commit_file(dirfd, fd, tmp_name, name)) < 0)
-		import_fail(imp, r, "committing snapshot %s: %s", name, strerror(-r));
+	else if ((r = cairn_commit_file(dirfd, fd, tmp_name, name, &renamed)) < 0)
+		import_fail(imp, r,
+			    renamed ? "snapshot %s is in place, but the fsync of %s/%s failed: %s"
+				    : "committing snapshot %s as %s/%s: %s",
+			    name, cairn_store_path(imp->store), SNAPSHOTS_DIR, strerror(-r));
 	if (r < 0) {
 		unlinkat(dirfd, tmp_name, 0);
 		return r;

@@ -298,7 +298,10 @@ static int content_read(struct cairn_import *imp, struct archive *a, struct cont
 					   archive_error_string(a));
 		if (r == ARCHIVE_WARN)
 			import_warn(imp, "%s", archive_error_string(a));
-		r = content_block(imp, c, data, size, offset);
+		imp->unpacked += size;
+		r = import_check_ratio(imp, a);
+		if (r == 0)
+			r = content_block(imp, c, data, size, offset);
 		if (r < 0)
 			return r;
 	}

@@ -21,20 +21,36 @@ static void trim(char *msg)
 		msg[--len] = '\0';
 }
 
+/* "LABEL: PATH: msg", "LABEL: msg" between entries. A path too long to
+ * read (the limits tests use 64 KiB names) is cut, so the message after it
+ * still fits in the line. */
+#define MSG_PATH_MAX 240
+
+static void format_line(const struct cairn_import *imp, char *out, size_t size, const char *msg)
+{
+	size_t len = imp->entry_path ? strlen(imp->entry_path) : 0;
+
+	if (!imp->entry_path)
+		cairn_format(out, size, "%s: %s", imp->label, msg);
+	else if (len <= MSG_PATH_MAX)
+		cairn_format(out, size, "%s: %s: %s", imp->label, imp->entry_path, msg);
+	else
+		cairn_format(out, size, "%s: %.*s... (a path of %zu bytes): %s", imp->label,
+			     MSG_PATH_MAX, imp->entry_path, len, msg);
+}
+
 int import_fail(struct cairn_import *imp, int r, const char *fmt, ...)
 {
 	char msg[700];
 	va_list ap;
 
+	if (imp->stopped)
+		return r; /* the read callback's message says why libarchive failed */
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	trim(msg);
-	if (imp->entry_path)
-		cairn_format(imp->error, sizeof(imp->error), "%s: %s: %s", imp->label,
-			     imp->entry_path, msg);
-	else
-		cairn_format(imp->error, sizeof(imp->error), "%s: %s", imp->label, msg);
+	format_line(imp, imp->error, sizeof(imp->error), msg);
 	return r;
 }
 
@@ -49,10 +65,7 @@ void import_warn(struct cairn_import *imp, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	trim(msg);
-	if (imp->entry_path)
-		cairn_format(line, sizeof(line), "%s: %s: %s", imp->label, imp->entry_path, msg);
-	else
-		cairn_format(line, sizeof(line), "%s: %s", imp->label, msg);
+	format_line(imp, line, sizeof(line), msg);
 	imp->warn_fn(imp->warn_data, line);
 }
 
@@ -74,6 +87,29 @@ void import_progress(struct cairn_import *imp)
 	imp->progress_fn(imp->progress_data, &p);
 }
 
+/* Counts what comes out of the filters (a tar's headers too) and the file
+ * data (a zip's or 7z's own compression), against the raw bytes read. */
+int import_check_ratio(struct cairn_import *imp, struct archive *a)
+{
+	uint64_t unpacked = imp->unpacked;
+	la_int64_t filtered = archive_filter_bytes(a, 0);
+
+	if (imp->max_ratio == CAIRN_IMPORT_NO_RATIO)
+		return 0;
+	if (filtered > 0 && (uint64_t)filtered > unpacked)
+		unpacked = (uint64_t)filtered;
+	uint64_t bound = imp->raw_read > (UINT64_MAX - imp->ratio_slack) / imp->max_ratio
+				 ? UINT64_MAX
+				 : imp->raw_read * imp->max_ratio + imp->ratio_slack;
+	if (unpacked <= bound)
+		return 0;
+	return import_fail(imp, -E2BIG,
+			   "it unpacks to more than %llu times its size (%llu bytes from the "
+			   "first %llu): refused as a decompression bomb",
+			   (unsigned long long)imp->max_ratio, (unsigned long long)unpacked,
+			   (unsigned long long)imp->raw_read);
+}
+
 /* ---- the handle ---- */
 
 int cairn_import_new(struct cairn_store *store, struct cairn_writer *writer,
@@ -88,6 +124,10 @@ int cairn_import_new(struct cairn_store *store, struct cairn_writer *writer,
 	imp->fd = -1;
 	imp->max_entries =
 		options && options->max_entries ? options->max_entries : CAIRN_IMPORT_MAX_ENTRIES;
+	imp->max_ratio =
+		options && options->max_ratio ? options->max_ratio : CAIRN_IMPORT_MAX_RATIO;
+	imp->ratio_slack =
+		options && options->ratio_slack ? options->ratio_slack : CAIRN_IMPORT_RATIO_SLACK;
 	imp->in_buf = malloc(IMPORT_READ_SIZE);
 	if (!imp->in_buf) {
 		free(imp);
@@ -162,35 +202,65 @@ static void hash_input(struct cairn_import *imp, const void *data, size_t size)
 		imp->raw_read = imp->in_pos;
 }
 
+/* Reads IMPORT_READ_SIZE at a time and hands libarchive IMPORT_FEED_SIZE
+ * slices: libarchive may unpack a lot between two calls of ours (skipping
+ * an entry's data, say), but never without one, so each slice is a check of
+ * the ratio bound. */
 static la_ssize_t on_read(struct archive *a, void *userdata, const void **ret_buf)
 {
 	struct cairn_import *imp = userdata;
-	ssize_t n;
 
-	do
-		n = read(imp->fd, imp->in_buf, IMPORT_READ_SIZE);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		imp->read_errno = errno;
-		archive_set_error(a, errno, "reading: %s", strerror(errno));
+	if (imp->in_off == imp->in_len) {
+		ssize_t n;
+		do
+			n = read(imp->fd, imp->in_buf, IMPORT_READ_SIZE);
+		while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			imp->read_errno = errno;
+			archive_set_error(a, errno, "reading: %s", strerror(errno));
+			return -1;
+		}
+		imp->in_off = 0;
+		imp->in_len = (size_t)n;
+	}
+	const char *path = imp->entry_path;
+	if (!path && imp->last_entry[0])
+		imp->entry_path = imp->last_entry;
+	int r = import_check_ratio(imp, a);
+	imp->entry_path = path;
+	if (r < 0) {
+		imp->read_errno = E2BIG;
+		imp->stopped = true;
+		archive_set_error(a, E2BIG, "%s", imp->error);
 		return -1;
 	}
-	hash_input(imp, imp->in_buf, (size_t)n);
+	size_t n = imp->in_len - imp->in_off;
+	if (n > IMPORT_FEED_SIZE)
+		n = IMPORT_FEED_SIZE;
+	const uint8_t *slice = imp->in_buf + imp->in_off;
+	imp->in_off += n;
+	hash_input(imp, slice, n);
 	import_progress(imp);
-	*ret_buf = imp->in_buf;
-	return n;
+	*ret_buf = slice;
+	return (la_ssize_t)n;
 }
 
 static la_int64_t on_seek(struct archive *a, void *userdata, la_int64_t offset, int whence)
 {
 	struct cairn_import *imp = userdata;
-	off_t pos = lseek(imp->fd, offset, whence);
 
+	/* The fd is ahead of libarchive by what in_buf still holds. */
+	if (whence == SEEK_CUR) {
+		offset += (la_int64_t)imp->in_pos;
+		whence = SEEK_SET;
+	}
+	off_t pos = lseek(imp->fd, offset, whence);
 	if (pos < 0) {
 		imp->read_errno = errno;
 		archive_set_error(a, errno, "seeking: %s", strerror(errno));
 		return ARCHIVE_FATAL;
 	}
+	imp->in_off = imp->in_len = 0;
 	imp->in_pos = (uint64_t)pos;
 	return pos;
 }
@@ -198,10 +268,11 @@ static la_int64_t on_seek(struct archive *a, void *userdata, la_int64_t offset, 
 static la_int64_t on_skip(struct archive *a, void *userdata, la_int64_t request)
 {
 	struct cairn_import *imp = userdata;
-	off_t pos = lseek(imp->fd, request, SEEK_CUR);
+	off_t pos = lseek(imp->fd, (off_t)imp->in_pos + request, SEEK_SET);
 
 	if (pos < 0)
 		return 0; /* libarchive reads through instead */
+	imp->in_off = imp->in_len = 0;
 	imp->in_pos = (uint64_t)pos;
 	return request;
 }
@@ -212,6 +283,13 @@ static la_int64_t on_skip(struct archive *a, void *userdata, la_int64_t request)
  * or the rest of a stream (a tar's trailing padding). */
 static int hash_rest(struct cairn_import *imp)
 {
+	/* A stream's bytes read but not handed out come first. */
+	if (!imp->seekable && imp->in_off < imp->in_len) {
+		cairn_file_hasher_update(&imp->source_hasher, imp->in_buf + imp->in_off,
+					 imp->in_len - imp->in_off);
+		imp->hashed += imp->in_len - imp->in_off;
+		imp->in_off = imp->in_len;
+	}
 	for (;;) {
 		ssize_t n = imp->seekable ? cairn_pread_full(imp->fd, imp->in_buf, IMPORT_READ_SIZE,
 							     imp->hashed)
@@ -338,15 +416,44 @@ static void record_format(struct cairn_import *imp, struct archive *a)
 	}
 }
 
+/* The data import_entry left unread (a skipped entry's): read through with
+ * the ratio bound checked at each block, rather than unpacked unseen by
+ * libarchive on its way to the next header. An error stops the draining
+ * only: libarchive reports it again where it matters. */
+static int drain_entry(struct cairn_import *imp, struct archive *a)
+{
+	for (;;) {
+		const void *data;
+		size_t size;
+		la_int64_t offset;
+		int r = archive_read_data_block(a, &data, &size, &offset);
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+			return 0;
+		imp->unpacked += size;
+		r = import_check_ratio(imp, a);
+		if (r < 0)
+			return r;
+	}
+}
+
 static int read_entries(struct cairn_import *imp, struct archive *a)
 {
 	struct archive_entry *entry;
+	bool retrying = false;
 
 	for (;;) {
 		imp->entry_path = NULL;
 		int r = archive_read_next_header(a, &entry);
 		if (r == ARCHIVE_EOF)
 			return 0;
+		/* A damaged header (a size that lied, say): libarchive looks for
+		 * the next good one, as bsdtar -x does; say so once per stretch. */
+		if (r == ARCHIVE_RETRY && !retrying) {
+			import_warn(imp, "after %llu entries: %s; skipped to the next good header",
+				    (unsigned long long)imp->entries, archive_error_string(a));
+			imp->skipped++;
+		}
+		retrying = r == ARCHIVE_RETRY;
 		if (r == ARCHIVE_RETRY)
 			continue;
 		if (r < ARCHIVE_WARN)
@@ -357,11 +464,16 @@ static int read_entries(struct cairn_import *imp, struct archive *a)
 		if (++imp->entries > imp->max_entries)
 			return import_fail(imp, -E2BIG, "more than %llu entries",
 					   (unsigned long long)imp->max_entries);
-		if (r == ARCHIVE_WARN) {
-			imp->entry_path = archive_entry_pathname(entry);
+		imp->entry_path = archive_entry_pathname(entry);
+		cairn_format(imp->last_entry, sizeof(imp->last_entry), "%s",
+			     imp->entry_path ? imp->entry_path : "");
+		if (r == ARCHIVE_WARN)
 			import_warn(imp, "%s", archive_error_string(a));
-		}
-		r = import_entry(imp, a, entry);
+		r = import_check_ratio(imp, a);
+		if (r == 0)
+			r = import_entry(imp, a, entry);
+		if (r == 0)
+			r = drain_entry(imp, a);
 		if (r < 0)
 			return r;
 	}

@@ -11,11 +11,15 @@
 #include <archive_entry.h>
 
 #define IMPORT_READ_SIZE (1u << 20)
+/* libarchive is handed the input in slices of this size: each is a point
+ * where the ratio bound is checked (import_check_ratio). */
+#define IMPORT_FEED_SIZE (64u << 10)
 
 struct cairn_import {
 	struct cairn_store *store;
 	struct cairn_writer *writer;
 	uint64_t max_entries;
+	uint64_t max_ratio, ratio_slack; /* see cairn_import_options */
 	cairn_import_progress_fn progress_fn;
 	void *progress_data;
 	cairn_import_warn_fn warn_fn;
@@ -24,12 +28,15 @@ struct cairn_import {
 	/* the input: raw bytes hashed while libarchive reads them */
 	int fd;
 	bool seekable;
-	uint64_t in_pos;     /* offset of the next read */
+	uint64_t in_pos;     /* offset of the next byte libarchive gets */
 	uint64_t hashed;     /* bytes [0, hashed) went into source_hasher */
-	uint64_t raw_read;   /* for progress: furthest offset read */
+	uint64_t raw_read;   /* furthest offset handed out: progress, ratio */
 	uint64_t input_size; /* 0 when unknown */
+	uint64_t unpacked;   /* file data bytes libarchive handed out */
 	uint8_t *in_buf;
-	int read_errno; /* why the read callback failed */
+	size_t in_off, in_len; /* in_buf holds [in_off, in_len) not yet handed out */
+	int read_errno;        /* why the read callback failed */
+	bool stopped;          /* the read callback failed the import; imp->error says why */
 	struct cairn_file_hasher source_hasher;
 	struct snap_source source;
 	char *label;
@@ -41,6 +48,8 @@ struct cairn_import {
 	struct cairn_writer_stats base_stats;
 	uint64_t entries, skipped;
 	const char *entry_path; /* of the entry being read, for messages */
+	char last_entry[256];   /* the last entry's path (cut), whose data
+				   libarchive skips when it reads the next header */
 	bool started, imported, committed;
 	uint64_t snapshot_size;
 	char error[1024];
@@ -54,6 +63,9 @@ void import_warn(struct cairn_import *imp, const char *fmt, ...) _printf_(2, 3);
 /* Adds one archive entry to the tree, reading its data. Returns 0 or -errno
  * (message on imp). */
 int import_entry(struct cairn_import *imp, struct archive *a, struct archive_entry *entry);
+/* Fails the import (-E2BIG) when the archive unpacks to more than the
+ * ratio bound allows (cairn_import_options); a decompression bomb. */
+int import_check_ratio(struct cairn_import *imp, struct archive *a);
 /* Reports progress now. */
 void import_progress(struct cairn_import *imp);
 

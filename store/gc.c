@@ -132,8 +132,11 @@ static int gc_move(struct gc *gc)
 	return 0;
 }
 
-/* After the commit nothing lists the dropped packs: delete them. */
-static void gc_delete_packs(struct gc *gc, const uint32_t *nums, size_t count)
+/* After the commit nothing lists the dropped packs: delete them. A pack
+ * that stays (a failed unlink, or a crash before the fsync) is a stray
+ * that the next writer removes. A failed fsync is still reported: the
+ * disk is failing. */
+static int gc_delete_packs(struct gc *gc, const uint32_t *nums, size_t count)
 {
 	char name[32];
 
@@ -142,7 +145,13 @@ static void gc_delete_packs(struct gc *gc, const uint32_t *nums, size_t count)
 		pack_name(nums[i], name);
 		unlinkat(gc->store->packs_dirfd, name, 0);
 	}
-	cairn_fsync_dir(gc->store->packs_dirfd, ".");
+	int r = count > 0 ? cairn_fsync_dir(gc->store->packs_dirfd, ".") : 0;
+	if (r < 0)
+		writer_set_error(gc->writer,
+				 "%s/packs: gc is done, but the fsync after deleting %zu unused "
+				 "packs failed: %s",
+				 gc->store->path, count, strerror(-r));
+	return r;
 }
 
 static int gc_run(struct gc *gc, cairn_chunk_live_fn live, void *userdata)
@@ -166,10 +175,12 @@ static int gc_run(struct gc *gc, cairn_chunk_live_fn live, void *userdata)
 	if (r < 0)
 		return r;
 	gc->table = NULL;
-	gc_delete_packs(gc, doomed, count);
+	r = gc_delete_packs(gc, doomed, count);
 	struct cairn_store_stats after;
-	r = cairn_store_stats(gc->store, &after);
-	gc->stats.bytes_after = after.pack_bytes;
+	if (r == 0)
+		r = cairn_store_stats(gc->store, &after);
+	if (r == 0)
+		gc->stats.bytes_after = after.pack_bytes;
 	return r;
 }
 

@@ -195,7 +195,7 @@ static int config_write(int dirfd, const struct cairn_store_params *params,
 		return fd;
 	int r = cairn_write_all(fd, &disk, sizeof(disk));
 	if (r == 0)
-		r = cairn_commit_file(dirfd, fd, tmp_name, CONFIG_NAME);
+		r = cairn_commit_file(dirfd, fd, tmp_name, CONFIG_NAME, NULL);
 	if (r < 0)
 		unlinkat(dirfd, tmp_name, 0);
 	return r;
@@ -292,6 +292,16 @@ static int store_prepare_dir(struct cairn_store *store, const char *path)
 		store_set_error(store, "%s: %s", path, strerror(errno));
 		return r;
 	}
+	/* Two creators at once (two first adds) must not both write a config:
+	 * the second would replace the hash key the first already uses. The
+	 * lock on the directory lasts until cairn_store_create returns. */
+	while (flock(store->dirfd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int r = -errno;
+			store_set_error(store, "%s: locking it: %s", path, strerror(errno));
+			return r;
+		}
+	}
 	if (faccessat(store->dirfd, CONFIG_NAME, F_OK, 0) == 0) {
 		store_set_error(store, "%s is already a cairn store", path);
 		return -EEXIST;
@@ -309,8 +319,8 @@ static int store_prepare_dir(struct cairn_store *store, const char *path)
 	return 0;
 }
 
-int cairn_store_create(struct cairn_store *store, const char *path,
-		       const struct cairn_store_params *params)
+static int store_create_locked(struct cairn_store *store, const char *path,
+			       const struct cairn_store_params *params)
 {
 	struct cairn_store_params defaults;
 	uint8_t key[KEY_SIZE];
@@ -351,6 +361,16 @@ int cairn_store_create(struct cairn_store *store, const char *path,
 		return r;
 	}
 	return store_bind(store, path);
+}
+
+int cairn_store_create(struct cairn_store *store, const char *path,
+		       const struct cairn_store_params *params)
+{
+	int r = store_create_locked(store, path, params);
+
+	if (store->dirfd >= 0)
+		flock(store->dirfd, LOCK_UN);
+	return r;
 }
 
 /* ---- tables and pack fds ---- */

@@ -99,7 +99,9 @@ const char *cairn_store_error(const struct cairn_store *store);
  * random hash key, private permissions (0700), and binds the handle to it.
  * Returns 0, -EEXIST if path already holds a store or other files, -EINVAL for
  * bad params, or another -errno. Crash-safe: the config is the last thing
- * written, so a half-made store is an empty directory or has no config. */
+ * written, so a half-made store is an empty directory or has no config.
+ * Creators exclude each other (a flock on the directory while creating): of
+ * two at once, the second gets -EEXIST once the first is done. */
 int cairn_store_create(struct cairn_store *store, const char *path,
 		       const struct cairn_store_params *params);
 /* Binds the handle to the existing store at path: reads and checks the config

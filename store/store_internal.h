@@ -232,9 +232,12 @@ struct table_build {
 	const bool *old_pack_dropped; /* [i]: leave out old pack i (gc); may be NULL */
 };
 /* Writes old merged with build into a temp file and renames it over
- * STORE/chunks. An entry of build with the id of an old one replaces it. */
+ * STORE/chunks. An entry of build with the id of an old one replaces it.
+ * *ret_renamed says whether the rename happened: it may have even when the
+ * call fails (the fsync of the directory after it), and then the new table
+ * is the store's and everything it lists must stay. */
 int table_write_merged(int dirfd, const struct chunk_table *old, const struct table_build *build,
-		       char *msg, size_t msg_size);
+		       char *msg, size_t msg_size, bool *ret_renamed);
 /* Writes an empty table (for a new store). */
 int table_write_empty(int dirfd, char *msg, size_t msg_size);
 

@@ -276,7 +276,7 @@ static void emit_entry(void *ctx, const struct table_entry *entry)
 }
 
 static int table_write(int dirfd, const struct chunk_table *old, const struct table_build *build,
-		       char *msg, size_t msg_size)
+		       char *msg, size_t msg_size, bool *ret_renamed)
 {
 	char tmp_name[64];
 	struct table_header header = {.version = TABLE_VERSION,
@@ -285,6 +285,7 @@ static int table_write(int dirfd, const struct chunk_table *old, const struct ta
 	uint32_t fanout[FANOUT_SIZE] = {0};
 	int r;
 
+	*ret_renamed = false;
 	uint64_t count = merge_entries(old, build, count_fanout, fanout);
 	for (size_t i = 1; i < FANOUT_SIZE; i++)
 		fanout[i] += fanout[i - 1];
@@ -301,7 +302,8 @@ static int table_write(int dirfd, const struct chunk_table *old, const struct ta
 	_cleanup_close_ int fd = out.fd =
 		cairn_tmp_open(dirfd, "tmp-chunks-", "", 0600, tmp_name, sizeof(tmp_name));
 	if (fd < 0) {
-		cairn_format(msg, msg_size, "cannot create a temp chunk table: %s", strerror(-fd));
+		cairn_format(msg, msg_size, "creating a temp chunk table tmp-chunks-*: %s",
+			     strerror(-fd));
 		return fd;
 	}
 	store_checksum_stream_init(&out.checksum);
@@ -319,24 +321,36 @@ static int table_write(int dirfd, const struct chunk_table *old, const struct ta
 	r = out.error;
 	if (r == 0)
 		r = cairn_pwrite_all(fd, &header, sizeof(header), 0);
-	if (r == 0)
-		r = cairn_commit_file(dirfd, fd, tmp_name, TABLE_NAME);
 	if (r < 0) {
-		cairn_format(msg, msg_size, "cannot write the chunk table: %s", strerror(-r));
+		cairn_format(msg, msg_size, "writing the chunk table to %s: %s", tmp_name,
+			     strerror(-r));
 		unlinkat(dirfd, tmp_name, 0);
+		return r;
 	}
+	r = cairn_commit_file(dirfd, fd, tmp_name, TABLE_NAME, ret_renamed);
+	if (r < 0 && *ret_renamed)
+		cairn_format(msg, msg_size,
+			     "the chunk table %s is in place, but the fsync of the store directory "
+			     "failed: %s",
+			     TABLE_NAME, strerror(-r));
+	else if (r < 0)
+		cairn_format(msg, msg_size, "committing the chunk table %s as %s: %s", tmp_name,
+			     TABLE_NAME, strerror(-r));
+	if (r < 0)
+		unlinkat(dirfd, tmp_name, 0);
 	return r;
 }
 
 int table_write_merged(int dirfd, const struct chunk_table *old, const struct table_build *build,
-		       char *msg, size_t msg_size)
+		       char *msg, size_t msg_size, bool *ret_renamed)
 {
-	return table_write(dirfd, old, build, msg, msg_size);
+	return table_write(dirfd, old, build, msg, msg_size, ret_renamed);
 }
 
 int table_write_empty(int dirfd, char *msg, size_t msg_size)
 {
 	struct table_build build = {.next_pack_num = 1};
+	bool renamed;
 
-	return table_write(dirfd, NULL, &build, msg, msg_size);
+	return table_write(dirfd, NULL, &build, msg, msg_size, &renamed);
 }

@@ -109,12 +109,17 @@ int cairn_tmp_open(int dirfd, const char *prefix, const char *suffix, mode_t mod
 	return -EEXIST;
 }
 
-int cairn_commit_file(int dirfd, int tmp_fd, const char *tmp_name, const char *name)
+int cairn_commit_file(int dirfd, int tmp_fd, const char *tmp_name, const char *name,
+		      bool *ret_renamed)
 {
+	if (ret_renamed)
+		*ret_renamed = false;
 	if (fsync(tmp_fd) < 0)
 		return -errno;
 	if (renameat(dirfd, tmp_name, dirfd, name) < 0)
 		return -errno;
+	if (ret_renamed)
+		*ret_renamed = true;
 	return cairn_fsync_dir(dirfd, ".");
 }
 

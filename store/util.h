@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -75,8 +76,12 @@ int cairn_tmp_open(int dirfd, const char *prefix, const char *suffix, mode_t mod
 
 /* Durably replaces dirfd/name with the fully written temp file tmp_fd, named
  * tmp_name in the same directory: fsync, rename, fsync of the directory.
- * Returns 0 or -errno; on failure the temp file is left for the caller. */
-int cairn_commit_file(int dirfd, int tmp_fd, const char *tmp_name, const char *name);
+ * Returns 0 or -errno; on failure the temp file is left for the caller.
+ * When ret_renamed is not NULL it says whether the rename happened: after a
+ * failed directory fsync name already holds the new file (readers see it;
+ * a crash may still undo it), which a caller that cleans up must know. */
+int cairn_commit_file(int dirfd, int tmp_fd, const char *tmp_name, const char *name,
+		      bool *ret_renamed);
 
 /* Formats a message into buf (snprintf semantics, always NUL-terminated). */
 void cairn_format(char *buf, size_t size, const char *fmt, ...) _printf_(3, 4);

@@ -801,10 +801,12 @@ static int seal_open_pack(struct cairn_writer *w)
 	return r;
 }
 
+/* *ret_renamed: the new table is in place, even if the call failed after
+ * the rename (see table_write_merged); the handle then maps it too. */
 static int write_table(struct cairn_writer *w, const uint64_t *old_dropped,
-		       const bool *old_pack_dropped)
+		       const bool *old_pack_dropped, bool *ret_renamed)
 {
-	char msg[400];
+	char msg[400], load_msg[400];
 	struct chunk_table *table;
 
 	_cleanup_free_ const struct table_entry **sorted =
@@ -823,16 +825,19 @@ static int write_table(struct cairn_writer *w, const uint64_t *old_dropped,
 		.old_dropped = old_dropped,
 		.old_pack_dropped = old_pack_dropped,
 	};
-	int r = table_write_merged(w->store->dirfd, store_table(w->store), &build, msg,
-				   sizeof(msg));
-	if (r == 0)
-		r = table_load(w->store->dirfd, &table, msg, sizeof(msg));
-	if (r < 0) {
-		writer_set_error(w, "%s: %s", w->store->path, msg);
-		return r;
+	int r = table_write_merged(w->store->dirfd, store_table(w->store), &build, msg, sizeof(msg),
+				   ret_renamed);
+	if (*ret_renamed) {
+		int load = table_load(w->store->dirfd, &table, load_msg, sizeof(load_msg));
+		if (load == 0)
+			store_swap_table(w->store, table);
+		else if (r == 0)
+			cairn_format(msg, sizeof(msg), "%s", load_msg);
+		r = r < 0 ? r : load;
 	}
-	store_swap_table(w->store, table);
-	return 0;
+	if (r < 0)
+		writer_set_error(w, "%s: %s", w->store->path, msg);
+	return r;
 }
 
 static void session_reset(struct cairn_writer *w)
@@ -863,8 +868,13 @@ int writer_commit_with(struct cairn_writer *w, const uint64_t *old_dropped,
 		if (r < 0)
 			writer_set_error(w, "%s/packs: fsync: %s", w->store->path, strerror(-r));
 	}
+	bool renamed = false;
 	if (r == 0)
-		r = write_table(w, old_dropped, old_pack_dropped);
+		r = write_table(w, old_dropped, old_pack_dropped, &renamed);
+	/* Once the new table is in place, the session's packs are the store's:
+	 * a failure after that must not make free or rollback delete them. */
+	if (renamed)
+		session_reset(w);
 	if (r < 0) {
 		pthread_mutex_lock(&w->lock);
 		if (w->failure == 0)
