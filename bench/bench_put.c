@@ -1,5 +1,5 @@
 /* bench_put.c: putting files into a fresh store through the public writer
- * API, as `cairn add` will: a writer with N compression threads, 1 MiB reads
+ * API, as `cairn add` does: a writer with N compression threads, 1 MiB reads
  * fed to cairn_writer_file_write, one commit per file. Each FILE given is put
  * in turn into the same store, so naming a file twice measures a second put
  * of the same data (only confirmation of dedup hits should cost), and naming
