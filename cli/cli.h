@@ -91,6 +91,11 @@ void cli_object_release(struct cli_object *obj);
 /* Prints the error r (from an index call on obj); returns EXIT_ERROR. */
 int cli_object_error(const struct cli_object *obj, int r);
 
+/* Parses the options of a command that takes only -s, -h and -q: calls help
+ * and returns -1 for -h, returns EXIT_USAGE (message printed) for a bad
+ * option, else 0 with optind at the first argument. */
+int cli_parse_quiet(struct cli *cli, int argc, char **argv, void (*help)(void), bool *quiet);
+
 /* The shared store option: adds -s/--store to a command's getopt_long loop. */
 #define CLI_STORE_OPTION                                                                           \
 	{                                                                                          \

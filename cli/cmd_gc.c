@@ -28,32 +28,10 @@ static void gc_help(void)
 
 static int gc_parse(struct cli *cli, int argc, char **argv, bool *quiet)
 {
-	static const struct option options[] = {
-		CLI_STORE_OPTION,
-		{"help", no_argument, NULL, 'h'},
-		{"quiet", no_argument, NULL, 'q'},
-		{0},
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "s:hq", options, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			cli->store_path = optarg;
-			break;
-		case 'h':
-			gc_help();
-			return -1;
-		case 'q':
-			*quiet = true;
-			break;
-		default:
-			return cli_usage_error(cli, "bad option");
-		}
-	}
-	if (optind < argc)
+	int r = cli_parse_quiet(cli, argc, argv, gc_help, quiet);
+	if (r == 0 && optind < argc)
 		return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
-	return 0;
+	return r;
 }
 
 static bool chunk_live(void *userdata, const struct cairn_id *id)

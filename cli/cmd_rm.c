@@ -26,32 +26,10 @@ static void rm_help(void)
 
 static int rm_parse(struct cli *cli, int argc, char **argv, bool *quiet)
 {
-	static const struct option options[] = {
-		CLI_STORE_OPTION,
-		{"help", no_argument, NULL, 'h'},
-		{"quiet", no_argument, NULL, 'q'},
-		{0},
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "s:hq", options, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			cli->store_path = optarg;
-			break;
-		case 'h':
-			rm_help();
-			return -1;
-		case 'q':
-			*quiet = true;
-			break;
-		default:
-			return cli_usage_error(cli, "bad option");
-		}
-	}
-	if (optind >= argc)
+	int r = cli_parse_quiet(cli, argc, argv, rm_help, quiet);
+	if (r == 0 && optind >= argc)
 		return cli_usage_error(cli, "no snapshot given");
-	return 0;
+	return r;
 }
 
 /* Whether every name is a snapshot of the store; reports those that are not. */

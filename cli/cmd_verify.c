@@ -52,30 +52,7 @@ static void verify_help(void)
 
 static int verify_parse(struct cli *cli, int argc, char **argv, struct verify *v)
 {
-	static const struct option options[] = {
-		CLI_STORE_OPTION,
-		{"help", no_argument, NULL, 'h'},
-		{"quiet", no_argument, NULL, 'q'},
-		{0},
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "s:hq", options, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			cli->store_path = optarg;
-			break;
-		case 'h':
-			verify_help();
-			return -1;
-		case 'q':
-			v->quiet = true;
-			break;
-		default:
-			return cli_usage_error(cli, "bad option");
-		}
-	}
-	return 0;
+	return cli_parse_quiet(cli, argc, argv, verify_help, &v->quiet);
 }
 
 static void report_problem(void *userdata, const char *problem)

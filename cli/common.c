@@ -3,6 +3,7 @@
  * happens in cli/.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -147,5 +148,33 @@ int cli_parse_int(const char *text, long min, long max, long *ret)
 	if (errno || end == text || *end != '\0' || value < min || value > max)
 		return -EINVAL;
 	*ret = value;
+	return 0;
+}
+
+int cli_parse_quiet(struct cli *cli, int argc, char **argv, void (*help)(void), bool *quiet)
+{
+	static const struct option options[] = {
+		CLI_STORE_OPTION,
+		{"help", no_argument, NULL, 'h'},
+		{"quiet", no_argument, NULL, 'q'},
+		{0},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "s:hq", options, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			cli->store_path = optarg;
+			break;
+		case 'h':
+			help();
+			return -1;
+		case 'q':
+			*quiet = true;
+			break;
+		default:
+			return cli_usage_error(cli, "bad option");
+		}
+	}
 	return 0;
 }
