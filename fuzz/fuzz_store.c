@@ -6,8 +6,10 @@
  * bit 0x80, that the harness repairs the file's checksums first, so that
  * mutations reach the fields behind them. Then the store is used as readers
  * and writers use it: open, stats, lookups, every entry read through an
- * unpacker, verify, and a writer that stores chunks, commits and runs gc.
- * Any crash, sanitizer report or leak is a bug; return codes do not matter.
+ * unpacker, verify, and a writer that stores chunks, commits and runs gc,
+ * after each of which, failed or not, the store must open again (a writer
+ * must never leave a table it cannot read). Any crash, sanitizer report or leak is a bug;
+ * return codes do not matter.
  * The same function replays the corpus in the normal test suite (replay.c).
  */
 #include "store_internal.h"
@@ -393,6 +395,20 @@ static bool live_half(void *userdata, const struct cairn_id *id)
 	return id->bytes[CAIRN_ID_SIZE - 1] & 1;
 }
 
+/* A writer must never leave a store it cannot open again: whatever table
+ * it read, the one it committed (or failed to) must load. */
+static void check_reopens(const char *after)
+{
+	struct cairn_store *again = cairn_store_new();
+
+	if (again && cairn_store_open(again, h.scratch) < 0) {
+		fprintf(stderr, "fuzz_store: after %s the store does not open: %s\n", after,
+			cairn_store_error(again));
+		abort();
+	}
+	cairn_store_free(again);
+}
+
 /* New chunks (one the same as a template chunk: a dedup hit to confirm
  * against the stored bytes), a commit, then gc dropping about half. */
 static void exercise_write(struct cairn_store *store)
@@ -409,10 +425,14 @@ static void exercise_write(struct cairn_store *store)
 	fill(buf, sizeof(buf), 12345, false);
 	if (r == 0 && store->params.chunk_max >= sizeof(buf))
 		r = cairn_writer_put(writer, buf, sizeof(buf), &id);
-	if (r == 0)
+	if (r == 0) {
 		r = cairn_writer_commit(writer);
-	if (r == 0)
+		check_reopens("a commit");
+	}
+	if (r == 0) {
 		cairn_writer_gc(writer, live_half, NULL, &gc);
+		check_reopens("gc");
+	}
 	cairn_writer_free(writer);
 }
 

@@ -114,6 +114,15 @@ static int pack_start(struct cairn_writer *w)
 	struct pack_header header;
 	uint32_t num = w->next_pack_num;
 
+	/* Numbers are never reused, and the table must list its packs below
+	 * the next number: at the last one the store is full (or its table
+	 * lies), and a pack numbered so would make a table no one can load. */
+	if (num == UINT32_MAX) {
+		cairn_format(w->failure_msg, sizeof(w->failure_msg),
+			     "%s/packs: no pack numbers left (the next would be %08x)",
+			     w->store->path, num);
+		return -EOVERFLOW;
+	}
 	snprintf(w->pack_tmp, sizeof(w->pack_tmp), "%08x.pack.tmp", num);
 	int fd = openat(w->store->packs_dirfd, w->pack_tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
 			0600);
@@ -971,7 +980,7 @@ static int remove_leftovers_in(struct cairn_writer *w, int dirfd, bool packs)
 		if (tmp || stray)
 			unlinkat(dirfd, de->d_name, 0);
 		if (packs && pack_parse_name(de->d_name, &num) == 0 && num >= w->next_pack_num)
-			w->next_pack_num = num + 1;
+			w->next_pack_num = num == UINT32_MAX ? num : num + 1; /* never wrap */
 	}
 	closedir(dir);
 	return 0;
