@@ -17,6 +17,9 @@
 #include <time.h>
 
 #define JOBS 64
+/* Blobs being made at once: the queued jobs plus the opens making one inline
+ * (bounded by the session's worker threads; more wait for a slot). */
+#define BUILDING_MAX (2 * JOBS)
 
 struct blob_job {
 	struct snap *snap;
@@ -45,7 +48,7 @@ struct blob_cache {
 	size_t verified_count, verified_cap;
 	struct blob_job jobs[JOBS];
 	size_t job_count;
-	struct cairn_id building[JOBS]; /* file ids queued or being made */
+	struct cairn_id building[BUILDING_MAX]; /* file ids queued or being made */
 	size_t building_count;
 	uint64_t bytes; /* estimate of the cache's size */
 	bool scanned, stopping;
@@ -294,11 +297,14 @@ static bool building_claim(struct blob_cache *cache, const struct cairn_id *id)
 	bool waited = false;
 
 	pthread_mutex_lock(&cache->lock);
-	while (building_has_locked(cache, id)) {
+	for (;;) {
+		if (building_has_locked(cache, id))
+			waited = true;
+		else if (waited || cache->building_count < BUILDING_MAX)
+			break;
 		pthread_cond_wait(&cache->cond, &cache->lock);
-		waited = true;
 	}
-	if (!waited && cache->building_count < JOBS)
+	if (!waited)
 		cache->building[cache->building_count++] = *id;
 	pthread_mutex_unlock(&cache->lock);
 	return !waited;
@@ -495,10 +501,11 @@ void blob_cache_schedule(struct blob_cache *cache, struct snap *snap, uint64_t i
 			 const struct cairn_index_file *file)
 {
 	pthread_mutex_lock(&cache->lock);
-	if (cache->job_count < JOBS && !building_has_locked(cache, &file->file_id)) {
+	if (cache->job_count < JOBS && cache->building_count < BUILDING_MAX &&
+	    !building_has_locked(cache, &file->file_id)) {
 		cache->jobs[cache->job_count++] = (struct blob_job){snap, ino, *file};
 		cache->building[cache->building_count++] = file->file_id;
-		pthread_cond_signal(&cache->cond);
+		pthread_cond_broadcast(&cache->cond);
 	}
 	pthread_mutex_unlock(&cache->lock);
 }
