@@ -14,11 +14,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <zstd.h>
 
 #define LOCK_NAME   "lock"
 #define BLOCK_SHIFT 12
 #define BLOCK_SIZE  (1u << BLOCK_SHIFT)
+#define WORKER_NICE 5
 
 enum entry_state {
 	ENTRY_PENDING = 0,
@@ -291,6 +293,16 @@ static void *worker_main(void *arg)
 {
 	struct cairn_writer *w = arg;
 	struct worker_ctx ctx = {.cctx = ZSTD_createCCtx()};
+
+	/* The calling thread (decoding the archive, cutting, hashing) is the
+	 * critical path whenever compression keeps up; workers yield the CPU
+	 * to it and take what is left. When they fall behind, the calling
+	 * thread blocks on the full queue and they get every core anyway.
+	 * Linux keeps a nice value per thread. */
+	errno = 0;
+	int nice_now = getpriority(PRIO_PROCESS, 0);
+	if (errno == 0)
+		setpriority(PRIO_PROCESS, (id_t)gettid(), nice_now + WORKER_NICE);
 
 	ctx.record_cap = pack_scratch_size(&w->store->params);
 	ctx.record = malloc(ctx.record_cap);
