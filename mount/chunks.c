@@ -7,16 +7,27 @@
  */
 #include "mount_internal.h"
 
+#include <malloc.h>
 #include <string.h>
 
-#define BUCKETS 65536u
+#define BUCKETS  65536u
+#define TRIM_MIN (2u << 20)
 
 struct chunk_cache {
 	pthread_mutex_t lock; /* protects everything below */
 	struct cached_chunk *buckets[BUCKETS];
 	struct cached_chunk lru; /* sentinel: lru.lru_next is the most recent */
 	uint64_t bytes, bound;
+	uint64_t evicted; /* bytes evicted since the last trim */
 };
+
+/* What a cached chunk costs in memory: its bytes, its record, and the
+ * allocator's headers. The bound applies to this, not to bytes alone, so a
+ * cache full of tiny chunks stays within it too. */
+static uint64_t chunk_cost(uint32_t size)
+{
+	return (uint64_t)size + sizeof(struct cached_chunk) + 32;
+}
 
 static size_t bucket_of(const struct cairn_id *id)
 {
@@ -87,7 +98,7 @@ static void unhash_locked(struct chunk_cache *cache, struct cached_chunk *chunk)
 		p = &(*p)->hash_next;
 	*p = chunk->hash_next;
 	lru_unlink(chunk);
-	cache->bytes -= chunk->size;
+	cache->bytes -= chunk_cost(chunk->size);
 }
 
 /* Drops unreferenced chunks from the cold end until under the bound; the
@@ -102,6 +113,7 @@ static struct cached_chunk *evict_locked(struct chunk_cache *cache)
 		if (atomic_load(&c->refs) > 1)
 			continue;
 		unhash_locked(cache, c);
+		cache->evicted += chunk_cost(c->size);
 		c->hash_next = doomed;
 		doomed = c;
 	}
@@ -143,9 +155,12 @@ struct cached_chunk *chunk_cache_insert(struct chunk_cache *cache, const struct 
 		chunk->hash_next = cache->buckets[bucket];
 		cache->buckets[bucket] = chunk;
 		lru_push_front(cache, chunk);
-		cache->bytes += size;
+		cache->bytes += chunk_cost(size);
 	}
 	struct cached_chunk *doomed = evict_locked(cache);
+	bool trim = cache->evicted >= cache->bound / 8 + TRIM_MIN;
+	if (trim)
+		cache->evicted = 0;
 	pthread_mutex_unlock(&cache->lock);
 	if (existing)
 		chunk_free(chunk);
@@ -154,6 +169,11 @@ struct cached_chunk *chunk_cache_insert(struct chunk_cache *cache, const struct 
 		chunk_cache_put(cache, doomed);
 		doomed = next;
 	}
+	/* Chunks of every size come and go in LRU order and leave holes in the
+	 * allocator's arenas that it never returns on its own: hand the free
+	 * pages back each time an eighth of the bound has been evicted. */
+	if (trim)
+		malloc_trim(0);
 	return existing ? existing : chunk;
 }
 

@@ -118,7 +118,7 @@ struct fs {
 	uint32_t *slot_map; /* open addressing: slot -> snap index + 1 */
 	size_t slot_map_cap;
 	struct fuse_session *se;
-	pthread_key_t unpacker_key; /* one struct cairn_unpacker per thread */
+	pthread_key_t unpacker_key; /* one struct read_ctx per thread (read.c) */
 	struct chunk_cache *chunks;
 	struct blob_cache *blobs;
 	atomic_bool passthrough;      /* decided at init, turned off on EPERM */
@@ -150,8 +150,6 @@ int fs_decode(struct fs *fs, fuse_ino_t ino, struct snap **ret_snap, uint64_t *r
 fuse_ino_t fs_encode(const struct snap *snap, uint64_t ino);
 /* The snapshot's opened index, opening it on first use. -errno on failure. */
 int fs_index(struct fs *fs, struct snap *snap, struct cairn_index **ret);
-/* This thread's unpacker. NULL when out of memory. */
-struct cairn_unpacker *fs_unpacker(struct fs *fs);
 
 /* Reads len bytes of an open file at offset into buf through the chunk cache
  * (holes are zeros). Returns the count or -errno. */

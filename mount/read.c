@@ -7,23 +7,44 @@
 
 #include <string.h>
 
-static void unpacker_release(void *unpacker)
+/* Each thread that reads keeps an unpacker and a chunk_max scratch buffer:
+ * chunks are decompressed into the scratch and cached in an allocation of
+ * their exact size, so the cache's bound is what it holds. */
+struct read_ctx {
+	struct cairn_unpacker *unpacker;
+	uint8_t *scratch;
+};
+
+static void read_ctx_release(void *arg)
 {
-	cairn_unpacker_free(unpacker);
+	struct read_ctx *ctx = arg;
+
+	cairn_unpacker_free(ctx->unpacker);
+	free(ctx->scratch);
+	free(ctx);
 }
 
-struct cairn_unpacker *fs_unpacker(struct fs *fs)
+static struct read_ctx *read_ctx(struct fs *fs)
 {
-	struct cairn_unpacker *unpacker = pthread_getspecific(fs->unpacker_key);
+	struct read_ctx *ctx = pthread_getspecific(fs->unpacker_key);
 
-	if (!unpacker && cairn_unpacker_new(fs->store, &unpacker) == 0)
-		pthread_setspecific(fs->unpacker_key, unpacker);
-	return unpacker;
+	if (ctx)
+		return ctx;
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return NULL;
+	ctx->scratch = malloc(cairn_store_params(fs->store)->chunk_max);
+	if (!ctx->scratch || cairn_unpacker_new(fs->store, &ctx->unpacker) < 0 ||
+	    pthread_setspecific(fs->unpacker_key, ctx) != 0) {
+		read_ctx_release(ctx);
+		return NULL;
+	}
+	return ctx;
 }
 
 int fs_read_init(struct fs *fs)
 {
-	return -pthread_key_create(&fs->unpacker_key, unpacker_release);
+	return -pthread_key_create(&fs->unpacker_key, read_ctx_release);
 }
 
 /* A referenced chunk from the cache, decompressing (and verifying) it on a
@@ -33,19 +54,20 @@ static struct cached_chunk *chunk_get(struct fs *fs, const struct cairn_id *id)
 	struct cached_chunk *chunk = chunk_cache_get(fs->chunks, id);
 	if (chunk)
 		return chunk;
-	struct cairn_unpacker *unpacker = fs_unpacker(fs);
-	uint32_t max = cairn_store_params(fs->store)->chunk_max;
-	uint8_t *data = unpacker ? malloc(max) : NULL;
-	if (!data)
+	struct read_ctx *ctx = read_ctx(fs);
+	if (!ctx)
 		return NULL;
-	int64_t n = cairn_unpacker_get(unpacker, id, data, max);
+	uint32_t max = cairn_store_params(fs->store)->chunk_max;
+	int64_t n = cairn_unpacker_get(ctx->unpacker, id, ctx->scratch, max);
 	if (n < 0) {
-		fs_log(fs, CAIRN_LOG_ERROR, "%s", cairn_unpacker_error(unpacker));
-		free(data);
+		fs_log(fs, CAIRN_LOG_ERROR, "%s", cairn_unpacker_error(ctx->unpacker));
 		return NULL;
 	}
-	uint8_t *fit = realloc(data, n ? (size_t)n : 1);
-	return chunk_cache_insert(fs->chunks, id, fit ? fit : data, (uint32_t)n);
+	uint8_t *data = malloc(n ? (size_t)n : 1);
+	if (!data)
+		return NULL;
+	memcpy(data, ctx->scratch, (size_t)n);
+	return chunk_cache_insert(fs->chunks, id, data, (uint32_t)n);
 }
 
 /* ---- readahead ---- */
