@@ -96,6 +96,11 @@ struct cairn_index_info {
 	struct cairn_id source_id;
 };
 void cairn_index_info(const struct cairn_index *idx, struct cairn_index_info *ret);
+/* Asks the kernel to read the sections a tree walk touches (inodes, entries,
+ * names, xattrs) into the page cache in the background, and returns at
+ * once: a cold walk then finds them there instead of faulting page by page.
+ * Only for an index opened from a file; a hint, so it cannot fail. */
+void cairn_index_prefetch(const struct cairn_index *idx);
 
 struct cairn_index_stat {
 	uint64_t ino;

@@ -309,3 +309,27 @@ void cairn_index_info(const struct cairn_index *idx, struct cairn_index_info *re
 	memcpy(info.source_id.bytes, src->archive_id, CAIRN_ID_SIZE);
 	*ret = info;
 }
+
+static void prefetch_range(const struct cairn_index *idx, const void *start, uint64_t size)
+{
+	if (!start || size == 0)
+		return;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t from = (uintptr_t)start & ~(page - 1);
+	uintptr_t to = (uintptr_t)start + size;
+	uintptr_t map_end = (uintptr_t)idx->map + idx->map_size;
+	if (to > map_end)
+		to = map_end;
+	if (from < to)
+		(void)madvise((void *)from, to - from, MADV_WILLNEED);
+}
+
+void cairn_index_prefetch(const struct cairn_index *idx)
+{
+	if (!idx->map || !idx->header)
+		return;
+	prefetch_range(idx, idx->inodes, idx->inode_count * sizeof(*idx->inodes));
+	prefetch_range(idx, idx->dirents, idx->dirent_count * sizeof(*idx->dirents));
+	prefetch_range(idx, idx->strings, idx->strings_size);
+	prefetch_range(idx, idx->xattrs, idx->xattrs_size);
+}

@@ -92,6 +92,7 @@ int fs_index(struct fs *fs, struct snap *snap, struct cairn_index **ret)
 			       idx ? cairn_index_error(idx) : "out of memory");
 			cairn_index_free(TAKE_PTR(idx));
 		} else {
+			cairn_index_prefetch(idx);
 			atomic_store_explicit(&snap->idx, idx, memory_order_release);
 		}
 	}
@@ -663,7 +664,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	(void)ino;
 	atomic_fetch_add(&fs->stats.reads, 1);
 	open_settle(fs, of);
-	_cleanup_free_ char *buf = malloc(size ? size : 1);
+	uint8_t *buf = fs_reply_buffer(fs, size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -673,7 +674,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		atomic_fetch_add(&fs->stats.read_errors, 1);
 		fuse_reply_err(req, n == -EBADMSG ? EIO : (int)-n);
 	} else {
-		fuse_reply_buf(req, buf, (size_t)n);
+		fuse_reply_buf(req, (const char *)buf, (size_t)n);
 	}
 }
 

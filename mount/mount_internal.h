@@ -151,6 +151,9 @@ fuse_ino_t fs_encode(const struct snap *snap, uint64_t ino);
 /* The snapshot's opened index, opening it on first use. -errno on failure. */
 int fs_index(struct fs *fs, struct snap *snap, struct cairn_index **ret);
 
+/* This thread's buffer of at least size bytes for a read reply, valid until
+ * its next call; NULL when out of memory. */
+uint8_t *fs_reply_buffer(struct fs *fs, size_t size);
 /* Reads len bytes of an open file at offset into buf through the chunk cache
  * (holes are zeros). Returns the count or -errno. */
 ssize_t fs_read_fallback(struct fs *fs, struct open_file *of, uint64_t offset, void *buf,

@@ -13,6 +13,8 @@
 struct read_ctx {
 	struct cairn_unpacker *unpacker;
 	uint8_t *scratch;
+	uint8_t *reply; /* the thread's reply buffer for fallback reads */
+	size_t reply_cap;
 };
 
 static void read_ctx_release(void *arg)
@@ -21,6 +23,7 @@ static void read_ctx_release(void *arg)
 
 	cairn_unpacker_free(ctx->unpacker);
 	free(ctx->scratch);
+	free(ctx->reply);
 	free(ctx);
 }
 
@@ -40,6 +43,26 @@ static struct read_ctx *read_ctx(struct fs *fs)
 		return NULL;
 	}
 	return ctx;
+}
+
+uint8_t *fs_reply_buffer(struct fs *fs, size_t size)
+{
+	struct read_ctx *ctx = read_ctx(fs);
+
+	if (!ctx)
+		return NULL;
+	if (size > ctx->reply_cap) {
+		/* Reads come in the kernel's request size (at most max_pages):
+		 * one buffer per thread, kept, instead of an allocation (and, at
+		 * this size, an mmap, page faults and a munmap) per read. */
+		free(ctx->reply);
+		ctx->reply_cap = 0;
+		ctx->reply = malloc(size);
+		if (!ctx->reply)
+			return NULL;
+		ctx->reply_cap = size;
+	}
+	return ctx->reply;
 }
 
 int fs_read_init(struct fs *fs)

@@ -490,11 +490,13 @@ static int run_session(struct fs *fs, void (*ready)(void *), void *ready_userdat
 int cairn_mount_run(const struct cairn_mount_options *o, void (*ready)(void *userdata),
 		    void *ready_userdata, char *msg, size_t msg_size)
 {
-	/* glibc raises its mmap threshold each time a large block is freed, after
-	 * which chunk-sized blocks come from per-thread arenas that fragment and
-	 * never shrink: a tree read left 340 MiB resident with a 64 MiB chunk
-	 * cache. A fixed threshold returns every large block on free. */
-	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	/* glibc raises its mmap threshold each time a large block is freed, so
+	 * where chunk-sized blocks come from drifts with the workload. Fix it
+	 * above chunk_max: chunks come from the arenas (no mmap, page faults
+	 * and munmap per chunk on the read path), and the chunk cache trims the
+	 * arenas as it evicts (chunks.c), which keeps a tree read near the
+	 * cache's bound (it left 340 MiB resident with a 64 MiB cache before). */
+	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 
 	struct fs *fs = calloc(1, sizeof(*fs));
 
