@@ -2,12 +2,14 @@
  * read callback hashes the raw bytes as libarchive asks for them, so the
  * snapshot's source id costs no second pass; a regular file may be seeked
  * (zip's central directory, 7z's header), and then the bytes skipped are
- * hashed at the end. Formats that read other files (mtree) and filters
- * that run external programs are not enabled.
+ * hashed at the end. A compressed stream is decoded on a thread of its own
+ * (see "decoding on a thread of its own"). Formats that read other files
+ * (mtree) and filters that run external programs are not enabled.
  */
 #include "import_internal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -245,6 +247,304 @@ static la_ssize_t on_read(struct archive *a, void *userdata, const void **ret_bu
 	return (la_ssize_t)n;
 }
 
+/* ---- decoding on a thread of its own ----
+ *
+ * A compressed stream (gzip, xz, bzip2, zstd, lz4, lzip) is decoded by a
+ * second libarchive handle (format "raw") on its own thread, into a ring of
+ * blocks that the archive's handle reads as an uncompressed stream. The
+ * thread calling cairn_import_archive then parses entries, cuts, hashes and
+ * indexes while the decoder runs: for .tar.xz the decoder alone is the
+ * critical path, as it is for bsdtar. The decoder reads the input through
+ * on_decoder_read (hashing it, as on_read does); the ratio bound and the
+ * progress are checked on the archive's side, against the raw bytes the
+ * decoder has read, and the ring's bound keeps the decoder at most
+ * PIPE_SLOTS blocks ahead of that check. */
+
+#define PIPE_SLOTS      8
+#define PIPE_BLOCK_SIZE (256u << 10)
+
+struct decode_pipe {
+	struct archive *decoder;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint8_t *blocks[PIPE_SLOTS];
+	size_t sizes[PIPE_SLOTS];
+	unsigned head, count; /* full blocks: [head, head + count) */
+	bool reading;         /* the archive's side holds the block at head */
+	bool done, cancel;
+	int error;        /* the decoder failed (EBADMSG, or read_errno) */
+	int read_errno;   /* reading the input failed (decoder's thread) */
+	bool input_ended; /* the decoder read to the end of the input */
+	char message[512];
+};
+
+static la_ssize_t on_decoder_read(struct archive *a, void *userdata, const void **ret_buf)
+{
+	struct cairn_import *imp = userdata;
+
+	if (imp->in_off == imp->in_len) {
+		ssize_t n;
+		do
+			n = read(imp->fd, imp->in_buf, IMPORT_READ_SIZE);
+		while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			imp->pipe->read_errno = errno;
+			archive_set_error(a, errno, "reading: %s", strerror(errno));
+			return -1;
+		}
+		imp->in_off = 0;
+		imp->in_len = (size_t)n;
+		if (n == 0)
+			imp->pipe->input_ended = true;
+	}
+	size_t n = imp->in_len - imp->in_off;
+	if (n > IMPORT_FEED_SIZE)
+		n = IMPORT_FEED_SIZE;
+	const uint8_t *slice = imp->in_buf + imp->in_off;
+	imp->in_off += n;
+	hash_input(imp, slice, n);
+	*ret_buf = slice;
+	return (la_ssize_t)n;
+}
+
+/* Waits for a free slot; false when the pipe was cancelled. */
+static bool pipe_wait_slot(struct decode_pipe *pipe, unsigned *ret_slot)
+{
+	pthread_mutex_lock(&pipe->lock);
+	while (!pipe->cancel && pipe->count == PIPE_SLOTS)
+		pthread_cond_wait(&pipe->cond, &pipe->lock);
+	bool ok = !pipe->cancel;
+	*ret_slot = (pipe->head + pipe->count) % PIPE_SLOTS;
+	pthread_mutex_unlock(&pipe->lock);
+	return ok;
+}
+
+static void pipe_publish(struct decode_pipe *pipe, unsigned slot, size_t size)
+{
+	pthread_mutex_lock(&pipe->lock);
+	pipe->sizes[slot] = size;
+	pipe->count++;
+	pthread_cond_broadcast(&pipe->cond);
+	pthread_mutex_unlock(&pipe->lock);
+}
+
+static void *decoder_main(void *arg)
+{
+	struct cairn_import *imp = arg;
+	struct decode_pipe *pipe = imp->pipe;
+	bool failed = false, open = false;
+	char message[sizeof(pipe->message)] = "";
+	struct archive_entry *entry;
+	unsigned slot = 0;
+	size_t fill = 0;
+
+	if (archive_read_open1(pipe->decoder) != ARCHIVE_OK ||
+	    archive_read_next_header(pipe->decoder, &entry) < ARCHIVE_WARN) {
+		failed = true;
+		cairn_format(message, sizeof(message), "%s", archive_error_string(pipe->decoder));
+	}
+	/* Blocks as the filter yields them, gathered into slots: every byte
+	 * decoded before a failure reaches the archive's side before the
+	 * failure does, so its message names the entry the stream broke in. */
+	while (!failed) {
+		const void *data;
+		size_t size;
+		la_int64_t offset;
+		int r = archive_read_data_block(pipe->decoder, &data, &size, &offset);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r < ARCHIVE_WARN) {
+			failed = true;
+			cairn_format(message, sizeof(message), "%s",
+				     archive_error_string(pipe->decoder));
+			break;
+		}
+		const uint8_t *p = data;
+		while (size > 0) {
+			if (!open && !pipe_wait_slot(pipe, &slot))
+				goto cancelled;
+			open = true;
+			size_t n = PIPE_BLOCK_SIZE - fill < size ? PIPE_BLOCK_SIZE - fill : size;
+			memcpy(pipe->blocks[slot] + fill, p, n);
+			fill += n;
+			p += n;
+			size -= n;
+			if (fill == PIPE_BLOCK_SIZE) {
+				pipe_publish(pipe, slot, fill);
+				open = false;
+				fill = 0;
+			}
+		}
+	}
+	if (open && fill > 0)
+		pipe_publish(pipe, slot, fill);
+cancelled:
+	pthread_mutex_lock(&pipe->lock);
+	if (failed) {
+		pipe->error = pipe->read_errno ? pipe->read_errno : EBADMSG;
+		/* A decoder that ran out of input says so in its own words
+		 * ("No progress is possible"): name the cause. */
+		cairn_format(pipe->message, sizeof(pipe->message), "%s%s",
+			     pipe->input_ended && !pipe->read_errno &&
+					     !strcasestr(message, "truncat")
+				     ? "truncated: "
+				     : "",
+			     message[0] ? message : "cannot decode the stream");
+	}
+	pipe->done = true;
+	pthread_cond_broadcast(&pipe->cond);
+	pthread_mutex_unlock(&pipe->lock);
+	return NULL;
+}
+
+/* The archive's read callback in a pipeline: the decoder's next block. */
+static la_ssize_t on_pipe_read(struct archive *a, void *userdata, const void **ret_buf)
+{
+	struct cairn_import *imp = userdata;
+	struct decode_pipe *pipe = imp->pipe;
+
+	const char *path = imp->entry_path;
+	if (!path && imp->last_entry[0])
+		imp->entry_path = imp->last_entry;
+	int r = import_check_ratio(imp, a);
+	imp->entry_path = path;
+	if (r < 0) {
+		imp->read_errno = E2BIG;
+		imp->stopped = true;
+		archive_set_error(a, E2BIG, "%s", imp->error);
+		return -1;
+	}
+	import_progress(imp);
+	pthread_mutex_lock(&pipe->lock);
+	if (pipe->reading) {
+		pipe->head = (pipe->head + 1) % PIPE_SLOTS;
+		pipe->count--;
+		pipe->reading = false;
+		pthread_cond_broadcast(&pipe->cond);
+	}
+	while (pipe->count == 0 && !pipe->done)
+		pthread_cond_wait(&pipe->cond, &pipe->lock);
+	la_ssize_t n = 0;
+	if (pipe->count > 0) {
+		pipe->reading = true;
+		*ret_buf = pipe->blocks[pipe->head];
+		n = (la_ssize_t)pipe->sizes[pipe->head];
+	} else if (pipe->error) {
+		/* A read error keeps its errno; bad data is EBADMSG. */
+		imp->read_errno = pipe->read_errno;
+		archive_set_error(a, pipe->read_errno ? pipe->read_errno : EBADMSG, "%s",
+				  pipe->message);
+		n = -1;
+	}
+	pthread_mutex_unlock(&pipe->lock);
+	return n;
+}
+
+/* Whether the input starts like a stream that a filter decodes. The bytes
+ * looked at stay in the input (in_buf for a stream). */
+static bool input_is_compressed(struct cairn_import *imp)
+{
+	static const struct {
+		uint8_t len;
+		uint8_t magic[6];
+	} magics[] = {
+		{2, {0x1f, 0x8b}},                     /* gzip */
+		{6, {0xfd, '7', 'z', 'X', 'Z', 0x00}}, /* xz */
+		{3, {'B', 'Z', 'h'}},                  /* bzip2 */
+		{4, {0x28, 0xb5, 0x2f, 0xfd}},         /* zstd */
+		{4, {0x04, 0x22, 0x4d, 0x18}},         /* lz4 */
+		{4, {'L', 'Z', 'I', 'P'}},             /* lzip */
+	};
+	uint8_t head[6];
+	size_t have;
+
+	if (imp->seekable) {
+		ssize_t n = cairn_pread_full(imp->fd, head, sizeof(head), 0);
+		if (n < 0)
+			return false;
+		have = (size_t)n;
+	} else {
+		while (imp->in_len < sizeof(head)) {
+			ssize_t n = read(imp->fd, imp->in_buf + imp->in_len,
+					 IMPORT_READ_SIZE - imp->in_len);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			imp->in_len += (size_t)n;
+		}
+		have = imp->in_len < sizeof(head) ? imp->in_len : sizeof(head);
+		memcpy(head, imp->in_buf, have);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(magics); i++)
+		if (have >= magics[i].len && memcmp(head, magics[i].magic, magics[i].len) == 0)
+			return true;
+	return false;
+}
+
+static void pipe_free(struct decode_pipe *pipe)
+{
+	if (!pipe)
+		return;
+	if (pipe->decoder)
+		archive_read_free(pipe->decoder);
+	for (unsigned i = 0; i < PIPE_SLOTS; i++)
+		free(pipe->blocks[i]);
+	pthread_mutex_destroy(&pipe->lock);
+	pthread_cond_destroy(&pipe->cond);
+	free(pipe);
+}
+
+static void add_filters(struct archive *a);
+
+/* Starts the decoder thread; on failure the caller reads the input itself. */
+static int pipe_start(struct cairn_import *imp)
+{
+	struct decode_pipe *pipe = calloc(1, sizeof(*pipe));
+
+	if (!pipe)
+		return -ENOMEM;
+	pthread_mutex_init(&pipe->lock, NULL);
+	pthread_cond_init(&pipe->cond, NULL);
+	for (unsigned i = 0; i < PIPE_SLOTS; i++)
+		if (!(pipe->blocks[i] = malloc(PIPE_BLOCK_SIZE))) {
+			pipe_free(pipe);
+			return -ENOMEM;
+		}
+	pipe->decoder = archive_read_new();
+	if (!pipe->decoder) {
+		pipe_free(pipe);
+		return -ENOMEM;
+	}
+	add_filters(pipe->decoder);
+	archive_read_support_format_raw(pipe->decoder);
+	archive_read_set_callback_data(pipe->decoder, imp);
+	archive_read_set_read_callback(pipe->decoder, on_decoder_read);
+	imp->pipe = pipe;
+	int r = -pthread_create(&pipe->thread, NULL, decoder_main, imp);
+	if (r < 0) {
+		imp->pipe = NULL;
+		pipe_free(pipe);
+	}
+	return r;
+}
+
+/* Stops the decoder (it may be blocked on a full ring, or still decoding
+ * what follows the archive's end) and waits for it. */
+static void pipe_stop(struct cairn_import *imp)
+{
+	struct decode_pipe *pipe = imp->pipe;
+
+	if (!pipe)
+		return;
+	pthread_mutex_lock(&pipe->lock);
+	pipe->cancel = true;
+	pthread_cond_broadcast(&pipe->cond);
+	pthread_mutex_unlock(&pipe->lock);
+	pthread_join(pipe->thread, NULL);
+}
+
 static la_int64_t on_seek(struct archive *a, void *userdata, la_int64_t offset, int whence)
 {
 	struct cairn_import *imp = userdata;
@@ -332,12 +632,8 @@ int cairn_archive_id(const struct cairn_store *store, int fd, struct cairn_id *r
 
 /* ---- the archive ---- */
 
-static struct archive *archive_new(struct cairn_import *imp)
+static void add_filters(struct archive *a)
 {
-	struct archive *a = archive_read_new();
-
-	if (!a)
-		return NULL;
 	archive_read_support_filter_gzip(a);
 	archive_read_support_filter_bzip2(a);
 	archive_read_support_filter_xz(a);
@@ -347,6 +643,15 @@ static struct archive *archive_new(struct cairn_import *imp)
 	archive_read_support_filter_lz4(a);
 	archive_read_support_filter_compress(a);
 	archive_read_support_filter_rpm(a);
+}
+
+static struct archive *archive_new(struct cairn_import *imp)
+{
+	struct archive *a = archive_read_new();
+
+	if (!a)
+		return NULL;
+	add_filters(a);
 	archive_read_support_format_tar(a);
 	archive_read_support_format_gnutar(a);
 	archive_read_support_format_cpio(a);
@@ -361,8 +666,8 @@ static struct archive *archive_new(struct cairn_import *imp)
 	archive_read_support_format_xar(a);
 	archive_read_support_format_empty(a);
 	archive_read_set_callback_data(a, imp);
-	archive_read_set_read_callback(a, on_read);
-	if (imp->seekable) {
+	archive_read_set_read_callback(a, imp->pipe ? on_pipe_read : on_read);
+	if (imp->seekable && !imp->pipe) {
 		archive_read_set_seek_callback(a, on_seek);
 		archive_read_set_skip_callback(a, on_skip);
 	}
@@ -401,14 +706,26 @@ static const char *format_family(int format)
 	}
 }
 
+static void record_filters(char *out, struct archive *a);
+
 /* "tar+gzip": the format, then its filters from the inside out, in the
  * order of the file name's suffixes. */
 static void record_format(struct cairn_import *imp, struct archive *a)
 {
 	char *out = imp->source.format;
-	int filters = archive_filter_count(a);
 
 	cairn_format(out, SNAP_FORMAT_SIZE, "%s", format_family(archive_format(a)));
+	/* In a pipeline, the archive's own handle may have found a filter
+	 * inside the decoded stream (a .tar.gz.gz): those come first. */
+	struct archive *handles[] = {a, imp->pipe ? imp->pipe->decoder : NULL};
+	for (size_t h = 0; h < ARRAY_SIZE(handles) && handles[h]; h++)
+		record_filters(out, handles[h]);
+}
+
+static void record_filters(char *out, struct archive *a)
+{
+	int filters = archive_filter_count(a);
+
 	for (int i = 0; i + 1 < filters; i++) {
 		size_t len = strlen(out);
 		const char *name = archive_filter_name(a, i);
@@ -512,20 +829,26 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 	int r = import_open_input(imp, fd, label);
 	if (r < 0)
 		return r;
+	/* Without a thread, the same bytes are decoded in this one. */
+	if (input_is_compressed(imp))
+		(void)pipe_start(imp);
 	struct archive *a = archive_new(imp);
 	if (!a)
-		return import_fail(imp, -ENOMEM, "out of memory");
-	if (archive_read_open1(a) != ARCHIVE_OK)
+		r = import_fail(imp, -ENOMEM, "out of memory");
+	else if (archive_read_open1(a) != ARCHIVE_OK)
 		r = import_fail(imp, imp->read_errno ? -imp->read_errno : -EBADMSG, "%s",
 				archive_error_string(a));
 	else
 		r = read_entries(imp, a);
+	pipe_stop(imp);
 	if (r == 0) {
 		record_format(imp, a);
 		imp->entry_path = NULL;
 		r = hash_rest(imp);
 	}
-	archive_read_free(a);
+	if (a)
+		archive_read_free(a);
+	pipe_free(TAKE_PTR(imp->pipe));
 	if (r < 0)
 		return r;
 	cairn_file_hasher_final(&imp->source_hasher, &id);

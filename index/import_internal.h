@@ -28,15 +28,17 @@ struct cairn_import {
 	/* the input: raw bytes hashed while libarchive reads them */
 	int fd;
 	bool seekable;
-	uint64_t in_pos;     /* offset of the next byte libarchive gets */
-	uint64_t hashed;     /* bytes [0, hashed) went into source_hasher */
-	uint64_t raw_read;   /* furthest offset handed out: progress, ratio */
-	uint64_t input_size; /* 0 when unknown */
-	uint64_t unpacked;   /* file data bytes libarchive handed out */
+	uint64_t in_pos;           /* offset of the next byte libarchive gets */
+	uint64_t hashed;           /* bytes [0, hashed) went into source_hasher */
+	_Atomic uint64_t raw_read; /* furthest offset handed out: progress, ratio
+				      (written by the decoding thread, if any) */
+	uint64_t input_size;       /* 0 when unknown */
+	uint64_t unpacked;         /* file data bytes libarchive handed out */
 	uint8_t *in_buf;
-	size_t in_off, in_len; /* in_buf holds [in_off, in_len) not yet handed out */
-	int read_errno;        /* why the read callback failed */
-	bool stopped;          /* the read callback failed the import; imp->error says why */
+	size_t in_off, in_len;    /* in_buf holds [in_off, in_len) not yet handed out */
+	int read_errno;           /* why the read callback failed */
+	bool stopped;             /* the read callback failed the import; imp->error says why */
+	struct decode_pipe *pipe; /* a compressed stream decoded on its own thread */
 	struct cairn_file_hasher source_hasher;
 	struct snap_source source;
 	char *label;

@@ -7,6 +7,7 @@ usage: mkhostile.py DIR
 """
 import gzip
 import io
+import lzma
 import os
 import sys
 import tarfile
@@ -111,6 +112,17 @@ def main(out):
         corrupt[i] ^= 0x5A
     open(os.path.join(out, "corrupt.tar.gz"), "wb").write(bytes(corrupt))
     open(os.path.join(out, "not-an-archive.bin"), "wb").write(os.urandom(5000))
+    # A .tar.xz cut in the middle of its third entry: decoded on its own
+    # thread, its error must still name the entry being read and the cause.
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for i in range(4):
+            data = os.urandom(300000)
+            info = tarfile.TarInfo("part%d" % i)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    xz = lzma.compress(buf.getvalue())
+    open(os.path.join(out, "truncated.tar.xz"), "wb").write(xz[:len(xz) * 5 // 8])
 
 
 if __name__ == "__main__":

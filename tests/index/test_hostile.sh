@@ -115,9 +115,23 @@ expect_failure size-lie.tar 'liar: .*[Tt]runcated'
 expect_failure size-lie.zip 'member: .*(size|130)'
 expect_failure truncated.tar.gz 'truncated|[Tt]runcated'
 expect_failure corrupt.tar.gz 'gzip|decompress|[Dd]amaged|checksum'
+expect_failure truncated.tar.xz 'truncated.tar.xz: part2: truncated'
 expect_failure not-an-archive.bin 'Unrecognized archive format'
 expect_failure tiny.tar 'more than 1000 entries' --max-entries 1000
 ls "$STORE/snapshots" | grep -q '^tmp-' && fail "temp files left in snapshots/" || pass
+
+# ---- a compressed stream on stdin (decoded on its own thread) ----
+gzip -c "$H/duplicates.tar" >"$WORK/dup.tar.gz"
+if cairn add -q --name dup-stdin - <"$WORK/dup.tar.gz" &&
+	[ "$(cairn ls dup-stdin | wc -l)" = "$(cairn ls duplicates | wc -l)" ] &&
+	[ "$(cairn cat dup-stdin:h)" = "new content" ] &&
+	cairn info dup-stdin | grep -q 'tar+gzip'; then
+	pass
+else
+	fail "a .tar.gz on stdin"
+fi
+msg=$(cairn add --name dup-stdin - <"$WORK/dup.tar.gz" 2>&1)
+echo "$msg" | grep -q -i "already\|unchanged" && pass || fail "the same .tar.gz again on stdin is not a no-op: $msg"
 
 # ---- many tiny entries ----
 start=$(date +%s%N)
