@@ -164,46 +164,115 @@ static const char *frame_decode(struct frame_reader *reader, const struct table_
 	return ZSTD_isError(n) || n != entry->frame_size ? "does not decompress" : NULL;
 }
 
-int64_t frame_reader_get(struct frame_reader *reader, const struct cairn_store *store, int fd,
-			 const struct table_entry *entry, void *out, size_t out_size, char *msg,
-			 size_t msg_size)
+/* Finds entry's chunk bytes: decoded into out (a lone chunk) or inside the
+ * reader's frame. Returns a pointer to them, or NULL with *ret set. */
+static const uint8_t *frame_fetch(struct frame_reader *reader, const struct cairn_store *store,
+				  int fd, const struct table_entry *entry, void *out,
+				  size_t out_size, char *msg, size_t msg_size, int64_t *ret)
 {
 	bool cached = reader->cached && reader->cached_pack == entry->pack_num &&
 		      reader->cached_offset == entry->offset;
-	struct cairn_id id;
 	const char *why;
 
-	if (entry->size > out_size)
-		return -ENOBUFS;
-	if (!entry_plausible(store, entry))
-		return read_fail(entry, msg, msg_size, "has impossible sizes in the chunk table");
+	if (entry->size > out_size) {
+		*ret = -ENOBUFS;
+		return NULL;
+	}
+	if (!entry_plausible(store, entry)) {
+		*ret = read_fail(entry, msg, msg_size, "has impossible sizes in the chunk table");
+		return NULL;
+	}
 	if (!cached) {
 		size_t want = record_head_size(entry->members) + entry->stored_size;
 		ssize_t n = cairn_pread_full(fd, reader->record, want, entry->offset);
 		if (n < 0) {
 			read_fail(entry, msg, msg_size, strerror((int)-n));
-			return n;
+			*ret = n;
+			return NULL;
 		}
-		if ((size_t)n < want)
-			return read_fail(entry, msg, msg_size,
+		if ((size_t)n < want) {
+			*ret = read_fail(entry, msg, msg_size,
 					 "is cut short (the pack is truncated)");
-		if ((why = record_check(entry, reader->record)))
-			return read_fail(entry, msg, msg_size, why);
+			return NULL;
+		}
+		if ((why = record_check(entry, reader->record))) {
+			*ret = read_fail(entry, msg, msg_size, why);
+			return NULL;
+		}
 		/* A lone chunk decompresses straight into the caller's buffer. */
 		bool direct = entry->members == 1 && out_size >= entry->frame_size;
 		reader->cached = false;
-		if ((why = frame_decode(reader, entry, direct ? out : reader->frame)))
-			return read_fail(entry, msg, msg_size, why);
+		if ((why = frame_decode(reader, entry, direct ? out : reader->frame))) {
+			*ret = read_fail(entry, msg, msg_size, why);
+			return NULL;
+		}
 		reader->cached = !direct;
 		reader->cached_pack = entry->pack_num;
 		reader->cached_offset = entry->offset;
 		if (direct)
-			goto check;
+			return out;
 	}
-	memcpy(out, reader->frame + entry->inner_offset, entry->size);
-check:
+	return reader->frame + entry->inner_offset;
+}
+
+int64_t frame_reader_get(struct frame_reader *reader, const struct cairn_store *store, int fd,
+			 const struct table_entry *entry, void *out, size_t out_size, char *msg,
+			 size_t msg_size)
+{
+	struct cairn_id id;
+	int64_t r = 0;
+	const uint8_t *bytes =
+		frame_fetch(reader, store, fd, entry, out, out_size, msg, msg_size, &r);
+
+	if (!bytes)
+		return r;
+	if (bytes != out)
+		memcpy(out, bytes, entry->size);
 	store_chunk_id(store, out, entry->size, entry->variant, &id);
 	if (memcmp(id.bytes, entry->chunk_id, CAIRN_ID_SIZE) != 0)
 		return read_fail(entry, msg, msg_size, "does not match its id");
 	return entry->size;
+}
+
+int frame_reader_confirm(struct frame_reader *reader, const struct cairn_store *store, int fd,
+			 const struct table_entry *entry, const void *data, void *scratch,
+			 size_t scratch_size, char *msg, size_t msg_size)
+{
+	struct cairn_id id;
+	int64_t r = 0;
+	const uint8_t *bytes =
+		frame_fetch(reader, store, fd, entry, scratch, scratch_size, msg, msg_size, &r);
+
+	if (!bytes)
+		return (int)r;
+	/* data was just hashed to this id: equal bytes have it too. */
+	if (memcmp(bytes, data, entry->size) == 0)
+		return 1;
+	store_chunk_id(store, bytes, entry->size, entry->variant, &id);
+	if (memcmp(id.bytes, entry->chunk_id, CAIRN_ID_SIZE) != 0)
+		return (int)read_fail(entry, msg, msg_size, "does not match its id");
+	return 0;
+}
+
+void frame_reader_each_member(struct frame_reader *reader, const struct cairn_store *store,
+			      const struct table_entry *entry, cairn_chunk_fn fn, void *userdata)
+{
+	if (!reader->cached || reader->cached_pack != entry->pack_num ||
+	    reader->cached_offset != entry->offset)
+		return;
+	const struct pack_record *header = (const struct pack_record *)reader->record;
+	const struct pack_member *members = (const struct pack_member *)(header + 1);
+	uint64_t offset = 0;
+
+	/* frame_fetch checked the member table against the header's check
+	 * and its sizes against frame_size. */
+	for (unsigned i = 0; i < header->members; offset += members[i].size, i++) {
+		if (offset == entry->inner_offset)
+			continue;
+		const uint8_t *bytes = reader->frame + offset;
+		struct cairn_id id;
+		store_chunk_id(store, bytes, members[i].size, members[i].variant, &id);
+		if (memcmp(id.bytes, members[i].chunk_id, CAIRN_ID_SIZE) == 0)
+			fn(userdata, &id, bytes, members[i].size);
+	}
 }

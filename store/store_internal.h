@@ -278,6 +278,20 @@ int64_t frame_reader_get(struct frame_reader *reader, const struct cairn_store *
 			 const struct table_entry *entry, void *out, size_t out_size, char *msg,
 			 size_t msg_size);
 
+/* Compares entry's stored chunk with data (entry->size bytes), decoding
+ * through scratch (chunk_max bytes) when needed: 1 when equal (no re-hash:
+ * data has the id already), 0 when the stored bytes differ but match the id
+ * (a collision), -EBADMSG when they do not match the id (damage) or the
+ * record is bad, -errno; a message as frame_reader_get's. */
+int frame_reader_confirm(struct frame_reader *reader, const struct cairn_store *store, int fd,
+			 const struct table_entry *entry, const void *data, void *scratch,
+			 size_t scratch_size, char *msg, size_t msg_size);
+
+/* After frame_reader_get of entry from a grouped record: calls fn with every
+ * other member of the record whose bytes match its id. */
+void frame_reader_each_member(struct frame_reader *reader, const struct cairn_store *store,
+			      const struct table_entry *entry, cairn_chunk_fn fn, void *userdata);
+
 /* ---- the writer's parts that gc drives ---- */
 
 /* Stores data again as the chunk old describes (same id and variant) in the

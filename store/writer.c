@@ -539,15 +539,15 @@ static int confirm_session(struct cairn_writer *w, struct new_entry *entry, cons
 	}
 	/* The open pack is still growing; never reuse a frame cached from it. */
 	frame_reader_forget(&w->reader);
-	int64_t r = frame_reader_get(&w->reader, w->store, fd, &entry->e, w->confirm_buf,
+	int r = frame_reader_confirm(&w->reader, w->store, fd, &entry->e, data, w->confirm_buf,
 				     w->store->params.chunk_max, msg, sizeof(msg));
 	if (own)
 		close(fd);
 	if (r < 0) {
 		writer_set_error(w, "%s: %s", w->store->path, msg);
-		return (int)r;
+		return r;
 	}
-	return memcmp(w->confirm_buf, data, size) == 0 ? CONFIRM_SAME : CONFIRM_DIFFERENT;
+	return r == 1 ? CONFIRM_SAME : CONFIRM_DIFFERENT;
 }
 
 /* Returns SAME, DIFFERENT, ABSENT when the stored chunk is damaged or its
@@ -566,15 +566,15 @@ static int confirm_stored(struct cairn_writer *w, const struct table_entry *entr
 		writer_set_error(w, "%s: opening a pack: %s", w->store->path, strerror(-fd));
 		return fd;
 	}
-	int64_t r = frame_reader_get(&w->reader, w->store, fd, entry, w->confirm_buf,
+	int r = frame_reader_confirm(&w->reader, w->store, fd, entry, data, w->confirm_buf,
 				     w->store->params.chunk_max, msg, sizeof(msg));
 	if (r == -EBADMSG)
 		return CONFIRM_ABSENT;
 	if (r < 0) {
 		writer_set_error(w, "%s: %s", w->store->path, msg);
-		return (int)r;
+		return r;
 	}
-	return memcmp(w->confirm_buf, data, size) == 0 ? CONFIRM_SAME : CONFIRM_DIFFERENT;
+	return r == 1 ? CONFIRM_SAME : CONFIRM_DIFFERENT;
 }
 
 /* Looks id up among new and stored chunks: SAME (a confirmed hit),
