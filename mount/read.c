@@ -70,6 +70,31 @@ int fs_read_init(struct fs *fs)
 	return -pthread_key_create(&fs->unpacker_key, read_ctx_release);
 }
 
+static void cache_copy(struct fs *fs, const struct cairn_id *id, const void *data, uint32_t size)
+{
+	uint8_t *copy = malloc(size ? size : 1);
+
+	if (!copy)
+		return;
+	memcpy(copy, data, size);
+	chunk_cache_put(fs->chunks, chunk_cache_insert(fs->chunks, id, copy, size));
+}
+
+/* A small chunk's neighbours in its record, decompressed with it: cached
+ * unless already there, so reading the next small files of a directory
+ * costs no decompression (on whichever thread serves them). */
+static void cache_neighbour(void *userdata, const struct cairn_id *id, const void *data,
+			    uint32_t size)
+{
+	struct fs *fs = userdata;
+	struct cached_chunk *have = chunk_cache_get(fs->chunks, id);
+
+	if (have)
+		chunk_cache_put(fs->chunks, have);
+	else
+		cache_copy(fs, id, data, size);
+}
+
 /* A referenced chunk from the cache, decompressing (and verifying) it on a
  * miss. NULL on failure, logged with the store's message. */
 static struct cached_chunk *chunk_get(struct fs *fs, const struct cairn_id *id)
@@ -81,7 +106,8 @@ static struct cached_chunk *chunk_get(struct fs *fs, const struct cairn_id *id)
 	if (!ctx)
 		return NULL;
 	uint32_t max = cairn_store_params(fs->store)->chunk_max;
-	int64_t n = cairn_unpacker_get(ctx->unpacker, id, ctx->scratch, max);
+	int64_t n = cairn_unpacker_get_neighbours(ctx->unpacker, id, ctx->scratch, max,
+						  cache_neighbour, fs);
 	if (n < 0) {
 		fs_log(fs, CAIRN_LOG_ERROR, "%s", cairn_unpacker_error(ctx->unpacker));
 		return NULL;

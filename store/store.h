@@ -176,6 +176,18 @@ const char *cairn_unpacker_error(const struct cairn_unpacker *unpacker);
 int64_t cairn_unpacker_get(struct cairn_unpacker *unpacker, const struct cairn_id *id, void *buf,
 			   size_t buf_size);
 
+/* Called with a chunk's verified bytes (valid only during the call). */
+typedef void (*cairn_chunk_fn)(void *userdata, const struct cairn_id *id, const void *data,
+			       uint32_t size);
+/* cairn_unpacker_get, and then, when the chunk is one of several small
+ * chunks compressed together (docs/FORMAT.md "Records"), fn for each of the
+ * others whose bytes match their ids: they came out of the same
+ * decompression, and a small file's neighbours in an archive tend to be read
+ * next. */
+int64_t cairn_unpacker_get_neighbours(struct cairn_unpacker *unpacker, const struct cairn_id *id,
+				      void *buf, size_t buf_size, cairn_chunk_fn fn,
+				      void *userdata);
+
 /* ---- writing ----
  *
  * One writer at a time per store (an exclusive flock on STORE/lock); readers

@@ -42,8 +42,8 @@ const char *cairn_unpacker_error(const struct cairn_unpacker *unpacker)
 	return unpacker->error;
 }
 
-int64_t cairn_unpacker_get(struct cairn_unpacker *unpacker, const struct cairn_id *id, void *buf,
-			   size_t buf_size)
+static int64_t unpacker_get(struct cairn_unpacker *unpacker, const struct cairn_id *id, void *buf,
+			    size_t buf_size, cairn_chunk_fn fn, void *userdata)
 {
 	struct cairn_store *store = unpacker->store;
 	const struct chunk_table *table = store_table(store);
@@ -76,5 +76,19 @@ int64_t cairn_unpacker_get(struct cairn_unpacker *unpacker, const struct cairn_i
 				     sizeof(msg));
 	if (r < 0)
 		cairn_format(unpacker->error, sizeof(unpacker->error), "%s: %s", store->path, msg);
+	else if (fn && entry->members > 1)
+		frame_reader_each_member(&unpacker->reader, store, entry, fn, userdata);
 	return r;
+}
+
+int64_t cairn_unpacker_get(struct cairn_unpacker *unpacker, const struct cairn_id *id, void *buf,
+			   size_t buf_size)
+{
+	return unpacker_get(unpacker, id, buf, buf_size, NULL, NULL);
+}
+
+int64_t cairn_unpacker_get_neighbours(struct cairn_unpacker *unpacker, const struct cairn_id *id,
+				      void *buf, size_t buf_size, cairn_chunk_fn fn, void *userdata)
+{
+	return unpacker_get(unpacker, id, buf, buf_size, fn, userdata);
 }

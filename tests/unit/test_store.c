@@ -992,6 +992,104 @@ START_TEST(test_damaged_group)
 }
 END_TEST
 
+/* An id function that is the store's own, except for one chunk's bytes. */
+static const uint8_t *lying_bytes;
+
+static void lying_id_fn(const struct cairn_store *store, const void *data, size_t size,
+			unsigned variant, struct cairn_id *ret)
+{
+	cairn_store_testing_set_id_fn((struct cairn_store *)store, NULL);
+	store_chunk_id(store, data, size, variant, ret);
+	cairn_store_testing_set_id_fn((struct cairn_store *)store, lying_id_fn);
+	if (lying_bytes && size == KiB && memcmp(data, lying_bytes, KiB) == 0)
+		ret->bytes[0] ^= 1;
+}
+
+struct neighbours {
+	const struct cairn_id *ids;
+	const uint8_t *data;
+	size_t count;
+	bool seen[64];
+	size_t calls;
+};
+
+static void on_neighbour(void *userdata, const struct cairn_id *id, const void *bytes,
+			 uint32_t size)
+{
+	struct neighbours *n = userdata;
+	size_t i = 0;
+
+	while (i < n->count && memcmp(&n->ids[i], id, sizeof(*id)) != 0)
+		i++;
+	ck_assert_msg(i < n->count, "a neighbour that was never put");
+	ck_assert_uint_eq(size, 1 * KiB);
+	ck_assert_mem_eq(bytes, n->data + i * KiB, KiB);
+	ck_assert(!n->seen[i]);
+	n->seen[i] = true;
+	n->calls++;
+}
+
+/* cairn_unpacker_get_neighbours hands out the other members of a chunk's
+ * record, with their bytes checked: the one asked for is not among them,
+ * and neither is a member whose bytes no longer match its id. */
+START_TEST(test_neighbours)
+{
+	enum { COUNT = 20 };
+	struct cairn_id ids[COUNT];
+	uint8_t buf[KiB];
+
+	_cleanup_free_ uint8_t *data = mixed_data(COUNT * KiB, 31);
+	_cleanup_store_ struct cairn_store *store = store_create_small();
+	{
+		_cleanup_writer_ struct cairn_writer *writer = writer_new(store);
+		for (size_t i = 0; i < COUNT; i++)
+			put(writer, data + i * KiB, KiB, &ids[i]);
+		commit(writer);
+	}
+	struct record_range first, other;
+	find_record(store, &ids[0], &first);
+	size_t together = 0;
+	for (size_t i = 0; i < COUNT; i++) {
+		find_record(store, &ids[i], &other);
+		together += other.start == first.start;
+	}
+	ck_assert_uint_gt(together, 2); /* 20 x 1 KiB share frames of 32 KiB */
+
+	{
+		_cleanup_unpacker_ struct cairn_unpacker *unpacker = unpacker_new(store);
+		struct neighbours n = {.ids = ids, .data = data, .count = COUNT};
+		int64_t r = cairn_unpacker_get_neighbours(unpacker, &ids[0], buf, sizeof(buf),
+							  on_neighbour, &n);
+		ck_assert_int_eq(r, KiB);
+		ck_assert_mem_eq(buf, data, KiB);
+		ck_assert(!n.seen[0]);
+		ck_assert_uint_eq(n.calls, together - 1);
+		/* A lone get hands out nothing more. */
+		ck_assert_int_eq(cairn_unpacker_get(unpacker, &ids[1], buf, sizeof(buf)), KiB);
+	}
+	/* Read back with an id function under which one member's bytes no
+	 * longer match its id: it is left out, the others not. */
+	size_t victim = 1;
+	while (victim < COUNT) {
+		find_record(store, &ids[victim], &other);
+		if (other.start == first.start)
+			break;
+		victim++;
+	}
+	ck_assert_uint_lt(victim, COUNT);
+	lying_bytes = data + victim * KiB;
+	_cleanup_store_ struct cairn_store *reader = store_reopen(lying_id_fn);
+	_cleanup_unpacker_ struct cairn_unpacker *unpacker = unpacker_new(reader);
+	struct neighbours n = {.ids = ids, .data = data, .count = COUNT};
+	ck_assert_int_eq(cairn_unpacker_get_neighbours(unpacker, &ids[0], buf, sizeof(buf),
+						       on_neighbour, &n),
+			 KiB);
+	ck_assert(!n.seen[victim]);
+	ck_assert_uint_eq(n.calls, together - 2);
+	lying_bytes = NULL;
+}
+END_TEST
+
 /* Putting a damaged chunk's bytes again stores a sound copy in its place. */
 START_TEST(test_damaged_chunk_restored)
 {
@@ -1664,6 +1762,7 @@ static Suite *store_suite(void)
 		{"damaged_payload", test_damaged_payload, 2, 10},
 		{"damaged_record_header", test_damaged_record_header, 2, 10},
 		{"damaged_group", test_damaged_group, 1, 10},
+		{"neighbours", test_neighbours, 1, 10},
 		{"damaged_chunk_restored", test_damaged_chunk_restored, 1, 10},
 		{"missing_pack", test_missing_pack, 1, 10},
 		{"truncated_pack", test_truncated_pack, 1, 10},
