@@ -40,11 +40,11 @@ static void mount_help(void)
 	       "      cache=DIR             blob cache (default $XDG_CACHE_HOME/cairn)\n"
 	       "      cache_size=SIZE       blob cache bound (default 4G)\n"
 	       "      chunk_cache=SIZE      decompressed chunk cache (default 64M)\n"
-	       "      passthrough_min=SIZE  smaller files are read through cairn (default 128K)\n"
+	       "      passthrough_min=SIZE  smaller files are read through cairn (default 1M)\n"
 	       "      background_min=SIZE   larger files are first served while their blob is\n"
 	       "                            made in the background (default 16M)\n"
 	       "      nopassthrough         read every file through cairn\n"
-	       "      threads=N             FUSE worker threads (default up to 16)\n");
+	       "      threads=N             FUSE worker threads (default: one per core, 2-16)\n");
 }
 
 struct mount_cmd {

@@ -20,7 +20,7 @@ void cairn_mount_options_default(struct cairn_mount_options *o)
 	*o = (struct cairn_mount_options){
 		.cache_size = 4ull << 30,
 		.chunk_cache_size = 64u << 20,
-		.passthrough_min = 128u << 10,
+		.passthrough_min = 1u << 20,
 		.background_min = 16u << 20,
 		.passthrough = true,
 		.uid = -1,
@@ -444,8 +444,15 @@ static int serve(struct fs *fs, struct fuse_session *se)
 
 	if (!config)
 		return -ENOMEM;
-	fuse_loop_cfg_set_max_threads(config, fs->o.threads ? fs->o.threads : 16);
-	fuse_loop_cfg_set_idle_threads(config, 4);
+	/* One thread per core by default: with more, on 2 cores, a whole-tree
+	 * read took 1.1-1.4x as long (docs/BENCHMARKS.md, "Mount"). */
+	unsigned threads = fs->o.threads;
+	if (threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n < 2 ? 2 : n > 16 ? 16 : (unsigned)n;
+	}
+	fuse_loop_cfg_set_max_threads(config, threads);
+	fuse_loop_cfg_set_idle_threads(config, threads < 4 ? threads : 4);
 	int r = fuse_session_loop_mt(se, config);
 	fuse_loop_cfg_destroy(config);
 	return r < 0 ? r : 0;

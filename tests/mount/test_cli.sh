@@ -219,7 +219,7 @@ fi
 # ---- a relative cache directory ----
 
 mkdir -p "$WORK/elsewhere"
-if (cd "$WORK/elsewhere" && "$CAIRN" -s "$STORE" mount -o cache=rel-cache tree "$mnt"); then
+if (cd "$WORK/elsewhere" && "$CAIRN" -s "$STORE" mount -o cache=rel-cache,passthrough_min=128K tree "$mnt"); then
 	MOUNTS+=("$mnt")
 	DAEMON[$mnt]=$(daemon_pid "$mnt")
 	cmp -s "$mnt/big" "$SRC/big" || fail "cache=rel-cache: big differs"
