@@ -9,9 +9,11 @@
 #include "import_internal.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 
 /* libarchive's messages may end in a newline. */
@@ -276,18 +278,55 @@ struct decode_pipe {
 	int error;        /* the decoder failed (EBADMSG, or read_errno) */
 	int read_errno;   /* reading the input failed (decoder's thread) */
 	bool input_ended; /* the decoder read to the end of the input */
+	int wake_fd;      /* an eventfd: pipe_stop wakes a decoder blocked in read */
 	char message[512];
+	/* the decoder thread's own: the slot it fills */
+	unsigned slot;
+	size_t fill;
+	bool open;
 };
+
+static void pipe_publish(struct decode_pipe *pipe);
+
+/* read(2) of the input on the decoder's thread. A stream (a pipe from a
+ * producer that may stall) is polled together with wake_fd, so that a
+ * failed import never waits for the producer's next bytes. */
+static ssize_t decoder_read(struct cairn_import *imp, void *buf, size_t size)
+{
+	if (!imp->seekable) {
+		struct pollfd fds[2] = {
+			{.fd = imp->fd, .events = POLLIN},
+			{.fd = imp->pipe->wake_fd, .events = POLLIN},
+		};
+		int r = poll(fds, 2, 0);
+		if (r == 0 && imp->pipe->open && imp->pipe->fill > 0) {
+			/* About to wait for the producer: hand over what is
+			 * decoded so far, so that the archive's side never
+			 * waits for bytes that are already here. */
+			pipe_publish(imp->pipe);
+		}
+		while (r == 0 || (r < 0 && errno == EINTR))
+			r = poll(fds, 2, -1);
+		if (r < 0)
+			return -1;
+		if (fds[1].revents) {
+			errno = ECANCELED;
+			return -1;
+		}
+	}
+	ssize_t n;
+	do
+		n = read(imp->fd, buf, size);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
 
 static la_ssize_t on_decoder_read(struct archive *a, void *userdata, const void **ret_buf)
 {
 	struct cairn_import *imp = userdata;
 
 	if (imp->in_off == imp->in_len) {
-		ssize_t n;
-		do
-			n = read(imp->fd, imp->in_buf, IMPORT_READ_SIZE);
-		while (n < 0 && errno == EINTR);
+		ssize_t n = decoder_read(imp, imp->in_buf, IMPORT_READ_SIZE);
 		if (n < 0) {
 			imp->pipe->read_errno = errno;
 			archive_set_error(a, errno, "reading: %s", strerror(errno));
@@ -320,24 +359,25 @@ static bool pipe_wait_slot(struct decode_pipe *pipe, unsigned *ret_slot)
 	return ok;
 }
 
-static void pipe_publish(struct decode_pipe *pipe, unsigned slot, size_t size)
+/* Hands the slot being filled to the archive's side. */
+static void pipe_publish(struct decode_pipe *pipe)
 {
 	pthread_mutex_lock(&pipe->lock);
-	pipe->sizes[slot] = size;
+	pipe->sizes[pipe->slot] = pipe->fill;
 	pipe->count++;
 	pthread_cond_broadcast(&pipe->cond);
 	pthread_mutex_unlock(&pipe->lock);
+	pipe->open = false;
+	pipe->fill = 0;
 }
 
 static void *decoder_main(void *arg)
 {
 	struct cairn_import *imp = arg;
 	struct decode_pipe *pipe = imp->pipe;
-	bool failed = false, open = false;
+	bool failed = false;
 	char message[sizeof(pipe->message)] = "";
 	struct archive_entry *entry;
-	unsigned slot = 0;
-	size_t fill = 0;
 
 	if (archive_read_open1(pipe->decoder) != ARCHIVE_OK ||
 	    archive_read_next_header(pipe->decoder, &entry) < ARCHIVE_WARN) {
@@ -362,23 +402,21 @@ static void *decoder_main(void *arg)
 		}
 		const uint8_t *p = data;
 		while (size > 0) {
-			if (!open && !pipe_wait_slot(pipe, &slot))
+			if (!pipe->open && !pipe_wait_slot(pipe, &pipe->slot))
 				goto cancelled;
-			open = true;
-			size_t n = PIPE_BLOCK_SIZE - fill < size ? PIPE_BLOCK_SIZE - fill : size;
-			memcpy(pipe->blocks[slot] + fill, p, n);
-			fill += n;
+			pipe->open = true;
+			size_t room = PIPE_BLOCK_SIZE - pipe->fill;
+			size_t n = room < size ? room : size;
+			memcpy(pipe->blocks[pipe->slot] + pipe->fill, p, n);
+			pipe->fill += n;
 			p += n;
 			size -= n;
-			if (fill == PIPE_BLOCK_SIZE) {
-				pipe_publish(pipe, slot, fill);
-				open = false;
-				fill = 0;
-			}
+			if (pipe->fill == PIPE_BLOCK_SIZE)
+				pipe_publish(pipe);
 		}
 	}
-	if (open && fill > 0)
-		pipe_publish(pipe, slot, fill);
+	if (pipe->open && pipe->fill > 0)
+		pipe_publish(pipe);
 cancelled:
 	pthread_mutex_lock(&pipe->lock);
 	if (failed) {
@@ -491,6 +529,8 @@ static void pipe_free(struct decode_pipe *pipe)
 		archive_read_free(pipe->decoder);
 	for (unsigned i = 0; i < PIPE_SLOTS; i++)
 		free(pipe->blocks[i]);
+	if (pipe->wake_fd >= 0)
+		close(pipe->wake_fd);
 	pthread_mutex_destroy(&pipe->lock);
 	pthread_cond_destroy(&pipe->cond);
 	free(pipe);
@@ -507,6 +547,12 @@ static int pipe_start(struct cairn_import *imp)
 		return -ENOMEM;
 	pthread_mutex_init(&pipe->lock, NULL);
 	pthread_cond_init(&pipe->cond, NULL);
+	pipe->wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (pipe->wake_fd < 0) {
+		int r = -errno;
+		pipe_free(pipe);
+		return r;
+	}
 	for (unsigned i = 0; i < PIPE_SLOTS; i++)
 		if (!(pipe->blocks[i] = malloc(PIPE_BLOCK_SIZE))) {
 			pipe_free(pipe);
@@ -542,6 +588,8 @@ static void pipe_stop(struct cairn_import *imp)
 	pipe->cancel = true;
 	pthread_cond_broadcast(&pipe->cond);
 	pthread_mutex_unlock(&pipe->lock);
+	uint64_t one = 1;
+	(void)!write(pipe->wake_fd, &one, sizeof(one));
 	pthread_join(pipe->thread, NULL);
 }
 
