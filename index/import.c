@@ -206,6 +206,37 @@ static void hash_input(struct cairn_import *imp, const void *data, size_t size)
 		imp->raw_read = imp->in_pos;
 }
 
+/* The ratio bound, checked in a read callback: a failure stops the import
+ * with imp->error, naming the entry whose data libarchive was reading (or
+ * skipping, between headers). */
+static int ratio_gate(struct cairn_import *imp, struct archive *a)
+{
+	const char *path = imp->entry_path;
+	if (!path && imp->last_entry[0])
+		imp->entry_path = imp->last_entry;
+	int r = import_check_ratio(imp, a);
+	imp->entry_path = path;
+	if (r < 0) {
+		imp->read_errno = E2BIG;
+		imp->stopped = true;
+		archive_set_error(a, E2BIG, "%s", imp->error);
+	}
+	return r;
+}
+
+/* The next slice of in_buf (at most IMPORT_FEED_SIZE), hashed. */
+static la_ssize_t next_slice(struct cairn_import *imp, const void **ret_buf)
+{
+	size_t n = imp->in_len - imp->in_off;
+	if (n > IMPORT_FEED_SIZE)
+		n = IMPORT_FEED_SIZE;
+	const uint8_t *slice = imp->in_buf + imp->in_off;
+	imp->in_off += n;
+	hash_input(imp, slice, n);
+	*ret_buf = slice;
+	return (la_ssize_t)n;
+}
+
 /* Reads IMPORT_READ_SIZE at a time and hands libarchive IMPORT_FEED_SIZE
  * slices: libarchive may unpack a lot between two calls of ours (skipping
  * an entry's data, say), but never without one, so each slice is a check of
@@ -227,26 +258,11 @@ static la_ssize_t on_read(struct archive *a, void *userdata, const void **ret_bu
 		imp->in_off = 0;
 		imp->in_len = (size_t)n;
 	}
-	const char *path = imp->entry_path;
-	if (!path && imp->last_entry[0])
-		imp->entry_path = imp->last_entry;
-	int r = import_check_ratio(imp, a);
-	imp->entry_path = path;
-	if (r < 0) {
-		imp->read_errno = E2BIG;
-		imp->stopped = true;
-		archive_set_error(a, E2BIG, "%s", imp->error);
+	if (ratio_gate(imp, a) < 0)
 		return -1;
-	}
-	size_t n = imp->in_len - imp->in_off;
-	if (n > IMPORT_FEED_SIZE)
-		n = IMPORT_FEED_SIZE;
-	const uint8_t *slice = imp->in_buf + imp->in_off;
-	imp->in_off += n;
-	hash_input(imp, slice, n);
+	la_ssize_t n = next_slice(imp, ret_buf);
 	import_progress(imp);
-	*ret_buf = slice;
-	return (la_ssize_t)n;
+	return n;
 }
 
 /* ---- decoding on a thread of its own ----
@@ -337,14 +353,7 @@ static la_ssize_t on_decoder_read(struct archive *a, void *userdata, const void 
 		if (n == 0)
 			imp->pipe->input_ended = true;
 	}
-	size_t n = imp->in_len - imp->in_off;
-	if (n > IMPORT_FEED_SIZE)
-		n = IMPORT_FEED_SIZE;
-	const uint8_t *slice = imp->in_buf + imp->in_off;
-	imp->in_off += n;
-	hash_input(imp, slice, n);
-	*ret_buf = slice;
-	return (la_ssize_t)n;
+	return next_slice(imp, ret_buf);
 }
 
 /* Waits for a free slot; false when the pipe was cancelled. */
@@ -442,17 +451,8 @@ static la_ssize_t on_pipe_read(struct archive *a, void *userdata, const void **r
 	struct cairn_import *imp = userdata;
 	struct decode_pipe *pipe = imp->pipe;
 
-	const char *path = imp->entry_path;
-	if (!path && imp->last_entry[0])
-		imp->entry_path = imp->last_entry;
-	int r = import_check_ratio(imp, a);
-	imp->entry_path = path;
-	if (r < 0) {
-		imp->read_errno = E2BIG;
-		imp->stopped = true;
-		archive_set_error(a, E2BIG, "%s", imp->error);
+	if (ratio_gate(imp, a) < 0)
 		return -1;
-	}
 	import_progress(imp);
 	pthread_mutex_lock(&pipe->lock);
 	if (pipe->reading) {
