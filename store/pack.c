@@ -66,14 +66,20 @@ size_t pack_scratch_size(const struct cairn_store_params *params)
 	return record_head_size(RECORD_MAX_MEMBERS) + ZSTD_compressBound(params->chunk_max);
 }
 
-int frame_reader_init(struct frame_reader *reader, const struct cairn_store_params *params)
+int frame_reader_init(struct frame_reader *reader, const struct cairn_store_params *params,
+		      unsigned frames)
 {
 	*reader = (struct frame_reader){
 		.dctx = ZSTD_createDCtx(),
 		.record = malloc(pack_scratch_size(params)),
-		.frame = malloc(params->chunk_max),
+		.frame_count = frames < 1                         ? 1
+			       : frames > FRAME_READER_MAX_FRAMES ? FRAME_READER_MAX_FRAMES
+								  : frames,
 	};
-	if (!reader->dctx || !reader->record || !reader->frame) {
+	bool ok = reader->dctx && reader->record;
+	for (unsigned i = 0; ok && i < reader->frame_count; i++)
+		ok = (reader->frames[i].data = malloc(params->chunk_max)) != NULL;
+	if (!ok) {
 		frame_reader_release(reader);
 		return -ENOMEM;
 	}
@@ -84,13 +90,42 @@ void frame_reader_release(struct frame_reader *reader)
 {
 	ZSTD_freeDCtx(reader->dctx);
 	free(reader->record);
-	free(reader->frame);
+	for (unsigned i = 0; i < FRAME_READER_MAX_FRAMES; i++)
+		free(reader->frames[i].data);
 	*reader = (struct frame_reader){0};
 }
 
 void frame_reader_forget(struct frame_reader *reader)
 {
-	reader->cached = false;
+	reader->record_valid = false;
+	for (unsigned i = 0; i < reader->frame_count; i++)
+		reader->frames[i].valid = false;
+}
+
+/* The slot holding entry's decompressed frame, or NULL. */
+static struct frame_slot *frame_cached(struct frame_reader *reader, const struct table_entry *entry)
+{
+	for (unsigned i = 0; i < reader->frame_count; i++) {
+		struct frame_slot *slot = &reader->frames[i];
+		if (slot->valid && slot->pack == entry->pack_num && slot->offset == entry->offset)
+			return slot;
+	}
+	return NULL;
+}
+
+/* An empty slot, or the least recently used one. */
+static struct frame_slot *frame_victim(struct frame_reader *reader)
+{
+	struct frame_slot *victim = &reader->frames[0];
+
+	for (unsigned i = 0; i < reader->frame_count; i++) {
+		struct frame_slot *slot = &reader->frames[i];
+		if (!slot->valid)
+			return slot;
+		if (slot->used < victim->used)
+			victim = slot;
+	}
+	return victim;
 }
 
 static int64_t read_fail(const struct table_entry *entry, char *msg, size_t msg_size,
@@ -170,8 +205,6 @@ static const uint8_t *frame_fetch(struct frame_reader *reader, const struct cair
 				  int fd, const struct table_entry *entry, void *out,
 				  size_t out_size, char *msg, size_t msg_size, int64_t *ret)
 {
-	bool cached = reader->cached && reader->cached_pack == entry->pack_num &&
-		      reader->cached_offset == entry->offset;
 	const char *why;
 
 	if (entry->size > out_size) {
@@ -182,37 +215,48 @@ static const uint8_t *frame_fetch(struct frame_reader *reader, const struct cair
 		*ret = read_fail(entry, msg, msg_size, "has impossible sizes in the chunk table");
 		return NULL;
 	}
-	if (!cached) {
-		size_t want = record_head_size(entry->members) + entry->stored_size;
-		ssize_t n = cairn_pread_full(fd, reader->record, want, entry->offset);
-		if (n < 0) {
-			read_fail(entry, msg, msg_size, strerror((int)-n));
-			*ret = n;
-			return NULL;
-		}
-		if ((size_t)n < want) {
-			*ret = read_fail(entry, msg, msg_size,
-					 "is cut short (the pack is truncated)");
-			return NULL;
-		}
-		if ((why = record_check(entry, reader->record))) {
-			*ret = read_fail(entry, msg, msg_size, why);
-			return NULL;
-		}
-		/* A lone chunk decompresses straight into the caller's buffer. */
-		bool direct = entry->members == 1 && out_size >= entry->frame_size;
-		reader->cached = false;
-		if ((why = frame_decode(reader, entry, direct ? out : reader->frame))) {
-			*ret = read_fail(entry, msg, msg_size, why);
-			return NULL;
-		}
-		reader->cached = !direct;
-		reader->cached_pack = entry->pack_num;
-		reader->cached_offset = entry->offset;
-		if (direct)
-			return out;
+	struct frame_slot *slot = frame_cached(reader, entry);
+	if (slot) {
+		slot->used = ++reader->clock;
+		return slot->data + entry->inner_offset;
 	}
-	return reader->frame + entry->inner_offset;
+	size_t want = record_head_size(entry->members) + entry->stored_size;
+	reader->record_valid = false;
+	ssize_t n = cairn_pread_full(fd, reader->record, want, entry->offset);
+	if (n < 0) {
+		read_fail(entry, msg, msg_size, strerror((int)-n));
+		*ret = n;
+		return NULL;
+	}
+	if ((size_t)n < want) {
+		*ret = read_fail(entry, msg, msg_size, "is cut short (the pack is truncated)");
+		return NULL;
+	}
+	if ((why = record_check(entry, reader->record))) {
+		*ret = read_fail(entry, msg, msg_size, why);
+		return NULL;
+	}
+	/* A lone chunk decompresses straight into the caller's buffer. */
+	bool direct = entry->members == 1 && out_size >= entry->frame_size;
+	if (!direct) {
+		slot = frame_victim(reader);
+		slot->valid = false;
+	}
+	if ((why = frame_decode(reader, entry, direct ? out : slot->data))) {
+		*ret = read_fail(entry, msg, msg_size, why);
+		return NULL;
+	}
+	reader->record_valid = true;
+	reader->record_pack = entry->pack_num;
+	reader->record_offset = entry->offset;
+	if (direct)
+		return out;
+	*slot = (struct frame_slot){.data = slot->data,
+				    .valid = true,
+				    .pack = entry->pack_num,
+				    .offset = entry->offset,
+				    .used = ++reader->clock};
+	return slot->data + entry->inner_offset;
 }
 
 int64_t frame_reader_get(struct frame_reader *reader, const struct cairn_store *store, int fd,
@@ -257,8 +301,11 @@ int frame_reader_confirm(struct frame_reader *reader, const struct cairn_store *
 void frame_reader_each_member(struct frame_reader *reader, const struct cairn_store *store,
 			      const struct table_entry *entry, cairn_chunk_fn fn, void *userdata)
 {
-	if (!reader->cached || reader->cached_pack != entry->pack_num ||
-	    reader->cached_offset != entry->offset)
+	/* Only right after its record was read: a frame found in the cache
+	 * handed out its neighbours when it was decoded. */
+	struct frame_slot *slot = frame_cached(reader, entry);
+	if (!slot || !reader->record_valid || reader->record_pack != entry->pack_num ||
+	    reader->record_offset != entry->offset)
 		return;
 	const struct pack_record *header = (const struct pack_record *)reader->record;
 	const struct pack_member *members = (const struct pack_member *)(header + 1);
@@ -269,7 +316,7 @@ void frame_reader_each_member(struct frame_reader *reader, const struct cairn_st
 	for (unsigned i = 0; i < header->members; offset += members[i].size, i++) {
 		if (offset == entry->inner_offset)
 			continue;
-		const uint8_t *bytes = reader->frame + offset;
+		const uint8_t *bytes = slot->data + offset;
 		struct cairn_id id;
 		store_chunk_id(store, bytes, members[i].size, members[i].variant, &id);
 		if (memcmp(id.bytes, members[i].chunk_id, CAIRN_ID_SIZE) == 0)

@@ -255,20 +255,32 @@ void pack_record_init(struct pack_record *record, unsigned members, uint32_t fra
 size_t pack_scratch_size(const struct cairn_store_params *params);
 
 /* Reads chunks out of pack records: one thread's zstd context, a record
- * buffer, and the last decompressed frame, so reading the members of one
- * grouped frame in turn decompresses it once. */
+ * buffer, and the last few decompressed grouped frames (least recently used
+ * goes first), so reading the members of a grouped frame in turn, or
+ * alternating between a few, decompresses each once. */
+#define FRAME_READER_MAX_FRAMES 4
 struct ZSTD_DCtx_s;
 struct frame_reader {
 	struct ZSTD_DCtx_s *dctx;
-	uint8_t *record; /* pack_scratch_size bytes */
-	uint8_t *frame;  /* chunk_max bytes */
-	bool cached;     /* frame holds the frame of cached_pack/cached_offset */
-	uint32_t cached_pack;
-	uint64_t cached_offset;
+	uint8_t *record; /* pack_scratch_size bytes: the last record read */
+	bool record_valid;
+	uint32_t record_pack;
+	uint64_t record_offset;
+	unsigned frame_count;
+	struct frame_slot {
+		uint8_t *data; /* chunk_max bytes */
+		bool valid;    /* data holds the frame of the record at pack/offset */
+		uint32_t pack;
+		uint64_t offset;
+		uint64_t used;
+	} frames[FRAME_READER_MAX_FRAMES];
+	uint64_t clock;
 };
-int frame_reader_init(struct frame_reader *reader, const struct cairn_store_params *params);
+/* frames: how many decompressed frames to keep, 1..FRAME_READER_MAX_FRAMES. */
+int frame_reader_init(struct frame_reader *reader, const struct cairn_store_params *params,
+		      unsigned frames);
 void frame_reader_release(struct frame_reader *reader);
-/* Forgets the cached frame (its pack may be reused or damaged). */
+/* Forgets the cached frames (their pack may be reused or damaged). */
 void frame_reader_forget(struct frame_reader *reader);
 /* Reads entry's chunk from the pack open on fd into out (out_size >= the
  * chunk's size), checking the record against entry and the bytes against the

@@ -19,7 +19,7 @@ int cairn_unpacker_new(struct cairn_store *store, struct cairn_unpacker **ret)
 	if (!unpacker)
 		return -ENOMEM;
 	unpacker->store = store;
-	if (frame_reader_init(&unpacker->reader, &store->params) < 0) {
+	if (frame_reader_init(&unpacker->reader, &store->params, 1) < 0) {
 		free(unpacker);
 		return -ENOMEM;
 	}

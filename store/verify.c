@@ -167,7 +167,7 @@ int64_t cairn_store_verify(struct cairn_store *store, cairn_verify_report_fn rep
 
 	if (!v.table)
 		r = -EBADF;
-	else if (!v.chunk || !v.io_buf || frame_reader_init(&v.reader, &store->params) < 0)
+	else if (!v.chunk || !v.io_buf || frame_reader_init(&v.reader, &store->params, 1) < 0)
 		r = -ENOMEM;
 	if (r == 0) {
 		if (table_check_body(v.table, msg, sizeof(msg)) < 0)

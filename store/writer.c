@@ -1046,7 +1046,7 @@ static int writer_alloc(struct cairn_writer *w, unsigned threads)
 	w->threads = calloc(w->thread_count, sizeof(*w->threads));
 	w->confirm_buf = malloc(params->chunk_max);
 	if (!w->queue || !w->free_groups || !w->threads || !w->confirm_buf ||
-	    frame_reader_init(&w->reader, params) < 0)
+	    frame_reader_init(&w->reader, params, FRAME_READER_MAX_FRAMES) < 0)
 		return -ENOMEM;
 	w->chunk_group = group_get(w);
 	if (!w->chunk_group)

@@ -671,6 +671,50 @@ END_TEST
 /* commit visibility                                                    */
 /* ================================================================== */
 
+/* Small chunks stored in several grouped frames, put again in an order
+ * that hops between the frames (as a new version of a tree does between
+ * old and new files): every one is a confirmed hit, nothing is stored, and
+ * the chunks read back right. The writer keeps a few frames decoded. */
+START_TEST(test_dedup_across_frames)
+{
+	enum { COUNT = 96 };
+	struct cairn_id ids[COUNT], again;
+	struct cairn_writer_stats wstats;
+	uint8_t buf[2 * KiB];
+
+	_cleanup_free_ uint8_t *data = mixed_data(COUNT * 2 * KiB, 33);
+	_cleanup_store_ struct cairn_store *store = store_create_small();
+	{
+		_cleanup_writer_ struct cairn_writer *writer = writer_new(store);
+		for (size_t i = 0; i < COUNT; i++)
+			put(writer, data + i * 2 * KiB, 2 * KiB, &ids[i]);
+		commit(writer);
+	}
+	struct record_range first, last;
+	find_record(store, &ids[0], &first);
+	find_record(store, &ids[COUNT - 1], &last);
+	ck_assert_uint_ne(first.start, last.start); /* 96 x 2 KiB span several frames */
+	{
+		_cleanup_writer_ struct cairn_writer *writer = writer_new(store);
+		for (size_t k = 0; k < COUNT; k++) {
+			size_t i = (k * 37) % COUNT; /* hops across the frames */
+			put(writer, data + i * 2 * KiB, 2 * KiB, &again);
+			ck_assert_mem_eq(again.bytes, ids[i].bytes, CAIRN_ID_SIZE);
+		}
+		commit(writer);
+		cairn_writer_stats(writer, &wstats);
+		ck_assert_uint_eq(wstats.chunks_new, 0);
+		ck_assert_uint_eq(wstats.collisions, 0);
+	}
+	_cleanup_unpacker_ struct cairn_unpacker *unpacker = unpacker_new(store);
+	for (size_t i = 0; i < COUNT; i++) {
+		ck_assert_int_eq(cairn_unpacker_get(unpacker, &ids[i], buf, sizeof(buf)), 2 * KiB);
+		ck_assert_mem_eq(buf, data + i * 2 * KiB, 2 * KiB);
+	}
+	assert_verify_clean(store);
+}
+END_TEST
+
 START_TEST(test_invisible_before_commit)
 {
 	const size_t size = 256 * KiB;
@@ -1755,6 +1799,7 @@ static Suite *store_suite(void)
 		{"writer_misuse", test_writer_misuse, 1, 10},
 		{"dedup_session", test_dedup_session, 1, 30},
 		{"dedup_commits", test_dedup_commits, 1, 30},
+		{"dedup_across_frames", test_dedup_across_frames, 1, 30},
 		{"invisible_before_commit", test_invisible_before_commit, 1, 30},
 		{"abandon", test_abandon_leaves_store_as_before, 1, 30},
 		{"collision", test_collision, COLLIDE_CASES, 10},
