@@ -70,14 +70,17 @@ int fs_read_init(struct fs *fs)
 	return -pthread_key_create(&fs->unpacker_key, read_ctx_release);
 }
 
-static void cache_copy(struct fs *fs, const struct cairn_id *id, const void *data, uint32_t size)
+/* Caches a copy of a chunk's bytes in a block of their size; returns it
+ * referenced, or NULL when out of memory. */
+static struct cached_chunk *cache_copy(struct fs *fs, const struct cairn_id *id, const void *data,
+				       uint32_t size)
 {
 	uint8_t *copy = malloc(size ? size : 1);
 
 	if (!copy)
-		return;
+		return NULL;
 	memcpy(copy, data, size);
-	chunk_cache_put(fs->chunks, chunk_cache_insert(fs->chunks, id, copy, size));
+	return chunk_cache_insert(fs->chunks, id, copy, size);
 }
 
 /* A small chunk's neighbours in its record, decompressed with it: cached
@@ -89,10 +92,7 @@ static void cache_neighbour(void *userdata, const struct cairn_id *id, const voi
 	struct fs *fs = userdata;
 	struct cached_chunk *have = chunk_cache_get(fs->chunks, id);
 
-	if (have)
-		chunk_cache_put(fs->chunks, have);
-	else
-		cache_copy(fs, id, data, size);
+	chunk_cache_put(fs->chunks, have ? have : cache_copy(fs, id, data, size));
 }
 
 /* A referenced chunk from the cache, decompressing (and verifying) it on a
@@ -112,11 +112,7 @@ static struct cached_chunk *chunk_get(struct fs *fs, const struct cairn_id *id)
 		fs_log(fs, CAIRN_LOG_ERROR, "%s", cairn_unpacker_error(ctx->unpacker));
 		return NULL;
 	}
-	uint8_t *data = malloc(n ? (size_t)n : 1);
-	if (!data)
-		return NULL;
-	memcpy(data, ctx->scratch, (size_t)n);
-	return chunk_cache_insert(fs->chunks, id, data, (uint32_t)n);
+	return cache_copy(fs, id, ctx->scratch, (uint32_t)n);
 }
 
 /* ---- readahead ---- */
