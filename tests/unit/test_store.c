@@ -258,6 +258,16 @@ static size_t count_temp_files(void)
 }
 
 /* Where a chunk's record lies: [start, end) of its pack file. */
+/* Puts count chunks of size bytes, cut from data in turn, and commits. */
+static void put_chunks(struct cairn_store *store, const uint8_t *data, size_t count, size_t size,
+		       struct cairn_id *ids)
+{
+	_cleanup_writer_ struct cairn_writer *writer = writer_new(store);
+	for (size_t i = 0; i < count; i++)
+		put(writer, data + i * size, size, &ids[i]);
+	commit(writer);
+}
+
 struct record_range {
 	char pack_path[PATH_MAX];
 	uint64_t start, end;
@@ -684,12 +694,7 @@ START_TEST(test_dedup_across_frames)
 
 	_cleanup_free_ uint8_t *data = mixed_data(COUNT * 2 * KiB, 33);
 	_cleanup_store_ struct cairn_store *store = store_create_small();
-	{
-		_cleanup_writer_ struct cairn_writer *writer = writer_new(store);
-		for (size_t i = 0; i < COUNT; i++)
-			put(writer, data + i * 2 * KiB, 2 * KiB, &ids[i]);
-		commit(writer);
-	}
+	put_chunks(store, data, COUNT, 2 * KiB, ids);
 	struct record_range first, last;
 	find_record(store, &ids[0], &first);
 	find_record(store, &ids[COUNT - 1], &last);
@@ -1005,12 +1010,7 @@ START_TEST(test_damaged_group)
 
 	_cleanup_free_ uint8_t *data = mixed_data(COUNT * 2 * KiB, 24);
 	_cleanup_store_ struct cairn_store *store = store_create_small();
-	{
-		_cleanup_writer_ struct cairn_writer *writer = writer_new(store);
-		for (size_t i = 0; i < COUNT; i++)
-			put(writer, data + i * 2 * KiB, 2 * KiB, &ids[i]);
-		commit(writer);
-	}
+	put_chunks(store, data, COUNT, 2 * KiB, ids);
 	find_record(store, &ids[0], &victim);
 	test_flip_byte(victim.pack_path, victim.start + (victim.end - victim.start) / 2);
 
@@ -1084,12 +1084,7 @@ START_TEST(test_neighbours)
 
 	_cleanup_free_ uint8_t *data = mixed_data(COUNT * KiB, 31);
 	_cleanup_store_ struct cairn_store *store = store_create_small();
-	{
-		_cleanup_writer_ struct cairn_writer *writer = writer_new(store);
-		for (size_t i = 0; i < COUNT; i++)
-			put(writer, data + i * KiB, KiB, &ids[i]);
-		commit(writer);
-	}
+	put_chunks(store, data, COUNT, KiB, ids);
 	struct record_range first, other;
 	find_record(store, &ids[0], &first);
 	size_t together = 0;
