@@ -210,7 +210,6 @@ struct content {
 	bool in_segment, holes;
 	uint64_t segment_start;
 	unsigned segments;
-	struct cairn_id segment_id; /* of the last segment */
 };
 
 static int add_run(struct cairn_import *imp, const uint8_t id[CAIRN_ID_SIZE], uint64_t end)
@@ -229,11 +228,12 @@ static int writer_fail(struct cairn_import *imp, int r)
 static int segment_end(struct cairn_import *imp, struct content *c)
 {
 	const struct cairn_chunk_ref *chunks;
+	struct cairn_id segment_id; /* the file id is made from all the runs */
 	size_t count;
 	uint64_t size, end = c->segment_start;
 
 	c->in_segment = false;
-	int r = cairn_writer_file_end(imp->writer, &c->segment_id, &size, &chunks, &count);
+	int r = cairn_writer_file_end(imp->writer, &segment_id, &size, &chunks, &count);
 	if (r < 0)
 		return writer_fail(imp, r);
 	for (size_t i = 0; r == 0 && i < count; i++) {
@@ -307,16 +307,21 @@ static int content_read(struct cairn_import *imp, struct archive *a, struct cont
 	}
 }
 
-/* The file id of a file with holes: see docs/FORMAT.md. */
-static void sparse_file_id(struct cairn_import *imp, struct cairn_id *ret)
+/* The file id names the run list (docs/FORMAT.md "Ids"); a hole's zero id
+ * stands for its zeros, which are never hashed. */
+static void file_id_of_runs(struct cairn_import *imp, struct cairn_id *ret)
 {
-	static const char domain[16] = "cairn-sparse-v1";
+	const struct snap_run *runs =
+		(const struct snap_run *)(imp->runs.data + sizeof(struct snap_chunk_list));
+	size_t count = (imp->runs.size - sizeof(struct snap_chunk_list)) / sizeof(struct snap_run);
 	struct cairn_file_hasher hasher;
 
-	cairn_file_hasher_init(&hasher, imp->store);
-	cairn_file_hasher_update(&hasher, domain, sizeof(domain));
-	cairn_file_hasher_update(&hasher, imp->runs.data + sizeof(struct snap_chunk_list),
-				 imp->runs.size - sizeof(struct snap_chunk_list));
+	cairn_file_id_init(&hasher, imp->store);
+	for (size_t i = 0; i < count; i++) {
+		struct cairn_id id;
+		memcpy(id.bytes, runs[i].chunk_id, CAIRN_ID_SIZE);
+		cairn_file_id_add_run(&hasher, &id, runs[i].end);
+	}
 	cairn_file_hasher_final(&hasher, ret);
 }
 
@@ -347,9 +352,8 @@ static int content_finish(struct cairn_import *imp, struct content *c, struct tr
 	head->size = c->pos;
 	head->run_count = (uint32_t)((imp->runs.size - sizeof(*head)) / sizeof(struct snap_run));
 	head->flags = c->holes ? CHUNK_LIST_SPARSE : 0;
-	struct cairn_id id = c->segment_id;
-	if (c->holes)
-		sparse_file_id(imp, &id);
+	struct cairn_id id;
+	file_id_of_runs(imp, &id);
 	memcpy(head->file_id, id.bytes, CAIRN_ID_SIZE);
 	inode->size = c->pos;
 	return 0;

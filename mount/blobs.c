@@ -1,11 +1,12 @@
 /* blobs.c: the blob cache, CACHE/blobs/<file id>: whole-file copies that the
- * kernel reads through passthrough without asking the daemon. A blob is
- * written to a temp file, hashed as it is written and renamed into place
- * only if it matches its file id; a blob found in the cache is re-hashed
- * once per mount before it is used, so a damaged or planted file is never
- * served. The cache is bounded: past its size, the least recently used
- * blobs are deleted. Deleting any of it at any time is safe: an open blob
- * stays readable, and a missing one is made again.
+ * kernel reads through passthrough without asking the daemon. The file id
+ * names the file's chunk list. A blob is written to a temp file, every chunk
+ * checked against its id as it is written, and renamed into place; a blob
+ * found in the cache is checked the same way, chunk by chunk, once per mount
+ * before it is used, so a damaged or planted file is never served. The cache
+ * is bounded: past its size, the least recently used blobs are deleted.
+ * Deleting any of it at any time is safe: an open blob stays readable, and a
+ * missing one is made again.
  */
 #include "mount_internal.h"
 
@@ -27,8 +28,8 @@ struct blob_job {
 	struct cairn_index_file file;
 };
 
-/* A blob whose bytes were hashed in this mount: remembered by the file it
- * was (device, inode), so a file swapped in under the same name is hashed
+/* A blob whose bytes were checked in this mount: remembered by the file it
+ * was (device, inode), so a file swapped in under the same name is checked
  * again. */
 struct verified {
 	struct cairn_id id;
@@ -157,29 +158,6 @@ static void verified_add_locked(struct blob_cache *cache, const struct cairn_id 
 
 /* ---- checking and making blobs ---- */
 
-static int hash_fd(struct fs *fs, int fd, uint64_t *ret_size, struct cairn_id *ret_id)
-{
-	struct cairn_file_hasher hasher;
-	_cleanup_free_ uint8_t *buf = malloc(1u << 20);
-	uint64_t size = 0;
-
-	if (!buf)
-		return -ENOMEM;
-	cairn_file_hasher_init(&hasher, fs->store);
-	for (;;) {
-		ssize_t n = cairn_pread_full(fd, buf, 1u << 20, size);
-		if (n < 0)
-			return (int)n;
-		if (n == 0)
-			break;
-		cairn_file_hasher_update(&hasher, buf, (size_t)n);
-		size += (uint64_t)n;
-	}
-	cairn_file_hasher_final(&hasher, ret_id);
-	*ret_size = size;
-	return 0;
-}
-
 /* Only our own files, writable by no one else, are handed to the kernel:
  * anyone who could write to a blob could change it after its check. */
 static bool blob_trusted(const struct stat *st)
@@ -188,7 +166,7 @@ static bool blob_trusted(const struct stat *st)
 }
 
 /* Returns 0 when the blob open on fd was verified in this mount, -EAGAIN
- * when it is trusted but not yet hashed, -EBADMSG when it must not be used. */
+ * when it is trusted but not yet checked, -EBADMSG when it must not be used. */
 static int blob_known(struct blob_cache *cache, int fd, const struct cairn_index_file *file,
 		      struct stat *st)
 {
@@ -201,18 +179,13 @@ static int blob_known(struct blob_cache *cache, int fd, const struct cairn_index
 	return known ? 0 : -EAGAIN;
 }
 
-/* Hashes a blob found in the cache against its name. */
-static int blob_check(struct blob_cache *cache, int fd, const struct cairn_index_file *file,
-		      const struct stat *st)
+/* Checks a blob found in the cache, chunk by chunk, against the file. */
+static int blob_check(struct blob_cache *cache, struct snap *snap, uint64_t ino, int fd,
+		      const struct cairn_index_file *file, const struct stat *st)
 {
-	struct cairn_id id;
-	uint64_t size = 0;
-
-	int r = hash_fd(cache->fs, fd, &size, &id);
+	int r = fs_check_copy(cache->fs, snap, ino, file, fd);
 	if (r < 0)
 		return r;
-	if (size != file->size || cairn_id_compare(&id, &file->file_id) != 0)
-		return -EBADMSG;
 	pthread_mutex_lock(&cache->lock);
 	verified_add_locked(cache, &file->file_id, st);
 	pthread_mutex_unlock(&cache->lock);
@@ -246,16 +219,15 @@ static int blob_make(struct blob_cache *cache, struct snap *snap, uint64_t ino,
 		     const struct cairn_index_file *file, const char *name)
 {
 	char tmp_name[64];
-	struct cairn_id id;
 	_cleanup_close_ int dirfd = -1;
 
 	_cleanup_close_ int fd = blob_create_tmp(cache, tmp_name, sizeof(tmp_name), &dirfd);
 	if (fd < 0)
 		return fd;
-	int r = fs_copy_file(cache->fs, snap, ino, file, fd, &id);
-	if (r == 0 && cairn_id_compare(&id, &file->file_id) != 0) {
+	int r = fs_copy_file(cache->fs, snap, ino, file, fd);
+	if (r == -EBADMSG) {
 		fs_log(cache->fs, CAIRN_LOG_ERROR,
-		       "snapshot %s: inode %llu: its content does not match its file id",
+		       "snapshot %s: inode %llu: a chunk does not match its id as the blob is made",
 		       snap->name, (unsigned long long)ino);
 		r = -EIO;
 	}
@@ -330,7 +302,7 @@ static int blob_open_now(struct blob_cache *cache, struct snap *snap, uint64_t i
 		int fd = blob_open_name(cache, name);
 		int r = fd < 0 ? fd : blob_known(cache, fd, file, &st);
 		if (r == -EAGAIN)
-			r = blob_check(cache, fd, file, &st);
+			r = blob_check(cache, snap, ino, fd, file, &st);
 		if (r == 0) {
 			futimens(fd, NULL); /* recently used */
 			return fd;

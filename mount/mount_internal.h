@@ -66,7 +66,7 @@ struct blob_cache;
 int blob_cache_new(struct fs *fs, const char *dir, uint64_t bound, struct blob_cache **ret);
 void blob_cache_free(struct blob_cache *cache);
 /* Opens the verified blob of a file. With inline_work, a blob not yet
- * checked in this mount is hashed, and a missing one made, before it
+ * checked in this mount is checked, and a missing one made, before it
  * returns (one thread makes a blob, others wait for it); without, such a
  * blob is left to the background worker and -EAGAIN returned. Returns an
  * O_RDONLY fd, -EAGAIN, or -errno. */
@@ -158,9 +158,16 @@ uint8_t *fs_reply_buffer(struct fs *fs, size_t size);
  * (holes are zeros). Returns the count or -errno. */
 ssize_t fs_read_fallback(struct fs *fs, struct open_file *of, uint64_t offset, void *buf,
 			 size_t len);
-/* Copies a whole file into fd (its blob), hashing it into ret_id. */
+/* Copies a whole file into fd (its blob), checking every chunk against its
+ * id as it is written. Returns 0, -EBADMSG for a chunk that does not match,
+ * or -errno. */
 int fs_copy_file(struct fs *fs, struct snap *snap, uint64_t ino,
-		 const struct cairn_index_file *file, int fd, struct cairn_id *ret_id);
+		 const struct cairn_index_file *file, int fd);
+/* Checks a blob found in the cache against the file's chunk list: every run's
+ * bytes against its chunk id. Returns 0, -EBADMSG when they differ, or
+ * -errno. */
+int fs_check_copy(struct fs *fs, struct snap *snap, uint64_t ino,
+		  const struct cairn_index_file *file, int fd);
 
 /* Creates the per-thread unpacker key. */
 int fs_read_init(struct fs *fs);

@@ -230,16 +230,14 @@ ssize_t fs_read_fallback(struct fs *fs, struct open_file *of, uint64_t offset, v
 /* ---- whole files, for blobs ---- */
 
 int fs_copy_file(struct fs *fs, struct snap *snap, uint64_t ino,
-		 const struct cairn_index_file *file, int fd, struct cairn_id *ret_id)
+		 const struct cairn_index_file *file, int fd)
 {
-	struct cairn_file_hasher hasher;
 	struct cairn_index *idx;
 	struct cairn_index_run run;
 
 	int r = fs_index(fs, snap, &idx);
 	if (r < 0)
 		return r;
-	cairn_file_hasher_init(&hasher, fs->store);
 	for (uint32_t i = 0; i < file->run_count; i++) {
 		r = cairn_index_run(idx, ino, i, &run);
 		if (r < 0)
@@ -249,13 +247,54 @@ int fs_copy_file(struct fs *fs, struct snap *snap, uint64_t ino,
 		struct cached_chunk *chunk = chunk_get(fs, &run.chunk_id);
 		if (!chunk)
 			return -EIO;
-		r = chunk->size == run.size ? cairn_write_all(fd, chunk->data, chunk->size) : -EIO;
+		r = chunk->size == run.size ? cairn_store_chunk_verify(fs->store, &run.chunk_id,
+								       chunk->data, chunk->size)
+					    : -EBADMSG;
 		if (r == 0)
-			cairn_file_hasher_update(&hasher, chunk->data, chunk->size);
+			r = cairn_write_all(fd, chunk->data, chunk->size);
 		chunk_cache_put(fs->chunks, chunk);
 		if (r < 0)
-			return r;
+			return r == -ENOENT ? -EBADMSG : r;
 	}
-	cairn_file_hasher_final(&hasher, ret_id);
+	return 0;
+}
+
+int fs_check_copy(struct fs *fs, struct snap *snap, uint64_t ino,
+		  const struct cairn_index_file *file, int fd)
+{
+	const uint32_t chunk_max = cairn_store_params(fs->store)->chunk_max;
+	const size_t window = chunk_max > (4u << 20) ? chunk_max : (4u << 20);
+	struct cairn_index *idx;
+	struct cairn_index_run run;
+	uint64_t base = 0, filled = 0; /* buf holds the blob's bytes [base, base + filled) */
+
+	int r = fs_index(fs, snap, &idx);
+	if (r < 0)
+		return r;
+	_cleanup_free_ uint8_t *buf = malloc(window);
+	if (!buf)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < file->run_count; i++) {
+		r = cairn_index_run(idx, ino, i, &run);
+		if (r < 0)
+			return -EIO;
+		if (run.hole || run.size > chunk_max)
+			return -EBADMSG;
+		/* Read a window of many runs at a time, starting at this one. */
+		if (run.offset + run.size > base + filled) {
+			uint64_t want = file->size - run.offset;
+			ssize_t n = cairn_pread_full(fd, buf, want < window ? (size_t)want : window,
+						     (off_t)run.offset);
+			if (n < 0)
+				return (int)n;
+			base = run.offset;
+			filled = (uint64_t)n;
+			if (run.size > filled)
+				return -EBADMSG; /* the blob is shorter than its runs */
+		}
+		if (cairn_store_chunk_verify(fs->store, &run.chunk_id, buf + (run.offset - base),
+					     run.size) < 0)
+			return -EBADMSG;
+	}
 	return 0;
 }

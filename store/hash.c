@@ -100,6 +100,25 @@ void cairn_file_hasher_final(const struct cairn_file_hasher *hasher, struct cair
 	id_from_hash(XXH3_128bits_digest((const XXH3_state_t *)hasher->opaque), ret);
 }
 
+void cairn_file_id_init(struct cairn_file_hasher *hasher, const struct cairn_store *store)
+{
+	static const char domain[16] = "cairn-file-v2";
+
+	cairn_file_hasher_init(hasher, store);
+	cairn_file_hasher_update(hasher, domain, sizeof(domain));
+}
+
+void cairn_file_id_add_run(struct cairn_file_hasher *hasher, const struct cairn_id *chunk_id,
+			   uint64_t end)
+{
+	uint8_t run[CAIRN_ID_SIZE + 8];
+
+	memcpy(run, chunk_id->bytes, CAIRN_ID_SIZE);
+	for (unsigned i = 0; i < 8; i++)
+		run[CAIRN_ID_SIZE + i] = (uint8_t)(end >> (8 * i));
+	cairn_file_hasher_update(hasher, run, sizeof(run));
+}
+
 void cairn_id_to_hex(const struct cairn_id *id, char out[CAIRN_ID_HEX + 1])
 {
 	static const char digits[] = "0123456789abcdef";

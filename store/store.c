@@ -514,6 +514,21 @@ int cairn_store_chunk_info(const struct cairn_store *store, const struct cairn_i
 	return 0;
 }
 
+int cairn_store_chunk_verify(const struct cairn_store *store, const struct cairn_id *id,
+			     const void *data, size_t size)
+{
+	const struct chunk_table *table = store_table(store);
+	const struct table_entry *entry = table ? table_find(table, id) : NULL;
+	struct cairn_id got;
+
+	if (!entry)
+		return -ENOENT;
+	if (entry->size != size)
+		return -EBADMSG;
+	store_chunk_id(store, data, size, entry->variant, &got);
+	return cairn_id_compare(&got, id) == 0 ? 0 : -EBADMSG;
+}
+
 bool cairn_store_has_chunk(const struct cairn_store *store, const struct cairn_id *id,
 			   uint32_t *ret_size)
 {

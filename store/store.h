@@ -147,14 +147,33 @@ int cairn_store_chunk_info(const struct cairn_store *store, const struct cairn_i
 void cairn_store_chunk_id(const struct cairn_store *store, const void *data, size_t size,
 			  struct cairn_id *ret);
 
-/* Streaming file id: the keyed XXH3-128 of a whole file's bytes. The state is
- * caller-allocated and embedded by value. */
+/* Checks that data are the bytes of chunk id as the committed table records
+ * it: its size, and its id under the chunk's variant. Returns 0, -ENOENT when
+ * the store has no such chunk, or -EBADMSG when the bytes differ.
+ * Thread-safe. */
+int cairn_store_chunk_verify(const struct cairn_store *store, const struct cairn_id *id,
+			     const void *data, size_t size);
+
+/* Streaming keyed XXH3-128 with the store's file secret (for checksums of
+ * the layers above, and file ids). The state is caller-allocated and
+ * embedded by value. */
 struct cairn_file_hasher {
 	_Alignas(64) unsigned char opaque[640];
 };
 void cairn_file_hasher_init(struct cairn_file_hasher *hasher, const struct cairn_store *store);
 void cairn_file_hasher_update(struct cairn_file_hasher *hasher, const void *data, size_t size);
 void cairn_file_hasher_final(const struct cairn_file_hasher *hasher, struct cairn_id *ret);
+
+/* A file id names a file's content by its chunk list (docs/FORMAT.md "Ids"):
+ * the file hasher over a 16-byte domain, then each run of the file as its
+ * chunk id (16 zero bytes for a hole) and the offset where the run ends (8
+ * bytes, little-endian). A store confirms every chunk id by its bytes, so
+ * files with different content have different chunk lists, and their ids
+ * differ unless the keyed hash of two lists of keyed ids collides. Start
+ * with cairn_file_id_init, add each run, end with cairn_file_hasher_final. */
+void cairn_file_id_init(struct cairn_file_hasher *hasher, const struct cairn_store *store);
+void cairn_file_id_add_run(struct cairn_file_hasher *hasher, const struct cairn_id *chunk_id,
+			   uint64_t end);
 
 /* ---- reading ----
  *
@@ -225,7 +244,8 @@ int cairn_writer_put(struct cairn_writer *writer, const void *data, size_t size,
 		     struct cairn_id *ret);
 
 /* Streaming a file: begin, any number of writes (any sizes: the cut points do
- * not depend on them), end. end writes the file id and size and a borrowed
+ * not depend on them), end. end writes the file id (of the chunk list, see
+ * cairn_file_id_init; the content is hashed once, by its chunks) and size and a borrowed
  * array of the file's chunks (valid until the next file_begin, commit or
  * free). An empty file has no chunks. */
 int cairn_writer_file_begin(struct cairn_writer *writer);

@@ -78,7 +78,6 @@ struct cairn_writer {
 	struct group *chunk_group; /* data holds the chunk being cut */
 	struct group *open_group;  /* small new chunks gathered so far, or NULL */
 	bool in_file;
-	struct cairn_file_hasher file_hasher;
 	uint64_t file_size;
 	struct cairn_chunk_ref *refs;
 	size_t ref_count, ref_cap;
@@ -723,7 +722,6 @@ int cairn_writer_file_begin(struct cairn_writer *w)
 	if (w->in_file)
 		return -EBUSY;
 	cairn_chunker_reset(&w->chunker);
-	cairn_file_hasher_init(&w->file_hasher, w->store);
 	w->in_file = true;
 	w->file_size = 0;
 	w->chunk_group->size = 0;
@@ -758,7 +756,6 @@ int cairn_writer_file_write(struct cairn_writer *w, const void *data, size_t siz
 
 	if (!w->in_file)
 		return -EINVAL;
-	cairn_file_hasher_update(&w->file_hasher, data, size);
 	w->file_size += size;
 	w->stats.bytes_in += size;
 	while (size > 0) {
@@ -789,7 +786,14 @@ int cairn_writer_file_end(struct cairn_writer *w, struct cairn_id *ret_file_id, 
 		if (r < 0)
 			return r;
 	}
-	cairn_file_hasher_final(&w->file_hasher, ret_file_id);
+	struct cairn_file_hasher hasher;
+	uint64_t end = 0;
+	cairn_file_id_init(&hasher, w->store);
+	for (size_t i = 0; i < w->ref_count; i++) {
+		end += w->refs[i].size;
+		cairn_file_id_add_run(&hasher, &w->refs[i].id, end);
+	}
+	cairn_file_hasher_final(&hasher, ret_file_id);
 	*ret_size = w->file_size;
 	*ret_chunks = w->refs;
 	*ret_count = w->ref_count;

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "index_internal.h"
+#include "store_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -402,6 +403,70 @@ START_TEST(test_sparse_terabyte)
 }
 END_TEST
 
+/* ---- file ids name chunk lists ---- */
+
+/* Variant 0 hashes only the first 8 bytes (so chunks sharing them collide);
+ * the other variants hash everything. */
+static void prefix_id_fn(const struct cairn_store *store, const void *data, size_t size,
+			 unsigned variant, struct cairn_id *ret)
+{
+	struct store_checksum_stream sum;
+	uint64_t words[2];
+
+	(void)store;
+	for (unsigned half = 0; half < 2; half++) {
+		uint8_t tag[2] = {(uint8_t)variant, (uint8_t)half};
+		store_checksum_stream_init(&sum);
+		store_checksum_stream_update(&sum, tag, sizeof(tag));
+		store_checksum_stream_update(&sum, data, variant == 0 && size > 8 ? 8 : size);
+		words[half] = store_checksum_stream_final(&sum);
+	}
+	memcpy(ret->bytes, words, sizeof(words));
+}
+
+/* Two files whose chunks collide under the id function get distinct chunks,
+ * so distinct file ids (a blob or passthrough backing shared by file id can
+ * never serve one for the other); a copy of a file shares its id. */
+START_TEST(test_file_ids_collide_apart)
+{
+	char archive[PATH_MAX];
+	uint8_t *a = test_random_data(3000, 31), *b = test_random_data(3000, 32), buf[3000];
+	struct cairn_index_file fa, fb, fc;
+	struct cairn_unpacker *unpacker;
+	struct cairn_index_reader *reader;
+
+	memcpy(b, a, 8);
+	const struct fx_entry entries[] = {
+		{.path = "a", .mode = S_IFREG | 0644, .data = a, .size = 3000},
+		{.path = "b", .mode = S_IFREG | 0644, .data = b, .size = 3000},
+		{.path = "c", .mode = S_IFREG | 0644, .data = a, .size = 3000},
+	};
+	struct cairn_store *store = fx_store();
+	cairn_store_testing_set_id_fn(store, prefix_id_fn);
+	fx_write_tar(test_path(archive, sizeof(archive), "collide.tar"), entries, 3);
+	ck_assert_int_eq(fx_import(store, archive, "collide"), 0);
+	struct cairn_index *idx = fx_open(store, "collide");
+	uint64_t ino_a = fx_resolve(idx, "a"), ino_b = fx_resolve(idx, "b");
+	ck_assert_int_eq(cairn_index_file(idx, ino_a, &fa), 0);
+	ck_assert_int_eq(cairn_index_file(idx, ino_b, &fb), 0);
+	ck_assert_int_eq(cairn_index_file(idx, fx_resolve(idx, "c"), &fc), 0);
+	ck_assert_mem_ne(fa.file_id.bytes, fb.file_id.bytes, CAIRN_ID_SIZE);
+	ck_assert_mem_eq(fa.file_id.bytes, fc.file_id.bytes, CAIRN_ID_SIZE);
+	ck_assert_int_eq(cairn_unpacker_new(store, &unpacker), 0);
+	ck_assert_int_eq(cairn_index_reader_new(idx, unpacker, &reader), 0);
+	ck_assert_int_eq(cairn_index_read(reader, ino_a, 0, buf, sizeof(buf)), 3000);
+	ck_assert_int_eq(memcmp(buf, a, 3000), 0);
+	ck_assert_int_eq(cairn_index_read(reader, ino_b, 0, buf, sizeof(buf)), 3000);
+	ck_assert_int_eq(memcmp(buf, b, 3000), 0);
+	cairn_index_reader_free(reader);
+	cairn_unpacker_free(unpacker);
+	cairn_index_free(idx);
+	cairn_store_free(store);
+	free(a);
+	free(b);
+}
+END_TEST
+
 /* ---- streaming in feeds of any size ---- */
 
 struct feeder {
@@ -739,6 +804,7 @@ static Suite *index_suite(void)
 	} cases[] = {
 		{"roundtrip", test_roundtrip, 0},
 		{"sparse", test_sparse_terabyte, 0},
+		{"file_ids", test_file_ids_collide_apart, 0},
 		{"feeds", test_feed_sizes, (int)ARRAY_SIZE(feeds)},
 		{"names", test_names, 0},
 		{"paths", test_paths, 0},

@@ -459,13 +459,29 @@ END_TEST
 /* round trips                                                          */
 /* ================================================================== */
 
+/* The file id as docs/FORMAT.md spells it, built by hand: the file hasher
+ * over a 16-byte domain, then per chunk its id (recomputed from the bytes
+ * here) and the little-endian offset where it ends. */
 static void file_id_of(struct cairn_store *store, const uint8_t *data, size_t size,
-		       struct cairn_id *ret)
+		       const struct cairn_chunk_ref *chunks, size_t count, struct cairn_id *ret)
 {
+	static const char domain[16] = "cairn-file-v2";
 	struct cairn_file_hasher hasher;
+	uint64_t end = 0;
 
 	cairn_file_hasher_init(&hasher, store);
-	cairn_file_hasher_update(&hasher, data, size);
+	cairn_file_hasher_update(&hasher, domain, sizeof(domain));
+	for (size_t i = 0; i < count; i++) {
+		uint8_t run[CAIRN_ID_SIZE + 8];
+		struct cairn_id id;
+		cairn_store_chunk_id(store, data + end, chunks[i].size, &id);
+		end += chunks[i].size;
+		memcpy(run, id.bytes, CAIRN_ID_SIZE);
+		for (unsigned b = 0; b < 8; b++)
+			run[CAIRN_ID_SIZE + b] = (uint8_t)(end >> (8 * b));
+		cairn_file_hasher_update(&hasher, run, sizeof(run));
+	}
+	ck_assert_uint_eq(end, size);
 	cairn_file_hasher_final(&hasher, ret);
 }
 
@@ -496,11 +512,11 @@ START_TEST(test_round_trip)
 		ck_assert_uint_eq(fed.count, whole.count);
 		ck_assert_mem_eq(fed.chunks, whole.chunks, fed.count * sizeof(*fed.chunks));
 		ck_assert_uint_gt(whole.count, 16);
-		file_id_of(store, data, size, &expected);
+		file_id_of(store, data, size, whole.chunks, whole.count, &expected);
 		ck_assert_mem_eq(whole.id.bytes, expected.bytes, CAIRN_ID_SIZE);
 		ck_assert_uint_eq(empty.size, 0);
 		ck_assert_uint_eq(empty.count, 0);
-		file_id_of(store, data, 0, &expected);
+		file_id_of(store, data, 0, NULL, 0, &expected);
 		ck_assert_mem_eq(empty.id.bytes, expected.bytes, CAIRN_ID_SIZE);
 		ck_assert_mem_ne(empty.id.bytes, whole.id.bytes, CAIRN_ID_SIZE);
 	}
@@ -922,6 +938,45 @@ START_TEST(test_collision_exhausted)
 	_cleanup_unpacker_ struct cairn_unpacker *unpacker = unpacker_new(store);
 	assert_chunk(unpacker, &id_a, a, 3000);
 	assert_verify_clean(store);
+}
+END_TEST
+
+/* A file id names the chunk list: two files whose chunks collide on their
+ * variant-0 ids are stored as distinct chunks, so their ids differ too, and
+ * a chunk's bytes check against its own id only. */
+START_TEST(test_file_id_collision)
+{
+	const size_t size = 1000;
+	struct file_result fa = {0}, fb = {0}, again = {0};
+	struct cairn_id none;
+
+	_cleanup_free_ uint8_t *a = test_random_data(size, 24);
+	_cleanup_free_ uint8_t *b = test_random_data(size, 25);
+	memcpy(b, a, 8);
+	_cleanup_store_ struct cairn_store *store = store_create_small();
+	cairn_store_testing_set_id_fn(store, prefix_id_fn);
+	{
+		_cleanup_writer_ struct cairn_writer *writer = writer_new(store);
+		write_file(writer, a, size, FEED_WHOLE, &fa);
+		write_file(writer, b, size, FEED_WHOLE, &fb);
+		write_file(writer, a, size, 7, &again);
+		commit(writer);
+	}
+	ck_assert_uint_eq(fa.count, 1);
+	ck_assert_uint_eq(fb.count, 1);
+	ck_assert_mem_ne(fa.chunks[0].id.bytes, fb.chunks[0].id.bytes, CAIRN_ID_SIZE);
+	ck_assert_mem_ne(fa.id.bytes, fb.id.bytes, CAIRN_ID_SIZE);
+	ck_assert_mem_eq(fa.id.bytes, again.id.bytes, CAIRN_ID_SIZE);
+
+	ck_assert_int_eq(cairn_store_chunk_verify(store, &fa.chunks[0].id, a, size), 0);
+	ck_assert_int_eq(cairn_store_chunk_verify(store, &fb.chunks[0].id, b, size), 0);
+	ck_assert_int_eq(cairn_store_chunk_verify(store, &fb.chunks[0].id, a, size), -EBADMSG);
+	ck_assert_int_eq(cairn_store_chunk_verify(store, &fa.chunks[0].id, a, size - 1), -EBADMSG);
+	memset(&none, 0x5a, sizeof(none));
+	ck_assert_int_eq(cairn_store_chunk_verify(store, &none, a, size), -ENOENT);
+	file_result_release(&fa);
+	file_result_release(&fb);
+	file_result_release(&again);
 }
 END_TEST
 
@@ -1799,6 +1854,7 @@ static Suite *store_suite(void)
 		{"abandon", test_abandon_leaves_store_as_before, 1, 30},
 		{"collision", test_collision, COLLIDE_CASES, 10},
 		{"collision_exhausted", test_collision_exhausted, 1, 10},
+		{"file_id_collision", test_file_id_collision, 1, 10},
 		{"damaged_payload", test_damaged_payload, 2, 10},
 		{"damaged_record_header", test_damaged_record_header, 2, 10},
 		{"damaged_group", test_damaged_group, 1, 10},
