@@ -67,6 +67,11 @@ struct cairn_index;
 struct cairn_index *cairn_index_new(void);
 /* Unmaps and frees. Accepts NULL. */
 void cairn_index_free(struct cairn_index *idx);
+/* For _cleanup_(cairn_index_freep): frees *p (which may be NULL). */
+static inline void cairn_index_freep(struct cairn_index **p)
+{
+	cairn_index_free(*p);
+}
 /* The message of the failure; "" if none. After a call on idx returned
  * -EBADMSG (in any thread) the message is set and never changes again. */
 const char *cairn_index_error(const struct cairn_index *idx);
@@ -199,6 +204,11 @@ struct cairn_index_reader;
 int cairn_index_reader_new(struct cairn_index *idx, struct cairn_unpacker *unpacker,
 			   struct cairn_index_reader **ret);
 void cairn_index_reader_free(struct cairn_index_reader *reader);
+/* For _cleanup_(cairn_index_reader_freep): frees *p (which may be NULL). */
+static inline void cairn_index_reader_freep(struct cairn_index_reader **p)
+{
+	cairn_index_reader_free(*p);
+}
 /* The reader's last error message (naming the snapshot, inode and offset). */
 const char *cairn_index_reader_error(const struct cairn_index_reader *reader);
 /* The bytes of run i of ino: a pointer into the reader's buffer (valid until
@@ -236,6 +246,11 @@ struct cairn_chunk_set;
 int cairn_chunk_set_new(struct cairn_chunk_set **ret);
 /* Accepts NULL. */
 void cairn_chunk_set_free(struct cairn_chunk_set *set);
+/* For _cleanup_(cairn_chunk_set_freep): frees *p (which may be NULL). */
+static inline void cairn_chunk_set_freep(struct cairn_chunk_set **p)
+{
+	cairn_chunk_set_free(*p);
+}
 /* Adds id. Returns 1 when it was not in the set, 0 when it was, or
  * -ENOMEM (the set is unchanged). */
 int cairn_chunk_set_add(struct cairn_chunk_set *set, const struct cairn_id *id);
@@ -310,6 +325,11 @@ typedef void (*cairn_import_warn_fn)(void *userdata, const char *warning);
 int cairn_import_new(struct cairn_store *store, struct cairn_writer *writer,
 		     const struct cairn_import_options *options, struct cairn_import **ret);
 void cairn_import_free(struct cairn_import *imp);
+/* For _cleanup_(cairn_import_freep): frees *p (which may be NULL). */
+static inline void cairn_import_freep(struct cairn_import **p)
+{
+	cairn_import_free(*p);
+}
 const char *cairn_import_error(const struct cairn_import *imp);
 void cairn_import_set_progress(struct cairn_import *imp, cairn_import_progress_fn fn,
 			       void *userdata);

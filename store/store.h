@@ -90,6 +90,11 @@ struct cairn_store *cairn_store_new(void);
 /* Releases the handle, its mappings and file descriptors. Accepts NULL. The
  * handle must have no live unpacker or writer. */
 void cairn_store_free(struct cairn_store *store);
+/* For _cleanup_(cairn_store_freep): frees *p (which may be NULL). */
+static inline void cairn_store_freep(struct cairn_store **p)
+{
+	cairn_store_free(*p);
+}
 /* The last error message on this handle; "" if none. Valid until the next
  * call on the handle. */
 const char *cairn_store_error(const struct cairn_store *store);
@@ -185,6 +190,11 @@ void cairn_file_id_add_run(struct cairn_file_hasher *hasher, const struct cairn_
 int cairn_unpacker_new(struct cairn_store *store, struct cairn_unpacker **ret);
 /* Accepts NULL. */
 void cairn_unpacker_free(struct cairn_unpacker *unpacker);
+/* For _cleanup_(cairn_unpacker_freep): frees *p (which may be NULL). */
+static inline void cairn_unpacker_freep(struct cairn_unpacker **p)
+{
+	cairn_unpacker_free(*p);
+}
 /* The unpacker's last error message; valid until its next call. */
 const char *cairn_unpacker_error(const struct cairn_unpacker *unpacker);
 
@@ -234,6 +244,11 @@ int cairn_writer_open(struct cairn_store *store, unsigned flags, unsigned thread
 /* Abandons everything not committed, removes its temp files, stops the threads
  * and drops the lock. Accepts NULL. */
 void cairn_writer_free(struct cairn_writer *writer);
+/* For _cleanup_(cairn_writer_freep): frees *p (which may be NULL). */
+static inline void cairn_writer_freep(struct cairn_writer **p)
+{
+	cairn_writer_free(*p);
+}
 /* The writer's last error message; valid until its next call. */
 const char *cairn_writer_error(const struct cairn_writer *writer);
 
