@@ -4,6 +4,7 @@
  */
 #include "util.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -157,4 +158,47 @@ uint64_t cairn_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The power-of-two shift a size suffix letter stands for, or -1. */
+static int size_shift(char letter)
+{
+	switch (letter) {
+	case 'k':
+	case 'K':
+		return 10;
+	case 'm':
+	case 'M':
+		return 20;
+	case 'g':
+	case 'G':
+		return 30;
+	case 't':
+	case 'T':
+		return 40;
+	default:
+		return -1;
+	}
+}
+
+int cairn_parse_size(const char *text, uint64_t *ret)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)*text))
+		return -EINVAL; /* no sign, no space, no empty string */
+	errno = 0;
+	unsigned long long value = strtoull(text, &end, 10);
+	if (errno)
+		return -EINVAL;
+	int shift = 0;
+	if (*end) {
+		shift = size_shift(*end++);
+		if (shift < 0 || (*end && strcmp(end, "B") != 0 && strcmp(end, "iB") != 0))
+			return -EINVAL;
+	}
+	if (value > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*ret = (uint64_t)value << shift;
+	return 0;
 }

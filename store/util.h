@@ -89,6 +89,12 @@ void cairn_format(char *buf, size_t size, const char *fmt, ...) _printf_(3, 4);
 /* Formats size as a short human string ("1.5 GiB") into buf. Returns buf. */
 const char *cairn_format_bytes(uint64_t size, char *buf, size_t buf_size);
 
+/* Parses a size: decimal digits, then optionally K, M, G or T (either
+ * case; powers of 1024) followed by nothing, "B" or "iB": "4096", "64K",
+ * "1MiB", "4GB". Returns 0 and the bytes, or -EINVAL (a sign, an unknown
+ * suffix, or a value past UINT64_MAX). */
+int cairn_parse_size(const char *text, uint64_t *ret);
+
 /* A monotonic clock in nanoseconds. */
 uint64_t cairn_now_ns(void);
 
