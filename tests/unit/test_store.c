@@ -122,7 +122,8 @@ static void put(struct cairn_writer *writer, const void *data, size_t size, stru
 
 /* ---- files ---- */
 
-/* What cairn_writer_file_end gave, with the chunk list copied. */
+/* What cairn_writer_file_end gave, with the chunk list copied, and the file
+ * id made from that list. */
 struct file_result {
 	struct cairn_id id;
 	uint64_t size;
@@ -150,8 +151,17 @@ static void write_file(struct cairn_writer *writer, const uint8_t *data, size_t 
 				     cairn_writer_error(writer));
 		pos += piece;
 	}
-	int r = cairn_writer_file_end(writer, &ret->id, &ret->size, &chunks, &ret->count);
+	int r = cairn_writer_file_end(writer, &ret->size, &chunks, &ret->count);
 	ck_assert_msg(r == 0, "file_end: %s (%s)", strerror(-r), cairn_writer_error(writer));
+	/* The file id names the chunk list; the writer leaves it to its caller. */
+	struct cairn_file_hasher hasher;
+	uint64_t end = 0;
+	cairn_file_id_init(&hasher, writer_store(writer));
+	for (size_t i = 0; i < ret->count; i++) {
+		end += chunks[i].size;
+		cairn_file_id_add_run(&hasher, &chunks[i].id, end);
+	}
+	cairn_file_hasher_final(&hasher, &ret->id);
 	ret->chunks = test_alloc(ret->count * sizeof(*chunks));
 	if (ret->count > 0)
 		memcpy(ret->chunks, chunks, ret->count * sizeof(*chunks));
@@ -601,11 +611,11 @@ START_TEST(test_writer_misuse)
 	ck_assert_int_eq(cairn_writer_put(writer, big, 0, &id), -EINVAL);
 	ck_assert_int_eq(cairn_writer_put(writer, big, 32 * KiB + 1, &id), -EINVAL);
 	ck_assert_int_eq(cairn_writer_file_write(writer, &byte, 1), -EINVAL);
-	ck_assert_int_eq(cairn_writer_file_end(writer, &id, &size, &chunks, &count), -EINVAL);
+	ck_assert_int_eq(cairn_writer_file_end(writer, &size, &chunks, &count), -EINVAL);
 	ck_assert_int_eq(cairn_writer_file_begin(writer), 0);
 	ck_assert_int_eq(cairn_writer_file_begin(writer), -EBUSY);
 	ck_assert_int_eq(cairn_writer_commit(writer), -EBUSY);
-	ck_assert_int_eq(cairn_writer_file_end(writer, &id, &size, &chunks, &count), 0);
+	ck_assert_int_eq(cairn_writer_file_end(writer, &size, &chunks, &count), 0);
 	/* The writer still works after all that. */
 	write_file(writer, big, 32 * KiB + 1, 4096, &file);
 	commit(writer);
@@ -1633,7 +1643,7 @@ static int child_round(struct cairn_writer *writer, uint32_t round, uint8_t *buf
 		if (cairn_writer_file_write(writer, buf + pos,
 					    file_size - pos < feed ? file_size - pos : feed) < 0)
 			return 4;
-	if (cairn_writer_file_end(writer, &id, &size, &chunks, &count) < 0)
+	if (cairn_writer_file_end(writer, &size, &chunks, &count) < 0)
 		return 5;
 	size_t chunk_size = round_chunk(round, buf);
 	if (cairn_writer_put(writer, buf, chunk_size, &id) < 0)
