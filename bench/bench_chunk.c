@@ -256,7 +256,7 @@ static uint64_t run_zstd_stream(struct ctx *ctx)
 
 /* What a dedup hit costs the writer once the record is read: decompress and
  * compare in place; the id is computed again only when the bytes differ
- * (store/pack.c frame_reader_confirm), which here they never do. */
+ * (store/pack_read.c frame_reader_confirm), which here they never do. */
 static uint64_t run_confirm(struct ctx *ctx)
 {
 	ZSTD_DCtx *dctx = ZSTD_createDCtx();

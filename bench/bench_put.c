@@ -75,7 +75,6 @@ static ssize_t read_block(int fd, uint8_t *buf, size_t size)
 
 static int put_whole(struct cairn_writer *w, int fd, uint8_t *buf, uint64_t *ret_files)
 {
-	struct cairn_id file_id;
 	const struct cairn_chunk_ref *chunks;
 	size_t chunk_count;
 	uint64_t size;
@@ -87,7 +86,7 @@ static int put_whole(struct cairn_writer *w, int fd, uint8_t *buf, uint64_t *ret
 	if (r == 0 && n < 0)
 		r = (int)n;
 	if (r == 0)
-		r = cairn_writer_file_end(w, &file_id, &size, &chunks, &chunk_count);
+		r = cairn_writer_file_end(w, &size, &chunks, &chunk_count);
 	if (r == 0)
 		*ret_files = 1;
 	return r;
@@ -127,14 +126,13 @@ static bool all_zero(const uint8_t *p, size_t size)
 
 static int tar_end_file(struct cairn_writer *w, struct tar_walk *tw)
 {
-	struct cairn_id file_id;
 	const struct cairn_chunk_ref *chunks;
 	size_t chunk_count;
 	uint64_t size;
 
 	tw->in_file = false;
 	tw->files++;
-	return cairn_writer_file_end(w, &file_id, &size, &chunks, &chunk_count);
+	return cairn_writer_file_end(w, &size, &chunks, &chunk_count);
 }
 
 static int tar_header(struct cairn_writer *w, struct tar_walk *tw, const uint8_t *header)

@@ -12,7 +12,22 @@
 
 #include "store.h"
 
-static int put_file(struct cairn_writer *writer, const char *path)
+/* A file id names the file's chunk list (docs/FORMAT.md "Ids"). */
+static void file_id_of(const struct cairn_store *store, const struct cairn_chunk_ref *chunks,
+		       size_t count, struct cairn_id *ret)
+{
+	struct cairn_file_hasher hasher;
+	uint64_t end = 0;
+
+	cairn_file_id_init(&hasher, store);
+	for (size_t i = 0; i < count; i++) {
+		end += chunks[i].size;
+		cairn_file_id_add_run(&hasher, &chunks[i].id, end);
+	}
+	cairn_file_hasher_final(&hasher, ret);
+}
+
+static int put_file(struct cairn_store *store, struct cairn_writer *writer, const char *path)
 {
 	static unsigned char buf[1 << 20];
 	const struct cairn_chunk_ref *chunks;
@@ -34,11 +49,12 @@ static int put_file(struct cairn_writer *writer, const char *path)
 		r = -errno;
 	close(fd);
 	if (r == 0)
-		r = cairn_writer_file_end(writer, &file_id, &size, &chunks, &count);
+		r = cairn_writer_file_end(writer, &size, &chunks, &count);
 	if (r < 0) {
 		fprintf(stderr, "cairn-put: %s: %s\n", path, cairn_writer_error(writer));
 		return r;
 	}
+	file_id_of(store, chunks, count, &file_id);
 	cairn_id_to_hex(&file_id, hex);
 	printf("%s  %s  %llu bytes in %zu chunk%s\n", hex, path, (unsigned long long)size, count,
 	       count == 1 ? "" : "s");
@@ -86,7 +102,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (int i = 2; i < argc && status == 0; i++)
-		status = put_file(writer, argv[i]) < 0;
+		status = put_file(store, writer, argv[i]) < 0;
 	if (status == 0 && cairn_writer_commit(writer) < 0) {
 		fprintf(stderr, "cairn-put: %s\n", cairn_writer_error(writer));
 		status = 1;

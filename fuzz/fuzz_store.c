@@ -152,7 +152,7 @@ static int template_fill(struct cairn_store *store)
 		size_t count;
 		uint64_t file_size;
 		if (r == 0)
-			r = cairn_writer_file_end(writer, &id, &file_size, &chunks, &count);
+			r = cairn_writer_file_end(writer, &file_size, &chunks, &count);
 		if (r == 0)
 			r = cairn_writer_commit(writer);
 	}

@@ -228,12 +228,11 @@ static int writer_fail(struct cairn_import *imp, int r)
 static int segment_end(struct cairn_import *imp, struct content *c)
 {
 	const struct cairn_chunk_ref *chunks;
-	struct cairn_id segment_id; /* the file id is made from all the runs */
 	size_t count;
 	uint64_t size, end = c->segment_start;
 
 	c->in_segment = false;
-	int r = cairn_writer_file_end(imp->writer, &segment_id, &size, &chunks, &count);
+	int r = cairn_writer_file_end(imp->writer, &size, &chunks, &count);
 	if (r < 0)
 		return writer_fail(imp, r);
 	for (size_t i = 0; r == 0 && i < count; i++) {

@@ -1,6 +1,7 @@
 /* store.c: the store handle: creating a store, opening one (config and
  * chunk table), the shared cache of pack file descriptors, and sums over the
- * table. Reading chunks is unpack.c, writing is writer.c.
+ * table. Reading chunks is chunk_reader.c, writing is writer.c (see
+ * writer_internal.h for its parts).
  */
 #include "store_internal.h"
 

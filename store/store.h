@@ -259,15 +259,15 @@ int cairn_writer_put(struct cairn_writer *writer, const void *data, size_t size,
 		     struct cairn_id *ret);
 
 /* Streaming a file: begin, any number of writes (any sizes: the cut points do
- * not depend on them), end. end writes the file id (of the chunk list, see
- * cairn_file_id_init; the content is hashed once, by its chunks) and size and a borrowed
- * array of the file's chunks (valid until the next file_begin, commit or
- * free). An empty file has no chunks. */
+ * not depend on them), end. end writes the file's size and a borrowed array
+ * of its chunks (valid until the next file_begin, commit or free). An empty
+ * file has no chunks. The file id is made from the chunk list by whoever
+ * needs it (cairn_file_id_init; the content is hashed once, by its chunks):
+ * the index makes it over all of a file's runs, holes included. */
 int cairn_writer_file_begin(struct cairn_writer *writer);
 int cairn_writer_file_write(struct cairn_writer *writer, const void *data, size_t size);
-int cairn_writer_file_end(struct cairn_writer *writer, struct cairn_id *ret_file_id,
-			  uint64_t *ret_size, const struct cairn_chunk_ref **ret_chunks,
-			  size_t *ret_count);
+int cairn_writer_file_end(struct cairn_writer *writer, uint64_t *ret_size,
+			  const struct cairn_chunk_ref **ret_chunks, size_t *ret_count);
 
 /* Makes everything put so far durable and visible: waits for the threads,
  * seals and fsyncs the open pack, writes the merged chunk table to a temp

@@ -1,11 +1,17 @@
-/* store_internal.h: what the files of store/ share: the on-disk structs
- * (pinned to docs/FORMAT.md with _Static_assert), the chunker, the chunk table
- * mapping and the store handle's innards. Nothing outside store/ includes
- * this, except unit tests that test a part on its own.
+/* store_internal.h: what the files of store/ share in memory: hashing, the
+ * chunker, the chunk table mapping, the pack reader and the store handle's
+ * innards. The on-disk structs are in format.h, the writer's innards in
+ * writer_internal.h. Nothing outside store/ includes this, except unit tests
+ * (and the store's fuzz target and chunking benchmark) that test a part on
+ * its own: they define CAIRN_BUILDING_STORE.
  */
+#ifndef CAIRN_BUILDING_STORE
+#error "store_internal.h is internal to store/; use store.h"
+#endif
 #ifndef CAIRN_STORE_INTERNAL_H
 #define CAIRN_STORE_INTERNAL_H
 
+#include "format.h"
 #include "store.h"
 #include "util.h"
 
@@ -13,139 +19,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-/* ---- on-disk formats (little-endian; meson refuses big-endian hosts) ---- */
-
-#define CONFIG_MAGIC   "CAIRNCFG"
-#define CONFIG_VERSION 1u
-#define KEY_SIZE       32
-
-struct config_disk {
-	char magic[8];
-	uint32_t version;
-	uint32_t size;
-	uint32_t chunk_min;
-	uint32_t chunk_avg;
-	uint32_t chunk_max;
-	int32_t zstd_level;
-	uint64_t pack_max;
-	uint8_t hash_key[KEY_SIZE];
-	uint8_t reserved[48];
-	uint64_t checksum; /* XXH3-64 of the 120 bytes before it */
-};
-_Static_assert(sizeof(struct config_disk) == 128, "config is 128 bytes");
-_Static_assert(offsetof(struct config_disk, hash_key) == 40, "config layout");
-_Static_assert(offsetof(struct config_disk, checksum) == 120, "config layout");
-
-#define PACK_MAGIC        "CAIRNPK1"
-#define PACK_FOOTER_MAGIC "CAIRNPKE"
-#define PACK_VERSION      1u
-#define RECORD_MAGIC      0x31434b43u /* "CKC1" */
-
-enum chunk_codec {
-	CODEC_RAW = 0,
-	CODEC_ZSTD = 1,
-};
-
-struct pack_header {
-	char magic[8];
-	uint32_t version;
-	uint32_t pack_num;
-	uint8_t reserved[8];
-	uint64_t check; /* XXH3-64 of the 24 bytes before it */
-};
-_Static_assert(sizeof(struct pack_header) == 32, "pack header is 32 bytes");
-
-/* A record is one compressed frame holding one or more whole chunks: chunks
- * smaller than chunk_avg are grouped, up to chunk_max bytes a frame, so small
- * files compress together while a random read still decompresses at most
- * chunk_max bytes. */
-#define RECORD_MAX_MEMBERS 256
-
-struct pack_record {
-	uint32_t magic;
-	uint16_t members; /* chunks in the frame, 1..RECORD_MAX_MEMBERS */
-	uint8_t codec;
-	uint8_t reserved0;
-	uint32_t frame_size;  /* uncompressed bytes of the frame */
-	uint32_t stored_size; /* payload bytes after the member table */
-	uint8_t reserved[8];
-	uint64_t check; /* XXH3-64 of the 24 bytes before it and the member table */
-};
-_Static_assert(sizeof(struct pack_record) == 32, "record header is 32 bytes");
-_Static_assert(offsetof(struct pack_record, check) == 24, "record layout");
-
-struct pack_member {
-	uint8_t chunk_id[CAIRN_ID_SIZE];
-	uint32_t size;
-	uint8_t variant;
-	uint8_t reserved[3];
-};
-_Static_assert(sizeof(struct pack_member) == 24, "member is 24 bytes");
-
-static inline size_t record_head_size(unsigned members)
-{
-	return sizeof(struct pack_record) + (size_t)members * sizeof(struct pack_member);
-}
-
-struct pack_footer {
-	char magic[8];
-	uint64_t record_count;
-	uint64_t data_end; /* offset of this footer */
-	uint64_t checksum; /* XXH3-64 of bytes [0, data_end) */
-};
-_Static_assert(sizeof(struct pack_footer) == 32, "pack footer is 32 bytes");
-
-#define TABLE_MAGIC   "CAIRNCT1"
-#define TABLE_VERSION 1u
-#define TABLE_NAME    "chunks"
-
-struct table_header {
-	char magic[8];
-	uint32_t version;
-	uint32_t header_size;
-	uint64_t entry_count;
-	uint32_t pack_count;
-	uint32_t next_pack_num;
-	uint64_t body_checksum; /* XXH3-64 of everything after the header */
-	uint8_t reserved[16];
-	uint64_t check; /* XXH3-64 of the 56 bytes before it */
-};
-_Static_assert(sizeof(struct table_header) == 64, "table header is 64 bytes");
-
-struct table_pack {
-	uint32_t pack_num;
-	uint32_t reserved;
-	uint64_t size; /* bytes, footer included */
-};
-_Static_assert(sizeof(struct table_pack) == 16, "table pack entry is 16 bytes");
-
-struct table_entry {
-	uint8_t chunk_id[CAIRN_ID_SIZE];
-	uint32_t pack_num;
-	uint32_t size;
-	uint64_t offset;       /* of the record header in the pack */
-	uint32_t stored_size;  /* the record's payload bytes */
-	uint32_t frame_size;   /* the record's uncompressed frame bytes */
-	uint32_t inner_offset; /* of this chunk in the frame */
-	uint16_t members;      /* the record's member count */
-	uint8_t codec;
-	uint8_t variant;
-};
-_Static_assert(sizeof(struct table_entry) == 48, "table entry is 48 bytes");
-_Static_assert(offsetof(struct table_entry, offset) == 24, "table entry layout");
-_Static_assert(offsetof(struct table_entry, members) == 44, "table entry layout");
-
-#define FANOUT_SIZE 256
-
-/* A chunk's share of its record's payload: a grouped frame's compressed
- * bytes split among its members by size. */
-static inline uint64_t entry_stored_share(const struct table_entry *entry)
-{
-	return entry->frame_size ? (uint64_t)entry->stored_size * entry->size / entry->frame_size
-				 : entry->stored_size;
-}
-
-/* ---- hashing ---- */
+/* ---- hashing (hash.c) ---- */
 
 /* Distinct ids for distinct bytes that collide on variant 0 are made by
  * re-hashing with the next variant's secret; this bounds the search. */
@@ -172,7 +46,7 @@ void store_checksum_stream_update(struct store_checksum_stream *stream, const vo
 				  size_t size);
 uint64_t store_checksum_stream_final(const struct store_checksum_stream *stream);
 
-/* ---- chunker ---- */
+/* ---- chunker (chunker.c) ---- */
 
 /* FastCDC-style content-defined chunker with normalised chunking. The state
  * carries across calls, so cut points depend on the bytes only. */
@@ -195,7 +69,7 @@ void cairn_chunker_reset(struct cairn_chunker *chunker);
 size_t cairn_chunker_scan(struct cairn_chunker *chunker, const uint8_t *data, size_t size,
 			  int *ret_cut);
 
-/* ---- the chunk table ---- */
+/* ---- the chunk table (table.c) ---- */
 
 struct chunk_table {
 	void *map; /* NULL for an empty mapping */
@@ -241,15 +115,11 @@ int table_write_merged(int dirfd, const struct chunk_table *old, const struct ta
 /* Writes an empty table (for a new store). */
 int table_write_empty(int dirfd, char *msg, size_t msg_size);
 
-/* ---- packs ---- */
+/* ---- pack names and the frame reader (pack_read.c) ---- */
 
 void pack_name(uint32_t pack_num, char buf[32]);
 /* Parses "%08x.pack"; returns 0 or -EINVAL. */
 int pack_parse_name(const char *name, uint32_t *ret);
-void pack_header_init(struct pack_header *header, uint32_t pack_num);
-/* Fills a record header for the member table that follows it in memory. */
-void pack_record_init(struct pack_record *record, unsigned members, uint32_t frame_size,
-		      uint32_t stored_size, uint8_t codec);
 
 /* The scratch size a frame reader needs for one record. */
 size_t pack_scratch_size(const struct cairn_store_params *params);
@@ -304,7 +174,7 @@ int frame_reader_confirm(struct frame_reader *reader, const struct cairn_store *
 void frame_reader_each_member(struct frame_reader *reader, const struct cairn_store *store,
 			      const struct table_entry *entry, cairn_chunk_fn fn, void *userdata);
 
-/* ---- the writer's parts that gc drives ---- */
+/* ---- the writer's parts that gc drives (writer*.c; innards in writer_internal.h) ---- */
 
 /* Stores data again as the chunk old describes (same id and variant) in the
  * writer's session, whatever the table holds: gc moving a live chunk out of
@@ -322,7 +192,7 @@ struct frame_reader *writer_reader(struct cairn_writer *w);
 uint8_t *writer_buffer(struct cairn_writer *w);
 void writer_set_error(struct cairn_writer *w, const char *fmt, ...) _printf_(2, 3);
 
-/* ---- the store handle ---- */
+/* ---- the store handle (store.c) ---- */
 
 struct pack_fd {
 	uint32_t pack_num;

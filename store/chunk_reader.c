@@ -1,6 +1,7 @@
-/* unpack.c: reading chunks. An unpacker is one thread's frame reader (zstd
- * context, buffers, the last decompressed frame), so reads on many threads share nothing but the
- * store's mapped table and pack fds. Every chunk is checked against its id here.
+/* chunk_reader.c: reading chunks by id (cairn_unpacker). An unpacker is one
+ * thread's frame reader (zstd context, buffers, the last decompressed frame;
+ * pack_read.c), so reads on many threads share nothing but the store's
+ * mapped table and pack fds. Every chunk is checked against its id here.
  */
 #include "store_internal.h"
 

@@ -1,7 +1,10 @@
-/* pack.c: pack files, STORE/packs/NNNNNNNN.pack: a header, then records (a
- * checked 40-byte header and the chunk's zstd frame or raw bytes), then a
- * footer with a checksum of everything before it. This file encodes and
- * decodes records; the writer appends them and verify walks them.
+/* pack_read.c: reading pack files, STORE/packs/NNNNNNNN.pack (a header,
+ * then records: a checked record header with its member table and one zstd
+ * or raw frame of whole chunks; then a footer with a checksum of everything
+ * before it; docs/FORMAT.md). The frame reader here fetches, checks and
+ * decodes one chunk's record for the unpacker (chunk_reader.c), the writer's
+ * dedup confirmation, gc and verify; pack_write.c appends records. Pack file
+ * names are here too: every part uses them.
  */
 #include "store_internal.h"
 
@@ -33,32 +36,6 @@ int pack_parse_name(const char *name, uint32_t *ret)
 	}
 	*ret = value;
 	return 0;
-}
-
-void pack_header_init(struct pack_header *header, uint32_t pack_num)
-{
-	memset(header, 0, sizeof(*header));
-	memcpy(header->magic, PACK_MAGIC, 8);
-	header->version = PACK_VERSION;
-	header->pack_num = pack_num;
-	header->check = store_checksum(header, offsetof(struct pack_header, check));
-}
-
-void pack_record_init(struct pack_record *record, unsigned members, uint32_t frame_size,
-		      uint32_t stored_size, uint8_t codec)
-{
-	struct store_checksum_stream sum;
-
-	memset(record, 0, sizeof(*record));
-	record->magic = RECORD_MAGIC;
-	record->members = (uint16_t)members;
-	record->codec = codec;
-	record->frame_size = frame_size;
-	record->stored_size = stored_size;
-	store_checksum_stream_init(&sum);
-	store_checksum_stream_update(&sum, record, offsetof(struct pack_record, check));
-	store_checksum_stream_update(&sum, record + 1, members * sizeof(struct pack_member));
-	record->check = store_checksum_stream_final(&sum);
 }
 
 size_t pack_scratch_size(const struct cairn_store_params *params)
