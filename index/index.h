@@ -369,4 +369,7 @@ void cairn_import_stats(const struct cairn_import *imp, struct cairn_import_stat
  * file), reading it once without decompressing. Returns 0 or -errno. */
 int cairn_archive_id(const struct cairn_store *store, int fd, struct cairn_id *ret);
 
+/* Reading file contents: the content reader and its chunk sources. */
+#include "content.h"
+
 #endif
