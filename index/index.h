@@ -51,6 +51,15 @@ int cairn_snapshot_exists(const struct cairn_store *store, const char *name);
  * -errno. A store with no snapshots directory has none. */
 int cairn_snapshot_list(const struct cairn_store *store, char ***ret_names, size_t *ret_count);
 void cairn_snapshot_names_free(char **names, size_t count);
+/* Removes snapshot name (STORE/snapshots/name) and makes the removal durable
+ * (fsyncs the directory). Call only while holding the store's writer (its
+ * lock), as gc must see every snapshot it keeps chunks for. A mount that
+ * has the snapshot open keeps reading it; its chunks stay until gc.
+ * Returns 0, or -errno with a one-line reason in msg: -ENOENT (no such
+ * snapshot), -EINVAL (not an allowed name), or what unlinking or fsyncing
+ * returned (the snapshot may then be gone but not durably so). */
+int cairn_snapshot_remove(const struct cairn_store *store, const char *name, char *msg,
+			  size_t msg_size);
 /* Removes STORE/snapshots/tmp-* left by writers that died. Call only while
  * holding the store's writer (its lock). Returns 0 or -errno. */
 int cairn_snapshot_remove_leftovers(const struct cairn_store *store);

@@ -16,6 +16,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ---- where snapshots live ---- */
+
+/* STORE/snapshots/NAME: one file per snapshot (docs/FORMAT.md). */
+#define SNAPSHOTS_DIR "snapshots"
+/* The prefix of the temp files a snapshot is written through; no snapshot
+ * name may start with it. */
+#define SNAPSHOT_TMP_PREFIX "tmp-"
+
 /* ---- on-disk format (little-endian; meson refuses big-endian hosts) ---- */
 
 #define SNAP_MAGIC   "CAIRNSN1"

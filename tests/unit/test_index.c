@@ -932,6 +932,36 @@ START_TEST(test_names)
 }
 END_TEST
 
+/* cairn_snapshot_remove: a snapshot goes, durably; names that are not
+ * snapshots are refused without touching anything. */
+START_TEST(test_snapshot_remove)
+{
+	static const struct fx_entry entries[] = {
+		{.path = "a", .mode = S_IFREG | 0644, .data = "a\n", .size = 2},
+	};
+	char archive[PATH_MAX], msg[512];
+	char **names;
+	size_t count;
+	struct cairn_store *store = fx_store();
+
+	fx_write_tar(test_path(archive, sizeof(archive), "rm.tar"), entries, 1);
+	ck_assert_int_eq(fx_import(store, archive, "one"), 0);
+	ck_assert_int_eq(fx_import(store, archive, "two"), 0);
+	ck_assert_int_eq(cairn_snapshot_remove(store, "one", msg, sizeof(msg)), 0);
+	ck_assert_int_eq(cairn_snapshot_exists(store, "one"), 0);
+	ck_assert_int_eq(cairn_snapshot_remove(store, "one", msg, sizeof(msg)), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(msg, "/snapshots/one: "));
+	ck_assert_int_eq(cairn_snapshot_remove(store, "../config", msg, sizeof(msg)), -EINVAL);
+	ck_assert_int_eq(cairn_snapshot_remove(store, "tmp-x", msg, sizeof(msg)), -EINVAL);
+	ck_assert(test_exists(test_path(archive, sizeof(archive), "store/config")));
+	ck_assert_int_eq(cairn_snapshot_list(store, &names, &count), 0);
+	ck_assert_uint_eq(count, 1);
+	ck_assert_str_eq(names[0], "two");
+	cairn_snapshot_names_free(names, count);
+	cairn_store_free(store);
+}
+END_TEST
+
 START_TEST(test_paths)
 {
 	struct path_parts p = {0};
@@ -1180,6 +1210,7 @@ static Suite *index_suite(void)
 		{"content_bad_sources", test_content_bad_sources, 0},
 		{"content_copy_check", test_content_copy_check, 0},
 		{"names", test_names, 0},
+		{"remove", test_snapshot_remove, 0},
 		{"paths", test_paths, 0},
 		{"commit", test_commit_rules, 0},
 		{"hostile_header", test_hostile_header, 0},
