@@ -5,6 +5,9 @@
  * and commit.c. Together they are the only files of cairn that use
  * libarchive.
  */
+#ifndef CAIRN_BUILDING_INDEX
+#error "import_internal.h is internal to index/; use index.h"
+#endif
 #ifndef CAIRN_IMPORT_INTERNAL_H
 #define CAIRN_IMPORT_INTERNAL_H
 

@@ -2,8 +2,12 @@
  * on-disk structs (pinned to docs/FORMAT.md, "Snapshot index", with
  * _Static_assert), the reader handle's innards, the in-memory tree that
  * `cairn add` builds, and small helpers. Nothing outside index/ includes
- * this, except its unit tests and the fuzz target.
+ * this, except its unit tests and the fuzz target, which define
+ * CAIRN_BUILDING_INDEX as index/ itself is compiled with.
  */
+#ifndef CAIRN_BUILDING_INDEX
+#error "index_internal.h is internal to index/; use index.h"
+#endif
 #ifndef CAIRN_INDEX_INTERNAL_H
 #define CAIRN_INDEX_INTERNAL_H
 
