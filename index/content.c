@@ -205,9 +205,10 @@ int cairn_content_seek(struct cairn_content_reader *reader, uint64_t offset)
  * against the run. */
 static int borrow(struct cairn_content_reader *reader, const struct cairn_index_run *run)
 {
-	char msg[512] = "";
+	char msg[512];
 	struct cairn_chunk chunk;
 
+	msg[0] = '\0'; /* a source may say nothing */
 	give_back(reader);
 	int r = reader->source.ops->get(reader->source.userdata, &run->chunk_id, run->size, &chunk,
 					msg, sizeof(msg));

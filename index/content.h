@@ -150,7 +150,8 @@ int64_t cairn_content_read(struct cairn_content_reader *reader, uint64_t offset,
  * serve next. Reads only the index, no chunk: a caller fetching ahead for
  * a sequential reader (the mount, the next two runs) learns their chunk
  * ids and holes. Returns 0 and the run, -ERANGE when there is no such run
- * (past the end, ahead 0, or none served yet), -EBADMSG, -EINVAL. */
+ * (past the end, ahead 0, or none served since the last open or seek),
+ * -EBADMSG, -EINVAL. */
 int cairn_content_peek(struct cairn_content_reader *reader, uint32_t ahead,
 		       struct cairn_index_run *ret);
 
