@@ -5,6 +5,7 @@
  * Mounts that have the snapshot mapped keep reading it until gc.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,27 +52,21 @@ static bool all_exist(struct cairn_store *store, char **names, int count)
 	return ok;
 }
 
-/* Removes the names (duplicates once) and makes the removals durable. */
+/* Removes the names (duplicates once), each durably. */
 static int remove_all(struct cairn_store *store, char **names, int count, bool quiet)
 {
-	int dirfd = cairn_store_dirfd(store);
-	char path[CAIRN_SNAPSHOT_NAME_MAX + 16];
+	char msg[CAIRN_SNAPSHOT_NAME_MAX + PATH_MAX + 64];
 	int status = EXIT_OK;
 
 	for (int i = 0; i < count; i++) {
-		snprintf(path, sizeof(path), "snapshots/%s", names[i]);
-		if (unlinkat(dirfd, path, 0) == 0) {
+		int r = cairn_snapshot_remove(store, names[i], msg, sizeof(msg));
+		if (r == 0) {
 			if (!quiet)
 				printf("removed %s\n", names[i]);
-		} else if (errno != ENOENT) {
-			cli_error("%s/%s: %s", cairn_store_path(store), path, strerror(errno));
+		} else if (r != -ENOENT) {
+			cli_error("%s", msg);
 			status = EXIT_ERROR;
 		}
-	}
-	int r = cairn_fsync_dir(dirfd, "snapshots");
-	if (r < 0) {
-		cli_error("%s/snapshots: fsync: %s", cairn_store_path(store), strerror(-r));
-		status = EXIT_ERROR;
 	}
 	return status;
 }

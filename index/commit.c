@@ -12,8 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define SNAPSHOTS_DIR "snapshots"
-
 static int open_snapshots_dir(struct cairn_import *imp, int *ret)
 {
 	int dirfd = cairn_store_dirfd(imp->store);
@@ -40,7 +38,7 @@ static int write_tmp(struct cairn_import *imp, int dirfd, char *tmp_name, size_t
 		.source_name = imp->source_name,
 	};
 
-	int fd = cairn_tmp_open(dirfd, "tmp-", "", 0600, tmp_name, tmp_size);
+	int fd = cairn_tmp_open(dirfd, SNAPSHOT_TMP_PREFIX, "", 0600, tmp_name, tmp_size);
 	if (fd < 0)
 		return import_fail(imp, fd, "creating a temp file in %s/%s: %s",
 				   cairn_store_path(imp->store), SNAPSHOTS_DIR, strerror(-fd));

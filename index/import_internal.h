@@ -1,7 +1,13 @@
-/* import_internal.h: what import.c (the archive stream and the entry loop)
- * and entry.c (one entry into the tree: metadata, xattrs, content) share.
- * Together they are the only files of cairn that use libarchive.
+/* import_internal.h: what the files of an import share: import.c (the
+ * archive stream and the entry loop), import_decode.c (a compressed stream
+ * decoded on its own thread), import_messages.c (failures, warnings,
+ * progress), entry.c (one entry into the tree: metadata, xattrs, content)
+ * and commit.c. Together they are the only files of cairn that use
+ * libarchive.
  */
+#ifndef CAIRN_BUILDING_INDEX
+#error "import_internal.h is internal to index/; use index.h"
+#endif
 #ifndef CAIRN_IMPORT_INTERNAL_H
 #define CAIRN_IMPORT_INTERNAL_H
 
@@ -70,5 +76,34 @@ int import_entry(struct cairn_import *imp, struct archive *a, struct archive_ent
 int import_check_ratio(struct cairn_import *imp, struct archive *a);
 /* Reports progress now. */
 void import_progress(struct cairn_import *imp);
+
+/* ---- import.c, for the decoder ---- */
+
+/* Enables the filters (decompressors) an import accepts on a. */
+void import_add_filters(struct archive *a);
+/* The next slice of in_buf (at most IMPORT_FEED_SIZE), hashed. */
+la_ssize_t import_next_slice(struct cairn_import *imp, const void **ret_buf);
+/* The ratio bound, checked in a read callback: a failure stops the import
+ * (imp->stopped) with imp->error and returns -E2BIG. */
+int import_ratio_gate(struct cairn_import *imp, struct archive *a);
+
+/* ---- import_decode.c: a compressed stream decoded on its own thread ---- */
+
+/* Whether the input starts like a stream that a filter decodes. The bytes
+ * looked at stay in the input (in_buf for a stream). */
+bool import_input_is_compressed(struct cairn_import *imp);
+/* Starts the decoder thread (imp->pipe); on failure the caller reads the
+ * input itself. Returns 0 or -errno. */
+int import_pipe_start(struct cairn_import *imp);
+/* The archive's read callback while imp->pipe runs: the decoder's next
+ * block. */
+la_ssize_t import_pipe_read(struct archive *a, void *userdata, const void **ret_buf);
+/* The decoder's libarchive handle (for the filters it found), or NULL
+ * without a pipe. */
+struct archive *import_pipe_decoder(const struct cairn_import *imp);
+/* Stops the decoder thread and waits for it. Accepts imp without a pipe. */
+void import_pipe_stop(struct cairn_import *imp);
+/* Frees a stopped pipe. Accepts NULL. */
+void import_pipe_free(struct decode_pipe *pipe);
 
 #endif

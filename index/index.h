@@ -51,6 +51,15 @@ int cairn_snapshot_exists(const struct cairn_store *store, const char *name);
  * -errno. A store with no snapshots directory has none. */
 int cairn_snapshot_list(const struct cairn_store *store, char ***ret_names, size_t *ret_count);
 void cairn_snapshot_names_free(char **names, size_t count);
+/* Removes snapshot name (STORE/snapshots/name) and makes the removal durable
+ * (fsyncs the directory). Call only while holding the store's writer (its
+ * lock), as gc must see every snapshot it keeps chunks for. A mount that
+ * has the snapshot open keeps reading it; its chunks stay until gc.
+ * Returns 0, or -errno with a one-line reason in msg: -ENOENT (no such
+ * snapshot), -EINVAL (not an allowed name), or what unlinking or fsyncing
+ * returned (the snapshot may then be gone but not durably so). */
+int cairn_snapshot_remove(const struct cairn_store *store, const char *name, char *msg,
+			  size_t msg_size);
 /* Removes STORE/snapshots/tmp-* left by writers that died. Call only while
  * holding the store's writer (its lock). Returns 0 or -errno. */
 int cairn_snapshot_remove_leftovers(const struct cairn_store *store);
@@ -170,7 +179,7 @@ int cairn_index_resolve(struct cairn_index *idx, const char *path, bool follow, 
  *
  * A regular file's content is a list of runs, each a chunk or a hole
  * (zeros), with cumulative end offsets: cairn_index_find_run is a binary
- * search. */
+ * search. To read the bytes, use a content reader (content.h). */
 
 struct cairn_index_file {
 	struct cairn_id file_id; /* see docs/FORMAT.md for files with holes */
@@ -193,33 +202,6 @@ int cairn_index_run(struct cairn_index *idx, uint64_t ino, uint32_t i, struct ca
 /* The number of the run that holds byte offset of ino. Returns 0 and the
  * run's number, -ERANGE (offset >= size), -EBADMSG, ... */
 int cairn_index_find_run(struct cairn_index *idx, uint64_t ino, uint64_t offset, uint32_t *ret_run);
-
-/* A reader: one thread's buffers for reading file contents through the
- * store. It borrows idx and unpacker (both must outlive it) and remembers
- * the last chunk it decoded. */
-struct cairn_index_reader;
-
-/* Returns 0 and a new reader, or -ENOMEM. unpacker must belong to the store
- * idx was opened with. */
-int cairn_index_reader_new(struct cairn_index *idx, struct cairn_unpacker *unpacker,
-			   struct cairn_index_reader **ret);
-void cairn_index_reader_free(struct cairn_index_reader *reader);
-/* For _cleanup_(cairn_index_reader_freep): frees *p (which may be NULL). */
-static inline void cairn_index_reader_freep(struct cairn_index_reader **p)
-{
-	cairn_index_reader_free(*p);
-}
-/* The reader's last error message (naming the snapshot, inode and offset). */
-const char *cairn_index_reader_error(const struct cairn_index_reader *reader);
-/* The bytes of run i of ino: a pointer into the reader's buffer (valid until
- * its next call), or NULL for a hole. Returns 0, or -errno (-EBADMSG when a
- * chunk is damaged or missing, or its size disagrees with the run). */
-int cairn_index_reader_run(struct cairn_index_reader *reader, uint64_t ino, uint32_t i,
-			   const void **ret_data, struct cairn_index_run *ret_run);
-/* Copies up to len bytes of ino from offset into buf (holes read as zeros).
- * Returns the count (short only at the end of the file) or -errno. */
-int64_t cairn_index_read(struct cairn_index_reader *reader, uint64_t ino, uint64_t offset,
-			 void *buf, size_t len);
 
 /* ---- full verification ---- */
 
@@ -368,5 +350,8 @@ void cairn_import_stats(const struct cairn_import *imp, struct cairn_import_stat
 /* Computes the id the import would record for the archive in fd (a regular
  * file), reading it once without decompressing. Returns 0 or -errno. */
 int cairn_archive_id(const struct cairn_store *store, int fd, struct cairn_id *ret);
+
+/* Reading file contents: the content reader and its chunk sources. */
+#include "content.h"
 
 #endif

@@ -2,8 +2,12 @@
  * on-disk structs (pinned to docs/FORMAT.md, "Snapshot index", with
  * _Static_assert), the reader handle's innards, the in-memory tree that
  * `cairn add` builds, and small helpers. Nothing outside index/ includes
- * this, except its unit tests and the fuzz target.
+ * this, except its unit tests and the fuzz target, which define
+ * CAIRN_BUILDING_INDEX as index/ itself is compiled with.
  */
+#ifndef CAIRN_BUILDING_INDEX
+#error "index_internal.h is internal to index/; use index.h"
+#endif
 #ifndef CAIRN_INDEX_INTERNAL_H
 #define CAIRN_INDEX_INTERNAL_H
 
@@ -15,6 +19,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* ---- where snapshots live ---- */
+
+/* STORE/snapshots/NAME: one file per snapshot (docs/FORMAT.md). */
+#define SNAPSHOTS_DIR "snapshots"
+/* The prefix of the temp files a snapshot is written through; no snapshot
+ * name may start with it. */
+#define SNAPSHOT_TMP_PREFIX "tmp-"
 
 /* ---- on-disk format (little-endian; meson refuses big-endian hosts) ---- */
 

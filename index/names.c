@@ -1,6 +1,6 @@
 /* names.c: STORE/snapshots/: which snapshot names are allowed, the default
- * name of an archive, listing, and removing the temp files of writers that
- * died. Names are checked here once so that no other layer has to think
+ * name of an archive, listing, removing a snapshot, and removing the temp
+ * files of writers that died. Names are checked here once so that no other layer has to think
  * about '/', "..", hidden files or the "tmp-" prefix that temp files use.
  */
 #include "index_internal.h"
@@ -10,9 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-
-#define SNAPSHOTS_DIR "snapshots"
-#define TMP_PREFIX    "tmp-"
 
 static const char *name_problem(const char *name)
 {
@@ -24,7 +21,7 @@ static const char *name_problem(const char *name)
 		return "it is longer than 200 bytes";
 	if (name[0] == '.' || name[0] == '-')
 		return "it starts with '.' or '-'";
-	if (strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
+	if (strncmp(name, SNAPSHOT_TMP_PREFIX, strlen(SNAPSHOT_TMP_PREFIX)) == 0)
 		return "names starting with \"tmp-\" are reserved for temp files";
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
 		if (*p <= ' ' || *p == 0x7f)
@@ -158,6 +155,32 @@ int cairn_snapshot_list(const struct cairn_store *store, char ***ret_names, size
 	return 0;
 }
 
+int cairn_snapshot_remove(const struct cairn_store *store, const char *name, char *msg,
+			  size_t msg_size)
+{
+	char path[sizeof(SNAPSHOTS_DIR) + CAIRN_SNAPSHOT_NAME_MAX + 2];
+	int dirfd = cairn_store_dirfd(store);
+
+	if (name_problem(name)) {
+		cairn_format(msg, msg_size, "%s: not a snapshot name", name);
+		return -EINVAL;
+	}
+	snprintf(path, sizeof(path), "%s/%s", SNAPSHOTS_DIR, name);
+	if (unlinkat(dirfd, path, 0) < 0) {
+		int r = -errno;
+		cairn_format(msg, msg_size, "%s/%s: %s", cairn_store_path(store), path,
+			     strerror(-r));
+		return r;
+	}
+	int r = cairn_fsync_dir(dirfd, SNAPSHOTS_DIR);
+	if (r < 0) {
+		cairn_format(msg, msg_size, "%s/%s: fsync: %s", cairn_store_path(store),
+			     SNAPSHOTS_DIR, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
 int cairn_snapshot_remove_leftovers(const struct cairn_store *store)
 {
 	DIR *dir = open_snapshots(store);
@@ -165,7 +188,7 @@ int cairn_snapshot_remove_leftovers(const struct cairn_store *store)
 	if (!dir)
 		return errno == ENOENT ? 0 : -errno;
 	for (struct dirent *de; (de = readdir(dir));)
-		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
+		if (strncmp(de->d_name, SNAPSHOT_TMP_PREFIX, strlen(SNAPSHOT_TMP_PREFIX)) == 0)
 			unlinkat(dirfd(dir), de->d_name, 0);
 	closedir(dir);
 	return 0;

@@ -12,8 +12,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#define SNAPSHOTS_DIR "snapshots"
-
 uint64_t index_checksum(const struct cairn_store *store, const void *data, size_t size)
 {
 	struct cairn_file_hasher hasher;
