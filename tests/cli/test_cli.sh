@@ -6,23 +6,18 @@
 #
 # Usage: test_cli.sh PATH-TO-CAIRN   (meson passes the built binary)
 set -u
+TEST_NAME=test_cli
+. "$(dirname "$0")/../lib.sh"
 
 CAIRN=${1:?usage: test_cli.sh PATH-TO-CAIRN}
 case $CAIRN in
-/*) ;;
-*/*) CAIRN=$(pwd)/$CAIRN ;; # meson passes it relative to the build dir
+*/*) CAIRN=$(abs_path "$CAIRN") ;; # a bare name is looked up in $PATH
 esac
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cairn-cli-XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT INT TERM
-: >"$tmp/failures"
 checks=0
 # Relative paths (and a stray relative $XDG_DATA_HOME) land in the temp dir.
 mkdir "$tmp/cwd" && cd "$tmp/cwd" || exit 1
-
-fail() {
-	echo "FAIL: $*" >&2
-	echo x >>"$tmp/failures"
-}
 
 # run [VAR=VALUE...] -- ARGS...: cairn with a clean environment (no
 # CAIRN_STORE or XDG_DATA_HOME, HOME in the temp dir) plus the assignments;
@@ -196,6 +191,4 @@ checks=$((checks + 1))
 [ "$status" -eq 1 ] || fail "verify without HOME exited $status, expected 1"
 err_nonempty
 
-failed=$(wc -l <"$tmp/failures")
-echo "test_cli: $checks runs, $failed failures"
-[ "$failed" -eq 0 ]
+finish "$checks runs"
