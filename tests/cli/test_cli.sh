@@ -83,6 +83,18 @@ out_has "Usage: cairn init"
 expect 0 -- verify --help
 out_has "Usage: cairn verify"
 
+# Every command takes -h/--help (exit 0) and refuses an unknown option
+# (exit 2, naming itself).
+for cmd in init add ls cat extract info verify rm gc mount; do
+	expect 0 -- "$cmd" -h
+	out_has "Usage: cairn $cmd"
+	expect 0 -- "$cmd" --help
+	out_has "Usage: cairn $cmd"
+	expect 2 -- "$cmd" --no-such-option
+	err_has "cairn $cmd: bad option"
+	err_has "Try 'cairn $cmd --help'"
+done
+
 # ---- usage errors: 2 ----
 
 expect 2 --
@@ -97,6 +109,9 @@ expect 2 -- init --level 20 "$tmp/u4"
 expect 2 -- init --chunk-avg 3000 "$tmp/u4"
 expect 2 -- init --chunk-min 1G "$tmp/u4"
 expect 2 -- init --pack-size lots "$tmp/u4"
+expect 2 -- init --pack-size -1M "$tmp/u4"
+expect 2 -- add --max-entries 0 "$tmp/u4.tar"
+expect 2 -- add --max-entries 5X "$tmp/u4.tar"
 expect 1 -- verify -s "$tmp/u4" no-such-snapshot # no store there: an error, not usage
 expect 2 -- verify --no-such-option
 for dir in u1 u2 u3 u4; do
@@ -119,6 +134,9 @@ expect 0 -- -s "$tmp/s1" verify
 expect 0 -- init --chunk-min 4K --chunk-avg 16K --chunk-max 64K --level 5 --pack-size 8M \
 	"$tmp/s2"
 is_store "$tmp/s2"
+# Sizes take the suffixes -o cache_size takes (one parser).
+expect 0 -- init --chunk-min 4KiB --chunk-avg 16k --chunk-max 64KB --pack-size 1GiB "$tmp/s2b"
+is_store "$tmp/s2b"
 expect 0 -- verify -s "$tmp/s2"
 
 # Missing parents are made; a non-empty directory is refused.
