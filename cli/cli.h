@@ -54,16 +54,36 @@ struct cairn_store *cli_open_store(const struct cli *cli);
 /* mkdir -p of path's parents (not path itself), mode 0700. Returns 0 or -errno. */
 int cli_mkdir_parents(const char *path);
 
-/* Parses "64K", "1M", "4096" into bytes. Returns 0 or -EINVAL. */
-int cli_parse_size(const char *text, uint64_t *ret);
+/* Sizes ("64K", "1MiB", "4096") are parsed by cairn_parse_size (util.h),
+ * the same parser mount/ uses for -o cache_size and the like. */
 /* Parses a decimal integer in [min, max]. Returns 0 or -EINVAL. */
 int cli_parse_int(const char *text, long min, long max, long *ret);
 
-/* Takes the store's writer (waiting for the lock, and saying so, while
- * another process holds it) with threads compression threads (0: one per
- * core), and removes snapshot temp files of writers that died (writer.c).
- * Prints the error; returns 0 or -errno. */
-int cli_writer_open(struct cairn_store *store, unsigned threads, struct cairn_writer **ret);
+/* Takes the store's writer lock: opens the writer (waiting for the lock,
+ * and saying so, while another process holds it) with threads compression
+ * threads (0: one per core), and removes snapshot temp files of writers
+ * that died (lock.c). Prints the error; returns 0 or -errno. */
+int cli_writer_lock(struct cairn_store *store, unsigned threads, struct cairn_writer **ret);
+
+/* ---- adding archives (add.c) ---- */
+
+/* What `cairn add` was asked for; `cairn mount ARCHIVE` asks for the
+ * defaults and a name. */
+struct cli_add_options {
+	const char *name;     /* the snapshot's name; NULL: from the archive's */
+	bool replace;         /* replace a snapshot of that name */
+	bool quiet;           /* no progress line and no summary */
+	uint64_t max_entries; /* 0: the default */
+	uint64_t max_ratio;   /* 0: the default; CAIRN_IMPORT_NO_RATIO: none */
+};
+
+/* Adds each archive ("-": stdin) to the store as a snapshot committed on its
+ * own, creating the store when it does not exist. A failed archive commits
+ * nothing (the writer rolls it back) and the next ones are still added.
+ * Prints progress (on a terminal), summaries and errors; returns EXIT_OK
+ * when every archive was added (or already there), else EXIT_ERROR. */
+int cli_add(const struct cli *cli, const struct cli_add_options *options,
+	    const char *const *archives, int count);
 
 /* ---- JSON and ratios (json.c) ---- */
 
@@ -73,7 +93,9 @@ void cli_json_string(const char *s);
 /* Writes a / b to stdout as a JSON number: 1 when both are 0, null when
  * only b is (infinite). */
 void cli_json_ratio(uint64_t a, uint64_t b);
-/* Formats a / b as "3.20x" ("inf", "1.00x" as above) into buf; returns buf. */
+/* Formats a / b as "3.20x" into buf; returns buf. A ratio of nothing is
+ * "1.00x" (an empty archive) and of something to nothing "inf" (all of it
+ * deduplicated). */
 const char *cli_ratio(uint64_t a, uint64_t b, char *buf, size_t size);
 
 /* A SNAPSHOT[:PATH] argument, opened (object.c). */
@@ -91,15 +113,33 @@ void cli_object_release(struct cli_object *obj);
 /* Prints the error r (from an index call on obj); returns EXIT_ERROR. */
 int cli_object_error(const struct cli_object *obj, int r);
 
-/* Parses the options of a command that takes only -s, -h and -q: calls help
- * and returns -1 for -h, returns EXIT_USAGE (message printed) for a bad
- * option, else 0 with optind at the first argument. */
-int cli_parse_quiet(struct cli *cli, int argc, char **argv, void (*help)(void), bool *quiet);
+/* ---- options every command takes ----
+ *
+ * Each command's getopt_long loop starts its option table with
+ * CLI_COMMON_OPTIONS and its short options with CLI_COMMON_SHORT, handles
+ * its own options, and hands every other value to cli_common_option from
+ * its default: case. */
 
-/* The shared store option: adds -s/--store to a command's getopt_long loop. */
 #define CLI_STORE_OPTION                                                                           \
 	{                                                                                          \
 		"store", required_argument, NULL, 's'                                              \
 	}
+#define CLI_HELP_OPTION                                                                            \
+	{                                                                                          \
+		"help", no_argument, NULL, 'h'                                                     \
+	}
+#define CLI_COMMON_OPTIONS CLI_STORE_OPTION, CLI_HELP_OPTION
+#define CLI_COMMON_SHORT   "s:h"
+
+/* Handles the getopt_long value c that is not one of the command's own
+ * options: -s sets cli->store_path and returns 0; -h calls help and returns
+ * -1 (the command then exits 0); anything else is a bad option: returns
+ * EXIT_USAGE, message printed. */
+int cli_common_option(struct cli *cli, int c, void (*help)(void));
+
+/* Parses the options of a command that takes only -s, -h and -q: calls help
+ * and returns -1 for -h, returns EXIT_USAGE (message printed) for a bad
+ * option, else 0 with optind at the first argument. */
+int cli_parse_quiet(struct cli *cli, int argc, char **argv, void (*help)(void), bool *quiet);
 
 #endif

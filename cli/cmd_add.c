@@ -1,27 +1,10 @@
-/* cmd_add.c: `cairn add`: each archive becomes one snapshot, committed on
- * its own, so a failed archive commits nothing and the others still land.
- * Creates the store when it does not exist yet. Adding the same archive
- * bytes again under the same name is a no-op that says so.
+/* cmd_add.c: `cairn add`: its options; the adding itself is add.c, which
+ * `cairn mount ARCHIVE` shares.
  */
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
-
-struct add {
-	const char *name; /* --name */
-	bool replace, quiet, progress;
-	uint64_t max_entries;
-	uint64_t max_ratio; /* 0: the default; CAIRN_IMPORT_NO_RATIO: none */
-	struct cairn_store *store;
-	struct cairn_writer *writer;
-	const char *current; /* snapshot name being added */
-	uint64_t start_ns, shown_ns;
-	bool line_shown;
-};
 
 static void add_help(void)
 {
@@ -61,11 +44,10 @@ static int parse_ratio(const char *text, uint64_t *ret)
 	return 0;
 }
 
-static int add_parse(struct cli *cli, int argc, char **argv, struct add *add)
+static int add_parse(struct cli *cli, int argc, char **argv, struct cli_add_options *add)
 {
 	static const struct option options[] = {
-		CLI_STORE_OPTION,
-		{"help", no_argument, NULL, 'h'},
+		CLI_COMMON_OPTIONS,
 		{"name", required_argument, NULL, 'n'},
 		{"replace", no_argument, NULL, OPT_REPLACE},
 		{"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
@@ -73,16 +55,10 @@ static int add_parse(struct cli *cli, int argc, char **argv, struct add *add)
 		{"quiet", no_argument, NULL, 'q'},
 		{0},
 	};
-	int c;
+	int c, r;
 
-	while ((c = getopt_long(argc, argv, "s:hn:q", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "n:q", options, NULL)) != -1) {
 		switch (c) {
-		case 's':
-			cli->store_path = optarg;
-			break;
-		case 'h':
-			add_help();
-			return -1;
 		case 'n':
 			add->name = optarg;
 			break;
@@ -90,7 +66,8 @@ static int add_parse(struct cli *cli, int argc, char **argv, struct add *add)
 			add->replace = true;
 			break;
 		case OPT_MAX_ENTRIES:
-			if (cli_parse_size(optarg, &add->max_entries) < 0 || add->max_entries == 0)
+			if (cairn_parse_size(optarg, &add->max_entries) < 0 ||
+			    add->max_entries == 0)
 				return cli_usage_error(cli, "invalid --max-entries '%s'", optarg);
 			break;
 		case OPT_MAX_RATIO:
@@ -101,7 +78,8 @@ static int add_parse(struct cli *cli, int argc, char **argv, struct add *add)
 			add->quiet = true;
 			break;
 		default:
-			return cli_usage_error(cli, "bad option");
+			if ((r = cli_common_option(cli, c, add_help)) != 0)
+				return r;
 		}
 	}
 	if (optind >= argc)
@@ -111,359 +89,12 @@ static int add_parse(struct cli *cli, int argc, char **argv, struct add *add)
 	return 0;
 }
 
-/* ---- output ---- */
-
-static void clear_line(struct add *add)
-{
-	if (add->line_shown)
-		fputs("\r\033[K", stderr);
-	add->line_shown = false;
-}
-
-static void on_warn(void *userdata, const char *warning)
-{
-	struct add *add = userdata;
-
-	clear_line(add);
-	fprintf(stderr, "cairn: warning: %s\n", warning);
-}
-
-static void format_eta(char *buf, size_t size, double seconds)
-{
-	if (seconds < 0 || seconds > 360000)
-		snprintf(buf, size, "?");
-	else
-		snprintf(buf, size, "%d:%02d:%02d", (int)seconds / 3600, (int)seconds / 60 % 60,
-			 (int)seconds % 60);
-}
-
-static void on_progress(void *userdata, const struct cairn_import_progress *p)
-{
-	struct add *add = userdata;
-	uint64_t now = cairn_now_ns();
-	char done[32], total[32], eta[32];
-
-	if (now - add->shown_ns < 200000000ull)
-		return;
-	add->shown_ns = now;
-	double seconds = (double)(now - add->start_ns) / 1e9;
-	double rate = seconds > 0 ? (double)p->archive_bytes / seconds : 0;
-	double dedup = p->content_bytes
-			       ? 100.0 * (1.0 - (double)p->new_bytes / (double)p->content_bytes)
-			       : 0;
-	cairn_format_bytes(p->archive_bytes, done, sizeof(done));
-	clear_line(add);
-	if (p->archive_size) {
-		cairn_format_bytes(p->archive_size, total, sizeof(total));
-		format_eta(eta, sizeof(eta),
-			   rate > 0 ? (double)(p->archive_size - p->archive_bytes) / rate : -1);
-		fprintf(stderr, "%s: %s of %s, %.1f MB/s, dedup %.0f%%, ETA %s", add->current, done,
-			total, rate / 1e6, dedup, eta);
-	} else {
-		fprintf(stderr, "%s: %s read, %.1f MB/s, dedup %.0f%%", add->current, done,
-			rate / 1e6, dedup);
-	}
-	add->line_shown = true;
-}
-
-/* "3.20x"; a ratio of nothing is 1 (an empty archive) and of something to
- * nothing "inf" (all of it deduplicated). */
-static const char *ratio(uint64_t a, uint64_t b, char *buf, size_t size)
-{
-	if (a > 0 && b == 0)
-		snprintf(buf, size, "inf");
-	else
-		snprintf(buf, size, "%.2fx", a ? (double)a / (double)b : 1.0);
-	return buf;
-}
-
-static void print_summary(struct add *add, const struct cairn_import_stats *s)
-{
-	char in[32], stored[32], skipped[64] = "", dedup[32], compression[32];
-	double seconds = (double)(cairn_now_ns() - add->start_ns) / 1e9;
-
-	if (add->quiet)
-		return;
-	cairn_format_bytes(s->content_bytes, in, sizeof(in));
-	cairn_format_bytes(s->stored_bytes, stored, sizeof(stored));
-	if (s->skipped)
-		snprintf(skipped, sizeof(skipped), " (%llu skipped)",
-			 (unsigned long long)s->skipped);
-	printf("%s: %llu entries%s, %s in, %s new stored, dedup %s, compression %s, %.2f s\n",
-	       add->current, (unsigned long long)s->entries, skipped, in, stored,
-	       ratio(s->content_bytes, s->new_bytes, dedup, sizeof(dedup)),
-	       ratio(s->new_bytes, s->stored_bytes, compression, sizeof(compression)), seconds);
-	fflush(stdout);
-}
-
-/* ---- the store and its writer ---- */
-
-/* Another add may be creating the store at the same time: then this one
- * finds it made (-EEXIST) and opens it. */
-static struct cairn_store *create_store(const char *path)
-{
-	int r = cli_mkdir_parents(path);
-	if (r < 0) {
-		cli_error("cannot create the parents of %s: %s", path, strerror(-r));
-		return NULL;
-	}
-	struct cairn_store *store = cairn_store_new();
-	if (!store) {
-		cli_error("out of memory");
-		return NULL;
-	}
-	r = cairn_store_create(store, path, NULL);
-	if (r == 0) {
-		fprintf(stderr, "cairn: created a new store in %s\n", path);
-		return store;
-	}
-	if (r == -EEXIST) {
-		struct cairn_store *made = cairn_store_new();
-		if (made && cairn_store_open(made, path) == 0) {
-			cairn_store_free(store);
-			return made;
-		}
-		cairn_store_free(made);
-	}
-	cli_error("%s", cairn_store_error(store));
-	cairn_store_free(store);
-	return NULL;
-}
-
-static struct cairn_store *open_or_create(const struct cli *cli)
-{
-	_cleanup_free_ char *path = cli_store_path(cli);
-	if (!path)
-		return NULL;
-	struct cairn_store *store = cairn_store_new();
-	if (!store) {
-		cli_error("out of memory");
-		return NULL;
-	}
-	int r = cairn_store_open(store, path);
-	if (r == -ENOENT) {
-		cairn_store_free(store);
-		return create_store(path);
-	}
-	if (r < 0) {
-		cli_error("%s", cairn_store_error(store));
-		cairn_store_free(store);
-		return NULL;
-	}
-	return store;
-}
-
-static int writer_start(struct add *add)
-{
-	int r = cairn_writer_open(add->store, CAIRN_WRITER_NOWAIT, 0, &add->writer);
-	if (r == -EWOULDBLOCK) {
-		fprintf(stderr, "cairn: %s: waiting for another cairn process writing to it\n",
-			cairn_store_path(add->store));
-		r = cairn_writer_open(add->store, 0, 0, &add->writer);
-	}
-	if (r < 0) {
-		cli_error("%s", cairn_store_error(add->store));
-		return r;
-	}
-	r = cairn_snapshot_remove_leftovers(add->store);
-	if (r < 0)
-		cli_error("%s/snapshots: removing temp files: %s", cairn_store_path(add->store),
-			  strerror(-r));
-	return r;
-}
-
-/* ---- one archive ---- */
-
-static int open_archive(const char *path, struct stat *st)
-{
-	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0) {
-		cli_error("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, st) < 0 || S_ISDIR(st->st_mode)) {
-		cli_error("%s: %s", path,
-			  S_ISDIR(st->st_mode) ? "is a directory" : strerror(errno));
-		if (fd != STDIN_FILENO)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-enum existing { EXISTING_NONE, EXISTING_SAME, EXISTING_OTHER, EXISTING_UNKNOWN };
-
-/* Whether the archive in fd has the bytes info's snapshot was made from;
- * only known before reading it for a regular file. */
-static int compare_source(struct add *add, int fd, const struct stat *st,
-			  const struct cairn_index_info *info)
-{
-	struct cairn_id id;
-
-	if (!S_ISREG(st->st_mode))
-		return EXISTING_UNKNOWN;
-	if (info->source_size != (uint64_t)st->st_size)
-		return EXISTING_OTHER;
-	if (cairn_archive_id(add->store, fd, &id) < 0)
-		return EXISTING_UNKNOWN;
-	return cairn_id_compare(&id, &info->source_id) == 0 ? EXISTING_SAME : EXISTING_OTHER;
-}
-
-/* Whether snapshot name exists, and if so whether it holds fd's bytes. */
-static int check_existing(struct add *add, const char *name, int fd, const struct stat *st)
-{
-	struct cairn_index_info info;
-
-	int r = cairn_snapshot_exists(add->store, name);
-	if (r <= 0)
-		return r < 0 ? r : EXISTING_NONE;
-	struct cairn_index *idx = cairn_index_new();
-	if (!idx)
-		return -ENOMEM;
-	r = cairn_index_open(idx, add->store, name);
-	if (r == 0) {
-		cairn_index_info(idx, &info);
-		r = compare_source(add, fd, st, &info);
-	} else {
-		r = EXISTING_OTHER; /* a damaged snapshot: only --replace helps */
-	}
-	cairn_index_free(idx);
-	return r;
-}
-
-static int report_existing(struct add *add, const char *name, int existing)
-{
-	if (existing == EXISTING_SAME) {
-		if (!add->quiet)
-			printf("%s: unchanged (the snapshot holds these same archive bytes), "
-			       "nothing to do\n",
-			       name);
-		return EXIT_OK;
-	}
-	cli_error("a snapshot named %s already exists in %s, from other archive bytes; use "
-		  "--replace to replace it or --name to choose another name",
-		  name, cairn_store_path(add->store));
-	return EXIT_ERROR;
-}
-
-static int import_and_commit(struct add *add, struct cairn_import *imp, int fd, const char *path,
-			     int existing)
-{
-	struct cairn_import_stats stats;
-	struct cairn_id id;
-	struct cairn_index_info info = {0};
-
-	int r = cairn_import_archive(imp, fd, strcmp(path, "-") == 0 ? "stdin" : path);
-	clear_line(add);
-	if (r < 0) {
-		cli_error("%s", cairn_import_error(imp));
-		return EXIT_ERROR;
-	}
-	if (existing == EXISTING_UNKNOWN) {
-		/* A stream: only now is its id known. */
-		struct cairn_index *idx = cairn_index_new();
-		if (idx && cairn_index_open(idx, add->store, add->current) == 0)
-			cairn_index_info(idx, &info);
-		cairn_import_source_id(imp, &id);
-		bool same = idx && info.source_name && cairn_id_compare(&id, &info.source_id) == 0;
-		cairn_index_free(idx);
-		if (same || !add->replace)
-			return report_existing(add, add->current,
-					       same ? EXISTING_SAME : EXISTING_OTHER);
-	}
-	r = cairn_import_commit(imp, add->current, add->replace ? CAIRN_IMPORT_REPLACE : 0);
-	if (r < 0) {
-		cli_error("%s", cairn_import_error(imp));
-		return EXIT_ERROR;
-	}
-	cairn_import_stats(imp, &stats);
-	print_summary(add, &stats);
-	return EXIT_OK;
-}
-
-static int add_import(struct add *add, int fd, const char *path, int existing)
-{
-	struct cairn_import_options options = {.max_entries = add->max_entries,
-					       .max_ratio = add->max_ratio};
-	struct cairn_import *imp;
-
-	if (cairn_import_new(add->store, add->writer, &options, &imp) < 0) {
-		cli_error("out of memory");
-		return EXIT_ERROR;
-	}
-	cairn_import_set_warn(imp, on_warn, add);
-	if (add->progress)
-		cairn_import_set_progress(imp, on_progress, add);
-	add->start_ns = add->shown_ns = cairn_now_ns();
-	int status = import_and_commit(add, imp, fd, path, existing);
-	cairn_import_free(imp);
-	return status;
-}
-
-static int add_one(struct add *add, const char *path)
-{
-	char name[CAIRN_SNAPSHOT_NAME_MAX + 1], why[300];
-	struct stat st;
-
-	if (add->name) {
-		if (cairn_snapshot_name_check(add->name, why, sizeof(why)) < 0) {
-			cli_error("%s", why);
-			return EXIT_ERROR;
-		}
-		snprintf(name, sizeof(name), "%s", add->name);
-	} else if (strcmp(path, "-") == 0) {
-		cli_error("reading an archive from stdin needs --name");
-		return EXIT_ERROR;
-	} else if (cairn_snapshot_default_name(path, name, sizeof(name), why, sizeof(why)) < 0) {
-		cli_error("%s: %s; choose one with --name", path, why[0] ? why : "name too long");
-		return EXIT_ERROR;
-	}
-	add->current = name;
-	int fd = open_archive(path, &st);
-	if (fd < 0)
-		return EXIT_ERROR;
-	int existing = check_existing(add, name, fd, &st);
-	int status;
-	if (existing < 0) {
-		cli_error("%s: %s", name, strerror(-existing));
-		status = EXIT_ERROR;
-	} else if (existing == EXISTING_SAME || (existing == EXISTING_OTHER && !add->replace)) {
-		status = report_existing(add, name, existing);
-	} else {
-		status = add_import(add, fd, path, existing);
-	}
-	if (fd != STDIN_FILENO)
-		close(fd);
-	return status;
-}
-
 int cmd_add(struct cli *cli, int argc, char **argv)
 {
-	struct add add = {.progress = isatty(STDERR_FILENO)};
-	int status = EXIT_OK;
+	struct cli_add_options options = {0};
 
-	int r = add_parse(cli, argc, argv, &add);
+	int r = add_parse(cli, argc, argv, &options);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
-	add.progress = add.progress && !add.quiet;
-	add.store = open_or_create(cli);
-	if (!add.store || writer_start(&add) < 0) {
-		cairn_writer_free(add.writer);
-		cairn_store_free(add.store);
-		return EXIT_ERROR;
-	}
-	for (int i = optind; i < argc; i++) {
-		if (add_one(&add, argv[i]) == EXIT_OK)
-			continue;
-		status = EXIT_ERROR;
-		/* Drop whatever the failed archive left uncommitted. */
-		cairn_writer_free(add.writer);
-		add.writer = NULL;
-		if (i + 1 < argc && writer_start(&add) < 0)
-			break;
-	}
-	cairn_writer_free(add.writer);
-	cairn_store_free(add.store);
-	return status;
+	return cli_add(cli, &options, (const char *const *)argv + optind, argc - optind);
 }

@@ -82,28 +82,19 @@ static int cat_one(const struct cli *cli, const char *arg)
 int cmd_cat(struct cli *cli, int argc, char **argv)
 {
 	static const struct option options[] = {
-		CLI_STORE_OPTION,
-		{"help", no_argument, NULL, 'h'},
+		CLI_COMMON_OPTIONS,
 		{0},
 	};
-	int c, status = EXIT_OK;
+	int c, r, status = EXIT_OK;
 
-	while ((c = getopt_long(argc, argv, "s:h", options, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			cli->store_path = optarg;
-			break;
-		case 'h':
-			cat_help();
-			return EXIT_OK;
-		default:
-			return cli_usage_error(cli, "bad option");
-		}
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, options, NULL)) != -1) {
+		if ((r = cli_common_option(cli, c, cat_help)) != 0)
+			return r < 0 ? EXIT_OK : r;
 	}
 	if (optind >= argc)
 		return cli_usage_error(cli, "no file given");
 	for (int i = optind; i < argc; i++) {
-		int r = cat_one(cli, argv[i]);
+		r = cat_one(cli, argv[i]);
 		if (r != EXIT_OK)
 			status = r;
 	}

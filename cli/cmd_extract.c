@@ -424,23 +424,14 @@ static int extract_run(struct extract *x)
 static int extract_parse(struct cli *cli, int argc, char **argv)
 {
 	static const struct option options[] = {
-		CLI_STORE_OPTION,
-		{"help", no_argument, NULL, 'h'},
+		CLI_COMMON_OPTIONS,
 		{0},
 	};
-	int c;
+	int c, r;
 
-	while ((c = getopt_long(argc, argv, "s:h", options, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			cli->store_path = optarg;
-			break;
-		case 'h':
-			extract_help();
-			return -1;
-		default:
-			return cli_usage_error(cli, "bad option");
-		}
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, options, NULL)) != -1) {
+		if ((r = cli_common_option(cli, c, extract_help)) != 0)
+			return r;
 	}
 	if (argc - optind != 2)
 		return cli_usage_error(cli, "expected SNAPSHOT[:PATH] and DEST");

@@ -67,7 +67,7 @@ static void print_summary(const struct cairn_store *store, const struct cairn_gc
 /* Collects the live set and runs the store's gc; the writer is held. */
 static int collect(struct cairn_store *store, struct cairn_writer *writer, bool quiet)
 {
-	struct cairn_chunk_set *live = NULL;
+	_cleanup_(cairn_chunk_set_freep) struct cairn_chunk_set *live = NULL;
 	struct cairn_store_stats stats;
 	struct cairn_gc_stats gc;
 	char msg[600];
@@ -85,25 +85,22 @@ static int collect(struct cairn_store *store, struct cairn_writer *writer, bool 
 		cli_error("%s", cairn_writer_error(writer));
 	else if (!quiet && cairn_store_stats(store, &stats) == 0)
 		print_summary(store, &gc, stats.chunk_count);
-	cairn_chunk_set_free(live);
 	return r < 0 ? EXIT_ERROR : EXIT_OK;
 }
 
 int cmd_gc(struct cli *cli, int argc, char **argv)
 {
-	struct cairn_writer *writer = NULL;
 	bool quiet = false;
 
 	int r = gc_parse(cli, argc, argv, &quiet);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
-	struct cairn_store *store = cli_open_store(cli);
+	_cleanup_(cairn_store_freep) struct cairn_store *store = cli_open_store(cli);
 	if (!store)
 		return EXIT_ERROR;
-	int status = EXIT_ERROR;
-	if (cli_writer_open(store, 0, &writer) == 0)
-		status = collect(store, writer, quiet);
-	cairn_writer_free(writer);
-	cairn_store_free(store);
-	return status;
+	/* Declared after the store: freed before it, as a writer must be. */
+	_cleanup_(cairn_writer_freep) struct cairn_writer *writer = NULL;
+	if (cli_writer_lock(store, 0, &writer) < 0)
+		return EXIT_ERROR;
+	return collect(store, writer, quiet);
 }

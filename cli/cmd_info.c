@@ -55,26 +55,20 @@ static void info_help(void)
 static int info_parse(struct cli *cli, int argc, char **argv, struct info *info)
 {
 	static const struct option options[] = {
-		CLI_STORE_OPTION,
-		{"help", no_argument, NULL, 'h'},
+		CLI_COMMON_OPTIONS,
 		{"json", no_argument, NULL, 'j'},
 		{0},
 	};
-	int c;
+	int c, r;
 
-	while ((c = getopt_long(argc, argv, "s:h", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, options, NULL)) != -1) {
 		switch (c) {
-		case 's':
-			cli->store_path = optarg;
-			break;
-		case 'h':
-			info_help();
-			return -1;
 		case 'j':
 			info->json = true;
 			break;
 		default:
-			return cli_usage_error(cli, "bad option");
+			if ((r = cli_common_option(cli, c, info_help)) != 0)
+				return r;
 		}
 	}
 	if (optind + 1 < argc)
@@ -122,7 +116,7 @@ static int sum_snapshots(struct info *info, struct store_totals *t)
 	t->snapshots = count;
 	for (size_t i = 0; i < count; i++) {
 		struct cairn_index_info ii;
-		struct cairn_index *idx = cairn_index_new();
+		_cleanup_(cairn_index_freep) struct cairn_index *idx = cairn_index_new();
 		if (idx && cairn_index_open(idx, info->store, names[i]) == 0) {
 			cairn_index_info(idx, &ii);
 			t->logical_bytes += ii.file_bytes;
@@ -130,7 +124,6 @@ static int sum_snapshots(struct info *info, struct store_totals *t)
 			cli_error("%s", idx ? cairn_index_error(idx) : "out of memory");
 			info->status = EXIT_ERROR;
 		}
-		cairn_index_free(idx);
 	}
 	cairn_snapshot_names_free(names, count);
 	return 0;
@@ -232,7 +225,8 @@ static void count_alone(struct info *info, const struct cairn_chunk_set *mine,
 
 static int chunks_alone(struct info *info, struct cairn_index *idx, struct snap_totals *t)
 {
-	struct cairn_chunk_set *mine = NULL, *others = NULL;
+	_cleanup_(cairn_chunk_set_freep) struct cairn_chunk_set *mine = NULL;
+	_cleanup_(cairn_chunk_set_freep) struct cairn_chunk_set *others = NULL;
 	char msg[600] = "";
 
 	int r = cairn_chunk_set_new(&mine);
@@ -247,8 +241,6 @@ static int chunks_alone(struct info *info, struct cairn_index *idx, struct snap_
 	} else {
 		cli_error("%s", r == -ENOMEM && !msg[0] ? "out of memory" : msg);
 	}
-	cairn_chunk_set_free(mine);
-	cairn_chunk_set_free(others);
 	return r;
 }
 
@@ -327,7 +319,7 @@ static void print_snapshot_text(struct info *info, const struct snap_totals *t)
 static int info_snapshot(struct info *info)
 {
 	struct snap_totals t = {0};
-	struct cairn_index *idx = cairn_index_new();
+	_cleanup_(cairn_index_freep) struct cairn_index *idx = cairn_index_new();
 
 	if (!idx) {
 		cli_error("out of memory");
@@ -336,7 +328,6 @@ static int info_snapshot(struct info *info)
 	int r = cairn_index_open(idx, info->store, info->snapshot);
 	if (r < 0) {
 		cli_error("%s", cairn_index_error(idx));
-		cairn_index_free(idx);
 		return EXIT_ERROR;
 	}
 	cairn_index_info(idx, &t.info);
@@ -346,7 +337,6 @@ static int info_snapshot(struct info *info)
 		print_snapshot_json(info, &t);
 	else if (r != -ENOMEM)
 		print_snapshot_text(info, &t);
-	cairn_index_free(idx);
 	return r < 0 ? EXIT_ERROR : EXIT_OK;
 }
 
@@ -357,10 +347,9 @@ int cmd_info(struct cli *cli, int argc, char **argv)
 	int r = info_parse(cli, argc, argv, &info);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
-	info.store = cli_open_store(cli);
-	if (!info.store)
+	_cleanup_(cairn_store_freep) struct cairn_store *store = cli_open_store(cli);
+	if (!store)
 		return EXIT_ERROR;
-	int status = info.snapshot ? info_snapshot(&info) : info_store(&info);
-	cairn_store_free(info.store);
-	return status;
+	info.store = store;
+	return info.snapshot ? info_snapshot(&info) : info_store(&info);
 }

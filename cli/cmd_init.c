@@ -32,7 +32,7 @@ enum {
 
 static int parse_size_option(const struct cli *cli, const char *name, uint64_t limit, uint64_t *ret)
 {
-	if (cli_parse_size(optarg, ret) < 0 || *ret > limit)
+	if (cairn_parse_size(optarg, ret) < 0 || *ret > limit)
 		return cli_usage_error(cli, "invalid %s '%s'", name, optarg);
 	return 0;
 }
@@ -40,8 +40,7 @@ static int parse_size_option(const struct cli *cli, const char *name, uint64_t l
 static int init_parse(struct cli *cli, int argc, char **argv, struct cairn_store_params *params)
 {
 	static const struct option options[] = {
-		CLI_STORE_OPTION,
-		{"help", no_argument, NULL, 'h'},
+		CLI_COMMON_OPTIONS,
 		{"chunk-min", required_argument, NULL, OPT_CHUNK_MIN},
 		{"chunk-avg", required_argument, NULL, OPT_CHUNK_AVG},
 		{"chunk-max", required_argument, NULL, OPT_CHUNK_MAX},
@@ -53,14 +52,8 @@ static int init_parse(struct cli *cli, int argc, char **argv, struct cairn_store
 	long level;
 	int c, r = 0;
 
-	while (r == 0 && (c = getopt_long(argc, argv, "s:h", options, NULL)) != -1) {
+	while (r == 0 && (c = getopt_long(argc, argv, CLI_COMMON_SHORT, options, NULL)) != -1) {
 		switch (c) {
-		case 's':
-			cli->store_path = optarg;
-			break;
-		case 'h':
-			init_help();
-			return -1;
 		case OPT_CHUNK_MIN:
 			r = parse_size_option(cli, "--chunk-min", UINT32_MAX, &size);
 			params->chunk_min = (uint32_t)size;
@@ -82,7 +75,7 @@ static int init_parse(struct cli *cli, int argc, char **argv, struct cairn_store
 			r = parse_size_option(cli, "--pack-size", UINT64_MAX, &params->pack_max);
 			break;
 		default:
-			return cli_usage_error(cli, "bad option");
+			r = cli_common_option(cli, c, init_help);
 		}
 	}
 	if (r)
@@ -113,16 +106,16 @@ int cmd_init(struct cli *cli, int argc, char **argv)
 		cli_error("cannot create the parents of %s: %s", path, strerror(-r));
 		return EXIT_ERROR;
 	}
-	struct cairn_store *store = cairn_store_new();
+	_cleanup_(cairn_store_freep) struct cairn_store *store = cairn_store_new();
 	if (!store) {
 		cli_error("out of memory");
 		return EXIT_ERROR;
 	}
 	r = cairn_store_create(store, path, &params);
-	if (r < 0)
+	if (r < 0) {
 		cli_error("%s", cairn_store_error(store));
-	else
-		printf("Created an empty cairn store in %s\n", path);
-	cairn_store_free(store);
-	return r < 0 ? EXIT_ERROR : EXIT_OK;
+		return EXIT_ERROR;
+	}
+	printf("Created an empty cairn store in %s\n", path);
+	return EXIT_OK;
 }

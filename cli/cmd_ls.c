@@ -36,23 +36,16 @@ static void ls_help(void)
 static int ls_parse(struct cli *cli, int argc, char **argv, struct ls *ls)
 {
 	static const struct option options[] = {
-		CLI_STORE_OPTION,
-		{"help", no_argument, NULL, 'h'},
+		CLI_COMMON_OPTIONS,
 		{"long", no_argument, NULL, 'l'},
 		{"recursive", no_argument, NULL, 'R'},
 		{"json", no_argument, NULL, 'j'},
 		{0},
 	};
-	int c;
+	int c, r;
 
-	while ((c = getopt_long(argc, argv, "s:hlR", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "lR", options, NULL)) != -1) {
 		switch (c) {
-		case 's':
-			cli->store_path = optarg;
-			break;
-		case 'h':
-			ls_help();
-			return -1;
 		case 'l':
 			ls->long_format = true;
 			break;
@@ -63,7 +56,8 @@ static int ls_parse(struct cli *cli, int argc, char **argv, struct ls *ls)
 			ls->json = true;
 			break;
 		default:
-			return cli_usage_error(cli, "bad option");
+			if ((r = cli_common_option(cli, c, ls_help)) != 0)
+				return r;
 		}
 	}
 	if (optind + 1 < argc)
@@ -159,13 +153,12 @@ static int list_snapshots(const struct cli *cli, struct ls *ls)
 	char **names;
 	size_t count;
 
-	struct cairn_store *store = cli_open_store(cli);
+	_cleanup_(cairn_store_freep) struct cairn_store *store = cli_open_store(cli);
 	if (!store)
 		return EXIT_ERROR;
 	int r = cairn_snapshot_list(store, &names, &count);
 	if (r < 0) {
 		cli_error("%s/snapshots: %s", cairn_store_path(store), strerror(-r));
-		cairn_store_free(store);
 		return EXIT_ERROR;
 	}
 	for (size_t i = 0; i < count; i++) {
@@ -173,17 +166,15 @@ static int list_snapshots(const struct cli *cli, struct ls *ls)
 			printf("%s\n", names[i]);
 			continue;
 		}
-		struct cairn_index *idx = cairn_index_new();
+		_cleanup_(cairn_index_freep) struct cairn_index *idx = cairn_index_new();
 		if (idx && cairn_index_open(idx, store, names[i]) == 0)
 			print_snapshot(ls, idx, names[i]);
 		else {
 			cli_error("%s", idx ? cairn_index_error(idx) : "out of memory");
 			ls->status = EXIT_ERROR;
 		}
-		cairn_index_free(idx);
 	}
 	cairn_snapshot_names_free(names, count);
-	cairn_store_free(store);
 	return ls->status;
 }
 

@@ -83,21 +83,14 @@ static void log_syslog(void *userdata, enum cairn_log_level level, const char *l
 static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *cmd)
 {
 	static const struct option options[] = {
-		CLI_STORE_OPTION,
-		{"help", no_argument, NULL, 'h'},
+		CLI_COMMON_OPTIONS,
 		{0},
 	};
 	char msg[300];
-	int c;
+	int c, r;
 
-	while ((c = getopt_long(argc, argv, "s:ho:fd", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "o:fd", options, NULL)) != -1) {
 		switch (c) {
-		case 's':
-			cli->store_path = optarg;
-			break;
-		case 'h':
-			mount_help();
-			return -1;
 		case 'o':
 			if (cairn_mount_options_parse(&cmd->o, optarg, msg, sizeof(msg)) < 0)
 				return cli_usage_error(cli, "%s", msg);
@@ -109,7 +102,8 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *
 			cmd->foreground = true;
 			break;
 		default:
-			return cli_usage_error(cli, "bad option");
+			if ((r = cli_common_option(cli, c, mount_help)) != 0)
+				return r;
 		}
 	}
 	if (argc - optind < 1 || argc - optind > 2)
@@ -122,19 +116,26 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *
 	return 0;
 }
 
+/* Whether the store at path has a snapshot name: 1, else 0 (also when
+ * there is no store there yet). */
+static int snapshot_exists(const char *path, const char *name)
+{
+	_cleanup_(cairn_store_freep) struct cairn_store *store = cairn_store_new();
+
+	if (!store || cairn_store_open(store, path) < 0)
+		return 0;
+	return cairn_snapshot_exists(store, name);
+}
+
 /* SNAPSHOT when the store has one by that name, else ARCHIVE when it is a
  * file: add it (a no-op when already there) and serve its snapshot. */
-static int resolve_source(struct cli *cli, struct mount_cmd *cmd)
+static int resolve_source(struct mount_cmd *cmd)
 {
-	struct cairn_store *store = cairn_store_new();
 	char why[200];
 	struct stat st;
 
-	int exists = store && cairn_store_open(store, cmd->store_path) == 0
-			     ? cairn_snapshot_exists(store, cmd->source)
-			     : 0;
-	cairn_store_free(store);
-	if (exists == 1 || stat(cmd->source, &st) < 0 || S_ISDIR(st.st_mode)) {
+	if (snapshot_exists(cmd->store_path, cmd->source) == 1 || stat(cmd->source, &st) < 0 ||
+	    S_ISDIR(st.st_mode)) {
 		snprintf(cmd->snapshot, sizeof(cmd->snapshot), "%s", cmd->source);
 		return 0;
 	}
@@ -143,11 +144,9 @@ static int resolve_source(struct cli *cli, struct mount_cmd *cmd)
 		cli_error("%s: %s", cmd->source, why);
 		return EXIT_ERROR;
 	}
-	char *add_argv[] = {"add", "--name", cmd->snapshot, (char *)cmd->source, NULL};
 	struct cli add_cli = {.store_path = cmd->store_path, .command = "add"};
-	optind = 0;
-	(void)cli;
-	return cmd_add(&add_cli, 4, add_argv);
+	struct cli_add_options add = {.name = cmd->snapshot};
+	return cli_add(&add_cli, &add, &cmd->source, 1);
 }
 
 /* ---- running ---- */
@@ -280,7 +279,7 @@ static int mount_start(struct cli *cli, struct mount_cmd *cmd)
 		snprintf(cmd->store_path, sizeof(cmd->store_path), "%s", store);
 	}
 	if (cmd->source) {
-		int r = resolve_source(cli, cmd);
+		int r = resolve_source(cmd);
 		if (r != 0)
 			return r;
 		if (!realpath(store, cmd->store_path)) {

@@ -73,24 +73,22 @@ static int remove_all(struct cairn_store *store, char **names, int count, bool q
 
 int cmd_rm(struct cli *cli, int argc, char **argv)
 {
-	struct cairn_writer *writer = NULL;
 	bool quiet = false;
 
 	int r = rm_parse(cli, argc, argv, &quiet);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
-	struct cairn_store *store = cli_open_store(cli);
+	_cleanup_(cairn_store_freep) struct cairn_store *store = cli_open_store(cli);
 	if (!store)
 		return EXIT_ERROR;
-	int status = EXIT_ERROR;
-	if (cli_writer_open(store, 1, &writer) == 0 &&
-	    all_exist(store, argv + optind, argc - optind)) {
-		status = remove_all(store, argv + optind, argc - optind, quiet);
-		if (!quiet)
-			printf("No space is freed yet: run 'cairn gc' to drop the chunks no "
-			       "snapshot uses any more.\n");
-	}
-	cairn_writer_free(writer);
-	cairn_store_free(store);
+	/* Declared after the store: freed before it, as a writer must be. */
+	_cleanup_(cairn_writer_freep) struct cairn_writer *writer = NULL;
+	if (cli_writer_lock(store, 1, &writer) < 0 ||
+	    !all_exist(store, argv + optind, argc - optind))
+		return EXIT_ERROR;
+	int status = remove_all(store, argv + optind, argc - optind, quiet);
+	if (!quiet)
+		printf("No space is freed yet: run 'cairn gc' to drop the chunks no "
+		       "snapshot uses any more.\n");
 	return status;
 }

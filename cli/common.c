@@ -1,6 +1,6 @@
 /* common.c: helpers shared by the subcommands: error output, store path
- * resolution and opening, and number parsing. The only printing in cairn
- * happens in cli/.
+ * resolution and opening, mkdir -p, number parsing and the options every
+ * command takes. The only printing in cairn happens in cli/.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -71,7 +71,7 @@ struct cairn_store *cli_open_store(const struct cli *cli)
 	_cleanup_free_ char *path = cli_store_path(cli);
 	if (!path)
 		return NULL;
-	struct cairn_store *store = cairn_store_new();
+	_cleanup_(cairn_store_freep) struct cairn_store *store = cairn_store_new();
 	if (!store) {
 		cli_error("out of memory");
 		return NULL;
@@ -79,10 +79,9 @@ struct cairn_store *cli_open_store(const struct cli *cli)
 	int r = cairn_store_open(store, path);
 	if (r < 0) {
 		cli_error("%s", cairn_store_error(store));
-		cairn_store_free(store);
 		return NULL;
 	}
-	return store;
+	return TAKE_PTR(store);
 }
 
 int cli_mkdir_parents(const char *path)
@@ -104,41 +103,6 @@ int cli_mkdir_parents(const char *path)
 	return 0;
 }
 
-int cli_parse_size(const char *text, uint64_t *ret)
-{
-	char *end;
-
-	errno = 0;
-	unsigned long long value = strtoull(text, &end, 10);
-	if (errno || end == text || *text == '-')
-		return -EINVAL;
-	unsigned shift = 0;
-	switch (*end) {
-	case '\0':
-		break;
-	case 'k':
-	case 'K':
-		shift = 10;
-		break;
-	case 'm':
-	case 'M':
-		shift = 20;
-		break;
-	case 'g':
-	case 'G':
-		shift = 30;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*end && end[1] != '\0' && strcmp(end + 1, "iB") != 0 && strcmp(end + 1, "B") != 0)
-		return -EINVAL;
-	if (value > (UINT64_MAX >> shift))
-		return -EINVAL;
-	*ret = (uint64_t)value << shift;
-	return 0;
-}
-
 int cli_parse_int(const char *text, long min, long max, long *ret)
 {
 	char *end;
@@ -151,29 +115,37 @@ int cli_parse_int(const char *text, long min, long max, long *ret)
 	return 0;
 }
 
+int cli_common_option(struct cli *cli, int c, void (*help)(void))
+{
+	switch (c) {
+	case 's':
+		cli->store_path = optarg;
+		return 0;
+	case 'h':
+		help();
+		return -1;
+	default:
+		return cli_usage_error(cli, "bad option");
+	}
+}
+
 int cli_parse_quiet(struct cli *cli, int argc, char **argv, void (*help)(void), bool *quiet)
 {
 	static const struct option options[] = {
-		CLI_STORE_OPTION,
-		{"help", no_argument, NULL, 'h'},
+		CLI_COMMON_OPTIONS,
 		{"quiet", no_argument, NULL, 'q'},
 		{0},
 	};
-	int c;
+	int c, r;
 
-	while ((c = getopt_long(argc, argv, "s:hq", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "q", options, NULL)) != -1) {
 		switch (c) {
-		case 's':
-			cli->store_path = optarg;
-			break;
-		case 'h':
-			help();
-			return -1;
 		case 'q':
 			*quiet = true;
 			break;
 		default:
-			return cli_usage_error(cli, "bad option");
+			if ((r = cli_common_option(cli, c, help)) != 0)
+				return r;
 		}
 	}
 	return 0;

@@ -6,23 +6,18 @@
 #
 # Usage: test_cli.sh PATH-TO-CAIRN   (meson passes the built binary)
 set -u
+TEST_NAME=test_cli
+. "$(dirname "$0")/../lib.sh"
 
 CAIRN=${1:?usage: test_cli.sh PATH-TO-CAIRN}
 case $CAIRN in
-/*) ;;
-*/*) CAIRN=$(pwd)/$CAIRN ;; # meson passes it relative to the build dir
+*/*) CAIRN=$(abs_path "$CAIRN") ;; # a bare name is looked up in $PATH
 esac
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cairn-cli-XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT INT TERM
-: >"$tmp/failures"
 checks=0
 # Relative paths (and a stray relative $XDG_DATA_HOME) land in the temp dir.
 mkdir "$tmp/cwd" && cd "$tmp/cwd" || exit 1
-
-fail() {
-	echo "FAIL: $*" >&2
-	echo x >>"$tmp/failures"
-}
 
 # run [VAR=VALUE...] -- ARGS...: cairn with a clean environment (no
 # CAIRN_STORE or XDG_DATA_HOME, HOME in the temp dir) plus the assignments;
@@ -88,6 +83,18 @@ out_has "Usage: cairn init"
 expect 0 -- verify --help
 out_has "Usage: cairn verify"
 
+# Every command takes -h/--help (exit 0) and refuses an unknown option
+# (exit 2, naming itself).
+for cmd in init add ls cat extract info verify rm gc mount; do
+	expect 0 -- "$cmd" -h
+	out_has "Usage: cairn $cmd"
+	expect 0 -- "$cmd" --help
+	out_has "Usage: cairn $cmd"
+	expect 2 -- "$cmd" --no-such-option
+	err_has "cairn $cmd: bad option"
+	err_has "Try 'cairn $cmd --help'"
+done
+
 # ---- usage errors: 2 ----
 
 expect 2 --
@@ -102,6 +109,9 @@ expect 2 -- init --level 20 "$tmp/u4"
 expect 2 -- init --chunk-avg 3000 "$tmp/u4"
 expect 2 -- init --chunk-min 1G "$tmp/u4"
 expect 2 -- init --pack-size lots "$tmp/u4"
+expect 2 -- init --pack-size -1M "$tmp/u4"
+expect 2 -- add --max-entries 0 "$tmp/u4.tar"
+expect 2 -- add --max-entries 5X "$tmp/u4.tar"
 expect 1 -- verify -s "$tmp/u4" no-such-snapshot # no store there: an error, not usage
 expect 2 -- verify --no-such-option
 for dir in u1 u2 u3 u4; do
@@ -124,6 +134,9 @@ expect 0 -- -s "$tmp/s1" verify
 expect 0 -- init --chunk-min 4K --chunk-avg 16K --chunk-max 64K --level 5 --pack-size 8M \
 	"$tmp/s2"
 is_store "$tmp/s2"
+# Sizes take the suffixes -o cache_size takes (one parser).
+expect 0 -- init --chunk-min 4KiB --chunk-avg 16k --chunk-max 64KB --pack-size 1GiB "$tmp/s2b"
+is_store "$tmp/s2b"
 expect 0 -- verify -s "$tmp/s2"
 
 # Missing parents are made; a non-empty directory is refused.
@@ -196,6 +209,4 @@ checks=$((checks + 1))
 [ "$status" -eq 1 ] || fail "verify without HOME exited $status, expected 1"
 err_nonempty
 
-failed=$(wc -l <"$tmp/failures")
-echo "test_cli: $checks runs, $failed failures"
-[ "$failed" -eq 0 ]
+finish "$checks runs"

@@ -12,16 +12,13 @@
 #
 # usage: test_store_cmds.sh CAIRN COMPARE_PY
 set -u
+TEST_NAME=test_store_cmds
+. "$(dirname "$0")/../lib.sh"
 CAIRN=${1:?usage: test_store_cmds.sh CAIRN COMPARE_PY}
 COMPARE=${2:?usage: test_store_cmds.sh CAIRN COMPARE_PY}
 export LC_ALL=C.UTF-8
 
-for tool in bsdtar python3 flock; do
-	if ! command -v $tool >/dev/null; then
-		echo "SKIP: $tool is not installed"
-		exit 77
-	fi
-done
+need_tools bsdtar python3 flock
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-store-cmds-XXXXXX") || exit 1
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$WORK"' EXIT
@@ -29,12 +26,6 @@ STORE=$WORK/store
 A=$WORK/archives
 mkdir -p "$A"
 checks=0
-failed=0
-
-fail() {
-	echo "FAIL: $*"
-	failed=$((failed + 1))
-}
 
 # run [-s DIR] ARGS...: cairn on $STORE (or DIR); stdout, stderr and the
 # status in $WORK/out, $WORK/err and $status.
@@ -364,5 +355,4 @@ wait "$reader"
 expect 0 gc
 out_has "chunks dropped"
 
-echo "test_store_cmds: $checks runs, $failed failures"
-[ "$failed" -eq 0 ]
+finish "$checks runs"

@@ -10,6 +10,8 @@
 #
 # usage: test_versions.sh CAIRN FETCH_NPM CACHE_DIR COMPARE_PY
 set -u
+TEST_NAME=test_versions
+. "$(dirname "$0")/../lib.sh"
 CAIRN=$1
 FETCH=$2
 CACHE=$3
@@ -21,12 +23,7 @@ V2=typescript@5.7.3
 # The second add may cost at most this share of its cost alone, in percent.
 LIMIT=60
 
-for tool in bsdtar python3; do
-	if ! command -v $tool >/dev/null; then
-		echo "SKIP: $tool is not installed"
-		exit 77
-	fi
-done
+need_tools bsdtar python3
 tarballs=$(sh "$FETCH" "$CACHE" "$V1" "$V2")
 status=$?
 [ $status -eq 0 ] || exit $status
@@ -35,15 +32,12 @@ T2=$(echo "$tarballs" | sed -n 2p)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-versions-XXXXXX") || exit 1
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$WORK"' EXIT
-failed=0
-
-fail() {
-	echo "FAIL: $*"
-	failed=$((failed + 1))
-}
-
 cairn() {
-	"$CAIRN" "$@" || fail "cairn $* exited $?"
+	if "$CAIRN" "$@"; then
+		pass
+	else
+		fail "cairn $* exited $?"
+	fi
 }
 
 pack_bytes() {
@@ -74,5 +68,4 @@ bsdtar -xpf "$T2" -C "$WORK/x/bsdtar" || fail "bsdtar -x $T2"
 python3 "$COMPARE" --no-dir-mtime "$WORK/x/cairn" "$WORK/x/bsdtar" ||
 	fail "cairn extract and bsdtar -x of $T2 differ"
 
-echo "test_versions: $failed failures"
-[ "$failed" -eq 0 ]
+finish

@@ -4,30 +4,19 @@
 # trees, and the checks that a store is sound and its snapshots intact.
 #
 # A test sources it as: . "$(dirname "$0")/lib.sh" NAME "$@", with CAIRN
-# SHIM COMPARE as its arguments; it ends with finish.
+# SHIM COMPARE as its arguments; it counts with pass/fail (tests/lib.sh, the
+# shared harness, sourced here) and ends with finish.
 set -u
 export LC_ALL=C.UTF-8
 
 TEST_NAME=$1
 shift
-abs_path() {
-	case $1 in
-	/*) echo "$1" ;;
-	*) echo "$(pwd)/$1" ;; # meson may pass paths relative to the build dir
-	esac
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 CAIRN=$(abs_path "$1")
 SHIM=$(abs_path "$2")
 COMPARE=$(abs_path "$3")
 
-skip() {
-	echo "SKIP: $*"
-	exit 77
-}
-
-for tool in bsdtar python3 diff; do
-	command -v $tool >/dev/null || skip "$tool is not installed"
-done
+need_tools bsdtar python3 diff
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-$TEST_NAME-XXXXXX") || exit 1
 cleanup_work() {
@@ -35,21 +24,6 @@ cleanup_work() {
 }
 trap cleanup_work EXIT
 trap 'exit 1' INT TERM
-
-passed=0
-failed=0
-pass() {
-	passed=$((passed + 1))
-}
-fail() {
-	echo "FAIL: $*"
-	failed=$((failed + 1))
-}
-finish() {
-	echo "$TEST_NAME: $passed passed, $failed failed"
-	[ $failed = 0 ]
-	exit
-}
 
 # make_tree DIR SEED RANDOM_BYTES [SHARED_DIR]: a few small files, one
 # compressible and one incompressible larger file, a symlink, a hard link,

@@ -10,29 +10,18 @@
 #
 # usage: test_formats.sh CAIRN COMPARE_PY MKRAR_PY
 set -u
+TEST_NAME=test_formats
+. "$(dirname "$0")/../lib.sh"
 CAIRN=$1
 COMPARE=$2
 MKRAR=$3
 export LC_ALL=C.UTF-8
 
-for tool in bsdtar python3; do
-	if ! command -v $tool >/dev/null; then
-		echo "SKIP: $tool is not installed"
-		exit 77
-	fi
-done
+need_tools bsdtar python3
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-formats-XXXXXX")
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$WORK"' EXIT
 STORE=$WORK/store
-passed=0
-failed=0
-
-fail() {
-	echo "FAIL: $*"
-	failed=$((failed + 1))
-}
-
 # ---- the source tree ----
 
 make_tree() {
@@ -87,8 +76,8 @@ make_flat() {
 
 # ---- one archive ----
 
-# check NAME ARCHIVE [compare options...]
-check() {
+# check_archive NAME ARCHIVE [compare options...]
+check_archive() {
 	local name=$1 archive=$2
 	shift 2
 	local out=$WORK/out/$name
@@ -116,7 +105,7 @@ check() {
 		head -20 "$out/diff-r"
 		return
 	fi
-	passed=$((passed + 1))
+	pass
 }
 
 # check_cat NAME ARCHIVE MEMBER: cairn cat NAME:MEMBER equals bsdtar -xO.
@@ -126,7 +115,7 @@ check_cat() {
 		fail "$name: cairn cat $member differs from bsdtar -xO"
 		return
 	fi
-	passed=$((passed + 1))
+	pass
 }
 
 SRC=$WORK/src
@@ -140,16 +129,16 @@ make_flat "$FLAT"
 bsdtar --format pax -cf "$A/pax.tar" -C "$SRC" .
 bsdtar --format gnutar -cf "$A/gnutar.tar" -C "$SRC" .
 bsdtar --format ustar -cf "$A/ustar.tar" -C "$SRC" . 2>/dev/null
-check pax "$A/pax.tar"
-check gnutar "$A/gnutar.tar"
-check ustar "$A/ustar.tar"
+check_archive pax "$A/pax.tar"
+check_archive gnutar "$A/gnutar.tar"
+check_archive ustar "$A/ustar.tar"
 check_cat pax "$A/pax.tar" ./big.bin
 check_cat pax "$A/pax.tar" ./sparse
 for filter in gzip bzip2 xz zstd lz4 lzip lzma compress; do
 	flag=--$filter
 	[ $filter = compress ] && flag=-Z
 	if bsdtar --format pax $flag -cf "$A/pax.$filter" -C "$SRC" . 2>/dev/null; then
-		check "tar-$filter" "$A/pax.$filter"
+		check_archive "tar-$filter" "$A/pax.$filter"
 	else
 		echo "note: bsdtar cannot write $filter here; not tested"
 	fi
@@ -157,8 +146,8 @@ done
 if command -v tar >/dev/null && tar --version 2>/dev/null | grep -q 'GNU tar'; then
 	tar --format=gnu --sparse -cf "$A/gnu-sparse.tar" -C "$SRC" . 2>/dev/null
 	tar --format=posix --sparse --xattrs -cf "$A/gnu-posix.tar" -C "$SRC" . 2>/dev/null
-	check gnu-sparse "$A/gnu-sparse.tar"
-	check gnu-posix "$A/gnu-posix.tar"
+	check_archive gnu-sparse "$A/gnu-sparse.tar"
+	check_archive gnu-posix "$A/gnu-posix.tar"
 	check_cat gnu-sparse "$A/gnu-sparse.tar" ./sparse
 fi
 
@@ -166,9 +155,9 @@ fi
 bsdtar --format zip -cf "$A/deflate.zip" -C "$SRC" . 2>/dev/null
 bsdtar --format zip --options zip:compression=store -cf "$A/stored.zip" -C "$SRC" . 2>/dev/null
 bsdtar --format zip --options zip:zip64 -cf "$A/zip64.zip" -C "$SRC" . 2>/dev/null
-check zip-deflate "$A/deflate.zip"
-check zip-stored "$A/stored.zip"
-check zip-zip64 "$A/zip64.zip"
+check_archive zip-deflate "$A/deflate.zip"
+check_archive zip-stored "$A/stored.zip"
+check_archive zip-zip64 "$A/zip64.zip"
 check_cat zip-deflate "$A/deflate.zip" big.bin
 python3 - "$A" <<'EOF'
 import sys, zipfile
@@ -189,31 +178,31 @@ with zipfile.ZipFile(f"{a}/py-zip64.zip", "w", zipfile.ZIP_DEFLATED) as z:
         f.write(b"\x01\x02" * 50000)
 EOF
 # Implied parents get the time of extraction from bsdtar.
-check py-deflate "$A/py-deflate.zip" --no-dir-mtime
-check py-stored "$A/py-stored.zip" --no-dir-mtime
-check py-zip64 "$A/py-zip64.zip"
+check_archive py-deflate "$A/py-deflate.zip" --no-dir-mtime
+check_archive py-stored "$A/py-stored.zip" --no-dir-mtime
+check_archive py-zip64 "$A/py-zip64.zip"
 
 # ---- 7z, iso9660, cpio, xar, ar, deb, rar ----
 for method in lzma1 lzma2 ppmd deflate bzip2 copy; do
 	bsdtar --format 7zip --options 7zip:compression=$method -cf "$A/$method.7z" -C "$SRC" . 2>/dev/null
-	check "7z-$method" "$A/$method.7z"
+	check_archive "7z-$method" "$A/$method.7z"
 done
 check_cat 7z-lzma2 "$A/lzma2.7z" big.bin
 bsdtar --format iso9660 -cf "$A/image.iso" -C "$SRC" . 2>/dev/null
-check iso9660 "$A/image.iso"
+check_archive iso9660 "$A/image.iso"
 bsdtar --format iso9660 --options iso9660:!rockridge -cf "$A/plain.iso" -C "$FLAT" . 2>/dev/null
-check iso9660-plain "$A/plain.iso"
+check_archive iso9660-plain "$A/plain.iso"
 for fmt in newc odc; do
 	bsdtar --format $fmt -cf "$A/$fmt.cpio" -C "$SRC" . 2>/dev/null
-	check "cpio-$fmt" "$A/$fmt.cpio"
+	check_archive "cpio-$fmt" "$A/$fmt.cpio"
 done
 bsdtar --format newc --gzip -cf "$A/newc.cpio.gz" -C "$SRC" . 2>/dev/null
-check cpio-gz "$A/newc.cpio.gz"
+check_archive cpio-gz "$A/newc.cpio.gz"
 if bsdtar --format xar -cf "$A/x.xar" -C "$SRC" . 2>/dev/null; then
-	check xar "$A/x.xar"
+	check_archive xar "$A/x.xar"
 fi
 (cd "$FLAT" && bsdtar --format ar -cf "$A/flat.a" one two blob)
-check ar "$A/flat.a"
+check_archive ar "$A/flat.a"
 DEB=$WORK/deb
 mkdir -p "$DEB"
 printf '2.0\n' >"$DEB/debian-binary"
@@ -221,49 +210,48 @@ printf 'Package: cairn-test\n' >"$DEB/control"
 bsdtar --format ustar --gzip -cf "$DEB/control.tar.gz" -C "$DEB" ./control
 bsdtar --format gnutar --xz -cf "$DEB/data.tar.xz" -C "$SRC" ./hello.txt ./sub
 (cd "$DEB" && bsdtar --format ar -cf "$A/package.deb" debian-binary control.tar.gz data.tar.xz)
-check deb "$A/package.deb"
+check_archive deb "$A/package.deb"
 check_cat deb "$A/package.deb" data.tar.xz
 python3 "$MKRAR" "$A/stored.rar"
-check rar "$A/stored.rar"
+check_archive rar "$A/stored.rar"
 check_cat rar "$A/stored.rar" dir/file.txt
 
 # ---- the store: same bytes again is a no-op; names; verify ----
 out=$("$CAIRN" -s "$STORE" add --name pax "$A/pax.tar" 2>&1)
 if [ $? = 0 ] && echo "$out" | grep -q unchanged; then
-	passed=$((passed + 1))
+	pass
 else
 	fail "adding the same archive again: $out"
 fi
 out=$("$CAIRN" -s "$STORE" add --name pax "$A/gnutar.tar" 2>&1)
 if [ $? = 1 ] && echo "$out" | grep -q 'already exists'; then
-	passed=$((passed + 1))
+	pass
 else
 	fail "adding other bytes under an existing name: $out"
 fi
 if "$CAIRN" -s "$STORE" add -q --name pax --replace "$A/gnutar.tar" &&
 	"$CAIRN" -s "$STORE" ls pax >/dev/null; then
-	passed=$((passed + 1))
+	pass
 else
 	fail "--replace"
 fi
 cp "$A/pax.gzip" "$WORK/typescript-5.7.3.tgz"
 if "$CAIRN" -s "$STORE" add -q "$WORK/typescript-5.7.3.tgz" &&
 	"$CAIRN" -s "$STORE" ls | grep -qx typescript-5.7.3; then
-	passed=$((passed + 1))
+	pass
 else
 	fail "the default name of typescript-5.7.3.tgz"
 fi
 if cat "$A/pax.xz" | "$CAIRN" -s "$STORE" add -q --name from-stdin - &&
 	cmp -s <("$CAIRN" -s "$STORE" ls -lR from-stdin) <("$CAIRN" -s "$STORE" ls -lR tar-xz); then
-	passed=$((passed + 1))
+	pass
 else
 	fail "adding from stdin"
 fi
 if "$CAIRN" -s "$STORE" verify -q; then
-	passed=$((passed + 1))
+	pass
 else
 	fail "cairn verify after the adds"
 fi
 
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

@@ -23,38 +23,20 @@
 #
 # usage: test_limits.sh CAIRN MKTAR
 set -u
+TEST_NAME=limits
+. "$(dirname "$0")/../lib.sh"
 export LC_ALL=C.UTF-8
-abs_path() {
-	case $1 in
-	/*) echo "$1" ;;
-	*) echo "$(pwd)/$1" ;;
-	esac
-}
 CAIRN=$(abs_path "$1")
 MKTAR=$(abs_path "$2")
 MANY=${CAIRN_LIMITS_MANY:-300000}
 
-for tool in python3 zstd xz gzip; do
-	if ! command -v $tool >/dev/null; then
-		echo "SKIP: $tool is not installed"
-		exit 77
-	fi
-done
+need_tools python3 zstd xz gzip
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-limits-XXXXXX") || exit 1
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$WORK"' EXIT
 cd "$WORK" || exit 1
 STORE=$WORK/store
 "$CAIRN" init "$STORE" >/dev/null || exit 1
 
-passed=0
-failed=0
-fail() {
-	echo "FAIL: $*"
-	failed=$((failed + 1))
-}
-pass() {
-	passed=$((passed + 1))
-}
 cairn() {
 	"$CAIRN" -s "$STORE" "$@"
 }
@@ -275,5 +257,4 @@ msg=$(cairn add -q --max-ratio -5 bomb.tar.zst 2>&1)
 [ $? = 2 ] && echo "$msg" | grep -q "invalid --max-ratio" && pass || fail "--max-ratio -5: $msg"
 
 cairn verify -q && pass || fail "verify at the end"
-echo "limits: $passed passed, $failed failed"
-[ $failed = 0 ]
+finish

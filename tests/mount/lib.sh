@@ -6,34 +6,22 @@
 # stderr), the mount's counters, and the fixture tree.
 #
 # A test sources it as: . "$LIB" NAME "$@", with CAIRN MTOOL COMPARE [...]
-# as its arguments; then it calls pass/fail and ends with finish.
+# as its arguments; then it calls pass/fail/check (tests/lib.sh, the shared
+# harness, sourced here) and ends with finish.
 set -u
 export LC_ALL=C.UTF-8
 
 TEST_NAME=$1
 shift
-START_DIR=$(pwd)
-abs_path() {
-	case $1 in
-	/*) echo "$1" ;;
-	*) echo "$START_DIR/$1" ;; # meson may pass paths relative to the build dir
-	esac
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 CAIRN=$(abs_path "$1")
 MTOOL=$(abs_path "$2")
 COMPARE=$(abs_path "$3")
 
-skip() {
-	echo "SKIP: $*"
-	exit 77
-}
-
 [ "$(id -u)" = 0 ] || skip "mounting with passthrough needs root (CAP_SYS_ADMIN)"
 [ -c /dev/fuse ] || skip "there is no /dev/fuse"
 [ -r /dev/fuse ] && [ -w /dev/fuse ] || skip "/dev/fuse is not usable here"
-for tool in bsdtar tar python3 getfattr setfattr; do
-	command -v $tool >/dev/null || skip "$tool is not installed"
-done
+need_tools bsdtar tar python3 getfattr setfattr
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-mount-$TEST_NAME-XXXXXX") || exit 1
 STORE=$WORK/store
@@ -47,28 +35,6 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}:log_path=$SAN/ubsan"
 
 MOUNTS=()
 declare -A DAEMON
-passed=0
-failed=0
-
-pass() {
-	passed=$((passed + 1))
-}
-
-fail() {
-	echo "FAIL: $*"
-	failed=$((failed + 1))
-}
-
-# check DESCRIPTION COMMAND...: pass when the command succeeds.
-check() {
-	local what=$1
-	shift
-	if "$@"; then
-		pass
-	else
-		fail "$what"
-	fi
-}
 
 is_mounted() {
 	awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
@@ -201,9 +167,9 @@ check_sanitizer_logs() {
 	done
 }
 
-# finish: unmounts what is left (each must unmount cleanly), checks the
-# sanitizer logs, prints the tally and exits with it.
-finish() {
+# Before finish prints the tally and exits with it: unmounts what is left
+# (each must unmount cleanly) and checks the sanitizer logs.
+finish_hook() {
 	local mnt
 	for mnt in "${MOUNTS[@]}"; do
 		if is_mounted "$mnt"; then
@@ -211,9 +177,6 @@ finish() {
 		fi
 	done
 	check_sanitizer_logs
-	echo "$TEST_NAME: $passed passed, $failed failed"
-	[ $failed = 0 ] && exit 0
-	exit 1
 }
 
 # stat_of MNT KEY: one counter of the mount's user.cairn.stats.

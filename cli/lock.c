@@ -1,16 +1,16 @@
-/* writer.c: taking the store's writer (its lock) for the commands that
- * change a store without adding to it (rm, gc): like add, they say so when
- * another cairn process holds the lock, then wait for it, and clear the
- * snapshot temp files a writer that died left behind.
+/* lock.c: taking the store's writer lock for the commands that change a
+ * store (add, rm, gc): opening the writer is what takes the lock, so they
+ * say so when another cairn process holds it, then wait for it, and clear
+ * the snapshot temp files a writer that died left behind.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 
-int cli_writer_open(struct cairn_store *store, unsigned threads, struct cairn_writer **ret)
+int cli_writer_lock(struct cairn_store *store, unsigned threads, struct cairn_writer **ret)
 {
-	struct cairn_writer *writer = NULL;
+	_cleanup_(cairn_writer_freep) struct cairn_writer *writer = NULL;
 
 	int r = cairn_writer_open(store, CAIRN_WRITER_NOWAIT, threads, &writer);
 	if (r == -EWOULDBLOCK) {
@@ -26,9 +26,8 @@ int cli_writer_open(struct cairn_store *store, unsigned threads, struct cairn_wr
 	if (r < 0) {
 		cli_error("%s/snapshots: removing temp files: %s", cairn_store_path(store),
 			  strerror(-r));
-		cairn_writer_free(writer);
 		return r;
 	}
-	*ret = writer;
+	*ret = TAKE_PTR(writer);
 	return 0;
 }
