@@ -228,9 +228,10 @@ static int blob_make(struct blob_cache *cache, struct cairn_index *idx, uint64_t
 		return fd;
 	int r = read_path_copy_file(cache->rp, idx, ino, file, fd);
 	if (r == -EBADMSG) {
-		mount_log(cache->log, CAIRN_LOG_ERROR,
-			  "snapshot %s: inode %llu: a chunk does not match its id as the blob is made",
-			  cairn_index_name(idx), (unsigned long long)ino);
+		mount_log(
+			cache->log, CAIRN_LOG_ERROR,
+			"snapshot %s: inode %llu: a chunk does not match its id as the blob is made",
+			cairn_index_name(idx), (unsigned long long)ino);
 		r = -EIO;
 	}
 	struct stat st;

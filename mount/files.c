@@ -98,8 +98,7 @@ static ssize_t do_read(struct fs *fs, struct open_file *of, size_t size, off_t o
 	return n;
 }
 
-void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
 	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
@@ -147,8 +146,7 @@ static int64_t do_lseek(struct fs *fs, struct open_file *of, uint64_t off, int w
 	return whence == SEEK_HOLE ? (int64_t)of->file.size : -ENXIO;
 }
 
-void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		     struct fuse_file_info *fi)
+void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
 	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
 

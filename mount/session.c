@@ -65,8 +65,8 @@ static int fs_setup(struct fs *fs, char *msg, size_t msg_size)
 		r = blob_cache_new(fs->o.cache_dir, fs->o.cache_size, fs->reads, &fs->log,
 				   &fs->blobs);
 		if (r < 0)
-			mount_log(&fs->log, CAIRN_LOG_WARNING, "blob cache %s: %s",
-				  fs->o.cache_dir, strerror(-r));
+			mount_log(&fs->log, CAIRN_LOG_WARNING, "blob cache %s: %s", fs->o.cache_dir,
+				  strerror(-r));
 	}
 	return passthrough_new(&fs->o, fs->blobs, &fs->log, &fs->pt);
 }
