@@ -31,23 +31,35 @@ static int write_zeros(uint64_t size)
 	return 0;
 }
 
-static int cat_runs(struct cli_object *obj, struct cairn_index_reader *reader,
-		    const struct cairn_index_file *file)
+/* Writes obj's file run by run; the reader is freed before obj's store. */
+static int cat_runs(struct cli_object *obj)
 {
-	for (uint32_t i = 0; i < file->run_count; i++) {
-		struct cairn_index_run run;
-		const void *data;
-		int r = cairn_index_reader_run(reader, obj->ino, i, &data, &run);
-		if (r < 0) {
-			cli_error("%s", cairn_index_reader_error(reader));
-			return EXIT_ERROR;
-		}
-		r = data ? cairn_write_all(STDOUT_FILENO, data, (size_t)run.size)
-			 : write_zeros(run.size);
+	_cleanup_(cairn_content_reader_freep) struct cairn_content_reader *reader = NULL;
+	struct cairn_content_run cr;
+
+	int r = cairn_content_reader_new(obj->store, NULL, &reader);
+	if (r < 0) {
+		cli_error("out of memory");
+		return EXIT_ERROR;
+	}
+	r = cairn_content_open(reader, obj->idx, obj->ino, NULL);
+	if (r == -EISDIR || r == -EINVAL) {
+		cli_error("%s:%s: not a regular file", obj->snapshot, obj->path);
+		return EXIT_ERROR;
+	}
+	if (r < 0)
+		return cli_object_error(obj, r);
+	while ((r = cairn_content_next(reader, &cr)) > 0) {
+		r = cr.data ? cairn_write_all(STDOUT_FILENO, cr.data, (size_t)cr.run.size)
+			    : write_zeros(cr.run.size);
 		if (r < 0) {
 			cli_error("writing to stdout: %s", strerror(-r));
 			return EXIT_ERROR;
 		}
+	}
+	if (r < 0) {
+		cli_error("%s", cairn_content_error(reader));
+		return EXIT_ERROR;
 	}
 	return EXIT_OK;
 }
@@ -55,10 +67,6 @@ static int cat_runs(struct cli_object *obj, struct cairn_index_reader *reader,
 static int cat_one(const struct cli *cli, const char *arg)
 {
 	struct cli_object obj;
-	struct cairn_index_file file;
-	struct cairn_unpacker *unpacker = NULL;
-	struct cairn_index_reader *reader = NULL;
-	int status = EXIT_ERROR;
 
 	if (!strchr(arg, ':')) {
 		cli_error("'%s' names no file: use SNAPSHOT:PATH", arg);
@@ -66,18 +74,7 @@ static int cat_one(const struct cli *cli, const char *arg)
 	}
 	if (cli_object_open(cli, arg, true, &obj) != EXIT_OK)
 		return EXIT_ERROR;
-	int r = cairn_index_file(obj.idx, obj.ino, &file);
-	if (r == -EISDIR || r == -EINVAL)
-		cli_error("%s:%s: not a regular file", obj.snapshot, obj.path);
-	else if (r < 0)
-		cli_object_error(&obj, r);
-	else if (cairn_unpacker_new(obj.store, &unpacker) < 0 ||
-		 cairn_index_reader_new(obj.idx, unpacker, &reader) < 0)
-		cli_error("out of memory");
-	else
-		status = cat_runs(&obj, reader, &file);
-	cairn_index_reader_free(reader);
-	cairn_unpacker_free(unpacker);
+	int status = cat_runs(&obj);
 	cli_object_release(&obj);
 	return status;
 }

@@ -25,8 +25,7 @@ struct link_slot {
 
 struct extract {
 	struct cli_object obj;
-	struct cairn_unpacker *unpacker;
-	struct cairn_index_reader *reader;
+	struct cairn_content_reader *reader;
 	int dest_fd;
 	bool root;
 	mode_t umask;
@@ -222,24 +221,19 @@ static void apply_metadata(struct extract *x, const struct node *n,
 static int write_content(struct extract *x, int fd, uint64_t ino, const char *path)
 {
 	struct cairn_index_file file;
+	struct cairn_content_run cr;
 
-	int r = cairn_index_file(x->obj.idx, ino, &file);
-	if (r < 0) {
-		entry_error(x, path, "%s", cairn_index_error(x->obj.idx));
-		return r;
-	}
-	for (uint32_t i = 0; i < file.run_count; i++) {
-		struct cairn_index_run run;
-		const void *data;
-		r = cairn_index_reader_run(x->reader, ino, i, &data, &run);
-		if (r < 0) {
-			entry_error(x, path, "%s", cairn_index_reader_error(x->reader));
-			return r;
-		}
-		if (data && (r = cairn_pwrite_all(fd, data, (size_t)run.size, run.offset)) < 0) {
+	int r = cairn_content_open(x->reader, x->obj.idx, ino, &file);
+	while (r >= 0 && (r = cairn_content_next(x->reader, &cr)) > 0) {
+		if (cr.data &&
+		    (r = cairn_pwrite_all(fd, cr.data, (size_t)cr.run.size, cr.run.offset)) < 0) {
 			entry_error(x, path, "writing: %s", strerror(-r));
 			return r;
 		}
+	}
+	if (r < 0) {
+		entry_error(x, path, "%s", cairn_content_error(x->reader));
+		return r;
 	}
 	if (ftruncate(fd, (off_t)file.size) < 0) {
 		entry_error(x, path, "truncating: %s", strerror(errno));
@@ -466,8 +460,7 @@ int cmd_extract(struct cli *cli, int argc, char **argv)
 	raise_fd_limit();
 	if (cli_object_open(cli, argv[optind], false, &x.obj) != EXIT_OK)
 		return EXIT_ERROR;
-	if (cairn_unpacker_new(x.obj.store, &x.unpacker) < 0 ||
-	    cairn_index_reader_new(x.obj.idx, x.unpacker, &x.reader) < 0)
+	if (cairn_content_reader_new(x.obj.store, NULL, &x.reader) < 0)
 		cli_error("out of memory");
 	else if ((x.dest_fd = open_dest(argv[optind + 1])) >= 0)
 		status = extract_run(&x);
@@ -476,8 +469,7 @@ int cmd_extract(struct cli *cli, int argc, char **argv)
 	for (size_t i = 0; i < x.link_cap; i++)
 		free(x.links[i].path);
 	free(x.links);
-	cairn_index_reader_free(x.reader);
-	cairn_unpacker_free(x.unpacker);
+	cairn_content_reader_free(x.reader);
 	cli_object_release(&x.obj);
 	return status;
 }

@@ -132,20 +132,20 @@ static void no_report(void *userdata, const char *problem)
 	fprintf(stderr, "fuzz_import: the new snapshot: %s\n", problem);
 }
 
-static void read_back_file(struct cairn_index *idx, struct cairn_index_reader *reader, uint64_t ino,
-			   uint64_t *budget)
+static void read_back_file(struct cairn_index *idx, struct cairn_content_reader *reader,
+			   uint64_t ino, uint64_t *budget)
 {
 	static uint8_t buf[1u << 16];
 	struct cairn_index_file file;
 
-	if (cairn_index_file(idx, ino, &file) < 0)
+	if (cairn_content_open(reader, idx, ino, &file) < 0)
 		return;
 	for (uint64_t offset = 0; offset<file.size && * budget> 0;) {
-		int64_t n = cairn_index_read(reader, ino, offset, buf, sizeof(buf));
+		int64_t n = cairn_content_read(reader, offset, buf, sizeof(buf));
 		if (n <= 0) {
 			fprintf(stderr, "fuzz_import: inode %llu at %llu: %s\n",
 				(unsigned long long)ino, (unsigned long long)offset,
-				cairn_index_reader_error(reader));
+				cairn_content_error(reader));
 			abort();
 		}
 		offset += (uint64_t)n;
@@ -156,8 +156,7 @@ static void read_back_file(struct cairn_index *idx, struct cairn_index_reader *r
 static void read_back(void)
 {
 	struct cairn_index *idx = cairn_index_new();
-	struct cairn_unpacker *unpacker = NULL;
-	struct cairn_index_reader *reader = NULL;
+	struct cairn_content_reader *reader = NULL;
 	struct cairn_index_info info;
 	uint64_t budget = READ_BYTES_MAX;
 
@@ -169,13 +168,11 @@ static void read_back(void)
 	if (cairn_index_check(idx, true, no_report, NULL) != 0)
 		abort();
 	cairn_index_info(idx, &info);
-	if (cairn_unpacker_new(h.store, &unpacker) == 0 &&
-	    cairn_index_reader_new(idx, unpacker, &reader) == 0) {
+	if (cairn_content_reader_new(h.store, NULL, &reader) == 0) {
 		for (uint64_t ino = 1; ino <= info.inode_count && ino <= READ_FILES_MAX; ino++)
 			read_back_file(idx, reader, ino, &budget);
 	}
-	cairn_index_reader_free(reader);
-	cairn_unpacker_free(unpacker);
+	cairn_content_reader_free(reader);
 	cairn_index_free(idx);
 }
 

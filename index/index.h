@@ -170,7 +170,7 @@ int cairn_index_resolve(struct cairn_index *idx, const char *path, bool follow, 
  *
  * A regular file's content is a list of runs, each a chunk or a hole
  * (zeros), with cumulative end offsets: cairn_index_find_run is a binary
- * search. */
+ * search. To read the bytes, use a content reader (content.h). */
 
 struct cairn_index_file {
 	struct cairn_id file_id; /* see docs/FORMAT.md for files with holes */
@@ -193,33 +193,6 @@ int cairn_index_run(struct cairn_index *idx, uint64_t ino, uint32_t i, struct ca
 /* The number of the run that holds byte offset of ino. Returns 0 and the
  * run's number, -ERANGE (offset >= size), -EBADMSG, ... */
 int cairn_index_find_run(struct cairn_index *idx, uint64_t ino, uint64_t offset, uint32_t *ret_run);
-
-/* A reader: one thread's buffers for reading file contents through the
- * store. It borrows idx and unpacker (both must outlive it) and remembers
- * the last chunk it decoded. */
-struct cairn_index_reader;
-
-/* Returns 0 and a new reader, or -ENOMEM. unpacker must belong to the store
- * idx was opened with. */
-int cairn_index_reader_new(struct cairn_index *idx, struct cairn_unpacker *unpacker,
-			   struct cairn_index_reader **ret);
-void cairn_index_reader_free(struct cairn_index_reader *reader);
-/* For _cleanup_(cairn_index_reader_freep): frees *p (which may be NULL). */
-static inline void cairn_index_reader_freep(struct cairn_index_reader **p)
-{
-	cairn_index_reader_free(*p);
-}
-/* The reader's last error message (naming the snapshot, inode and offset). */
-const char *cairn_index_reader_error(const struct cairn_index_reader *reader);
-/* The bytes of run i of ino: a pointer into the reader's buffer (valid until
- * its next call), or NULL for a hole. Returns 0, or -errno (-EBADMSG when a
- * chunk is damaged or missing, or its size disagrees with the run). */
-int cairn_index_reader_run(struct cairn_index_reader *reader, uint64_t ino, uint32_t i,
-			   const void **ret_data, struct cairn_index_run *ret_run);
-/* Copies up to len bytes of ino from offset into buf (holes read as zeros).
- * Returns the count (short only at the end of the file) or -errno. */
-int64_t cairn_index_read(struct cairn_index_reader *reader, uint64_t ino, uint64_t offset,
-			 void *buf, size_t len);
 
 /* ---- full verification ---- */
 
@@ -368,5 +341,8 @@ void cairn_import_stats(const struct cairn_import *imp, struct cairn_import_stat
 /* Computes the id the import would record for the archive in fd (a regular
  * file), reading it once without decompressing. Returns 0 or -errno. */
 int cairn_archive_id(const struct cairn_store *store, int fd, struct cairn_id *ret);
+
+/* Reading file contents: the content reader and its chunk sources. */
+#include "content.h"
 
 #endif

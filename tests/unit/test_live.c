@@ -366,10 +366,8 @@ START_TEST(test_gc_keeps_live)
 	ck_assert_int_eq(cairn_store_verify(s.store, no_problem, NULL), 0);
 	/* "two" still reads back byte for byte. */
 	struct cairn_index *idx = fx_open(s.store, "two");
-	struct cairn_unpacker *unpacker;
-	struct cairn_index_reader *reader;
-	ck_assert_int_eq(cairn_unpacker_new(s.store, &unpacker), 0);
-	ck_assert_int_eq(cairn_index_reader_new(idx, unpacker, &reader), 0);
+	struct cairn_content_reader *reader;
+	ck_assert_int_eq(cairn_content_reader_new(s.store, NULL, &reader), 0);
 	const struct {
 		const char *path;
 		const uint8_t *data;
@@ -378,14 +376,14 @@ START_TEST(test_gc_keeps_live)
 	uint8_t *buf = test_alloc(A_SIZE);
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		ck_assert_int_eq(cairn_index_resolve(idx, files[i].path, false, &ino), 0);
-		int64_t n = cairn_index_read(reader, ino, 0, buf, A_SIZE);
+		ck_assert_int_eq(cairn_content_open(reader, idx, ino, NULL), 0);
+		int64_t n = cairn_content_read(reader, 0, buf, A_SIZE);
 		ck_assert_msg(n == (int64_t)files[i].size, "%s: %s", files[i].path,
-			      cairn_index_reader_error(reader));
+			      cairn_content_error(reader));
 		ck_assert_int_eq(memcmp(buf, files[i].data, files[i].size), 0);
 	}
 	free(buf);
-	cairn_index_reader_free(reader);
-	cairn_unpacker_free(unpacker);
+	cairn_content_reader_free(reader);
 	cairn_index_free(idx);
 	cairn_chunk_set_free(live);
 	sample_free(&s);
