@@ -185,7 +185,12 @@ static int blob_known(struct blob_cache *cache, int fd, const struct cairn_index
 static int blob_check(struct blob_cache *cache, struct cairn_index *idx, uint64_t ino, int fd,
 		      const struct cairn_index_file *file, const struct stat *st)
 {
-	int r = read_path_check_copy(cache->rp, idx, ino, file, fd);
+	struct cairn_content_reader *reader = read_path_reader(cache->rp);
+	if (!reader)
+		return -ENOMEM;
+	int r = cairn_content_open(reader, idx, ino, NULL);
+	if (r == 0)
+		r = cairn_content_check_fd(reader, fd);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&cache->lock);
@@ -226,7 +231,10 @@ static int blob_make(struct blob_cache *cache, struct cairn_index *idx, uint64_t
 	_cleanup_close_ int fd = blob_create_tmp(cache, tmp_name, sizeof(tmp_name), &dirfd);
 	if (fd < 0)
 		return fd;
-	int r = read_path_copy_file(cache->rp, idx, ino, file, fd);
+	struct cairn_content_reader *reader = read_path_reader(cache->rp);
+	int r = reader ? cairn_content_open(reader, idx, ino, NULL) : -ENOMEM;
+	if (r == 0)
+		r = cairn_content_copy_to_fd(reader, fd);
 	if (r == -EBADMSG) {
 		mount_log(
 			cache->log, CAIRN_LOG_ERROR,

@@ -88,8 +88,8 @@ static ssize_t do_read(struct fs *fs, struct open_file *of, size_t size, off_t o
 	uint8_t *buf = read_path_reply_buffer(fs->reads, size ? size : 1);
 	if (!buf)
 		return -ENOMEM;
-	ssize_t n = read_path_read(fs->reads, of->idx, of->ino, &of->file, &of->next_offset,
-				   (uint64_t)off, buf, size);
+	ssize_t n = read_path_read(fs->reads, of->idx, of->ino, &of->next_offset, (uint64_t)off,
+				   buf, size);
 	if (n < 0) {
 		atomic_fetch_add(&fs->stats.read_errors, 1);
 		return n == -EBADMSG ? -EIO : n;

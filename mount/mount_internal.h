@@ -141,29 +141,23 @@ struct chunk_cache *read_path_chunks(struct read_path *rp);
 /* This thread's buffer of at least size bytes for a read reply, valid until
  * its next call; NULL when out of memory. */
 uint8_t *read_path_reply_buffer(struct read_path *rp, size_t size);
-/* Reads len bytes of file ino of idx at offset into buf through the chunk
- * cache (holes are zeros). *next_offset is where a sequential reader reads
- * next: a read that starts there also fetches the next chunks ahead.
- * Returns the count (short at the end of the file) or -errno. */
+/* Reads len bytes of file ino of idx at offset into buf through this
+ * thread's content reader (holes are zeros). *next_offset is where a
+ * sequential reader reads next: a read that starts there also fetches the
+ * next chunks ahead. Returns the count (short at the end of the file) or
+ * -errno: -EBADMSG for damage, -EIO when a chunk cannot be read. */
 ssize_t read_path_read(struct read_path *rp, struct cairn_index *idx, uint64_t ino,
-		       const struct cairn_index_file *file, _Atomic uint64_t *next_offset,
-		       uint64_t offset, void *buf, size_t len);
-/* Copies a whole file into fd (its blob), checking every chunk against its
- * id as it is written. Returns 0, -EBADMSG for a chunk that does not match,
- * or -errno. */
-int read_path_copy_file(struct read_path *rp, struct cairn_index *idx, uint64_t ino,
-			const struct cairn_index_file *file, int fd);
-/* Checks a blob found in the cache against the file's chunk list: every
- * run's bytes against its chunk id. Returns 0, -EBADMSG when they differ, or
- * -errno. */
-int read_path_check_copy(struct read_path *rp, struct cairn_index *idx, uint64_t ino,
-			 const struct cairn_index_file *file, int fd);
+		       _Atomic uint64_t *next_offset, uint64_t offset, void *buf, size_t len);
+/* This thread's content reader on the mount's chunk source, for the caller
+ * to bind to a file (cairn_content_open) and use until this thread's next
+ * call into rp; NULL when out of memory. */
+struct cairn_content_reader *read_path_reader(struct read_path *rp);
 
 /* ---- the blob cache (blobs.c) ---- */
 
 /* CACHE/blobs/<file id>: whole-file copies that the kernel reads directly
- * through passthrough, made and checked through rp (borrowed; it must
- * outlive the cache). A background worker scans the cache once and makes
+ * through passthrough, made and checked by rp's content readers (rp is
+ * borrowed; it must outlive the cache). A background worker scans the cache once and makes
  * the blobs of large files. Returns 0 or -errno. */
 struct blob_cache;
 int blob_cache_new(const char *dir, uint64_t bound, struct read_path *rp,

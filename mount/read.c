@@ -1,9 +1,11 @@
-/* read.c: file contents on the daemon's side: the fallback read path (runs
- * located by binary search, chunks through the shared cache, the next chunks
- * of a sequential reader fetched ahead by the readahead thread) and the
- * whole-file copy and check that the blob cache makes and verifies blobs
- * with. It owns the chunk cache, the per-thread buffers and the readahead
- * queue, and calls nothing of the mount above it.
+/* read.c: file contents on the daemon's side. The mount reads through the
+ * index's content reader (content.h), one per thread, with its own chunk
+ * source: the shared cache of decompressed chunks, filled with each chunk's
+ * record neighbours on a miss and by a readahead thread that fetches the
+ * next chunks of a sequential reader. The fallback read is here; the blob
+ * cache takes a thread's reader to make and check blobs. read.c owns the
+ * chunk cache, the per-thread buffers and the readahead queue, and calls
+ * nothing of the mount above it.
  */
 #include "mount_internal.h"
 
@@ -32,6 +34,12 @@ struct read_path {
 struct read_ctx {
 	struct cairn_unpacker *unpacker;
 	uint8_t *scratch;
+	/* The thread's content reader on the mount's chunk source, and the file
+	 * it is bound to (bound_idx NULL: none known). */
+	struct cairn_content_reader *reader;
+	struct cairn_index *bound_idx;
+	uint64_t bound_ino;
+	struct cairn_index_file bound_file;
 	uint8_t *reply; /* the thread's reply buffer for fallback reads */
 	size_t reply_cap;
 };
@@ -42,15 +50,20 @@ static void read_ctx_release(void *arg)
 
 	if (!ctx)
 		return;
+	cairn_content_reader_free(ctx->reader);
 	cairn_unpacker_free(ctx->unpacker);
 	free(ctx->scratch);
 	free(ctx->reply);
 	free(ctx);
 }
 
+static const struct cairn_chunk_source_ops source_ops;
+
 static struct read_ctx *read_ctx(struct read_path *rp)
 {
 	struct read_ctx *ctx = pthread_getspecific(rp->ctx_key);
+	const struct cairn_chunk_source source = {
+		.ops = &source_ops, .userdata = rp, .flags = CAIRN_CHUNK_SOURCE_SHARED};
 
 	if (ctx)
 		return ctx;
@@ -59,6 +72,7 @@ static struct read_ctx *read_ctx(struct read_path *rp)
 		return NULL;
 	ctx->scratch = malloc(cairn_store_params(rp->store)->chunk_max);
 	if (!ctx->scratch || cairn_unpacker_new(rp->store, &ctx->unpacker) < 0 ||
+	    cairn_content_reader_new(rp->store, &source, &ctx->reader) < 0 ||
 	    pthread_setspecific(rp->ctx_key, ctx) != 0) {
 		read_ctx_release(ctx);
 		return NULL;
@@ -138,6 +152,37 @@ static struct cached_chunk *chunk_get(struct read_path *rp, const struct cairn_i
 	return cache_copy(rp, id, ctx->scratch, (uint32_t)n);
 }
 
+/* The mount's chunk source for the content reader: chunks lent straight
+ * from the shared cache (a reference each), fetched with their record
+ * neighbours on a miss. A failure is logged here and is -EIO to the
+ * reader, as it always was to the kernel. */
+static int source_get(void *userdata, const struct cairn_id *id, uint64_t size,
+		      struct cairn_chunk *ret, char *msg, size_t msg_size)
+{
+	struct read_path *rp = userdata;
+
+	(void)size; /* the reader checks it */
+	struct cached_chunk *chunk = chunk_get(rp, id);
+	if (!chunk) {
+		cairn_format(msg, msg_size, "cannot read a chunk (see the log)");
+		return -EIO;
+	}
+	*ret = (struct cairn_chunk){.data = chunk->data, .size = chunk->size, .ref = chunk};
+	return 0;
+}
+
+static void source_release(void *userdata, const struct cairn_chunk *chunk)
+{
+	struct read_path *rp = userdata;
+
+	chunk_cache_put(rp->chunks, chunk->ref);
+}
+
+static const struct cairn_chunk_source_ops source_ops = {
+	.get = source_get,
+	.release = source_release,
+};
+
 /* ---- readahead ---- */
 
 static void readahead_push(struct read_path *rp, const struct cairn_id *id)
@@ -194,13 +239,12 @@ void read_path_readahead_stop(struct read_path *rp)
 }
 
 /* A sequential reader gets the chunks of the next two runs fetched ahead. */
-static void read_ahead(struct read_path *rp, struct cairn_index *idx, uint64_t ino,
-		       const struct cairn_index_file *file, uint32_t run)
+static void read_ahead(struct read_path *rp, struct cairn_content_reader *reader)
 {
 	struct cairn_index_run next;
 
-	for (uint32_t i = run + 1; i <= run + 2 && i < file->run_count; i++) {
-		if (cairn_index_run(idx, ino, i, &next) < 0 || next.hole)
+	for (uint32_t ahead = 1; ahead <= 2; ahead++) {
+		if (cairn_content_peek(reader, ahead, &next) < 0 || next.hole)
 			continue;
 		struct cached_chunk *cached = chunk_cache_get(rp->chunks, &next.chunk_id);
 		if (cached)
@@ -212,121 +256,53 @@ static void read_ahead(struct read_path *rp, struct cairn_index *idx, uint64_t i
 
 /* ---- the fallback read ---- */
 
-static int copy_run(struct read_path *rp, const struct cairn_index_run *run, uint64_t in_run,
-		    void *out, size_t n)
+/* Binds this thread's reader to the file unless it is bound to it already:
+ * sequential reads of one file then cost no lookup of its description. */
+static int reader_bind(struct read_ctx *ctx, struct cairn_index *idx, uint64_t ino)
 {
-	if (run->hole) {
-		memset(out, 0, n);
+	if (ctx->bound_idx == idx && ctx->bound_ino == ino)
 		return 0;
-	}
-	struct cached_chunk *chunk = chunk_get(rp, &run->chunk_id);
-	if (!chunk)
-		return -EIO;
-	int r = 0;
-	if (chunk->size != run->size)
-		r = -EIO;
-	else
-		memcpy(out, chunk->data + in_run, n);
-	chunk_cache_put(rp->chunks, chunk);
-	return r;
+	ctx->bound_idx = NULL;
+	int r = cairn_content_open(ctx->reader, idx, ino, &ctx->bound_file);
+	if (r < 0)
+		return r;
+	ctx->bound_idx = idx;
+	ctx->bound_ino = ino;
+	return 0;
 }
 
 ssize_t read_path_read(struct read_path *rp, struct cairn_index *idx, uint64_t ino,
-		       const struct cairn_index_file *file, _Atomic uint64_t *next_offset,
-		       uint64_t offset, void *buf, size_t len)
+		       _Atomic uint64_t *next_offset, uint64_t offset, void *buf, size_t len)
 {
-	struct cairn_index_run run;
-	uint32_t run_number = 0;
-	size_t done = 0;
+	struct read_ctx *ctx = read_ctx(rp);
 
-	if (offset >= file->size)
-		return 0;
-	if (len > file->size - offset)
-		len = (size_t)(file->size - offset);
-	bool sequential = atomic_load(next_offset) == offset;
-	while (done < len) {
-		uint64_t at = offset + done;
-		int r = cairn_index_find_run(idx, ino, at, &run_number);
-		if (r == 0)
-			r = cairn_index_run(idx, ino, run_number, &run);
-		if (r < 0)
-			return r == -ERANGE ? (ssize_t)done : -EIO;
-		uint64_t in_run = at - run.offset;
-		size_t n =
-			run.size - in_run < len - done ? (size_t)(run.size - in_run) : len - done;
-		r = copy_run(rp, &run, in_run, (uint8_t *)buf + done, n);
-		if (r < 0)
-			return r;
-		done += n;
-	}
-	atomic_store(next_offset, offset + done);
-	if (sequential && done > 0)
-		read_ahead(rp, idx, ino, file, run_number);
-	return (ssize_t)done;
-}
-
-/* ---- whole files, for blobs ---- */
-
-int read_path_copy_file(struct read_path *rp, struct cairn_index *idx, uint64_t ino,
-			const struct cairn_index_file *file, int fd)
-{
-	struct cairn_index_run run;
-
-	for (uint32_t i = 0; i < file->run_count; i++) {
-		int r = cairn_index_run(idx, ino, i, &run);
-		if (r < 0)
-			return -EIO;
-		if (run.hole)
-			return -EOPNOTSUPP; /* sparse files are never made into blobs */
-		struct cached_chunk *chunk = chunk_get(rp, &run.chunk_id);
-		if (!chunk)
-			return -EIO;
-		r = chunk->size == run.size ? cairn_store_chunk_verify(rp->store, &run.chunk_id,
-								       chunk->data, chunk->size)
-					    : -EBADMSG;
-		if (r == 0)
-			r = cairn_write_all(fd, chunk->data, chunk->size);
-		chunk_cache_put(rp->chunks, chunk);
-		if (r < 0)
-			return r == -ENOENT ? -EBADMSG : r;
-	}
-	return 0;
-}
-
-int read_path_check_copy(struct read_path *rp, struct cairn_index *idx, uint64_t ino,
-			 const struct cairn_index_file *file, int fd)
-{
-	const uint32_t chunk_max = cairn_store_params(rp->store)->chunk_max;
-	const size_t window = chunk_max > (4u << 20) ? chunk_max : (4u << 20);
-	struct cairn_index_run run;
-	uint64_t base = 0, filled = 0; /* buf holds the blob's bytes [base, base + filled) */
-
-	_cleanup_free_ uint8_t *buf = malloc(window);
-	if (!buf)
+	if (!ctx)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < file->run_count; i++) {
-		int r = cairn_index_run(idx, ino, i, &run);
-		if (r < 0)
-			return -EIO;
-		if (run.hole || run.size > chunk_max)
-			return -EBADMSG;
-		/* Read a window of many runs at a time, starting at this one. */
-		if (run.offset + run.size > base + filled) {
-			uint64_t want = file->size - run.offset;
-			ssize_t n = cairn_pread_full(fd, buf, want < window ? (size_t)want : window,
-						     (off_t)run.offset);
-			if (n < 0)
-				return (int)n;
-			base = run.offset;
-			filled = (uint64_t)n;
-			if (run.size > filled)
-				return -EBADMSG; /* the blob is shorter than its runs */
-		}
-		if (cairn_store_chunk_verify(rp->store, &run.chunk_id, buf + (run.offset - base),
-					     run.size) < 0)
-			return -EBADMSG;
+	int r = reader_bind(ctx, idx, ino);
+	if (r < 0)
+		return r;
+	if (offset >= ctx->bound_file.size)
+		return 0;
+	bool sequential = atomic_load(next_offset) == offset;
+	int64_t n = cairn_content_read(ctx->reader, offset, buf, len);
+	if (n < 0) {
+		ctx->bound_idx = NULL; /* whatever state it was left in */
+		return n;
 	}
-	return 0;
+	atomic_store(next_offset, offset + (uint64_t)n);
+	if (sequential && n > 0)
+		read_ahead(rp, ctx->reader);
+	return (ssize_t)n;
+}
+
+struct cairn_content_reader *read_path_reader(struct read_path *rp)
+{
+	struct read_ctx *ctx = read_ctx(rp);
+
+	if (!ctx)
+		return NULL;
+	ctx->bound_idx = NULL; /* the caller binds it to its own file */
+	return ctx->reader;
 }
 
 /* ---- setting up ---- */
