@@ -533,9 +533,22 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	op_erofs(req);
 }
 
+/* What init negotiates with the kernel, and the log line saying which read
+ * path is in use and why. */
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	fs_init_conn(userdata, conn);
+	struct fs *fs = userdata;
+	const char *why = passthrough_init_conn(fs->pt, conn);
+
+	if (passthrough_on(fs->pt))
+		mount_log(&fs->log, CAIRN_LOG_INFO,
+			  "passthrough reads on: files of %llu bytes and more are read by the "
+			  "kernel from verified blobs in %s",
+			  (unsigned long long)fs->o.passthrough_min, fs->o.cache_dir);
+	else
+		mount_log(&fs->log, CAIRN_LOG_INFO,
+			  "passthrough reads off (%s): reads come through cairn",
+			  why ? why : "the kernel refused it");
 }
 
 const struct fuse_lowlevel_ops cairn_fs_ops = {

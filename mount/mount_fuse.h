@@ -108,9 +108,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
 
-/* The ops; init calls fs_init_conn (session.c). */
+/* The ops, for the session (userdata: the struct fs). */
 extern const struct fuse_lowlevel_ops cairn_fs_ops;
-/* What init negotiates with the kernel, and the log line saying so. */
-void fs_init_conn(struct fs *fs, struct fuse_conn_info *conn);
 
 #endif

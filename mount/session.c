@@ -1,8 +1,7 @@
 /* session.c: setting a mount up and tearing it down: the store, then each
  * part of the stack bottom up (the snapshot table, the read path, the blob
- * cache, the passthrough table) and freed top down, the log line saying
- * which read path init settled on and why, the FUSE session and its
- * multi-threaded loop.
+ * cache, the passthrough table) and freed top down, the FUSE session and
+ * its multi-threaded loop.
  */
 #include "mount_fuse.h"
 
@@ -12,23 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-/* ---- what init negotiates ---- */
-
-void fs_init_conn(struct fs *fs, struct fuse_conn_info *conn)
-{
-	const char *why = passthrough_init_conn(fs->pt, conn);
-
-	if (passthrough_on(fs->pt))
-		mount_log(&fs->log, CAIRN_LOG_INFO,
-			  "passthrough reads on: files of %llu bytes and more are read by the "
-			  "kernel from verified blobs in %s",
-			  (unsigned long long)fs->o.passthrough_min, fs->o.cache_dir);
-	else
-		mount_log(&fs->log, CAIRN_LOG_INFO,
-			  "passthrough reads off (%s): reads come through cairn",
-			  why ? why : "the kernel refused it");
-}
 
 /* ---- setting up ---- */
 
