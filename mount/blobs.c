@@ -23,7 +23,7 @@
 #define BUILDING_MAX (2 * JOBS)
 
 struct blob_job {
-	struct snap *snap;
+	struct cairn_index *idx; /* borrowed: open while the mount lives */
 	uint64_t ino;
 	struct cairn_index_file file;
 };
@@ -38,9 +38,11 @@ struct verified {
 };
 
 struct blob_cache {
-	struct fs *fs;
-	char *dir; /* CACHE/blobs */
+	struct read_path *rp;        /* borrowed: makes and checks blobs */
+	const struct mount_log *log; /* borrowed */
+	char *dir;                   /* CACHE/blobs */
 	uint64_t bound;
+	atomic_uint_fast64_t made; /* blobs made in this mount */
 
 	pthread_mutex_t lock; /* protects everything below */
 	pthread_cond_t cond;
@@ -180,10 +182,15 @@ static int blob_known(struct blob_cache *cache, int fd, const struct cairn_index
 }
 
 /* Checks a blob found in the cache, chunk by chunk, against the file. */
-static int blob_check(struct blob_cache *cache, struct snap *snap, uint64_t ino, int fd,
+static int blob_check(struct blob_cache *cache, struct cairn_index *idx, uint64_t ino, int fd,
 		      const struct cairn_index_file *file, const struct stat *st)
 {
-	int r = fs_check_copy(cache->fs, snap, ino, file, fd);
+	struct cairn_content_reader *reader = read_path_reader(cache->rp);
+	if (!reader)
+		return -ENOMEM;
+	int r = cairn_content_open(reader, idx, ino, NULL);
+	if (r == 0)
+		r = cairn_content_check_fd(reader, fd);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&cache->lock);
@@ -215,7 +222,7 @@ static int blob_create_tmp(struct blob_cache *cache, char *name, size_t name_siz
 
 static void blob_evict_maybe(struct blob_cache *cache, uint64_t added);
 
-static int blob_make(struct blob_cache *cache, struct snap *snap, uint64_t ino,
+static int blob_make(struct blob_cache *cache, struct cairn_index *idx, uint64_t ino,
 		     const struct cairn_index_file *file, const char *name)
 {
 	char tmp_name[64];
@@ -224,11 +231,15 @@ static int blob_make(struct blob_cache *cache, struct snap *snap, uint64_t ino,
 	_cleanup_close_ int fd = blob_create_tmp(cache, tmp_name, sizeof(tmp_name), &dirfd);
 	if (fd < 0)
 		return fd;
-	int r = fs_copy_file(cache->fs, snap, ino, file, fd);
+	struct cairn_content_reader *reader = read_path_reader(cache->rp);
+	int r = reader ? cairn_content_open(reader, idx, ino, NULL) : -ENOMEM;
+	if (r == 0)
+		r = cairn_content_copy_to_fd(reader, fd);
 	if (r == -EBADMSG) {
-		fs_log(cache->fs, CAIRN_LOG_ERROR,
-		       "snapshot %s: inode %llu: a chunk does not match its id as the blob is made",
-		       snap->name, (unsigned long long)ino);
+		mount_log(
+			cache->log, CAIRN_LOG_ERROR,
+			"snapshot %s: inode %llu: a chunk does not match its id as the blob is made",
+			cairn_index_name(idx), (unsigned long long)ino);
 		r = -EIO;
 	}
 	struct stat st;
@@ -243,7 +254,7 @@ static int blob_make(struct blob_cache *cache, struct snap *snap, uint64_t ino,
 	pthread_mutex_lock(&cache->lock);
 	verified_add_locked(cache, &file->file_id, &st);
 	pthread_mutex_unlock(&cache->lock);
-	atomic_fetch_add(&cache->fs->stats.blobs_made, 1);
+	atomic_fetch_add(&cache->made, 1);
 	blob_evict_maybe(cache, file->size);
 	return 0;
 }
@@ -293,7 +304,7 @@ static void building_release(struct blob_cache *cache, const struct cairn_id *id
 /* The blob's fd once verified, hashing a found blob or making a missing or
  * bad one here. claimed: this thread already holds the file id in building
  * (the background worker). */
-static int blob_open_now(struct blob_cache *cache, struct snap *snap, uint64_t ino,
+static int blob_open_now(struct blob_cache *cache, struct cairn_index *idx, uint64_t ino,
 			 const struct cairn_index_file *file, const char *name, bool claimed)
 {
 	struct stat st;
@@ -302,23 +313,23 @@ static int blob_open_now(struct blob_cache *cache, struct snap *snap, uint64_t i
 		int fd = blob_open_name(cache, name);
 		int r = fd < 0 ? fd : blob_known(cache, fd, file, &st);
 		if (r == -EAGAIN)
-			r = blob_check(cache, snap, ino, fd, file, &st);
+			r = blob_check(cache, idx, ino, fd, file, &st);
 		if (r == 0) {
 			futimens(fd, NULL); /* recently used */
 			return fd;
 		}
 		if (fd >= 0) {
 			close(fd);
-			fs_log(cache->fs, CAIRN_LOG_WARNING,
-			       "%s/%s is not a verified copy of its file; making it again",
-			       cache->dir, name);
+			mount_log(cache->log, CAIRN_LOG_WARNING,
+				  "%s/%s is not a verified copy of its file; making it again",
+				  cache->dir, name);
 		}
 		if (attempt > 0)
 			return r;
 		/* Missing or bad: make it, unless another thread is doing so. */
 		if (!claimed && !building_claim(cache, &file->file_id))
 			continue;
-		r = blob_make(cache, snap, ino, file, name);
+		r = blob_make(cache, idx, ino, file, name);
 		if (!claimed)
 			building_release(cache, &file->file_id);
 		if (r < 0)
@@ -327,7 +338,7 @@ static int blob_open_now(struct blob_cache *cache, struct snap *snap, uint64_t i
 	return -EIO;
 }
 
-int blob_cache_open(struct blob_cache *cache, struct snap *snap, uint64_t ino,
+int blob_cache_open(struct blob_cache *cache, struct cairn_index *idx, uint64_t ino,
 		    const struct cairn_index_file *file, bool inline_work)
 {
 	char name[CAIRN_ID_HEX + 1];
@@ -335,14 +346,14 @@ int blob_cache_open(struct blob_cache *cache, struct snap *snap, uint64_t ino,
 
 	cairn_id_to_hex(&file->file_id, name);
 	if (inline_work)
-		return blob_open_now(cache, snap, ino, file, name, false);
+		return blob_open_now(cache, idx, ino, file, name, false);
 	/* A large file: never hash or copy it inside an open. */
 	int fd = blob_open_name(cache, name);
 	if (fd >= 0 && blob_known(cache, fd, file, &st) == 0)
 		return fd;
 	if (fd >= 0)
 		close(fd);
-	blob_cache_schedule(cache, snap, ino, file);
+	blob_cache_schedule(cache, idx, ino, file);
 	return -EAGAIN;
 }
 
@@ -469,13 +480,13 @@ static void building_remove_locked(struct blob_cache *cache, const struct cairn_
 	}
 }
 
-void blob_cache_schedule(struct blob_cache *cache, struct snap *snap, uint64_t ino,
+void blob_cache_schedule(struct blob_cache *cache, struct cairn_index *idx, uint64_t ino,
 			 const struct cairn_index_file *file)
 {
 	pthread_mutex_lock(&cache->lock);
 	if (cache->job_count < JOBS && cache->building_count < BUILDING_MAX &&
 	    !building_has_locked(cache, &file->file_id)) {
-		cache->jobs[cache->job_count++] = (struct blob_job){snap, ino, *file};
+		cache->jobs[cache->job_count++] = (struct blob_job){idx, ino, *file};
 		cache->building[cache->building_count++] = file->file_id;
 		pthread_cond_broadcast(&cache->cond);
 	}
@@ -514,13 +525,14 @@ static void *blob_worker(void *arg)
 		pthread_mutex_unlock(&cache->lock);
 		char name[CAIRN_ID_HEX + 1];
 		cairn_id_to_hex(&job.file.file_id, name);
-		int fd = blob_open_now(cache, job.snap, job.ino, &job.file, name, true);
+		int fd = blob_open_now(cache, job.idx, job.ino, &job.file, name, true);
 		if (fd >= 0)
 			close(fd);
 		else
-			fs_log(cache->fs, CAIRN_LOG_WARNING,
-			       "snapshot %s: inode %llu: cannot make its blob: %s", job.snap->name,
-			       (unsigned long long)job.ino, strerror(-fd));
+			mount_log(cache->log, CAIRN_LOG_WARNING,
+				  "snapshot %s: inode %llu: cannot make its blob: %s",
+				  cairn_index_name(job.idx), (unsigned long long)job.ino,
+				  strerror(-fd));
 		pthread_mutex_lock(&cache->lock);
 		building_remove_locked(cache, &job.file.file_id);
 		pthread_cond_broadcast(&cache->cond);
@@ -529,13 +541,15 @@ static void *blob_worker(void *arg)
 	return NULL;
 }
 
-int blob_cache_new(struct fs *fs, const char *dir, uint64_t bound, struct blob_cache **ret)
+int blob_cache_new(const char *dir, uint64_t bound, struct read_path *rp,
+		   const struct mount_log *log, struct blob_cache **ret)
 {
 	struct blob_cache *cache = calloc(1, sizeof(*cache));
 
 	if (!cache)
 		return -ENOMEM;
-	cache->fs = fs;
+	cache->rp = rp;
+	cache->log = log;
 	cache->bound = bound;
 	cache->dirfd = -1;
 	pthread_mutex_init(&cache->lock, NULL);
@@ -559,6 +573,11 @@ int blob_cache_new(struct fs *fs, const char *dir, uint64_t bound, struct blob_c
 	cache->worker_started = true;
 	*ret = cache;
 	return 0;
+}
+
+uint64_t blob_cache_made(struct blob_cache *cache)
+{
+	return cache ? atomic_load(&cache->made) : 0;
 }
 
 void blob_cache_free(struct blob_cache *cache)

@@ -183,3 +183,11 @@ void chunk_cache_put(struct chunk_cache *cache, struct cached_chunk *chunk)
 	if (chunk && atomic_fetch_sub(&chunk->refs, 1) == 1)
 		chunk_free(chunk);
 }
+
+uint64_t chunk_cache_bytes(struct chunk_cache *cache)
+{
+	pthread_mutex_lock(&cache->lock);
+	uint64_t bytes = cache->bytes;
+	pthread_mutex_unlock(&cache->lock);
+	return bytes;
+}

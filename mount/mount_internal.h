@@ -1,30 +1,54 @@
-/* mount_internal.h: what the files of mount/ share: the filesystem state,
- * inode numbering, the chunk cache, the blob cache and the table of
- * passthrough backing ids.
+/* mount_internal.h: the parts of mount/ that need no FUSE headers, bottom
+ * up: the log helper and options (options.c), the snapshot table (snaps.c),
+ * the chunk cache (chunks.c), the read path (read.c) and the blob cache
+ * (blobs.c). Each part owns its state behind an opaque handle and calls
+ * only the parts above it in this file; the FUSE side (mount_fuse.h: the
+ * passthrough table, the ops and the session) sits on top of them.
  */
+#ifndef CAIRN_BUILDING_MOUNT
+#error "mount_internal.h is internal to mount/; use mount.h"
+#endif
 #ifndef CAIRN_MOUNT_INTERNAL_H
 #define CAIRN_MOUNT_INTERNAL_H
 
-#include "config.h"
-#define FUSE_USE_VERSION CAIRN_FUSE_USE_VERSION
-#include <fuse_lowlevel.h>
-
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 
 #include "index.h"
 #include "mount.h"
 #include "store.h"
 #include "util.h"
 
-/* ---- inode numbers ----
+/* ---- the log (options.c) ---- */
+
+/* Where a part's log lines go: the options' callback, borrowed. */
+struct mount_log {
+	cairn_mount_log_fn fn; /* NULL: lines are dropped */
+	void *userdata;
+};
+
+/* Formats one line and hands it to log->fn. Any thread. */
+void mount_log(const struct mount_log *log, enum cairn_log_level level, const char *fmt, ...)
+	_printf_(3, 4);
+
+/* The default blob cache directory: $XDG_CACHE_HOME/cairn, else
+ * ~/.cache/cairn, else /var/cache/cairn. */
+void mount_default_cache_dir(char *buf, size_t size);
+
+/* ---- the snapshot table (snaps.c) ----
  *
- * Serving one snapshot, a FUSE inode is the snapshot's own inode number
- * (the root is 1 in both). Serving a store, the root is 1 and snapshot s's
- * inode i is slot(s) << SLOT_SHIFT | i, where slot(s) comes from a hash of
- * the name: stable across remounts whatever other snapshots come and go. */
+ * Inode numbers. Serving one snapshot, a FUSE inode is the snapshot's own
+ * inode number (the root is 1 in both). Serving a store, the root is 1 and
+ * snapshot s's inode i is slot(s) << SLOT_SHIFT | i, where slot(s) comes
+ * from a hash of the name: stable across remounts whatever other snapshots
+ * come and go. */
 #define SLOT_SHIFT 40
 #define SLOT_MAX   ((1u << 23) - 1)
+
+/* snap_table_decode's positive result: the inode is the store's root
+ * directory (whole-store mode), which belongs to no snapshot. */
+#define SNAP_STORE_ROOT 1
 
 struct snap {
 	char *name;
@@ -33,7 +57,45 @@ struct snap {
 	_Atomic(struct cairn_index *) idx; /* opened on first use */
 };
 
-/* ---- the decompressed chunk cache ---- */
+struct snap_table;
+
+/* The snapshots a mount serves: o->snapshot alone (opened now, so a bad
+ * name fails the mount), or every snapshot of the store (o->snapshot NULL,
+ * opened on first use). store is borrowed and must outlive the table.
+ * Returns 0, or -errno with a one-line message in msg. */
+int snap_table_open(const struct cairn_mount_options *o, struct cairn_store *store,
+		    const struct mount_log *log, struct snap_table **ret, char *msg,
+		    size_t msg_size);
+void snap_table_free(struct snap_table *table);
+/* Whether the table serves the whole store (a directory per snapshot). */
+bool snap_table_whole_store(const struct snap_table *table);
+size_t snap_table_count(const struct snap_table *table);
+/* Snapshot i of snap_table_count(), in name order. */
+struct snap *snap_table_at(struct snap_table *table, size_t i);
+/* The snapshot of that name, or NULL. */
+struct snap *snap_table_find(struct snap_table *table, const char *name);
+/* Splits a FUSE inode into its snapshot and the snapshot's inode. Returns
+ * 0, SNAP_STORE_ROOT (whole-store mode's root: nothing written), or
+ * -ENOENT. */
+int snap_table_decode(const struct snap_table *table, uint64_t ino, struct snap **ret_snap,
+		      uint64_t *ret_ino);
+/* The FUSE inode of the snapshot's inode ino. */
+uint64_t snap_encode(const struct snap *snap, uint64_t ino);
+/* The snapshot's index, opening it on first use (failures logged). Returns
+ * 0, -ENOMEM, or -EIO. Any thread. */
+int snap_index(struct snap_table *table, struct snap *snap, struct cairn_index **ret);
+/* snap_table_decode then snap_index: the snapshot, its index and its inode
+ * for a FUSE inode. Returns 0, on_root for the store's root (whole-store
+ * mode), or -errno. */
+int snap_table_index(struct snap_table *table, uint64_t ino, int on_root, struct snap **ret_snap,
+		     struct cairn_index **ret_idx, uint64_t *ret_ino);
+/* What an error r of a call on idx is to the kernel: damage (-EBADMSG) is
+ * logged and becomes -EIO; anything else stays r. */
+int snap_index_error(struct snap_table *table, struct cairn_index *idx, int r);
+/* The inodes of the snapshots opened so far (for statfs). */
+uint64_t snap_table_inode_count(struct snap_table *table);
+
+/* ---- the decompressed chunk cache (chunks.c) ---- */
 
 struct chunk_cache;
 struct cached_chunk {
@@ -55,127 +117,65 @@ struct cached_chunk *chunk_cache_get(struct chunk_cache *cache, const struct cai
 struct cached_chunk *chunk_cache_insert(struct chunk_cache *cache, const struct cairn_id *id,
 					uint8_t *data, uint32_t size);
 void chunk_cache_put(struct chunk_cache *cache, struct cached_chunk *chunk);
+/* What the cache holds, counted as its bound counts (bytes and overhead). */
+uint64_t chunk_cache_bytes(struct chunk_cache *cache);
 
-/* ---- the filesystem ---- */
+/* ---- the read path (read.c) ---- */
 
-struct fs;
+struct read_path;
 
-/* The blob cache: CACHE/blobs/<file id>, whole-file copies that the
- * kernel reads directly through passthrough. */
-struct blob_cache;
-int blob_cache_new(struct fs *fs, const char *dir, uint64_t bound, struct blob_cache **ret);
-void blob_cache_free(struct blob_cache *cache);
-/* Opens the verified blob of a file. With inline_work, a blob not yet
- * checked in this mount is checked, and a missing one made, before it
- * returns (one thread makes a blob, others wait for it); without, such a
- * blob is left to the background worker and -EAGAIN returned. Returns an
- * O_RDONLY fd, -EAGAIN, or -errno. */
-int blob_cache_open(struct blob_cache *cache, struct snap *snap, uint64_t ino,
-		    const struct cairn_index_file *file, bool inline_work);
-/* Asks a background worker to make the blob (once per file id). */
-void blob_cache_schedule(struct blob_cache *cache, struct snap *snap, uint64_t ino,
-			 const struct cairn_index_file *file);
-
-/* A passthrough backing id shared by every open file with the same file id,
- * released on the last close. */
-struct backing {
-	struct cairn_id file_id;
-	int backing_id;
-	unsigned opens;
-	struct backing *next;
-};
-
-struct open_file {
-	struct snap *snap;
-	uint64_t ino;
-	struct cairn_index_file file;
-	struct backing *backing;      /* NULL unless passed through */
-	_Atomic uint64_t next_offset; /* where a sequential reader reads next */
-	/* A direct_io open of a file that may pass through, from its reply
-	 * until its first READ or its RELEASE: the kernel may not have taken
-	 * the reply in yet, and it fails the open (EIO) if the inode has a
-	 * passthrough open by then. On fs->unsettled, under backing_lock. */
-	atomic_bool unsettled;
-	struct open_file *unsettled_next;
-	struct open_file *open_prev, *open_next; /* fs->open_files, under open_lock */
-};
-
-struct fs_stats {
-	atomic_uint_fast64_t reads; /* READ requests that reached the daemon */
-	atomic_uint_fast64_t opens_passthrough;
-	atomic_uint_fast64_t opens_cached; /* small files, keep_cache */
-	atomic_uint_fast64_t opens_direct; /* blob not ready: direct_io fallback */
-	atomic_uint_fast64_t blobs_made;
-	atomic_uint_fast64_t read_errors;
-};
-
-struct fs {
-	struct cairn_mount_options o;
-	struct cairn_store *store;
-	bool whole_store;
-	struct snap *snaps; /* sorted by name */
-	size_t snap_count;
-	uint32_t *slot_map; /* open addressing: slot -> snap index + 1 */
-	size_t slot_map_cap;
-	struct fuse_session *se;
-	pthread_key_t unpacker_key; /* one struct read_ctx per thread (read.c) */
-	struct chunk_cache *chunks;
-	struct blob_cache *blobs;
-	atomic_bool passthrough;      /* decided at init, turned off on EPERM */
-	bool passthrough_ever;        /* it was on at init */
-	pthread_mutex_t backing_lock; /* protects backings and unsettled */
-	struct backing *backings;
-	struct open_file *unsettled; /* no passthrough open for these inodes */
-	/* Every open file, freed at unmount if still there: the kernel drops
-	 * the RELEASEs still queued when the connection ends. */
-	pthread_mutex_t open_lock; /* protects open_files */
-	struct open_file *open_files;
-	uint32_t owner_uid, owner_gid; /* of the store root directory and snapshot dirs */
-	int64_t start_sec;
-	struct fs_stats stats;
-	pthread_t readahead_thread;
-	pthread_mutex_t readahead_lock; /* protects the readahead queue */
-	pthread_cond_t readahead_cond;
-	struct cairn_id readahead_queue[16];
-	struct snap *readahead_snap[16];
-	size_t readahead_len;
-	bool stopping;
-};
-
-void fs_log(struct fs *fs, enum cairn_log_level level, const char *fmt, ...) _printf_(3, 4);
-
-/* Splits a FUSE inode into its snapshot and the snapshot's inode. Returns 0,
- * 1 for the store root (whole-store mode), or -ENOENT. */
-int fs_decode(struct fs *fs, fuse_ino_t ino, struct snap **ret_snap, uint64_t *ret_ino);
-fuse_ino_t fs_encode(const struct snap *snap, uint64_t ino);
-/* The snapshot's opened index, opening it on first use. -errno on failure. */
-int fs_index(struct fs *fs, struct snap *snap, struct cairn_index **ret);
-
+/* The daemon's side of file contents: a chunk cache of chunk_cache_bound
+ * bytes shared by every thread, one unpacker per thread, and a readahead
+ * queue served by its own thread (read_path_readahead_start). store is
+ * borrowed and must outlive it. Returns 0 or -errno. */
+int read_path_new(struct cairn_store *store, uint64_t chunk_cache_bound,
+		  const struct mount_log *log, struct read_path **ret);
+/* Stops the readahead thread and frees the caches and the calling thread's
+ * buffers; every other thread that read through it must have exited. */
+void read_path_free(struct read_path *rp);
+/* Starts and stops the readahead thread. Returns 0 or -errno. */
+int read_path_readahead_start(struct read_path *rp);
+void read_path_readahead_stop(struct read_path *rp);
+/* The shared chunk cache (borrowed, lives as long as rp). */
+struct chunk_cache *read_path_chunks(struct read_path *rp);
 /* This thread's buffer of at least size bytes for a read reply, valid until
  * its next call; NULL when out of memory. */
-uint8_t *fs_reply_buffer(struct fs *fs, size_t size);
-/* Reads len bytes of an open file at offset into buf through the chunk cache
- * (holes are zeros). Returns the count or -errno. */
-ssize_t fs_read_fallback(struct fs *fs, struct open_file *of, uint64_t offset, void *buf,
-			 size_t len);
-/* Copies a whole file into fd (its blob), checking every chunk against its
- * id as it is written. Returns 0, -EBADMSG for a chunk that does not match,
- * or -errno. */
-int fs_copy_file(struct fs *fs, struct snap *snap, uint64_t ino,
-		 const struct cairn_index_file *file, int fd);
-/* Checks a blob found in the cache against the file's chunk list: every run's
- * bytes against its chunk id. Returns 0, -EBADMSG when they differ, or
- * -errno. */
-int fs_check_copy(struct fs *fs, struct snap *snap, uint64_t ino,
-		  const struct cairn_index_file *file, int fd);
+uint8_t *read_path_reply_buffer(struct read_path *rp, size_t size);
+/* Reads len bytes of file ino of idx at offset into buf through this
+ * thread's content reader (holes are zeros). *next_offset is where a
+ * sequential reader reads next: a read that starts there also fetches the
+ * next chunks ahead. Returns the count (short at the end of the file) or
+ * -errno: -EBADMSG for damage, -EIO when a chunk cannot be read. */
+ssize_t read_path_read(struct read_path *rp, struct cairn_index *idx, uint64_t ino,
+		       _Atomic uint64_t *next_offset, uint64_t offset, void *buf, size_t len);
+/* This thread's content reader on the mount's chunk source, for the caller
+ * to bind to a file (cairn_content_open) and use until this thread's next
+ * call into rp; NULL when out of memory. */
+struct cairn_content_reader *read_path_reader(struct read_path *rp);
 
-/* Creates the per-thread unpacker key. */
-int fs_read_init(struct fs *fs);
-/* The readahead thread: decompresses queued chunks into the cache. */
-void *fs_readahead_main(void *arg);
-/* What init negotiates with the kernel, and the log line saying so. */
-void fs_init_conn(struct fs *fs, struct fuse_conn_info *conn);
+/* ---- the blob cache (blobs.c) ---- */
 
-extern const struct fuse_lowlevel_ops cairn_fs_ops;
+/* CACHE/blobs/<file id>: whole-file copies that the kernel reads directly
+ * through passthrough, made and checked by rp's content readers (rp is
+ * borrowed; it must outlive the cache). A background worker scans the cache once and makes
+ * the blobs of large files. Returns 0 or -errno. */
+struct blob_cache;
+int blob_cache_new(const char *dir, uint64_t bound, struct read_path *rp,
+		   const struct mount_log *log, struct blob_cache **ret);
+/* Stops the worker and frees the cache. */
+void blob_cache_free(struct blob_cache *cache);
+/* Opens the verified blob of file ino of idx. With inline_work, a blob not
+ * yet checked in this mount is checked, and a missing one made, before it
+ * returns (one thread makes a blob, others wait for it); without, such a
+ * blob is left to the background worker and -EAGAIN returned. Returns an
+ * O_RDONLY fd, -EAGAIN, or -errno. idx must stay open while the cache
+ * lives (a job may hold it). */
+int blob_cache_open(struct blob_cache *cache, struct cairn_index *idx, uint64_t ino,
+		    const struct cairn_index_file *file, bool inline_work);
+/* Asks the background worker to make the blob (once per file id). */
+void blob_cache_schedule(struct blob_cache *cache, struct cairn_index *idx, uint64_t ino,
+			 const struct cairn_index_file *file);
+/* Blobs made in this mount, for the stats xattr. */
+uint64_t blob_cache_made(struct blob_cache *cache);
 
 #endif

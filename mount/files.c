@@ -1,0 +1,159 @@
+/* files.c: the operations on open regular files: open (the read path is
+ * the passthrough table's choice), read through the daemon, release, and
+ * lseek's SEEK_DATA and SEEK_HOLE. Like every op, each answers exactly one
+ * reply and leaves the work to a do_* helper returning -errno.
+ */
+#include "mount_fuse.h"
+
+#include <string.h>
+
+/* ---- open, read, release ---- */
+
+static void open_list_add(struct fs *fs, struct open_file *of)
+{
+	pthread_mutex_lock(&fs->open_lock);
+	of->open_next = fs->open_files;
+	if (of->open_next)
+		of->open_next->open_prev = of;
+	fs->open_files = of;
+	pthread_mutex_unlock(&fs->open_lock);
+}
+
+static void open_file_free(struct fs *fs, struct open_file *of)
+{
+	pthread_mutex_lock(&fs->open_lock);
+	if (of->open_prev)
+		of->open_prev->open_next = of->open_next;
+	else
+		fs->open_files = of->open_next;
+	if (of->open_next)
+		of->open_next->open_prev = of->open_prev;
+	pthread_mutex_unlock(&fs->open_lock);
+	free(of);
+}
+
+static void count_open(struct fs *fs, enum open_path path)
+{
+	atomic_fetch_add(path == OPEN_PASSTHROUGH ? &fs->stats.opens_passthrough
+			 : path == OPEN_CACHED    ? &fs->stats.opens_cached
+						  : &fs->stats.opens_direct,
+			 1);
+}
+
+static int do_open(struct fs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		   struct open_file **ret)
+{
+	struct snap *snap;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & (O_TRUNC | O_CREAT)))
+		return -EROFS;
+	_cleanup_free_ struct open_file *of = calloc(1, sizeof(*of));
+	if (!of)
+		return -ENOMEM;
+	int r = snap_table_index(fs->snaps, ino, -EISDIR, &snap, &of->idx, &of->ino);
+	if (r < 0)
+		return r;
+	r = cairn_index_file(of->idx, of->ino, &of->file);
+	if (r < 0)
+		return snap_index_error(fs->snaps, of->idx, r);
+	fi->noflush = 1;
+	count_open(fs, passthrough_open(fs->pt, req, of, fi));
+	*ret = TAKE_PTR(of);
+	return 0;
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct open_file *of = NULL;
+
+	int r = do_open(fs, req, ino, fi, &of);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)of;
+	open_list_add(fs, of);
+	if (fuse_reply_open(req, fi) != 0) {
+		/* The open was interrupted: no release will come for it. */
+		passthrough_release(fs->pt, req, of);
+		open_file_free(fs, of);
+	}
+}
+
+/* Reads through the daemon into this thread's reply buffer. */
+static ssize_t do_read(struct fs *fs, struct open_file *of, size_t size, off_t off,
+		       uint8_t **ret_buf)
+{
+	uint8_t *buf = read_path_reply_buffer(fs->reads, size ? size : 1);
+	if (!buf)
+		return -ENOMEM;
+	ssize_t n = read_path_read(fs->reads, of->idx, of->ino, &of->next_offset, (uint64_t)off,
+				   buf, size);
+	if (n < 0) {
+		atomic_fetch_add(&fs->stats.read_errors, 1);
+		return n == -EBADMSG ? -EIO : n;
+	}
+	*ret_buf = buf;
+	return n;
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
+	uint8_t *buf;
+
+	(void)ino;
+	atomic_fetch_add(&fs->stats.reads, 1);
+	passthrough_settle(fs->pt, of);
+	ssize_t n = do_read(fs, of, size, off, &buf);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, (const char *)buf, (size_t)n);
+}
+
+void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	passthrough_release(fs->pt, req, of);
+	open_file_free(fs, of);
+	fuse_reply_err(req, 0);
+}
+
+/* SEEK_DATA and SEEK_HOLE, from the file's runs; the kernel does the rest. */
+static int64_t do_lseek(struct fs *fs, struct open_file *of, uint64_t off, int whence)
+{
+	struct cairn_index_run run;
+	uint32_t i;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	if (off >= of->file.size)
+		return -ENXIO;
+	int r = cairn_index_find_run(of->idx, of->ino, off, &i);
+	for (; r == 0 && i < of->file.run_count; i++) {
+		r = cairn_index_run(of->idx, of->ino, i, &run);
+		if (r == 0 && run.hole == (whence == SEEK_HOLE))
+			return (int64_t)(run.offset > off ? run.offset : off);
+	}
+	if (r < 0)
+		return snap_index_error(fs->snaps, of->idx, r);
+	return whence == SEEK_HOLE ? (int64_t)of->file.size : -ENXIO;
+}
+
+void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	int64_t r = do_lseek(fuse_req_userdata(req), of, (uint64_t)off, whence);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_lseek(req, (off_t)r);
+}

@@ -1,0 +1,114 @@
+/* mount_fuse.h: the parts of mount/ that speak FUSE, on top of those in
+ * mount_internal.h: an open file, the passthrough table (passthrough.c, or
+ * passthrough_none.c where libfuse has no passthrough: meson picks one),
+ * the filesystem the ops serve (fs.c), and the session that sets it all up
+ * (session.c). Only these files include fuse_lowlevel.h.
+ */
+#ifndef CAIRN_BUILDING_MOUNT
+#error "mount_fuse.h is internal to mount/; use mount.h"
+#endif
+#ifndef CAIRN_MOUNT_FUSE_H
+#define CAIRN_MOUNT_FUSE_H
+
+#include "config.h"
+#define FUSE_USE_VERSION CAIRN_FUSE_USE_VERSION
+#include <fuse_lowlevel.h>
+
+#include "mount_internal.h"
+
+struct backing;
+
+struct open_file {
+	struct cairn_index *idx; /* the snapshot's, open while the mount lives */
+	uint64_t ino;            /* in the snapshot */
+	struct cairn_index_file file;
+	_Atomic uint64_t next_offset; /* where a sequential reader reads next */
+	/* The passthrough table's, under its lock: */
+	struct backing *backing; /* NULL unless passed through */
+	/* A direct_io open of a file that may pass through, from its reply
+	 * until its first READ or its RELEASE: the kernel may not have taken
+	 * the reply in yet, and it fails the open (EIO) if the inode has a
+	 * passthrough open by then. On the table's unsettled list. */
+	atomic_bool unsettled;
+	struct open_file *unsettled_next;
+	struct open_file *open_prev, *open_next; /* fs->open_files, under open_lock */
+};
+
+/* ---- passthrough (passthrough.c or passthrough_none.c) ---- */
+
+/* The backing ids registered with the kernel (one per file id, shared by
+ * its opens, released on the last close), the opens that must not meet a
+ * passthrough open yet, and the decision of each open's read path. */
+struct passthrough;
+
+enum open_path {
+	OPEN_PASSTHROUGH, /* the kernel reads the blob itself */
+	OPEN_CACHED,      /* through the daemon, kept in the page cache */
+	OPEN_DIRECT,      /* through the daemon, direct_io (blob not ready) */
+};
+
+/* blobs may be NULL (no usable blob cache); it and log are borrowed.
+ * Returns 0 or -ENOMEM. */
+int passthrough_new(const struct cairn_mount_options *o, struct blob_cache *blobs,
+		    const struct mount_log *log, struct passthrough **ret);
+/* Frees the table and the backings still in it (at unmount). */
+void passthrough_free(struct passthrough *pt);
+/* Negotiates the connection at init: passthrough where offered, and the
+ * other capabilities (set through an API that differs with the libfuse
+ * version, which is what picks this file). Returns NULL when passthrough is
+ * on, else why it is off (a static string; NULL and still off means the
+ * kernel refused it). */
+const char *passthrough_init_conn(struct passthrough *pt, struct fuse_conn_info *conn);
+/* Whether opens may pass through now (it turns off when the kernel refuses
+ * a backing file). */
+bool passthrough_on(struct passthrough *pt);
+/* Picks the read path of an open and sets fi for it (backing_id,
+ * direct_io or keep_cache). */
+enum open_path passthrough_open(struct passthrough *pt, fuse_req_t req, struct open_file *of,
+				struct fuse_file_info *fi);
+/* The kernel surely has the open now (it reads through it, or releases
+ * it): the inode may pass through again. */
+void passthrough_settle(struct passthrough *pt, struct open_file *of);
+/* The open is gone (released, or its reply failed): settles it and drops
+ * its hold on the backing id, closing the id on its last open. */
+void passthrough_release(struct passthrough *pt, fuse_req_t req, struct open_file *of);
+
+/* ---- the filesystem (fs.c) ---- */
+
+struct fs_stats {
+	atomic_uint_fast64_t reads; /* READ requests that reached the daemon */
+	atomic_uint_fast64_t opens_passthrough;
+	atomic_uint_fast64_t opens_cached; /* small files, keep_cache */
+	atomic_uint_fast64_t opens_direct; /* blob not ready: direct_io fallback */
+	atomic_uint_fast64_t read_errors;
+};
+
+/* What the ops serve: the parts below, made and freed by session.c. */
+struct fs {
+	struct cairn_mount_options o;
+	struct mount_log log;
+	struct cairn_store *store;
+	struct snap_table *snaps;
+	struct read_path *reads;
+	struct blob_cache *blobs; /* NULL: none (nopassthrough, or unusable) */
+	struct passthrough *pt;
+	/* Every open file, freed at unmount if still there: the kernel drops
+	 * the RELEASEs still queued when the connection ends. */
+	pthread_mutex_t open_lock; /* protects open_files */
+	struct open_file *open_files;
+	uint32_t owner_uid, owner_gid; /* of the store root directory and snapshot dirs */
+	int64_t start_sec;
+	struct fs_stats stats;
+};
+
+/* ---- the ops on open files (files.c), in fs.c's table ---- */
+
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
+
+/* The ops, for the session (userdata: the struct fs). */
+extern const struct fuse_lowlevel_ops cairn_fs_ops;
+
+#endif

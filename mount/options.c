@@ -1,0 +1,163 @@
+/* options.c: the mount's options (their defaults and the comma-separated
+ * -o strings of mount(8) and fstab) and the log helper every part writes
+ * its lines through. Sizes are parsed by cairn_parse_size, so -o cache_size
+ * takes the same suffixes as the cli's size options.
+ */
+#include "mount_internal.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+void mount_log(const struct mount_log *log, enum cairn_log_level level, const char *fmt, ...)
+{
+	char line[600];
+	va_list ap;
+
+	if (!log->fn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log->fn(log->userdata, level, line);
+}
+
+void mount_default_cache_dir(char *buf, size_t size)
+{
+	const char *base = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+
+	if (base && *base == '/')
+		snprintf(buf, size, "%s/cairn", base);
+	else if (home && *home)
+		snprintf(buf, size, "%s/.cache/cairn", home);
+	else
+		snprintf(buf, size, "/var/cache/cairn");
+}
+
+void cairn_mount_options_default(struct cairn_mount_options *o)
+{
+	*o = (struct cairn_mount_options){
+		.cache_size = 4ull << 30,
+		.chunk_cache_size = 64u << 20,
+		.passthrough_min = 1u << 20,
+		.background_min = 16u << 20,
+		.passthrough = true,
+		.uid = -1,
+		.gid = -1,
+		.umask = -1,
+	};
+}
+
+static int parse_id(const char *text, int64_t *ret)
+{
+	uint64_t value;
+
+	if (cairn_parse_size(text, &value) < 0 || value > UINT32_MAX - 1 ||
+	    !isdigit((int)text[strlen(text) - 1]))
+		return -EINVAL;
+	*ret = (int64_t)value;
+	return 0;
+}
+
+/* Options mount(8) and fstab pass that mean nothing for a read-only FUSE
+ * filesystem. */
+static bool is_ignored_option(const char *opt)
+{
+	static const char *const ignored[] = {
+		"ro",       "rw",         "defaults", "auto",   "noauto", "user",  "nouser",
+		"users",    "exec",       "noexec",   "async",  "sync",   "atime", "noatime",
+		"relatime", "nodiratime", "_netdev",  "nofail", "nosuid", "nodev"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(ignored); i++)
+		if (strcmp(opt, ignored[i]) == 0)
+			return true;
+	return strncmp(opt, "x-", 2) == 0 || strncmp(opt, "comment=", 8) == 0;
+}
+
+static int apply_value_option(struct cairn_mount_options *o, const char *key, const char *value)
+{
+	uint64_t size;
+	int64_t id;
+
+	if (strcmp(key, "cache") == 0 && *value) {
+		size_t len = strlen(value);
+		if (len >= sizeof(o->cache_dir))
+			return -EINVAL;
+		memcpy(o->cache_dir, value, len + 1);
+		return 0;
+	}
+	if (strcmp(key, "uid") == 0 || strcmp(key, "gid") == 0) {
+		if (parse_id(value, &id) < 0)
+			return -EINVAL;
+		*(key[0] == 'u' ? &o->uid : &o->gid) = id;
+		return 0;
+	}
+	if (strcmp(key, "umask") == 0) {
+		char *end;
+		long mask = strtol(value, &end, 8);
+		if (*value == '\0' || *end != '\0' || mask < 0 || mask > 07777)
+			return -EINVAL;
+		o->umask = (int32_t)mask;
+		return 0;
+	}
+	if (strcmp(key, "threads") == 0) {
+		if (cairn_parse_size(value, &size) < 0 || size == 0 || size > 256)
+			return -EINVAL;
+		o->threads = (unsigned)size;
+		return 0;
+	}
+	uint64_t *target = strcmp(key, "cache_size") == 0        ? &o->cache_size
+			   : strcmp(key, "chunk_cache") == 0     ? &o->chunk_cache_size
+			   : strcmp(key, "passthrough_min") == 0 ? &o->passthrough_min
+			   : strcmp(key, "background_min") == 0  ? &o->background_min
+								 : NULL;
+	if (!target || cairn_parse_size(value, &size) < 0)
+		return -EINVAL;
+	*target = size;
+	return 0;
+}
+
+static int apply_option(struct cairn_mount_options *o, char *opt)
+{
+	char *eq = strchr(opt, '=');
+
+	if (eq) {
+		*eq = '\0';
+		return apply_value_option(o, opt, eq + 1);
+	}
+	bool *flag = strcmp(opt, "allow_other") == 0           ? &o->allow_other
+		     : strcmp(opt, "default_permissions") == 0 ? &o->default_permissions
+		     : strcmp(opt, "suid") == 0                ? &o->suid
+		     : strcmp(opt, "dev") == 0                 ? &o->dev
+		     : strcmp(opt, "debug") == 0               ? &o->debug
+							       : NULL;
+	if (flag) {
+		*flag = true;
+		return 0;
+	}
+	if (strcmp(opt, "nopassthrough") == 0) {
+		o->passthrough = false;
+		return 0;
+	}
+	return is_ignored_option(opt) ? 0 : -EINVAL;
+}
+
+int cairn_mount_options_parse(struct cairn_mount_options *o, const char *opts, char *msg,
+			      size_t msg_size)
+{
+	_cleanup_free_ char *copy = strdup(opts);
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *save = NULL, *opt = strtok_r(copy, ",", &save); opt;
+	     opt = strtok_r(NULL, ",", &save)) {
+		char shown[200];
+		snprintf(shown, sizeof(shown), "%s", opt);
+		if (apply_option(o, opt) < 0) {
+			cairn_format(msg, msg_size, "unknown or invalid mount option '%s'", shown);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
