@@ -102,7 +102,7 @@ static void print_summary(struct add *add, const struct cairn_import_stats *s)
  * finds it made (-EEXIST) and opens it. */
 static struct cairn_store *create_store(const char *path)
 {
-	int r = cli_mkdir_parents(path);
+	int r = cairn_mkdir_p(path, true);
 	if (r < 0) {
 		cli_error("cannot create the parents of %s: %s", path, strerror(-r));
 		return NULL;

@@ -385,7 +385,7 @@ static void extract_children(struct extract *x, int dirfd, const char *prefix, u
 
 static int open_dest(const char *dest)
 {
-	if (mkdir(dest, 0755) < 0 && errno == ENOENT && cli_mkdir_parents(dest) == 0)
+	if (mkdir(dest, 0755) < 0 && errno == ENOENT && cairn_mkdir_p(dest, true) == 0)
 		mkdir(dest, 0755);
 	int fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)

@@ -1,5 +1,5 @@
 /* common.c: helpers shared by the subcommands: error output, store path
- * resolution and opening, mkdir -p, number parsing and the options every
+ * resolution and opening, number parsing and the options every
  * command takes. The only printing in cairn happens in cli/.
  */
 #include <errno.h>
@@ -82,25 +82,6 @@ struct cairn_store *cli_open_store(const struct cli *cli)
 		return NULL;
 	}
 	return TAKE_PTR(store);
-}
-
-int cli_mkdir_parents(const char *path)
-{
-	_cleanup_free_ char *copy = strdup(path);
-	if (!copy)
-		return -ENOMEM;
-	for (char *p = copy + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		char *rest = p + strspn(p, "/");
-		if (*rest == '\0')
-			break; /* trailing slashes: the rest is path itself */
-		*p = '\0';
-		if (mkdir(copy, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return 0;
 }
 
 int cli_parse_int(const char *text, long min, long max, long *ret)

@@ -59,25 +59,6 @@ struct blob_cache {
 	bool worker_started;
 };
 
-static int mkdir_p(const char *path)
-{
-	_cleanup_free_ char *copy = strdup(path);
-
-	if (!copy)
-		return -ENOMEM;
-	for (char *p = copy + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-		*p = '\0';
-		if (mkdir(copy, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		if (saved == '\0')
-			return 0;
-		*p = saved;
-	}
-}
-
 /* (Re)opens the blobs directory, making it if it was removed. Lock held. */
 static int blob_dir_locked(struct blob_cache *cache, bool reopen)
 {
@@ -85,7 +66,7 @@ static int blob_dir_locked(struct blob_cache *cache, bool reopen)
 		return cache->dirfd;
 	if (cache->dirfd >= 0)
 		close(cache->dirfd);
-	int r = mkdir_p(cache->dir);
+	int r = cairn_mkdir_p(cache->dir, false);
 	cache->dirfd = r < 0 ? r : open(cache->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cache->dirfd == -1)
 		cache->dirfd = -errno;

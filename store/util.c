@@ -70,6 +70,27 @@ ssize_t cairn_pread_full(int fd, void *buf, size_t size, uint64_t offset)
 	return (ssize_t)done;
 }
 
+int cairn_mkdir_p(const char *path, bool parents_only)
+{
+	_cleanup_free_ char *copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	for (char *p = copy + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		char *rest = p + strspn(p, "/");
+		if (*rest == '\0')
+			break; /* trailing slashes: the rest is path itself */
+		*p = '\0';
+		if (mkdir(copy, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (!parents_only && mkdir(copy, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
 int cairn_fsync_dir(int dirfd, const char *path)
 {
 	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -64,6 +64,10 @@ ssize_t cairn_pread_full(int fd, void *buf, size_t size, uint64_t offset);
 /* fsyncs the directory dirfd/path ("." for dirfd itself). Returns 0 or -errno. */
 int cairn_fsync_dir(int dirfd, const char *path);
 
+/* mkdir -p with mode 0700: makes each missing directory of path, and path
+ * itself unless parents_only. Existing ones are fine. Returns 0 or -errno. */
+int cairn_mkdir_p(const char *path, bool parents_only);
+
 /* Writes a fresh random name "PREFIX<16 hex>SUFFIX" into buf. Returns 0 or
  * -ENAMETOOLONG. */
 int cairn_tmp_name(char *buf, size_t buf_size, const char *prefix, const char *suffix);
