@@ -1,6 +1,6 @@
 /* cmd_cat.c: `cairn cat`: writes files of snapshots to stdout, run by run
  * through the same reader the mount's fallback path uses, so every chunk is
- * checked against its id on the way (DESIGN.md invariants 2 and 5).
+ * checked against its id on the way (invariants 2 and 5, docs/ARCHITECTURE.md).
  */
 #include <getopt.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* commit.c: making an imported snapshot durable and visible. The order is
- * what keeps DESIGN.md invariant 1: the snapshot is written to
+ * what keeps invariant 1: the snapshot is written to
  * snapshots/tmp-*, the store writer commits (every chunk the snapshot names
  * is durable and in the chunk table), and only then is the snapshot fsynced
  * and renamed into place. A crash at any point leaves at most a temp file,

@@ -359,7 +359,7 @@ static int content_finish(struct cairn_import *imp, struct content *c, struct tr
 }
 
 /* Stores the run list once per distinct content (equal bytes, not just an
- * equal file id, as DESIGN.md invariant 3 asks). */
+ * equal file id, as invariant 3 asks). */
 static int content_intern(struct cairn_import *imp, struct tree_inode *inode)
 {
 	struct tree *tree = &imp->tree;

@@ -1,7 +1,7 @@
 /* open.c: mapping a snapshot file and the O(1) checks made when it is opened:
  * magic, version, header checksum over the section table, section bounds and
  * record sizes, the source record and the root inode. Nothing proportional to
- * the number of entries is read here (DESIGN.md invariant 4); the accessors
+ * the number of entries is read here (invariant 4); the accessors
  * in read.c bound-check what they touch and check.c verifies the rest.
  */
 #include "index_internal.h"

@@ -1,5 +1,5 @@
 /* tree.c: the in-memory tree that `cairn add` builds before it writes a
- * snapshot: path normalisation (DESIGN.md invariant 6), nodes (names) and
+ * snapshot: path normalisation (invariant 6), nodes (names) and
  * inodes (hard links share one), a hash map from (directory, name) to node,
  * and tar -x's rules for duplicates and implied parents. Names, link
  * targets and owner names are interned in the future STRINGS pool, so the

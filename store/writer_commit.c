@@ -2,7 +2,7 @@
  * the pool, waits for the workers, seals the open pack, fsyncs the packs
  * directory and renames a chunk table merged from the old one and the
  * session's new entries into place (table.c): that rename is the moment the
- * session becomes visible (DESIGN.md invariant 1). Rollback and free remove
+ * session becomes visible (invariant 1). Rollback and free remove
  * the packs of a session that was not committed.
  */
 #include "writer_internal.h"

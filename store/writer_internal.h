@@ -4,7 +4,7 @@
  * smaller than chunk_avg are gathered into groups of up to chunk_max bytes
  * that compress as one frame (small files gain most of the ratio they would
  * lose alone). A dedup hit is only trusted after comparing bytes with the
- * stored chunk (DESIGN.md invariant 3): distinct bytes under one id are
+ * stored chunk (invariant 3): distinct bytes under one id are
  * re-hashed with the next id variant and stored apart. Nothing is visible to
  * readers until commit renames a merged chunk table into place.
  *

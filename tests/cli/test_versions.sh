@@ -1,6 +1,7 @@
 #!/bin/bash
-# test_versions.sh: the promise of DESIGN.md's "second version of the same
-# tree" row, on a real tree: two adjacent versions of a large npm package
+# test_versions.sh: the promise that a second version of a tree costs only
+# what changed (the "second version" targets in docs/BENCHMARKS.md), on a
+# real tree: two adjacent versions of a large npm package
 # (fetched once into the build directory by tests/data/fetch-npm.sh). Adding
 # the second version to a store that holds the first must cost (in pack
 # bytes on disk) well under what the same archive costs in an empty store.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""compare.py: compares two extracted trees the way DESIGN.md invariant 5
-asks: the same names, file types, contents, modes, sizes, mtimes (to the
+"""compare.py: compares two extracted trees the way invariant 5
+(docs/ARCHITECTURE.md) asks: the same names, file types, contents, modes, sizes, mtimes (to the
 nanosecond), symlink targets, device numbers, owners, xattrs and hard-link
 groups. The top directories themselves are not compared (extracting into
 an existing directory leaves its own metadata alone).

@@ -1,6 +1,6 @@
 #!/bin/bash
 # test_passthrough.sh: passthrough is really in use, and the kernel's rules
-# for it (DESIGN.md, Mount) hold. From the mount's user.cairn.stats:
+# for it (docs/ARCHITECTURE.md, "Mount: the kernel's rules") hold. From the mount's user.cairn.stats:
 #  - a 1 MiB file, re-read after its blob exists and drop_caches, sends no
 #    READ to the daemon and counts a passthrough open; with -o nopassthrough
 #    the same re-read reaches the daemon; files below passthrough_min are
