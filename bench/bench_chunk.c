@@ -2,9 +2,9 @@
  * one core and each against memcpy of the same buffer (the machine's memory
  * bandwidth) measured in the same run: content-defined chunking, chunk id
  * hashing (keyed, and plain XXH3 for reference), chunk + id together (the
- * DESIGN.md target: >= 2 GB/s), the writer's whole main-thread path, and,
- * on real data, zstd per chunk against zstd over the stream and the
- * confirmation a dedup hit costs. Data is in memory: no I/O is timed.
+ * target, docs/BENCHMARKS.md: >= 2 GB/s), the writer's whole main-thread
+ * path, and, on real data, zstd per chunk against zstd over the stream and
+ * the confirmation a dedup hit costs. Data is in memory: no I/O is timed.
  *
  * Usage: bench_chunk [-r REPS] [-s RANDOM_MIB] [-m FILE_MAX_MIB] [FILE]
  * Each figure is the best of REPS runs (default 5).

@@ -78,19 +78,37 @@ add_deb_src() {
 	} | as_root tee "$file" >/dev/null
 }
 
-# fetch_linux DIR SUITE VERSION: DIR/linux_VERSION.*.orig.tar.xz
+# source_versions SUITE: the versions of the linux source package SUITE's
+# deb-src entry lists, newest first.
+source_versions() {
+	apt-cache madison linux 2>/dev/null |
+		awk -F'|' -v s="$1" '$3 ~ (" " s "/[^ ]* Sources *$") { gsub(/ /, "", $2); print $2 }' |
+		sort -rV
+}
+
+# fetch_linux DIR SUITE VERSION: DIR/linux_VERSION.*.orig.tar.xz. Tries the
+# versions the suite lists, newest first: a mirror drops a superseded
+# version's files before the index that lists it expires (404), so the
+# newest listed may not be there yet or the next may be gone already.
 fetch_linux() {
-	local dir=$1 suite=$2 version=$3 added=0 sandbox=()
+	local dir=$1 suite=$2 version=$3 added=0 sandbox=() v
 	if ! has_deb_src "$suite"; then
 		add_deb_src "$suite"
 		added=1
 	fi
 	[ "$added" = 0 ] || as_root apt-get update >&2
 	[ "$(id -u)" -eq 0 ] && sandbox=(-o APT::Sandbox::User=root)
-	ld_say "fetching linux/$suite source package into $dir ..."
-	(cd "$dir" && apt-get "${sandbox[@]}" source --download-only "linux/$suite" >&2)
+	for v in $(source_versions "$suite"); do
+		case $v in "$version".*) ;; *) continue ;; esac
+		ld_say "fetching linux $v ($suite) source package into $dir ..."
+		if (cd "$dir" && apt-get "${sandbox[@]}" source --download-only "linux=$v" >&2); then
+			break
+		fi
+		ld_say "linux $v could not be fetched; trying the next version $suite lists"
+		rm -f "$dir/linux_${v%-*}.orig.tar.xz" "$dir/linux_$v".*
+	done
 	compgen -G "$dir/linux_$version.*.orig.tar.xz" >/dev/null ||
-		ld_die "apt-get source linux/$suite gave no linux_$version.*.orig.tar.xz"
+		ld_die "no version of linux/$suite gave a linux_$version.*.orig.tar.xz (apt-cache madison linux)"
 }
 
 # linux_prepare [gz] [tree]: sets LD_DIR, XZ[i], TAR[i], GZ[i], TREE[i] (the
