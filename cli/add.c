@@ -96,56 +96,6 @@ static void print_summary(struct add *add, const struct cairn_import_stats *s)
 	fflush(stdout);
 }
 
-/* ---- the store ---- */
-
-/* Another add may be creating the store at the same time: then this one
- * finds it made (-EEXIST) and opens it. */
-static struct cairn_store *create_store(const char *path)
-{
-	int r = cairn_mkdir_p(path, true);
-	if (r < 0) {
-		cli_error("cannot create the parents of %s: %s", path, strerror(-r));
-		return NULL;
-	}
-	_cleanup_(cairn_store_freep) struct cairn_store *store = cairn_store_new();
-	if (!store) {
-		cli_error("out of memory");
-		return NULL;
-	}
-	r = cairn_store_create(store, path, NULL);
-	if (r == 0) {
-		fprintf(stderr, "cairn: created a new store in %s\n", path);
-		return TAKE_PTR(store);
-	}
-	if (r == -EEXIST) {
-		_cleanup_(cairn_store_freep) struct cairn_store *made = cairn_store_new();
-		if (made && cairn_store_open(made, path) == 0)
-			return TAKE_PTR(made);
-	}
-	cli_error("%s", cairn_store_error(store));
-	return NULL;
-}
-
-static struct cairn_store *open_or_create(const struct cli *cli)
-{
-	_cleanup_free_ char *path = cli_store_path(cli);
-	if (!path)
-		return NULL;
-	_cleanup_(cairn_store_freep) struct cairn_store *store = cairn_store_new();
-	if (!store) {
-		cli_error("out of memory");
-		return NULL;
-	}
-	int r = cairn_store_open(store, path);
-	if (r == -ENOENT)
-		return create_store(path);
-	if (r < 0) {
-		cli_error("%s", cairn_store_error(store));
-		return NULL;
-	}
-	return TAKE_PTR(store);
-}
-
 /* ---- one archive ---- */
 
 static int open_archive(const char *path, struct stat *st)
@@ -310,7 +260,7 @@ int cli_add(const struct cli *cli, const struct cli_add_options *options,
 	struct add add = {.o = options, .progress = isatty(STDERR_FILENO) && !options->quiet};
 	int status = EXIT_OK;
 
-	_cleanup_(cairn_store_freep) struct cairn_store *store = open_or_create(cli);
+	_cleanup_(cairn_store_freep) struct cairn_store *store = cli_open_or_create_store(cli);
 	if (!store)
 		return EXIT_ERROR;
 	/* Declared after the store: freed before it, as a writer must be. */

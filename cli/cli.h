@@ -51,6 +51,9 @@ int cli_usage_error(const struct cli *cli, const char *fmt, ...) _printf_(2, 3);
 char *cli_store_path(const struct cli *cli);
 /* Opens the store for reading; prints the error and returns NULL on failure. */
 struct cairn_store *cli_open_store(const struct cli *cli);
+/* The same, but a store that does not exist yet is created (saying so on
+ * stderr), as `cairn add` does. */
+struct cairn_store *cli_open_or_create_store(const struct cli *cli);
 
 /* Sizes ("64K", "1MiB", "4096") are parsed by cairn_parse_size (util.h),
  * the same parser mount/ uses for -o cache_size and the like. */

@@ -66,7 +66,35 @@ char *cli_store_path(const struct cli *cli)
 	return path;
 }
 
-struct cairn_store *cli_open_store(const struct cli *cli)
+/* Another add may be creating the store at the same time: then this one
+ * finds it made (-EEXIST) and opens it. */
+static struct cairn_store *create_store(const char *path)
+{
+	int r = cairn_mkdir_p(path, true);
+	if (r < 0) {
+		cli_error("cannot create the parents of %s: %s", path, strerror(-r));
+		return NULL;
+	}
+	_cleanup_(cairn_store_freep) struct cairn_store *store = cairn_store_new();
+	if (!store) {
+		cli_error("out of memory");
+		return NULL;
+	}
+	r = cairn_store_create(store, path, NULL);
+	if (r == 0) {
+		fprintf(stderr, "cairn: created a new store in %s\n", path);
+		return TAKE_PTR(store);
+	}
+	if (r == -EEXIST) {
+		_cleanup_(cairn_store_freep) struct cairn_store *made = cairn_store_new();
+		if (made && cairn_store_open(made, path) == 0)
+			return TAKE_PTR(made);
+	}
+	cli_error("%s", cairn_store_error(store));
+	return NULL;
+}
+
+static struct cairn_store *open_store(const struct cli *cli, bool create)
 {
 	_cleanup_free_ char *path = cli_store_path(cli);
 	if (!path)
@@ -77,11 +105,23 @@ struct cairn_store *cli_open_store(const struct cli *cli)
 		return NULL;
 	}
 	int r = cairn_store_open(store, path);
+	if (r == -ENOENT && create)
+		return create_store(path);
 	if (r < 0) {
 		cli_error("%s", cairn_store_error(store));
 		return NULL;
 	}
 	return TAKE_PTR(store);
+}
+
+struct cairn_store *cli_open_store(const struct cli *cli)
+{
+	return open_store(cli, false);
+}
+
+struct cairn_store *cli_open_or_create_store(const struct cli *cli)
+{
+	return open_store(cli, true);
 }
 
 int cli_parse_int(const char *text, long min, long max, long *ret)
