@@ -351,6 +351,13 @@ int cmd_mount_helper(int argc, char **argv)
 	if (!source)
 		return EXIT_ERROR;
 	char *at = strrchr(source, '@');
+	/* A snapshot name has no '/': a SOURCE of SCHEME://... (user@host
+	 * included) names a store, as does what follows the '@'. */
+	if (cli_is_url(argv[1]) || (at && cli_is_url(at + 1))) {
+		cli_error("store %s: cairn keeps stores in local directories; a URL cannot be used",
+			  cli_is_url(argv[1]) ? argv[1] : at + 1);
+		return EXIT_ERROR;
+	}
 	args[n++] = "mount";
 	if (at) {
 		*at = '\0';
