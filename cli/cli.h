@@ -76,6 +76,9 @@ struct cli_add_options {
 	bool quiet;           /* no progress line and no summary */
 	uint64_t max_entries; /* 0: the default */
 	uint64_t max_ratio;   /* 0: the default; CAIRN_IMPORT_NO_RATIO: none */
+	/* The add of `cairn mount ARCHIVE`, which has no --replace or --name:
+	 * a name collision advises what mount's user can do instead. */
+	bool for_mount;
 };
 
 /* Adds each archive ("-": stdin) to the store as a snapshot committed on its

@@ -145,7 +145,7 @@ static int resolve_source(struct mount_cmd *cmd)
 		return EXIT_ERROR;
 	}
 	struct cli add_cli = {.store_path = cmd->store_path, .command = "add"};
-	struct cli_add_options add = {.name = cmd->snapshot};
+	struct cli_add_options add = {.name = cmd->snapshot, .for_mount = true};
 	return cli_add(&add_cli, &add, &cmd->source, 1);
 }
 

@@ -126,6 +126,15 @@ if "$CAIRN" -s "$ONE" mount -o "cache=$CACHE" "$WORK/one-step.tar" "$mnt" >"$WOR
 else
 	fail "one-step: $(cat "$WORK/out")"
 fi
+# A snapshot of the archive's name that holds other bytes: refused, with
+# advice mount can follow (it has no --replace or --name).
+mkdir -p "$WORK/elsewhere-one"
+cp "$WORK/tree.tar" "$WORK/elsewhere-one/one-step.tar"
+printf 'more' >>"$WORK/elsewhere-one/one-step.tar"
+refused "a name collision" 1 -s "$ONE" mount -o "cache=$CACHE" "$WORK/elsewhere-one/one-step.tar" "$mnt"
+if grep -q -e "--replace" -e "--name to" "$WORK/err" || ! grep -q "cairn add --name" "$WORK/err"; then
+	fail "a name collision advises: $(cat "$WORK/err")"
+fi
 
 # ---- writes ----
 
