@@ -85,7 +85,7 @@ out_has "Usage: cairn verify"
 
 # Every command takes -h/--help (exit 0) and refuses an unknown option
 # (exit 2, naming itself).
-for cmd in init add ls cat extract info verify rm gc mount; do
+for cmd in init add ls cat extract info verify rm gc mount umount; do
 	expect 0 -- "$cmd" -h
 	out_has "Usage: cairn $cmd"
 	expect 0 -- "$cmd" --help
