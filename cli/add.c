@@ -160,9 +160,14 @@ static int report_existing(struct add *add, const char *name, int existing)
 			       name);
 		return EXIT_OK;
 	}
-	cli_error("a snapshot named %s already exists in %s, from other archive bytes; use "
-		  "--replace to replace it or --name to choose another name",
-		  name, cairn_store_path(add->store));
+	/* mount has no --replace or --name to advise. */
+	const char *advice =
+		add->o->for_mount
+			? "add this archive under another name (cairn add --name NEW "
+			  "ARCHIVE), then mount that snapshot (cairn mount NEW MOUNTPOINT)"
+			: "use --replace to replace it or --name to choose another name";
+	cli_error("a snapshot named %s already exists in %s, from other archive bytes; %s", name,
+		  cairn_store_path(add->store), advice);
 	return EXIT_ERROR;
 }
 

@@ -46,9 +46,12 @@ void cli_error(const char *fmt, ...) _printf_(1, 2);
 int cli_usage_error(const struct cli *cli, const char *fmt, ...) _printf_(2, 3);
 
 /* The store directory: -s, else $CAIRN_STORE, else $XDG_DATA_HOME/cairn,
- * else ~/.local/share/cairn. Returns a malloc'd path or NULL (message
- * printed). */
+ * else ~/.local/share/cairn. A store given as a URL (SCHEME://...) is
+ * refused: cairn serves local directories only. Returns a malloc'd path or
+ * NULL (message printed). */
 char *cli_store_path(const struct cli *cli);
+/* Whether text looks like a URL: an RFC 3986 scheme, then "://". */
+bool cli_is_url(const char *text);
 /* Opens the store for reading; prints the error and returns NULL on failure. */
 struct cairn_store *cli_open_store(const struct cli *cli);
 /* The same, but a store that does not exist yet is created (saying so on
@@ -76,6 +79,9 @@ struct cli_add_options {
 	bool quiet;           /* no progress line and no summary */
 	uint64_t max_entries; /* 0: the default */
 	uint64_t max_ratio;   /* 0: the default; CAIRN_IMPORT_NO_RATIO: none */
+	/* The add of `cairn mount ARCHIVE`, which has no --replace or --name:
+	 * a name collision advises what mount's user can do instead. */
+	bool for_mount;
 };
 
 /* Adds each archive ("-": stdin) to the store as a snapshot committed on its

@@ -383,10 +383,24 @@ static void extract_children(struct extract *x, int dirfd, const char *prefix, u
 
 /* ---- the command ---- */
 
+/* Makes DEST (and its parents) unless it is there, and opens it. The first
+ * call that failed is the one reported: a mkdir refused for want of
+ * permission leaves an open that fails with ENOENT, which would hide why. */
 static int open_dest(const char *dest)
 {
-	if (mkdir(dest, 0755) < 0 && errno == ENOENT && cairn_mkdir_p(dest, true) == 0)
-		mkdir(dest, 0755);
+	int r = mkdir(dest, 0755) < 0 ? -errno : 0;
+	if (r == -ENOENT) {
+		r = cairn_mkdir_p(dest, true);
+		if (r < 0) {
+			cli_error("cannot create the parents of %s: %s", dest, strerror(-r));
+			return r;
+		}
+		r = mkdir(dest, 0755) < 0 ? -errno : 0;
+	}
+	if (r < 0 && r != -EEXIST) {
+		cli_error("cannot create %s: %s", dest, strerror(-r));
+		return r;
+	}
 	int fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		cli_error("%s: %s", dest, strerror(errno));

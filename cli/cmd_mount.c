@@ -1,7 +1,8 @@
-/* cmd_mount.c: `cairn mount`, `cairn umount` and the mount(8) helper
- * (mount.cairn / mount.fuse.cairn). mount runs in the background by default
- * and returns only once the mount is in place, or with the reason it is not:
- * the daemon reports over a pipe, and its later log lines go to syslog.
+/* cmd_mount.c: `cairn mount` and the mount(8) helper (mount.cairn /
+ * mount.fuse.cairn); `cairn umount` is in cmd_umount.c. mount runs in the
+ * background by default and returns only once the mount is in place, or
+ * with the reason it is not: the daemon reports over a pipe, and its later
+ * log lines go to syslog.
  */
 #include <fcntl.h>
 #include <getopt.h>
@@ -10,7 +11,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -22,7 +22,6 @@
 static void mount_help(void)
 {
 	printf("Usage: cairn mount [-s STORE] [-o OPTIONS] [-f] [-d] [SNAPSHOT|ARCHIVE] MOUNTPOINT\n"
-	       "       cairn umount MOUNTPOINT\n"
 	       "\n"
 	       "Serve the store read-only at MOUNTPOINT: one directory per snapshot, or with\n"
 	       "SNAPSHOT just that snapshot. With ARCHIVE (a file that is not a snapshot's\n"
@@ -145,7 +144,7 @@ static int resolve_source(struct mount_cmd *cmd)
 		return EXIT_ERROR;
 	}
 	struct cli add_cli = {.store_path = cmd->store_path, .command = "add"};
-	struct cli_add_options add = {.name = cmd->snapshot};
+	struct cli_add_options add = {.name = cmd->snapshot, .for_mount = true};
 	return cli_add(&add_cli, &add, &cmd->source, 1);
 }
 
@@ -290,51 +289,31 @@ static int mount_start(struct cli *cli, struct mount_cmd *cmd)
 	return cmd->foreground ? run_mount(cmd) : daemonize(cmd);
 }
 
-int cmd_mount(struct cli *cli, int argc, char **argv)
+/* fsname: the source the mount table shows; NULL: SNAPSHOT@STORE. */
+static int mount_main(struct cli *cli, int argc, char **argv, const char *fsname)
 {
 	struct mount_cmd cmd = {.ready_fd = -1};
 
 	cairn_mount_options_default(&cmd.o);
+	cmd.o.fsname = fsname;
 	int r = parse_args(cli, argc, argv, &cmd);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	return mount_start(cli, &cmd);
 }
 
-/* ---- umount ---- */
-
-int cmd_umount(struct cli *cli, int argc, char **argv)
+int cmd_mount(struct cli *cli, int argc, char **argv)
 {
-	if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-		mount_help();
-		return EXIT_OK;
-	}
-	if (argc != 2)
-		return cli_usage_error(cli, "expected MOUNTPOINT");
-	if (geteuid() == 0) {
-		if (umount2(argv[1], 0) == 0)
-			return EXIT_OK;
-		cli_error("cannot unmount %s: %s", argv[1], strerror(errno));
-		return EXIT_ERROR;
-	}
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid == 0) {
-		execlp("fusermount3", "fusermount3", "-u", "--", argv[1], (char *)NULL);
-		fprintf(stderr, "cairn: fusermount3: %s\n", strerror(errno));
-		_exit(EXIT_ERROR);
-	}
-	int status = 0;
-	if (pid < 0 || waitpid(pid, &status, 0) < 0)
-		return EXIT_ERROR;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? EXIT_OK : EXIT_ERROR;
+	return mount_main(cli, argc, argv, NULL);
 }
 
 /* ---- the mount(8) helper ----
  *
  * mount -t fuse.cairn SOURCE DIR -o OPTS runs mount.fuse.cairn (or
  * mount.cairn for -t cairn) SOURCE DIR -o OPTS. SOURCE is SNAPSHOT@STORE for
- * one snapshot, or STORE (or @STORE) for the whole store. */
+ * one snapshot, or STORE (or @STORE) for the whole store. The mount table
+ * shows SOURCE as given, as mount(8) expects: `mount -a` then skips an fstab
+ * line that is mounted already, and `umount SOURCE` finds the mount. */
 
 int cmd_mount_helper(int argc, char **argv)
 {
@@ -351,6 +330,13 @@ int cmd_mount_helper(int argc, char **argv)
 	if (!source)
 		return EXIT_ERROR;
 	char *at = strrchr(source, '@');
+	/* A snapshot name has no '/': a SOURCE of SCHEME://... (user@host
+	 * included) names a store, as does what follows the '@'. */
+	if (cli_is_url(argv[1]) || (at && cli_is_url(at + 1))) {
+		cli_error("store %s: cairn keeps stores in local directories; a URL cannot be used",
+			  cli_is_url(argv[1]) ? argv[1] : at + 1);
+		return EXIT_ERROR;
+	}
 	args[n++] = "mount";
 	if (at) {
 		*at = '\0';
@@ -370,5 +356,5 @@ int cmd_mount_helper(int argc, char **argv)
 	}
 	args[n] = NULL;
 	optind = 0;
-	return cmd_mount(&cli, n, args);
+	return mount_main(&cli, n, args, argv[1]);
 }

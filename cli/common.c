@@ -2,6 +2,7 @@
  * resolution and opening, number parsing and the options every
  * command takes. The only printing in cairn happens in cli/.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -44,20 +45,43 @@ static char *join(const char *a, const char *b)
 	return path;
 }
 
+bool cli_is_url(const char *text)
+{
+	static const char scheme_chars[] = "abcdefghijklmnopqrstuvwxyz"
+					   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.";
+	size_t len = strspn(text, scheme_chars);
+
+	/* RFC 3986: a scheme starts with a letter. */
+	return len > 0 && isalpha((unsigned char)text[0]) && strncmp(text + len, "://", 3) == 0;
+}
+
+/* Refuses a store named by a URL: taken as a path, "s3://bucket/x" would
+ * quietly become a local directory "s3:". */
+static bool store_is_url(const char *path, const char *origin)
+{
+	if (!cli_is_url(path))
+		return false;
+	cli_error("store %s%s: cairn keeps stores in local directories; a URL (%.*s://) cannot be "
+		  "used",
+		  path, origin, (int)(strstr(path, "://") - path), path);
+	return true;
+}
+
 char *cli_store_path(const struct cli *cli)
 {
-	const char *env;
-	char *path = NULL;
+	const char *env = getenv("CAIRN_STORE");
+	const char *given = cli->store_path ? cli->store_path : env && *env ? env : NULL;
+	char *path;
 
-	if (cli->store_path)
-		path = strdup(cli->store_path);
-	else if ((env = getenv("CAIRN_STORE")) && *env)
-		path = strdup(env);
-	else if ((env = getenv("XDG_DATA_HOME")) && *env == '/')
+	if (given) {
+		if (store_is_url(given, cli->store_path ? "" : " (from $CAIRN_STORE)"))
+			return NULL;
+		path = strdup(given);
+	} else if ((env = getenv("XDG_DATA_HOME")) && *env == '/') {
 		path = join(env, "cairn");
-	else if ((env = getenv("HOME")) && *env)
+	} else if ((env = getenv("HOME")) && *env) {
 		path = join(env, ".local/share/cairn");
-	else {
+	} else {
 		cli_error("no store given: use -s DIR or set CAIRN_STORE (HOME is not set)");
 		return NULL;
 	}

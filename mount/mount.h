@@ -24,9 +24,14 @@ enum cairn_log_level {
 typedef void (*cairn_mount_log_fn)(void *userdata, enum cairn_log_level level, const char *line);
 
 struct cairn_mount_options {
-	const char *store_path;    /* the store (required) */
-	const char *snapshot;      /* serve this snapshot; NULL: the whole store */
-	const char *mountpoint;    /* required */
+	const char *store_path; /* the store (required) */
+	const char *snapshot;   /* serve this snapshot; NULL: the whole store */
+	const char *mountpoint; /* required */
+	/* The source the mount table shows (mountinfo's source field): what
+	 * mount(8) and fstab named, so that `mount -a` sees the line mounted
+	 * and `umount SOURCE` finds it. NULL: SNAPSHOT@STORE, or STORE for
+	 * the whole store. The type is always fuse.cairn. */
+	const char *fsname;
 	char cache_dir[4096];      /* the blob cache; "": $XDG_CACHE_HOME/cairn */
 	uint64_t cache_size;       /* blob cache bound in bytes */
 	uint64_t chunk_cache_size; /* decompressed chunk cache bound in bytes */

@@ -61,7 +61,8 @@ static int parse_id(const char *text, int64_t *ret)
 }
 
 /* Options mount(8) and fstab pass that mean nothing for a read-only FUSE
- * filesystem. */
+ * filesystem, and the userspace ones mount(8) documents for other programs
+ * (x-systemd.automount, x-gvfs-show, comment=systemd.automount). */
 static bool is_ignored_option(const char *opt)
 {
 	static const char *const ignored[] = {
@@ -122,6 +123,9 @@ static int apply_option(struct cairn_mount_options *o, char *opt)
 {
 	char *eq = strchr(opt, '=');
 
+	/* Before the split: fstab's comment=... and x-name=value are whole. */
+	if (is_ignored_option(opt))
+		return 0;
 	if (eq) {
 		*eq = '\0';
 		return apply_value_option(o, opt, eq + 1);
@@ -140,7 +144,7 @@ static int apply_option(struct cairn_mount_options *o, char *opt)
 		o->passthrough = false;
 		return 0;
 	}
-	return is_ignored_option(opt) ? 0 : -EINVAL;
+	return -EINVAL;
 }
 
 int cairn_mount_options_parse(struct cairn_mount_options *o, const char *opts, char *msg,

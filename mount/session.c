@@ -72,18 +72,36 @@ static void fs_free(struct fs *fs)
 
 /* ---- the mount point and the FUSE session ---- */
 
+/* A missing /dev/fuse is a missing module; one this user may not open is
+ * a matter of permissions, and says so. */
+static int check_dev_fuse(char *msg, size_t msg_size)
+{
+	if (access("/dev/fuse", R_OK | W_OK) == 0)
+		return 0;
+	int r = -errno;
+	if (r == -ENOENT || r == -ENODEV)
+		cairn_format(msg, msg_size, "/dev/fuse: %s (is the fuse module loaded?)",
+			     strerror(-r));
+	else if (r == -EACCES || r == -EPERM)
+		cairn_format(msg, msg_size,
+			     "/dev/fuse: %s: this user may not use FUSE here (mount as root, or "
+			     "ask for read and write access to /dev/fuse)",
+			     strerror(-r));
+	else
+		cairn_format(msg, msg_size, "/dev/fuse: %s", strerror(-r));
+	return r;
+}
+
 static int check_mountpoint(const char *path, char *msg, size_t msg_size)
 {
 	struct stat st, parent;
 	_cleanup_free_ char *up = NULL;
 
-	if (access("/dev/fuse", R_OK | W_OK) < 0) {
-		cairn_format(msg, msg_size, "/dev/fuse: %s (is the fuse module loaded?)",
-			     strerror(errno));
-		return -ENODEV;
-	}
+	int r = check_dev_fuse(msg, msg_size);
+	if (r < 0)
+		return r;
 	if (stat(path, &st) < 0) {
-		int r = -errno;
+		r = -errno;
 		cairn_format(msg, msg_size, "mount point %s: %s", path, strerror(errno));
 		return r;
 	}
@@ -101,12 +119,13 @@ static int check_mountpoint(const char *path, char *msg, size_t msg_size)
 	return 0;
 }
 
-/* fsname=cairn:NAME, with the commas and backslashes of NAME escaped. */
-static void append_escaped(char *buf, size_t size, const char *text)
+/* Appends text to buf with fuse_opt's separators (commas) and escapes
+ * (backslashes) escaped. buf has room for twice text's length. */
+static void append_escaped(char *buf, const char *text)
 {
 	size_t len = strlen(buf);
 
-	for (; *text && len + 3 < size; text++) {
+	for (; *text; text++) {
 		if (*text == ',' || *text == '\\')
 			buf[len++] = '\\';
 		buf[len++] = *text;
@@ -114,13 +133,25 @@ static void append_escaped(char *buf, size_t size, const char *text)
 	buf[len] = '\0';
 }
 
-static struct fuse_session *session_new(struct fs *fs)
+/* The -o string for libfuse: the type fuse.cairn, the source as the
+ * options say, and the mount flags. Returns it malloc'd, or NULL. */
+static char *session_options(const struct fs *fs)
 {
-	char opts[1024] = "ro,subtype=cairn,fsname=cairn:";
-	char *argv[4] = {"cairn", "-o", opts, NULL};
-	int argc = 3;
+	_cleanup_free_ char *source = NULL;
 
-	append_escaped(opts, sizeof(opts), fs->o.snapshot ? fs->o.snapshot : fs->o.store_path);
+	if (fs->o.fsname)
+		source = strdup(fs->o.fsname);
+	else if (!fs->o.snapshot)
+		source = strdup(fs->o.store_path);
+	else if (asprintf(&source, "%s@%s", fs->o.snapshot, fs->o.store_path) < 0)
+		return NULL; /* source is undefined */
+	if (!source)
+		return NULL;
+	char *opts = malloc(2 * strlen(source) + 200);
+	if (!opts)
+		return NULL;
+	strcpy(opts, "ro,subtype=cairn,fsname=");
+	append_escaped(opts, source);
 	if (fs->o.allow_other)
 		strcat(opts, ",allow_other");
 	/* Other users see modes and owners enforced, as recorded. */
@@ -129,6 +160,17 @@ static struct fuse_session *session_new(struct fs *fs)
 	/* libfuse mounts nosuid,nodev unless told otherwise. */
 	strcat(opts, fs->o.suid ? ",suid" : ",nosuid");
 	strcat(opts, fs->o.dev ? ",dev" : ",nodev");
+	return opts;
+}
+
+static struct fuse_session *session_new(struct fs *fs)
+{
+	_cleanup_free_ char *opts = session_options(fs);
+	char *argv[4] = {"cairn", "-o", opts, NULL};
+	int argc = 3;
+
+	if (!opts)
+		return NULL;
 	if (fs->o.debug)
 		argv[argc++] = "-d";
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);

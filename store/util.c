@@ -75,7 +75,9 @@ int cairn_mkdir_p(const char *path, bool parents_only)
 	_cleanup_free_ char *copy = strdup(path);
 	if (!copy)
 		return -ENOMEM;
-	for (char *p = copy + 1; *p; p++) {
+	/* From the second byte: a leading '/' is the root, not a parent (and
+	 * "" has no second byte). */
+	for (char *p = copy + (copy[0] != '\0'); *p; p++) {
 		if (*p != '/')
 			continue;
 		char *rest = p + strspn(p, "/");

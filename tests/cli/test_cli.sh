@@ -85,7 +85,7 @@ out_has "Usage: cairn verify"
 
 # Every command takes -h/--help (exit 0) and refuses an unknown option
 # (exit 2, naming itself).
-for cmd in init add ls cat extract info verify rm gc mount; do
+for cmd in init add ls cat extract info verify rm gc mount umount; do
 	expect 0 -- "$cmd" -h
 	out_has "Usage: cairn $cmd"
 	expect 0 -- "$cmd" --help
@@ -201,6 +201,39 @@ expect 1 XDG_DATA_HOME="$tmp/nowhere" -- verify -q
 expect 0 -- verify -q
 expect 1 CAIRN_STORE="$tmp/r-env" -- -s "$tmp/nowhere" verify -q
 expect 1 CAIRN_STORE="$tmp/r-env" -- verify -q -s "$tmp/nowhere"
+
+# A store named by a URL is an error (1), from -s, $CAIRN_STORE or the
+# mount(8) helper's source; never a local directory named "s3:".
+for url in s3://bucket/x https://example.com/store file:///tmp/x; do
+	expect 1 -- -s "$url" init
+	err_has "cannot be used"
+	expect 1 -- add -s "$url" "$tmp/none.tar"
+	err_has "$url: cairn keeps stores in local directories"
+	expect 1 CAIRN_STORE="$url" -- add "$tmp/none.tar"
+	err_has "(from \$CAIRN_STORE)"
+	expect 1 CAIRN_STORE="$url" -- verify
+	err_has URL
+	expect 1 CAIRN_STORE="$url" -- ls
+	err_has URL
+	expect 1 -- mount -s "$url" snap "$tmp/cwd" # no such snapshot: never mounts
+	err_has URL
+done
+mkdir -p "$tmp/bin"
+ln -s "$(command -v "$CAIRN")" "$tmp/bin/mount.fuse.cairn"
+for source in s3://bucket/x "snap@s3://bucket/x" "s3://user@bucket/x"; do
+	# A mount point that is not there: nothing is mounted, whatever happens.
+	"$tmp/bin/mount.fuse.cairn" "$source" "$tmp/no-mnt" -o ro >"$tmp/out" 2>"$tmp/err"
+	status=$?
+	checks=$((checks + 1))
+	[ "$status" = 1 ] && grep -q URL "$tmp/err" ||
+		fail "mount.fuse.cairn $source: exit $status: $(cat "$tmp/err")"
+done
+[ -z "$(find "$tmp" -name '*:*')" ] || fail "a URL store made $(find "$tmp" -name '*:*')"
+# Paths that only look a little like URLs are paths.
+expect 0 -- -s "$tmp/s3:dir" init
+is_store "$tmp/s3:dir"
+expect 0 -- -s ./s3://rel init
+is_store "$tmp/cwd/s3:/rel"
 
 # No -s, no variables, no HOME: an error, not a guess.
 env -u CAIRN_STORE -u XDG_DATA_HOME -u HOME "$CAIRN" verify >"$tmp/out" 2>"$tmp/err"

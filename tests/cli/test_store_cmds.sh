@@ -6,7 +6,8 @@
 # names checked before any is removed; frees nothing by itself) and `gc`
 # (frees what rm left, a no-op when everything is live, refuses to run with
 # a damaged snapshot or while the store is mounted and then leaves it as it
-# was, waits for the writer lock).
+# was, waits for the writer lock), and `extract` into a directory the user
+# may not write naming the error of the call that failed (EACCES).
 # After every change the remaining snapshots must still extract exactly as
 # `bsdtar -x` extracts their archives (compare.py).
 #
@@ -291,6 +292,41 @@ expect 0 verify
 extracts_as v2 "$A/v2.tar"
 expect 0 info --json
 is "$(json 'j["snapshots"]')" 1 "one snapshot left"
+
+# ---- extract reports the call that failed ----
+
+# DEST in a directory this user may not write: the mkdir's EACCES, not the
+# ENOENT of the open after it. Root writes anywhere, so as root this runs
+# as nobody (setpriv), on a copy of the store nobody may read.
+noperm=$WORK/noperm
+mkdir -p "$noperm"
+chmod 555 "$noperm"
+as_user=()
+xstore=$STORE
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+	xstore=$WORK/nobody-store
+	cp -a "$STORE" "$xstore"
+	chown -R 65534:65534 "$xstore"
+	chmod 755 "$WORK"
+fi
+if [ "$(id -u)" = 0 ] && [ ${#as_user[@]} = 0 ]; then
+	echo "note: root without setpriv; extract into an unwritable directory not tested"
+else
+	for dest in "$noperm/dest" "$noperm/deeper/dest"; do
+		"${as_user[@]}" "$CAIRN" -s "$xstore" extract v2 "$dest" >"$WORK/out" 2>"$WORK/err"
+		status=$?
+		checks=$((checks + 1))
+		if [ $status != 1 ] || [ "$(wc -l <"$WORK/err")" != 1 ] ||
+			! grep -q "^cairn: cannot create .*$noperm.*: Permission denied$" "$WORK/err"; then
+			fail "extract into $dest: exit $status: $(cat "$WORK/err")"
+		fi
+		[ ! -e "$dest" ] || fail "extract made $dest"
+	done
+fi
+chmod 700 "$WORK"
+expect 1 extract v2 ""
+err_has "cannot create"
 
 # ---- damage in a snapshot file ----
 

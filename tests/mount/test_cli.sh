@@ -5,8 +5,12 @@
 #    nothing mounted and no daemon left; a bad option: exit 2.
 #  - The one-step form `cairn mount ARCHIVE MOUNTPOINT` adds and mounts
 #    (into a store it creates); the second time the add is a no-op.
-#  - umount unmounts, and fails on what is not mounted; SIGTERM and SIGINT
-#    to the daemon unmount too.
+#  - umount unmounts (by a relative path, through a symlink, after the
+#    daemon died), says "not mounted" of what is not, and refuses what is
+#    not a cairn mount (a tmpfs); the mount table shows SNAPSHOT@STORE as
+#    the source; SIGTERM and SIGINT to the daemon unmount too.
+#  - A name collision in the one-step form advises what mount can do.
+#  - A user who may not open /dev/fuse is told that.
 #  - Writes fail with EROFS (touch, mkdir, rm, echo >, and every write
 #    call: mtool.py erofs).
 #  - Options: uid=/gid=/umask= in stat; setuid bits and device nodes
@@ -88,6 +92,52 @@ else
 	fail "cairn mount"
 fi
 refused "umount of what is not mounted" 1 umount "$mnt"
+grep -q "cannot unmount $mnt: not mounted" "$WORK/err" || fail "umount of what is not mounted: $(cat "$WORK/err")"
+refused "umount of a missing directory" 1 umount "$WORK/missing"
+grep -q "No such file or directory" "$WORK/err" || fail "umount of a missing directory: $(cat "$WORK/err")"
+
+# ---- umount: cairn mounts only ----
+
+# A tmpfs is refused and stays mounted (root's umount2 would take it).
+mkdir -p "$WORK/tmpfs"
+if mount -t tmpfs cairn-test "$WORK/tmpfs"; then
+	"$CAIRN" umount "$WORK/tmpfs" >"$WORK/out" 2>"$WORK/err"
+	r=$?
+	if [ $r = 1 ] && is_mounted "$WORK/tmpfs" && [ "$(wc -l <"$WORK/err")" = 1 ] &&
+		grep -q "not a cairn mount (tmpfs is mounted there" "$WORK/err"; then
+		pass
+	else
+		fail "cairn umount of a tmpfs: exit $r, $(is_mounted "$WORK/tmpfs" || echo unmounted): $(cat "$WORK/err")"
+	fi
+	umount "$WORK/tmpfs" || umount -l "$WORK/tmpfs"
+else
+	fail "cannot mount a tmpfs to test with"
+fi
+# The mount table names the source SNAPSHOT@STORE (or STORE), type
+# fuse.cairn; umount takes the mount point by a relative path or a
+# symlink, and a mount whose daemon died (ENOTCONN) too.
+source_type() {
+	awk -v m="$1" '$5 == m { for (i = 7; $i != "-"; i++); print $(i + 2), $(i + 1) }' /proc/self/mountinfo
+}
+if mount_at "$mnt" tree; then
+	[ "$(source_type "$mnt")" = "tree@$(realpath "$STORE") fuse.cairn" ] && pass ||
+		fail "the mount table says $(source_type "$mnt")"
+	(cd "$WORK" && "$CAIRN" umount mnt) && ! is_mounted "$mnt" && wait_gone "${DAEMON[$mnt]}" &&
+		pass || fail "cairn umount by a relative path"
+fi
+if mount_at "$mnt"; then
+	[ "$(source_type "$mnt")" = "$(realpath "$STORE") fuse.cairn" ] && pass ||
+		fail "the mount table says $(source_type "$mnt") for the whole store"
+	ln -sfn mnt "$WORK/mnt-link"
+	"$CAIRN" umount "$WORK/mnt-link" && ! is_mounted "$mnt" && wait_gone "${DAEMON[$mnt]}" &&
+		pass || fail "cairn umount through a symlink"
+fi
+if mount_at "$mnt" tree; then
+	kill -KILL "${DAEMON[$mnt]}"
+	wait_gone "${DAEMON[$mnt]}"
+	"$CAIRN" umount "$mnt" 2>"$WORK/err" && ! is_mounted "$mnt" && pass ||
+		fail "cairn umount of a mount whose daemon died: $(cat "$WORK/err")"
+fi
 # SIGTERM with files open (they get no RELEASE: a sanitizer build checks
 # the daemon frees them anyway), SIGINT with none.
 for sig in TERM INT; do
@@ -125,6 +175,15 @@ if "$CAIRN" -s "$ONE" mount -o "cache=$CACHE" "$WORK/one-step.tar" "$mnt" >"$WOR
 	fi
 else
 	fail "one-step: $(cat "$WORK/out")"
+fi
+# A snapshot of the archive's name that holds other bytes: refused, with
+# advice mount can follow (it has no --replace or --name).
+mkdir -p "$WORK/elsewhere-one"
+cp "$WORK/tree.tar" "$WORK/elsewhere-one/one-step.tar"
+printf 'more' >>"$WORK/elsewhere-one/one-step.tar"
+refused "a name collision" 1 -s "$ONE" mount -o "cache=$CACHE" "$WORK/elsewhere-one/one-step.tar" "$mnt"
+if grep -q -e "--replace" -e "--name to" "$WORK/err" || ! grep -q "cairn add --name" "$WORK/err"; then
+	fail "a name collision advises: $(cat "$WORK/err")"
 fi
 
 # ---- writes ----
@@ -210,6 +269,30 @@ if command -v setpriv >/dev/null; then
 		as 1000 cat "$mnt/private" >/dev/null && pass || fail "allow_other: uid 1000 cannot read its own file"
 		as 1001 cat "$mnt/big" >/dev/null 2>&1 && fail "allow_other: uid 1001 reads a 0640 file" || pass
 		unmount "$mnt" || fail "unmount"
+	fi
+	# A user who may not open /dev/fuse is told so, not asked about the
+	# module. Where /dev/fuse is open to all, a private mount namespace
+	# hides it behind a root-only file.
+	cp -a "$STORE" "$WORK/nobody-store"
+	mkdir -p "$WORK/nobody-mnt"
+	chown -R 65534:65534 "$WORK/nobody-store" "$WORK/nobody-mnt"
+	MOUNTS+=("$WORK/nobody-mnt")
+	: >"$WORK/no-fuse"
+	chmod 600 "$WORK/no-fuse"
+	nobody_mount=(setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$WORK/nobody-mnt"
+		"$CAIRN" -s "$WORK/nobody-store" mount -o nopassthrough tree "$WORK/nobody-mnt")
+	if as 65534 test -r /dev/fuse -a -w /dev/fuse; then
+		unshare -m --propagation private sh -c 'mount --bind "$0" /dev/fuse && exec "$@"' \
+			"$WORK/no-fuse" "${nobody_mount[@]}" 2>"$WORK/err"
+	else
+		"${nobody_mount[@]}" 2>"$WORK/err"
+	fi
+	r=$?
+	if [ $r = 1 ] && [ "$(wc -l <"$WORK/err")" = 1 ] && grep -q "/dev/fuse: Permission denied" "$WORK/err" &&
+		! grep -q module "$WORK/err"; then
+		pass
+	else
+		fail "a user without /dev/fuse: exit $r: $(cat "$WORK/err")"
 	fi
 	chmod 700 "$WORK"
 else

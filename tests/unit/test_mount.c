@@ -383,6 +383,7 @@ START_TEST(test_options_sizes)
 		"cache_size=1MiB,chunk_cache=64K,passthrough_min=2m,"
 		"background_min=1GB,uid=1000,gid=0,umask=027,threads=4,"
 		"allow_other,suid,nopassthrough,ro,noatime,x-systemd.auto,"
+		"x-systemd.requires=network.target,comment=systemd.automount,"
 		"cache=/var/tmp/c",
 		msg, sizeof(msg));
 	ck_assert_msg(r == 0, "%s", msg);
