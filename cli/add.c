@@ -315,7 +315,7 @@ int cli_add(const struct cli *cli, const struct cli_add_options *options,
 		return EXIT_ERROR;
 	/* Declared after the store: freed before it, as a writer must be. */
 	_cleanup_(cairn_writer_freep) struct cairn_writer *writer = NULL;
-	if (cli_writer_lock(store, 0, &writer) < 0)
+	if (cli_writer_lock(store, 0, &writer, NULL) < 0)
 		return EXIT_ERROR;
 	add.store = store;
 	add.writer = writer;

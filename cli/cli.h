@@ -60,8 +60,11 @@ int cli_parse_int(const char *text, long min, long max, long *ret);
 /* Takes the store's writer lock: opens the writer (waiting for the lock,
  * and saying so, while another process holds it) with threads compression
  * threads (0: one per core), and removes snapshot temp files of writers
- * that died (lock.c). Prints the error; returns 0 or -errno. */
-int cli_writer_lock(struct cairn_store *store, unsigned threads, struct cairn_writer **ret);
+ * that died (lock.c). When ret_leftovers is not NULL, writes there what
+ * was removed of writers that died, in the store and its snapshots.
+ * Prints the error; returns 0 or -errno. */
+int cli_writer_lock(struct cairn_store *store, unsigned threads, struct cairn_writer **ret,
+		    struct cairn_leftovers *ret_leftovers);
 
 /* ---- adding archives (add.c) ---- */
 

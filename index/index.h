@@ -60,9 +60,15 @@ void cairn_snapshot_names_free(char **names, size_t count);
  * returned (the snapshot may then be gone but not durably so). */
 int cairn_snapshot_remove(const struct cairn_store *store, const char *name, char *msg,
 			  size_t msg_size);
-/* Removes STORE/snapshots/tmp-* left by writers that died. Call only while
- * holding the store's writer (its lock). Returns 0 or -errno. */
-int cairn_snapshot_remove_leftovers(const struct cairn_store *store);
+/* Removes STORE/snapshots/tmp-* left by writers that died, and when ret is
+ * not NULL adds their count and sizes to it. Call only while holding the
+ * store's writer (its lock). Returns 0 or -errno. */
+int cairn_snapshot_remove_leftovers(const struct cairn_store *store, struct cairn_leftovers *ret);
+/* Lists the leftovers of writers that died in the whole store, those in
+ * STORE/snapshots/ included: cairn_store_leftovers with the snapshots'
+ * directory. Returns the number found, -EBUSY while a writer is at work,
+ * or -errno (message on the store handle). */
+int64_t cairn_snapshot_leftovers(struct cairn_store *store, cairn_leftover_fn fn, void *userdata);
 
 /* ---- reading a snapshot ----
  *

@@ -6,7 +6,8 @@
 # names checked before any is removed; frees nothing by itself) and `gc`
 # (frees what rm left, a no-op when everything is live, refuses to run with
 # a damaged snapshot or while the store is mounted and then leaves it as it
-# was, waits for the writer lock).
+# was, waits for the writer lock), and after a killed add: verify lists its
+# leftovers as notes (exit 0), gc says how many it removed and what it freed.
 # After every change the remaining snapshots must still extract exactly as
 # `bsdtar -x` extracts their archives (compare.py).
 #
@@ -329,6 +330,42 @@ err_has "packs/"
 expect 1 verify v1
 err_has "snapshot v1: "
 err_has "bytes "
+
+# ---- a killed add: verify notes its leftovers, gc says what it removed ----
+
+rm -rf "$STORE"
+expect 0 add -q "$A/v1.tar"
+rand 4194304 5 >"$WORK/fresh.bin"
+bsdtar -cf "$A/fresh.tar" -C "$WORK" fresh.bin
+mkfifo "$WORK/fifo"
+"$CAIRN" -s "$STORE" add -q --name killed "$WORK/fifo" >/dev/null 2>&1 &
+adder=$!
+exec 3>"$WORK/fifo"
+head -c 3500000 "$A/fresh.tar" >&3 # then the add waits for the rest
+for _ in $(seq 100); do
+	[ -n "$(find "$STORE/packs" -name '*.tmp' -size +0)" ] && break
+	sleep 0.1
+done
+kill -9 "$adder"
+wait "$adder" 2>/dev/null
+exec 3>&-
+leftovers=$(cd "$STORE" && find . -name 'tmp-*' -o -name '*.tmp' | wc -l)
+[ "$leftovers" -gt 0 ] || fail "the killed add left no temp file to test with"
+expect 0 verify # leftovers are not damage
+out_has "note: packs/[0-9a-f]*\.pack\.tmp (.*) is a leftover of an interrupted writer"
+out_has "$leftovers leftover files\? (.*) of interrupted writers, not damage"
+is "$(grep -c 'is a leftover' "$WORK/out")" "$leftovers" "verify lists each leftover"
+expect 0 verify -q
+[ ! -s "$WORK/out" ] || fail "verify -q printed '$(cat "$WORK/out")'"
+expect 0 gc
+out_has "removed $leftovers leftover files\? of interrupted writers ([0-9.]* [KM]iB freed)"
+out_has "nothing to collect"
+is "$(cd "$STORE" && find . -name 'tmp-*' -o -name '*.tmp' | wc -l)" 0 "leftovers after gc"
+expect 0 verify
+if grep -q leftover "$WORK/out"; then fail "verify still lists leftovers: $(cat "$WORK/out")"; fi
+expect 0 gc
+if grep -q leftover "$WORK/out"; then fail "a second gc reports leftovers again"; fi
+extracts_as v1 "$A/v1.tar"
 
 # ---- the lock: gc waits for another writer ----
 

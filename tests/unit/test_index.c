@@ -1013,7 +1013,12 @@ START_TEST(test_commit_rules)
 	ck_assert_str_eq(names[0], "b-two");
 	ck_assert_str_eq(names[1], "one");
 	cairn_snapshot_names_free(names, count);
-	ck_assert_int_eq(cairn_snapshot_remove_leftovers(store), 0);
+	struct cairn_leftovers leftovers = {0};
+	ck_assert_int_eq(cairn_snapshot_leftovers(store, NULL, NULL), 1);
+	ck_assert_int_eq(cairn_snapshot_remove_leftovers(store, &leftovers), 0);
+	ck_assert_int_eq(leftovers.files, 1);
+	ck_assert_int_eq(leftovers.bytes, 1);
+	ck_assert_int_eq(cairn_snapshot_leftovers(store, NULL, NULL), 0);
 	ck_assert(!test_exists(path));
 	struct cairn_index *idx = cairn_index_new();
 	ck_assert_int_eq(cairn_index_open(idx, store, "missing"), -ENOENT);
