@@ -88,8 +88,10 @@ int cli_add(const struct cli *cli, const struct cli_add_options *options,
 
 /* ---- JSON and ratios (json.c) ---- */
 
-/* Writes s to stdout as a JSON string; bytes that are not UTF-8 become
- * \u00XX. */
+/* Writes s to stdout as a JSON string. Each byte that is not part of
+ * well-formed UTF-8 becomes the lone surrogate \udcXX (XX: the byte, 80 to
+ * ff), as Python's surrogateescape decodes it: os.fsencode() of the decoded
+ * string gives back the bytes (docs/cairn.1, "JSON"). */
 void cli_json_string(const char *s);
 /* Writes a / b to stdout as a JSON number: 1 when both are 0, null when
  * only b is (infinite). */

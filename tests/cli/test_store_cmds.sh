@@ -236,6 +236,43 @@ out_has "2 snapshots checked, .* chunks .* read and verified, no problems"
 expect 1 verify nope
 err_has nope
 
+# ---- names that are not UTF-8 round-trip through ls --json and cat ----
+
+# Each byte that is not UTF-8 is a \udcXX escape in JSON, which Python's
+# json and os.fsencode turn back into the byte (docs/cairn.1, JSON).
+python3 - "$A/names.tar" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w", format=tarfile.GNU_FORMAT, encoding="utf-8",
+                  errors="surrogateescape") as t:
+    for name, data in ((b"latin1-\xe9", b"one\n"), (b"dir-\xff/caf\xc3\xa9-\xc3", b"two\n"),
+                       (b"ok-\xc3\xa9", b"three\n")):
+        info = tarfile.TarInfo(name.decode("utf-8", "surrogateescape"))
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+PY
+expect 0 -s "$WORK/names" add -q "$A/names.tar"
+checks=$((checks + 1))
+python3 - "$CAIRN" "$WORK/names" >"$WORK/names.out" 2>&1 <<'PY' || fail "$(cat "$WORK/names.out")"
+import json, os, subprocess, sys
+cairn, store = sys.argv[1], sys.argv[2]
+def run(*args):
+    r = subprocess.run([cairn, "-s", store, *args], capture_output=True)
+    if r.returncode:
+        sys.exit(f"cairn {args} exited {r.returncode}: {r.stderr!r}")
+    return r.stdout
+want = {b"latin1-\xe9": b"one\n", b"dir-\xff/caf\xc3\xa9-\xc3": b"two\n", b"ok-\xc3\xa9": b"three\n"}
+raw = run("ls", "-R", "--json", "names")
+listed = {os.fsencode(e["path"]) for e in json.loads(raw)}
+if not set(want) <= listed:
+    sys.exit(f"ls --json names: {sorted(listed)}, expected {sorted(want)}: {raw!r}")
+if b"\\udce9" not in raw or b"\\u00e9" in raw:
+    sys.exit(f"latin1 byte e9 not escaped as \\udce9: {raw!r}")
+for path, data in want.items():
+    got = run("cat", b"names:" + path)
+    if got != data:
+        sys.exit(f"cat names:{path!r} gave {got!r}, expected {data!r}")
+PY
+
 # ---- gc with everything live ----
 
 before=$(fingerprint)
