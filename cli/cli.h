@@ -136,8 +136,9 @@ int cli_object_error(const struct cli_object *obj, int r);
 
 /* Handles the getopt_long value c that is not one of the command's own
  * options: -s sets cli->store_path and returns 0; -h calls help and returns
- * -1 (the command then exits 0); anything else is a bad option: returns
- * EXIT_USAGE, message printed. */
+ * -1 (the command then exits 0); anything else is a bad option, which
+ * getopt has reported ("cairn COMMAND: unrecognized option ..."): prints
+ * the "Try 'cairn COMMAND --help'." hint and returns EXIT_USAGE. */
 int cli_common_option(struct cli *cli, int c, void (*help)(void));
 
 /* Parses the options of a command that takes only -s, -h and -q: calls help

@@ -351,7 +351,7 @@ int cmd_mount_helper(int argc, char **argv)
 	if (!source)
 		return EXIT_ERROR;
 	char *at = strrchr(source, '@');
-	args[n++] = "mount";
+	args[n++] = "cairn mount"; /* getopt's messages name it */
 	if (at) {
 		*at = '\0';
 		cli.store_path = at + 1;

@@ -106,7 +106,10 @@ int cli_common_option(struct cli *cli, int c, void (*help)(void))
 		help();
 		return -1;
 	default:
-		return cli_usage_error(cli, "bad option");
+		/* getopt said what is wrong, as "cairn COMMAND: ..." (main.c
+		 * names the program so); the hint completes the usual two lines. */
+		fprintf(stderr, "Try 'cairn %s --help'.\n", cli->command);
+		return EXIT_USAGE;
 	}
 }
 

@@ -114,6 +114,10 @@ struct cairn_index_info {
 	int64_t source_mtime_sec;
 	uint32_t source_mtime_nsec;
 	struct cairn_id source_id;
+	/* The archive had an entry for the root ("./"): the root's mode,
+	 * owner, xattrs and mtime are that entry's (else an implied
+	 * directory's: 0755, the archive's mtime). */
+	bool root_listed;
 };
 void cairn_index_info(const struct cairn_index *idx, struct cairn_index_info *ret);
 /* Asks the kernel to read the sections a tree walk touches (inodes, entries,
@@ -350,6 +354,10 @@ struct cairn_import_stats {
 	uint64_t new_bytes;
 	uint64_t stored_bytes;
 	uint64_t snapshot_size; /* bytes of the snapshot file (after commit) */
+	/* the snapshot's entries, as cairn_index_info's dirent_count (after
+	 * commit): names in the tree, the parents that paths only imply
+	 * included, a name that a later entry replaced counted once */
+	uint64_t snapshot_entries;
 };
 void cairn_import_stats(const struct cairn_import *imp, struct cairn_import_stats *ret);
 

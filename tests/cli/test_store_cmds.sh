@@ -367,6 +367,10 @@ err_has "packs/"
 expect 1 verify v1
 err_has "snapshot v1: "
 err_has "bytes "
+# cat names the file by its path, not by an inode number.
+expect 1 cat v1:big.bin
+err_has "^cairn: v1:big.bin: offset [0-9]*: "
+if grep -q inode "$WORK/err"; then fail "cat names an inode: $(cat "$WORK/err")"; fi
 
 # ---- a killed add: verify notes its leftovers, gc says what it removed ----
 
