@@ -78,36 +78,63 @@ add_deb_src() {
 	} | as_root tee "$file" >/dev/null
 }
 
-# source_versions SUITE: the versions of the linux source package SUITE's
-# deb-src entry lists, newest first.
-source_versions() {
-	apt-cache madison linux 2>/dev/null |
-		awk -F'|' -v s="$1" '$3 ~ (" " s "/[^ ]* Sources *$") { gsub(/ /, "", $2); print $2 }' |
+# madison_versions SUITE: the versions of the linux source package that
+# SUITE's deb-src entry lists in `apt-cache madison linux` output (stdin),
+# newest first.
+madison_versions() {
+	awk -F'|' -v s="$1" '$3 ~ (" " s "/[^ ]* Sources *$") { gsub(/ /, "", $2); print $2 }' |
 		sort -rV
 }
 
-# fetch_linux DIR SUITE VERSION: DIR/linux_VERSION.*.orig.tar.xz. Tries the
-# versions the suite lists, newest first: a mirror drops a superseded
-# version's files before the index that lists it expires (404), so the
-# newest listed may not be there yet or the next may be gone already.
+# source_versions SUITE: the versions of the linux source package SUITE's
+# deb-src entry lists, newest first.
+source_versions() {
+	apt-cache madison linux 2>/dev/null | madison_versions "$1"
+}
+
+# apt_fetch_source DIR VERSION: downloads the linux=VERSION source package
+# into DIR.
+apt_fetch_source() {
+	local sandbox=()
+	[ "$(id -u)" -eq 0 ] && sandbox=(-o APT::Sandbox::User=root)
+	(cd "$1" && apt-get "${sandbox[@]}" source --download-only "linux=$2" >&2)
+}
+
+# fetch_first DIR SERIES FETCH VERSION...: the version choice. Tries each
+# VERSION of the upstream SERIES (6.12: 6.12.41-1, not 6.1.x) in the order
+# given (newest first) with FETCH DIR VERSION until one succeeds, removing
+# what a failed one left; prints the version fetched. Returns 1 when none
+# could be: a mirror drops a superseded version's files before the index
+# that lists it expires (404), so the newest listed may not be there yet or
+# the next may be gone already.
+fetch_first() {
+	local dir=$1 series=$2 fetch=$3 v
+	shift 3
+	for v in "$@"; do
+		case $v in "$series".*) ;; *) continue ;; esac
+		ld_say "fetching linux $v source package into $dir ..."
+		if "$fetch" "$dir" "$v"; then
+			printf '%s\n' "$v"
+			return 0
+		fi
+		ld_say "linux $v could not be fetched; trying the next version listed"
+		rm -f "$dir/linux_${v%-*}.orig.tar.xz" "$dir/linux_$v".*
+	done
+	return 1
+}
+
+# fetch_linux DIR SUITE VERSION: DIR/linux_VERSION.*.orig.tar.xz, from the
+# newest version the suite lists whose files are served (fetch_first).
 fetch_linux() {
-	local dir=$1 suite=$2 version=$3 added=0 sandbox=() v
+	local dir=$1 suite=$2 version=$3 added=0
 	if ! has_deb_src "$suite"; then
 		add_deb_src "$suite"
 		added=1
 	fi
 	[ "$added" = 0 ] || as_root apt-get update >&2
-	[ "$(id -u)" -eq 0 ] && sandbox=(-o APT::Sandbox::User=root)
-	for v in $(source_versions "$suite"); do
-		case $v in "$version".*) ;; *) continue ;; esac
-		ld_say "fetching linux $v ($suite) source package into $dir ..."
-		if (cd "$dir" && apt-get "${sandbox[@]}" source --download-only "linux=$v" >&2); then
-			break
-		fi
-		ld_say "linux $v could not be fetched; trying the next version $suite lists"
-		rm -f "$dir/linux_${v%-*}.orig.tar.xz" "$dir/linux_$v".*
-	done
-	compgen -G "$dir/linux_$version.*.orig.tar.xz" >/dev/null ||
+	# shellcheck disable=SC2046 # one version a word
+	fetch_first "$dir" "$version" apt_fetch_source $(source_versions "$suite") >/dev/null &&
+		compgen -G "$dir/linux_$version.*.orig.tar.xz" >/dev/null ||
 		ld_die "no version of linux/$suite gave a linux_$version.*.orig.tar.xz (apt-cache madison linux)"
 }
 

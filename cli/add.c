@@ -48,6 +48,9 @@ static void format_eta(char *buf, size_t size, double seconds)
 			 (int)seconds % 60);
 }
 
+/* Sizes are shown in units of 1024 (cairn_format_bytes), so rates are too. */
+#define MIB 1048576.0
+
 static void on_progress(void *userdata, const struct cairn_import_progress *p)
 {
 	struct add *add = userdata;
@@ -68,11 +71,11 @@ static void on_progress(void *userdata, const struct cairn_import_progress *p)
 		cairn_format_bytes(p->archive_size, total, sizeof(total));
 		format_eta(eta, sizeof(eta),
 			   rate > 0 ? (double)(p->archive_size - p->archive_bytes) / rate : -1);
-		fprintf(stderr, "%s: %s of %s, %.1f MB/s, dedup %.0f%%, ETA %s", add->current, done,
-			total, rate / 1e6, dedup, eta);
+		fprintf(stderr, "%s: %s of %s, %.1f MiB/s, dedup %.0f%%, ETA %s", add->current,
+			done, total, rate / MIB, dedup, eta);
 	} else {
-		fprintf(stderr, "%s: %s read, %.1f MB/s, dedup %.0f%%", add->current, done,
-			rate / 1e6, dedup);
+		fprintf(stderr, "%s: %s read, %.1f MiB/s, dedup %.0f%%", add->current, done,
+			rate / MIB, dedup);
 	}
 	add->line_shown = true;
 }
@@ -87,10 +90,13 @@ static void print_summary(struct add *add, const struct cairn_import_stats *s)
 	cairn_format_bytes(s->content_bytes, in, sizeof(in));
 	cairn_format_bytes(s->stored_bytes, stored, sizeof(stored));
 	if (s->skipped)
-		snprintf(skipped, sizeof(skipped), " (%llu skipped)",
+		snprintf(skipped, sizeof(skipped), ", %llu skipped",
 			 (unsigned long long)s->skipped);
-	printf("%s: %llu entries%s, %s in, %s new stored, dedup %s, compression %s, %.2f s\n",
-	       add->current, (unsigned long long)s->entries, skipped, in, stored,
+	/* The entries as ls and info count them, with what the archive held. */
+	printf("%s: %llu entries (%llu archive entries read%s), %s in, %s new stored, dedup %s, "
+	       "compression %s, %.2f s\n",
+	       add->current, (unsigned long long)s->snapshot_entries,
+	       (unsigned long long)s->entries, skipped, in, stored,
 	       cli_ratio(s->content_bytes, s->new_bytes, dedup, sizeof(dedup)),
 	       cli_ratio(s->new_bytes, s->stored_bytes, compression, sizeof(compression)), seconds);
 	fflush(stdout);
@@ -270,7 +276,7 @@ int cli_add(const struct cli *cli, const struct cli_add_options *options,
 		return EXIT_ERROR;
 	/* Declared after the store: freed before it, as a writer must be. */
 	_cleanup_(cairn_writer_freep) struct cairn_writer *writer = NULL;
-	if (cli_writer_lock(store, 0, &writer) < 0)
+	if (cli_writer_lock(store, 0, &writer, NULL) < 0)
 		return EXIT_ERROR;
 	add.store = store;
 	add.writer = writer;

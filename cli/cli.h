@@ -66,8 +66,11 @@ int cli_parse_int(const char *text, long min, long max, long *ret);
 /* Takes the store's writer lock: opens the writer (waiting for the lock,
  * and saying so, while another process holds it) with threads compression
  * threads (0: one per core), and removes snapshot temp files of writers
- * that died (lock.c). Prints the error; returns 0 or -errno. */
-int cli_writer_lock(struct cairn_store *store, unsigned threads, struct cairn_writer **ret);
+ * that died (lock.c). When ret_leftovers is not NULL, writes there what
+ * was removed of writers that died, in the store and its snapshots.
+ * Prints the error; returns 0 or -errno. */
+int cli_writer_lock(struct cairn_store *store, unsigned threads, struct cairn_writer **ret,
+		    struct cairn_leftovers *ret_leftovers);
 
 /* ---- adding archives (add.c) ---- */
 
@@ -94,8 +97,10 @@ int cli_add(const struct cli *cli, const struct cli_add_options *options,
 
 /* ---- JSON and ratios (json.c) ---- */
 
-/* Writes s to stdout as a JSON string; bytes that are not UTF-8 become
- * \u00XX. */
+/* Writes s to stdout as a JSON string. Each byte that is not part of
+ * well-formed UTF-8 becomes the lone surrogate \udcXX (XX: the byte, 80 to
+ * ff), as Python's surrogateescape decodes it: os.fsencode() of the decoded
+ * string gives back the bytes (docs/cairn.1, "JSON"). */
 void cli_json_string(const char *s);
 /* Writes a / b to stdout as a JSON number: 1 when both are 0, null when
  * only b is (infinite). */
@@ -140,8 +145,9 @@ int cli_object_error(const struct cli_object *obj, int r);
 
 /* Handles the getopt_long value c that is not one of the command's own
  * options: -s sets cli->store_path and returns 0; -h calls help and returns
- * -1 (the command then exits 0); anything else is a bad option: returns
- * EXIT_USAGE, message printed. */
+ * -1 (the command then exits 0); anything else is a bad option, which
+ * getopt has reported ("cairn COMMAND: unrecognized option ..."): prints
+ * the "Try 'cairn COMMAND --help'." hint and returns EXIT_USAGE. */
 int cli_common_option(struct cli *cli, int c, void (*help)(void));
 
 /* Parses the options of a command that takes only -s, -h and -q: calls help

@@ -58,7 +58,7 @@ static int cat_runs(struct cli_object *obj)
 		}
 	}
 	if (r < 0) {
-		cli_error("%s", cairn_content_error(reader));
+		cli_error("%s:%s: %s", obj->snapshot, obj->path, cairn_content_error(reader));
 		return EXIT_ERROR;
 	}
 	return EXIT_OK;

@@ -42,7 +42,9 @@ static void extract_help(void)
 	       "missing), as bsdtar -x would: contents, hard links, symlinks, devices and\n"
 	       "fifos, modes, mtimes and xattrs; owners too when run as root. A PATH that is\n"
 	       "not a directory is written as DEST/NAME. Existing files are replaced; nothing\n"
-	       "is written outside DEST and no symlink is followed.\n");
+	       "is written outside DEST and no symlink is followed. Missing parents of DEST\n"
+	       "are made 0755 (less the umask); the archive's entry for its top directory\n"
+	       "(\"./\"), if it had one, gives DEST its mode, owner and mtime.\n");
 }
 
 static void entry_error(struct extract *x, const char *path, const char *fmt, ...) _printf_(3, 4);
@@ -390,7 +392,7 @@ static int open_dest(const char *dest)
 {
 	int r = mkdir(dest, 0755) < 0 ? -errno : 0;
 	if (r == -ENOENT) {
-		r = cairn_mkdir_p(dest, true);
+		r = cairn_mkdir_p(dest, 0755, true);
 		if (r < 0) {
 			cli_error("cannot create the parents of %s: %s", dest, strerror(-r));
 			return r;
@@ -418,6 +420,20 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* The archive's own entry for its root ("./"), when it had one, is DEST's,
+ * as bsdtar -x applies its mode to the directory it extracts into; set
+ * last, like every directory's, so the mtime stays. */
+static void apply_root(struct extract *x, const struct cairn_index_stat *st)
+{
+	struct cairn_index_info info;
+	struct node n = {
+		.fd = x->dest_fd, .dirfd = -1, .name = ".", .path = ".", .ino = x->obj.ino};
+
+	cairn_index_info(x->obj.idx, &info);
+	if (x->obj.ino == CAIRN_INDEX_ROOT && info.root_listed)
+		apply_metadata(x, &n, st);
+}
+
 static int extract_run(struct extract *x)
 {
 	struct cairn_index_stat st;
@@ -427,6 +443,7 @@ static int extract_run(struct extract *x)
 		return cli_object_error(&x->obj, r);
 	if (S_ISDIR(st.mode)) {
 		extract_children(x, x->dest_fd, "", x->obj.ino);
+		apply_root(x, &st);
 	} else {
 		const char *slash = strrchr(x->obj.path, '/');
 		const char *name = slash ? slash + 1 : x->obj.path;

@@ -16,8 +16,9 @@ static void gc_help(void)
 	printf("Usage: cairn gc [-s STORE] [-q]\n"
 	       "\n"
 	       "Drop every chunk that no snapshot names, rewrite the pack files of which\n"
-	       "more than a tenth is unused, delete the ones nothing uses, and remove temp\n"
-	       "files that interrupted writers left. Stops without changing anything if a\n"
+	       "more than a tenth is unused, delete the ones nothing uses, and remove what\n"
+	       "interrupted writers left (temp files, packs no commit lists), saying how\n"
+	       "many files and bytes that was. Stops without changing anything if a\n"
 	       "snapshot is damaged or the store is mounted. Takes the store's lock: adds\n"
 	       "wait for it.\n"
 	       "\n"
@@ -64,6 +65,19 @@ static void print_summary(const struct cairn_store *store, const struct cairn_gc
 		       "tenth unused)\n");
 }
 
+/* Opening the writer removed them; an add or rm would have done so
+ * silently, gc says what it freed. */
+static void print_leftovers(const struct cairn_store *store, const struct cairn_leftovers *left)
+{
+	char size[32];
+
+	if (left->files == 0)
+		return;
+	printf("%s: removed %llu leftover file%s of interrupted writers (%s freed)\n",
+	       cairn_store_path(store), (unsigned long long)left->files,
+	       left->files == 1 ? "" : "s", cairn_format_bytes(left->bytes, size, sizeof(size)));
+}
+
 /* Collects the live set and runs the store's gc; the writer is held. */
 static int collect(struct cairn_store *store, struct cairn_writer *writer, bool quiet)
 {
@@ -100,7 +114,10 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
 		return EXIT_ERROR;
 	/* Declared after the store: freed before it, as a writer must be. */
 	_cleanup_(cairn_writer_freep) struct cairn_writer *writer = NULL;
-	if (cli_writer_lock(store, 0, &writer) < 0)
+	struct cairn_leftovers leftovers;
+	if (cli_writer_lock(store, 0, &writer, &leftovers) < 0)
 		return EXIT_ERROR;
+	if (!quiet)
+		print_leftovers(store, &leftovers);
 	return collect(store, writer, quiet);
 }

@@ -337,7 +337,7 @@ int cmd_mount_helper(int argc, char **argv)
 			  cli_is_url(argv[1]) ? argv[1] : at + 1);
 		return EXIT_ERROR;
 	}
-	args[n++] = "mount";
+	args[n++] = "cairn mount"; /* getopt's messages name it */
 	if (at) {
 		*at = '\0';
 		cli.store_path = at + 1;

@@ -83,7 +83,7 @@ int cmd_rm(struct cli *cli, int argc, char **argv)
 		return EXIT_ERROR;
 	/* Declared after the store: freed before it, as a writer must be. */
 	_cleanup_(cairn_writer_freep) struct cairn_writer *writer = NULL;
-	if (cli_writer_lock(store, 1, &writer) < 0 ||
+	if (cli_writer_lock(store, 1, &writer, NULL) < 0 ||
 	    !all_exist(store, argv + optind, argc - optind))
 		return EXIT_ERROR;
 	int status = remove_all(store, argv + optind, argc - optind, quiet);

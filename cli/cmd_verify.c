@@ -3,7 +3,8 @@
  * that the store holds every chunk it names; with SNAPSHOT arguments, checks
  * just those snapshots and reads every chunk they name once, through the
  * same checks every read makes. Each problem is one line naming the store
- * and the pack, snapshot, file or chunk. Exit 1 when anything is damaged.
+ * and the pack, snapshot, file or chunk. Exit 1 when anything is damaged;
+ * leftovers of interrupted writers are listed as notes, not damage.
  */
 #include <dirent.h>
 #include <getopt.h>
@@ -29,6 +30,7 @@ struct verify {
 	char *path; /* of the entry being walked, inside the snapshot */
 	size_t path_len, path_cap;
 	uint64_t chunk_bytes;
+	uint64_t leftover_bytes;
 };
 
 static void verify_help(void)
@@ -43,11 +45,14 @@ static void verify_help(void)
 	       "every chunk they name (each once).\n"
 	       "\n"
 	       "Each problem is printed on a line of its own, naming the pack, snapshot,\n"
-	       "file or chunk.\n"
+	       "file or chunk. Without SNAPSHOT, files that interrupted writers left (temp\n"
+	       "files, packs no commit lists) are listed too, as notes: they are not\n"
+	       "damage, and the next add, rm or gc removes them.\n"
 	       "\n"
 	       "  -q, --quiet  print only problems\n"
 	       "\n"
-	       "Exit status: 0 all sound, 1 damage found or verify failed.\n");
+	       "Exit status: 0 all sound (leftovers or not), 1 damage found or verify\n"
+	       "failed.\n");
 }
 
 static int verify_parse(struct cli *cli, int argc, char **argv, struct verify *v)
@@ -105,6 +110,38 @@ static int verify_store(struct verify *v)
 	snprintf(what, sizeof(what), "%llu chunks in %llu packs verified",
 		 (unsigned long long)stats.chunk_count, (unsigned long long)stats.pack_count);
 	return summary(v, before, what) ? EXIT_ERROR : EXIT_OK;
+}
+
+/* ---- leftovers of interrupted writers: notes, not damage ---- */
+
+static void report_leftover(void *userdata, const char *path, uint64_t size)
+{
+	struct verify *v = userdata;
+	char shown[32];
+
+	v->leftover_bytes += size;
+	printf("%s: note: %s (%s) is a leftover of an interrupted writer\n", v->store_path, path,
+	       cairn_format_bytes(size, shown, sizeof(shown)));
+}
+
+static void verify_leftovers(struct verify *v)
+{
+	char size[32];
+
+	if (v->quiet)
+		return;
+	int64_t found = cairn_snapshot_leftovers(v->store, report_leftover, v);
+	if (found == -EBUSY)
+		printf("%s: note: a writer is at work, its temp files were not looked at\n",
+		       v->store_path);
+	else if (found < 0)
+		printf("%s: note: leftovers not looked for: %s\n", v->store_path,
+		       cairn_store_error(v->store));
+	else if (found > 0)
+		printf("%s: %lld leftover file%s (%s) of interrupted writers, not damage: the "
+		       "next add, rm or gc removes them\n",
+		       v->store_path, (long long)found, found == 1 ? "" : "s",
+		       cairn_format_bytes(v->leftover_bytes, size, sizeof(size)));
 }
 
 /* ---- snapshot indexes ---- */
@@ -326,6 +363,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		status = verify_store(&v);
 		if (verify_indexes(&v) != EXIT_OK)
 			status = EXIT_ERROR;
+		verify_leftovers(&v);
 	}
 	verify_release(&v);
 	return status;

@@ -94,7 +94,7 @@ char *cli_store_path(const struct cli *cli)
  * finds it made (-EEXIST) and opens it. */
 static struct cairn_store *create_store(const char *path)
 {
-	int r = cairn_mkdir_p(path, true);
+	int r = cairn_mkdir_p(path, 0700, true);
 	if (r < 0) {
 		cli_error("cannot create the parents of %s: %s", path, strerror(-r));
 		return NULL;
@@ -170,7 +170,10 @@ int cli_common_option(struct cli *cli, int c, void (*help)(void))
 		help();
 		return -1;
 	default:
-		return cli_usage_error(cli, "bad option");
+		/* getopt said what is wrong, as "cairn COMMAND: ..." (main.c
+		 * names the program so); the hint completes the usual two lines. */
+		fprintf(stderr, "Try 'cairn %s --help'.\n", cli->command);
+		return EXIT_USAGE;
 	}
 }
 

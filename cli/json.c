@@ -1,32 +1,63 @@
 /* json.c: the bits of JSON that --json output needs: strings escaped so
- * that any bytes (store paths and archive names are not always UTF-8) give
- * valid JSON, and ratios, which may be infinite, as numbers or null.
+ * that any bytes give valid JSON and come back as the same bytes (names in
+ * archives and store paths are not always UTF-8), and ratios, which may be
+ * infinite, as numbers or null.
  */
 #include <stdio.h>
 
 #include "cli.h"
 
+/* The length of the well-formed UTF-8 sequence at p (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), or 0 when the
+ * byte at p does not start one. p is NUL-terminated, so reading stops at
+ * the NUL, which is never a continuation byte. */
+static size_t utf8_length(const unsigned char *p)
+{
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf; /* bounds of the second byte */
+
+	if (*p < 0xc2)
+		return 0; /* ASCII is the caller's; 0x80-0xc1 never start one */
+	if (*p < 0xe0) {
+		n = 2;
+	} else if (*p < 0xf0) {
+		n = 3;
+		lo = *p == 0xe0 ? 0xa0 : 0x80; /* overlong */
+		hi = *p == 0xed ? 0x9f : 0xbf; /* surrogates */
+	} else if (*p < 0xf5) {
+		n = 4;
+		lo = *p == 0xf0 ? 0x90 : 0x80; /* overlong */
+		hi = *p == 0xf4 ? 0x8f : 0xbf; /* above U+10FFFF */
+	} else {
+		return 0;
+	}
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
 void cli_json_string(const char *s)
 {
 	putchar('"');
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		size_t n;
 		if (*p == '"' || *p == '\\')
 			printf("\\%c", *p);
 		else if (*p < 0x20 || *p == 0x7f)
 			printf("\\u%04x", *p);
 		else if (*p < 0x80)
 			putchar(*p);
-		else {
-			size_t n = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc2 ? 2 : 0;
-			size_t ok = n > 0;
-			for (size_t i = 1; ok && i < n; i++)
-				ok = (p[i] & 0xc0) == 0x80;
-			if (!ok) {
-				printf("\\u%04x", *p);
-				continue;
-			}
+		else if ((n = utf8_length(p)) > 0) {
 			fwrite(p, 1, n, stdout);
 			p += n - 1;
+		} else {
+			/* A byte that is not UTF-8: a lone low surrogate, as
+			 * Python's surrogateescape decodes it, so that
+			 * os.fsencode(json.loads(...)) gives the bytes back. */
+			printf("\\udc%02x", *p);
 		}
 	}
 	putchar('"');

@@ -92,6 +92,11 @@ int main(int argc, char **argv)
 	if (strncmp(self, "mount.", 6) == 0)
 		return cmd_mount_helper(argc, argv);
 
+	/* getopt names the program by argv[0] in its messages ("cairn:
+	 * unrecognized option '--x'"), and then the command's ("cairn add:"),
+	 * so that a bad option is the usual two lines: that, and the hint. */
+	static char name[] = "cairn";
+	argv[0] = name;
 	/* -1: go on to the command; otherwise the exit status. */
 	int r = parse_global(&cli, argc, argv);
 	if (r >= 0)
@@ -101,10 +106,13 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cli.command = argv[optind];
+	char program[64];
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
 		if (strcmp(commands[i].name, cli.command) == 0) {
 			argc -= optind;
 			argv += optind;
+			snprintf(program, sizeof(program), "cairn %s", cli.command);
+			argv[0] = program;
 			optind = 0; /* a full reset for the command's getopt */
 			return commands[i].run(&cli, argc, argv);
 		}

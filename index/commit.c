@@ -101,6 +101,9 @@ int cairn_import_commit(struct cairn_import *imp, const char *name, unsigned fla
 	}
 	if (fstat(fd, &st) == 0)
 		imp->snapshot_size = (uint64_t)st.st_size;
+	struct snap_header header;
+	if (cairn_pread_full(fd, &header, sizeof(header), 0) == sizeof(header))
+		imp->snapshot_entries = header.dirent_count;
 	imp->committed = true;
 	return 0;
 }

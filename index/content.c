@@ -148,13 +148,13 @@ static int index_failed(struct cairn_content_reader *reader, struct cairn_index 
 	return r;
 }
 
-/* Records what went wrong at offset of the bound file and returns r. */
+/* Records what went wrong at offset of the bound file and returns r. The
+ * caller names the file: it knows the path, the reader only the inode. */
 static int content_failed(struct cairn_content_reader *reader, int r, uint64_t offset,
 			  const char *why)
 {
-	cairn_format(reader->error, sizeof(reader->error),
-		     "snapshot %s, inode %llu, offset %llu: %s", cairn_index_name(reader->idx),
-		     (unsigned long long)reader->ino, (unsigned long long)offset, why);
+	cairn_format(reader->error, sizeof(reader->error), "offset %llu: %s",
+		     (unsigned long long)offset, why);
 	return r;
 }
 

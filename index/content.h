@@ -101,9 +101,11 @@ static inline void cairn_content_reader_freep(struct cairn_content_reader **p)
 {
 	cairn_content_reader_free(*p);
 }
-/* The message of the reader's last failure, "" if none: which snapshot,
- * inode and offset, and what went wrong. Owned by the reader; valid until
- * its next call that fails. */
+/* The message of the reader's last failure, "" if none: the offset in the
+ * bound file and what went wrong (the chunk, its pack and offset), or the
+ * index's message (which names the snapshot). The file is the caller's to
+ * name: it knows the path ("SNAPSHOT:PATH: offset N: ..."). Owned by the
+ * reader; valid until its next call that fails. */
 const char *cairn_content_error(const struct cairn_content_reader *reader);
 
 /* Binds the reader to regular file ino of idx (borrowed: it must stay open

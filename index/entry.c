@@ -388,10 +388,22 @@ static int entry_content(struct cairn_import *imp, struct archive *a, struct arc
 		.declared = archive_entry_size_is_set(entry) ? archive_entry_size(entry) : -1,
 		.sparse_entry = archive_entry_sparse_count(entry) > 0,
 	};
+	/* A header with a negative size (a pax GNU.sparse.size of -10, say):
+	 * bsdtar -x writes an empty file and none of the data, so does cairn,
+	 * saying so; the data are drained after the entry, as a skipped
+	 * entry's are. */
+	bool negative = archive_entry_size_is_set(entry) && archive_entry_size(entry) < 0;
+	if (negative) {
+		import_warn(imp,
+			    "its size is negative (%lld): kept as an empty file, as bsdtar -x "
+			    "writes it",
+			    (long long)archive_entry_size(entry));
+		c.declared = 0;
+	}
 
 	imp->runs.size = 0;
 	int r = buf_append(&imp->runs, &head, sizeof(head));
-	if (r == 0)
+	if (r == 0 && !negative)
 		r = content_read(imp, a, &c);
 	if (r == 0)
 		r = content_finish(imp, &c, inode);
@@ -445,15 +457,23 @@ static int put_inode(struct cairn_import *imp, uint32_t parent, const struct tre
 	return ino < 0 ? (int)ino : 0;
 }
 
-static int entry_root(struct cairn_import *imp, const struct tree_inode *proto)
+/* "./": its metadata becomes the root's; extract applies it to DEST, as
+ * bsdtar -x applies its mode. */
+static int entry_root(struct cairn_import *imp, struct archive_entry *entry,
+		      struct tree_inode *proto)
 {
-	struct tree_inode *root = &imp->tree.inodes[imp->tree.nodes[0].inode];
-
 	if (!S_ISDIR(proto->mode))
 		return skip(imp, "a non-directory cannot be the root");
+	int r = entry_owner(imp, entry, &proto->owner);
+	if (r == 0)
+		r = entry_xattrs(imp, entry, &proto->xattrs);
+	if (r < 0)
+		return r;
+	struct tree_inode *root = &imp->tree.inodes[imp->tree.nodes[0].inode];
 	uint32_t children = root->children;
 	*root = *proto;
 	root->children = children;
+	imp->tree.root_listed = true;
 	return 0;
 }
 
@@ -576,7 +596,7 @@ int import_entry(struct cairn_import *imp, struct archive *a, struct archive_ent
 	}
 	entry_metadata(imp, entry, &proto);
 	if (imp->parts.count == 0)
-		return entry_root(imp, &proto);
+		return entry_root(imp, entry, &proto);
 	const struct path_parts *p = &imp->parts;
 	if (tree_check_replace(&imp->tree, parent, p->name[p->count - 1], p->len[p->count - 1],
 			       proto.mode) != PLACE_OK)

@@ -113,6 +113,7 @@ void cairn_import_stats(const struct cairn_import *imp, struct cairn_import_stat
 		.new_bytes = stats.bytes_new - imp->base_stats.bytes_new,
 		.stored_bytes = stats.bytes_stored - imp->base_stats.bytes_stored,
 		.snapshot_size = imp->snapshot_size,
+		.snapshot_entries = imp->snapshot_entries,
 	};
 }
 

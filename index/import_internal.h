@@ -60,6 +60,7 @@ struct cairn_import {
 				   libarchive skips when it reads the next header */
 	bool started, imported, committed;
 	uint64_t snapshot_size;
+	uint64_t snapshot_entries; /* the written snapshot's dirents */
 	char error[1024];
 };
 

@@ -60,9 +60,15 @@ void cairn_snapshot_names_free(char **names, size_t count);
  * returned (the snapshot may then be gone but not durably so). */
 int cairn_snapshot_remove(const struct cairn_store *store, const char *name, char *msg,
 			  size_t msg_size);
-/* Removes STORE/snapshots/tmp-* left by writers that died. Call only while
- * holding the store's writer (its lock). Returns 0 or -errno. */
-int cairn_snapshot_remove_leftovers(const struct cairn_store *store);
+/* Removes STORE/snapshots/tmp-* left by writers that died, and when ret is
+ * not NULL adds their count and sizes to it. Call only while holding the
+ * store's writer (its lock). Returns 0 or -errno. */
+int cairn_snapshot_remove_leftovers(const struct cairn_store *store, struct cairn_leftovers *ret);
+/* Lists the leftovers of writers that died in the whole store, those in
+ * STORE/snapshots/ included: cairn_store_leftovers with the snapshots'
+ * directory. Returns the number found, -EBUSY while a writer is at work,
+ * or -errno (message on the store handle). */
+int64_t cairn_snapshot_leftovers(struct cairn_store *store, cairn_leftover_fn fn, void *userdata);
 
 /* ---- reading a snapshot ----
  *
@@ -108,6 +114,10 @@ struct cairn_index_info {
 	int64_t source_mtime_sec;
 	uint32_t source_mtime_nsec;
 	struct cairn_id source_id;
+	/* The archive had an entry for the root ("./"): the root's mode,
+	 * owner, xattrs and mtime are that entry's (else an implied
+	 * directory's: 0755, the archive's mtime). */
+	bool root_listed;
 };
 void cairn_index_info(const struct cairn_index *idx, struct cairn_index_info *ret);
 /* Asks the kernel to read the sections a tree walk touches (inodes, entries,
@@ -344,6 +354,10 @@ struct cairn_import_stats {
 	uint64_t new_bytes;
 	uint64_t stored_bytes;
 	uint64_t snapshot_size; /* bytes of the snapshot file (after commit) */
+	/* the snapshot's entries, as cairn_index_info's dirent_count (after
+	 * commit): names in the tree, the parents that paths only imply
+	 * included, a name that a later entry replaced counted once */
+	uint64_t snapshot_entries;
 };
 void cairn_import_stats(const struct cairn_import *imp, struct cairn_import_stats *ret);
 

@@ -102,9 +102,12 @@ struct snap_inode {
 	uint32_t count;  /* directories: number of dirents; else 0 */
 	uint32_t owner;  /* STRINGS offset of "user\0group\0", 0: none */
 	uint32_t xattrs; /* XATTRS offset of its xattr list, 0: none */
-	uint32_t flags;  /* 0 */
+	uint32_t flags;  /* SNAP_INODE_*; readers ignore bits they do not know */
 };
 _Static_assert(sizeof(struct snap_inode) == 64, "inode record is 64 bytes");
+/* The root only: the archive had an entry for it ("./"), so its metadata
+ * is the archive's, not the defaults of an implied directory. */
+#define SNAP_INODE_LISTED 1u
 _Static_assert(offsetof(struct snap_inode, size) == 32, "inode layout");
 _Static_assert(offsetof(struct snap_inode, count) == 48, "inode layout");
 
@@ -280,6 +283,7 @@ struct tree {
 	struct buf xattrs;
 	struct intern xattr_index;
 	int64_t implied_mtime; /* of directories only implied by paths */
+	bool root_listed;      /* the archive had an entry for the root */
 };
 
 int tree_init(struct tree *tree, int64_t implied_mtime);

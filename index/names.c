@@ -181,15 +181,28 @@ int cairn_snapshot_remove(const struct cairn_store *store, const char *name, cha
 	return 0;
 }
 
-int cairn_snapshot_remove_leftovers(const struct cairn_store *store)
+int cairn_snapshot_remove_leftovers(const struct cairn_store *store, struct cairn_leftovers *ret)
 {
 	DIR *dir = open_snapshots(store);
+	struct stat st;
 
 	if (!dir)
 		return errno == ENOENT ? 0 : -errno;
-	for (struct dirent *de; (de = readdir(dir));)
-		if (strncmp(de->d_name, SNAPSHOT_TMP_PREFIX, strlen(SNAPSHOT_TMP_PREFIX)) == 0)
-			unlinkat(dirfd(dir), de->d_name, 0);
+	for (struct dirent *de; (de = readdir(dir));) {
+		if (strncmp(de->d_name, SNAPSHOT_TMP_PREFIX, strlen(SNAPSHOT_TMP_PREFIX)) != 0 ||
+		    fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    unlinkat(dirfd(dir), de->d_name, 0) < 0 || !ret)
+			continue;
+		ret->files++;
+		ret->bytes += (uint64_t)st.st_size;
+	}
 	closedir(dir);
 	return 0;
+}
+
+int64_t cairn_snapshot_leftovers(struct cairn_store *store, cairn_leftover_fn fn, void *userdata)
+{
+	static const char *const dirs[] = {SNAPSHOTS_DIR, NULL};
+
+	return cairn_store_leftovers(store, dirs, fn, userdata);
 }

@@ -302,6 +302,7 @@ void cairn_index_info(const struct cairn_index *idx, struct cairn_index_info *re
 		.source_size = src->size,
 		.source_mtime_sec = src->mtime_sec,
 		.source_mtime_nsec = src->mtime_nsec,
+		.root_listed = (idx->inodes[0].flags & SNAP_INODE_LISTED) != 0,
 	};
 
 	memcpy(info.source_id.bytes, src->archive_id, CAIRN_ID_SIZE);

@@ -203,6 +203,8 @@ static int write_source(struct out *o, const struct write_totals *t)
 
 static int write_inodes(struct out *o, const struct tree *tree, const struct layout *l)
 {
+	const struct tree_inode *root = &tree->inodes[tree->nodes[0].inode];
+
 	for (size_t i = 0; i < l->inode_count; i++) {
 		const struct tree_inode *t = &tree->inodes[l->order[i]];
 		struct snap_inode d = {
@@ -218,6 +220,7 @@ static int write_inodes(struct out *o, const struct tree *tree, const struct lay
 			.count = S_ISDIR(t->mode) ? t->children : 0,
 			.owner = t->owner,
 			.xattrs = t->xattrs,
+			.flags = t == root && tree->root_listed ? SNAP_INODE_LISTED : 0,
 		};
 		int r = out_write(o, &d, sizeof(d));
 		if (r < 0)

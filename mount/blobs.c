@@ -66,7 +66,7 @@ static int blob_dir_locked(struct blob_cache *cache, bool reopen)
 		return cache->dirfd;
 	if (cache->dirfd >= 0)
 		close(cache->dirfd);
-	int r = cairn_mkdir_p(cache->dir, false);
+	int r = cairn_mkdir_p(cache->dir, 0700, false);
 	cache->dirfd = r < 0 ? r : open(cache->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cache->dirfd == -1)
 		cache->dirfd = -errno;

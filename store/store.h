@@ -226,7 +226,16 @@ int64_t cairn_unpacker_get_neighbours(struct cairn_unpacker *unpacker, const str
 
 #define CAIRN_WRITER_NOWAIT 1u /* fail with -EWOULDBLOCK instead of waiting for the lock */
 
+/* What writers that died left behind (docs/FORMAT.md "Commit protocol"):
+ * temp files and packs that no committed chunk table lists. */
+struct cairn_leftovers {
+	uint64_t files;
+	uint64_t bytes; /* their sizes */
+};
+
 struct cairn_writer_stats {
+	/* removed when the writer was opened (a gc reports them) */
+	struct cairn_leftovers leftovers;
 	uint64_t bytes_in;     /* bytes given to put/file_write */
 	uint64_t chunks_in;    /* chunks cut or put */
 	uint64_t chunks_new;   /* of those, not in the store before */
@@ -237,8 +246,8 @@ struct cairn_writer_stats {
 
 /* Takes the store's write lock (waiting for it unless flags has
  * CAIRN_WRITER_NOWAIT), removes leftovers of writers that died (temp files,
- * packs no table lists) and starts threads (0: one per core). On failure the
- * message is on the store handle. */
+ * packs no table lists; counted in the writer's stats) and starts threads
+ * (0: one per core). On failure the message is on the store handle. */
 int cairn_writer_open(struct cairn_store *store, unsigned flags, unsigned threads,
 		      struct cairn_writer **ret);
 /* Abandons everything not committed, removes its temp files, stops the threads
@@ -308,6 +317,23 @@ int cairn_writer_gc(struct cairn_writer *writer, cairn_chunk_live_fn live, void 
 		    struct cairn_gc_stats *ret);
 
 /* ---- verification ---- */
+
+/* Called for each leftover found: its path relative to the store and its
+ * size in bytes. */
+typedef void (*cairn_leftover_fn)(void *userdata, const char *path, uint64_t size);
+
+/* Lists, without removing anything, the leftovers of writers that died:
+ * temp files (tmp-*, *.tmp) in the store's directory and in packs/, packs
+ * that the committed chunk table does not list, and files named tmp-* in
+ * each subdirectory of the store that dirs names (NULL-terminated, may be
+ * NULL: the layers above keep their temp files there). The next writer
+ * (an add, rm or gc) removes them all. Holds a shared flock on STORE/lock
+ * while it looks, taken without waiting, so a running writer's files are
+ * never taken for leftovers. Returns the number found, -EBUSY when a
+ * writer is at work now, or another -errno (message on the store handle).
+ * Not thread-safe on the handle's message. */
+int64_t cairn_store_leftovers(struct cairn_store *store, const char *const *dirs,
+			      cairn_leftover_fn fn, void *userdata);
 
 /* Called once per problem found, with a one-line description naming the
  * pack, offset and chunk. */

@@ -223,6 +223,15 @@ struct cairn_store {
 };
 
 #define READERS_NAME "readers"
+#define LOCK_NAME    "lock"
+
+/* Where a name is looked at for leftovers.c's rule: the store's own
+ * directory, packs/, or a directory of a layer above (only tmp-* there). */
+enum leftover_dir { LEFTOVER_TOP, LEFTOVER_PACKS, LEFTOVER_OTHER };
+/* Whether name, in where, is a leftover of a writer that died: a temp file,
+ * or in packs/ a pack that table does not list. Only meaningful while no
+ * writer is at work (the lock is held). */
+bool store_is_leftover(const char *name, enum leftover_dir where, const struct chunk_table *table);
 
 /* The current table; never NULL on a bound store. */
 static inline const struct chunk_table *store_table(const struct cairn_store *store)

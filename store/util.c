@@ -70,7 +70,7 @@ ssize_t cairn_pread_full(int fd, void *buf, size_t size, uint64_t offset)
 	return (ssize_t)done;
 }
 
-int cairn_mkdir_p(const char *path, bool parents_only)
+int cairn_mkdir_p(const char *path, mode_t mode, bool parents_only)
 {
 	_cleanup_free_ char *copy = strdup(path);
 	if (!copy)
@@ -84,11 +84,11 @@ int cairn_mkdir_p(const char *path, bool parents_only)
 		if (*rest == '\0')
 			break; /* trailing slashes: the rest is path itself */
 		*p = '\0';
-		if (mkdir(copy, 0700) < 0 && errno != EEXIST)
+		if (mkdir(copy, mode) < 0 && errno != EEXIST)
 			return -errno;
 		*p = '/';
 	}
-	if (!parents_only && mkdir(copy, 0700) < 0 && errno != EEXIST)
+	if (!parents_only && mkdir(copy, mode) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
 }

@@ -64,9 +64,11 @@ ssize_t cairn_pread_full(int fd, void *buf, size_t size, uint64_t offset);
 /* fsyncs the directory dirfd/path ("." for dirfd itself). Returns 0 or -errno. */
 int cairn_fsync_dir(int dirfd, const char *path);
 
-/* mkdir -p with mode 0700: makes each missing directory of path, and path
- * itself unless parents_only. Existing ones are fine. Returns 0 or -errno. */
-int cairn_mkdir_p(const char *path, bool parents_only);
+/* mkdir -p: makes each missing directory of path, and path itself unless
+ * parents_only, with mode (less the umask, as mkdir(2) does): 0700 for a
+ * store's or a cache's, 0755 for what extract makes. Existing ones are
+ * fine. Returns 0 or -errno. */
+int cairn_mkdir_p(const char *path, mode_t mode, bool parents_only);
 
 /* Writes a fresh random name "PREFIX<16 hex>SUFFIX" into buf. Returns 0 or
  * -ENAMETOOLONG. */

@@ -13,8 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
-
-#define LOCK_NAME "lock"
+#include <sys/stat.h>
 
 void writer_set_error(struct cairn_writer *w, const char *fmt, ...)
 {
@@ -91,9 +90,11 @@ static int take_lock(struct cairn_writer *w, unsigned flags)
 
 /* Under the lock, no other writer runs: temp files and packs that the
  * current table does not list are leftovers of a writer that died. */
-static int remove_leftovers_in(struct cairn_writer *w, int dirfd, bool packs)
+static int remove_leftovers_in(struct cairn_writer *w, int dirfd, enum leftover_dir where)
 {
 	const struct chunk_table *table = store_table(w->store);
+	struct stat st;
+	uint32_t num;
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -102,17 +103,15 @@ static int remove_leftovers_in(struct cairn_writer *w, int dirfd, bool packs)
 		close(fd);
 		return -errno;
 	}
-	struct dirent *de;
-	while ((de = readdir(dir))) {
-		uint32_t num;
-		size_t len = strlen(de->d_name);
-		bool tmp = strncmp(de->d_name, "tmp-", 4) == 0 ||
-			   (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0);
-		bool stray = packs && pack_parse_name(de->d_name, &num) == 0 &&
-			     !table_find_pack(table, num);
-		if (tmp || stray)
-			unlinkat(dirfd, de->d_name, 0);
-		if (packs && pack_parse_name(de->d_name, &num) == 0 && num >= w->next_pack_num)
+	for (struct dirent *de; (de = readdir(dir));) {
+		if (store_is_leftover(de->d_name, where, table) &&
+		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && unlinkat(dirfd, de->d_name, 0) == 0) {
+			w->stats.leftovers.files++;
+			w->stats.leftovers.bytes += (uint64_t)st.st_size;
+		}
+		if (where == LEFTOVER_PACKS && pack_parse_name(de->d_name, &num) == 0 &&
+		    num >= w->next_pack_num)
 			w->next_pack_num = num == UINT32_MAX ? num : num + 1; /* never wrap */
 	}
 	closedir(dir);
@@ -141,9 +140,9 @@ static int writer_refresh(struct cairn_writer *w)
 	}
 	store_swap_table(store, table);
 	w->next_pack_num = table->next_pack_num;
-	r = remove_leftovers_in(w, store->dirfd, false);
+	r = remove_leftovers_in(w, store->dirfd, LEFTOVER_TOP);
 	if (r == 0)
-		r = remove_leftovers_in(w, store->packs_dirfd, true);
+		r = remove_leftovers_in(w, store->packs_dirfd, LEFTOVER_PACKS);
 	if (r < 0)
 		store_set_error(store, "%s: removing leftovers: %s", store->path, strerror(-r));
 	return r;

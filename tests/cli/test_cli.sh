@@ -83,17 +83,34 @@ out_has "Usage: cairn init"
 expect 0 -- verify --help
 out_has "Usage: cairn verify"
 
+# two_lines: stderr is the usual two lines of a bad option: what is
+# wrong, and the hint.
+two_lines() {
+	[ "$(wc -l <"$tmp/err")" = 2 ] || fail "not two lines on stderr: $(cat "$tmp/err")"
+}
+
 # Every command takes -h/--help (exit 0) and refuses an unknown option
-# (exit 2, naming itself).
+# (exit 2, naming itself, in two lines).
 for cmd in init add ls cat extract info verify rm gc mount umount; do
 	expect 0 -- "$cmd" -h
 	out_has "Usage: cairn $cmd"
 	expect 0 -- "$cmd" --help
 	out_has "Usage: cairn $cmd"
 	expect 2 -- "$cmd" --no-such-option
-	err_has "cairn $cmd: bad option"
-	err_has "Try 'cairn $cmd --help'"
+	err_has "^cairn $cmd: unrecognized option '--no-such-option'"
+	err_has "^Try 'cairn $cmd --help'.$"
+	two_lines
+	expect 2 -- "$cmd" -Z
+	err_has "^cairn $cmd: invalid option -- 'Z'"
+	two_lines
 done
+expect 2 -- add --name
+err_has "^cairn add: option '--name' requires an argument"
+two_lines
+expect 2 -- --no-such-option
+err_has "^cairn: unrecognized option '--no-such-option'"
+err_has "^Try 'cairn --help'.$"
+two_lines
 
 # ---- usage errors: 2 ----
 

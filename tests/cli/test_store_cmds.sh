@@ -6,8 +6,10 @@
 # names checked before any is removed; frees nothing by itself) and `gc`
 # (frees what rm left, a no-op when everything is live, refuses to run with
 # a damaged snapshot or while the store is mounted and then leaves it as it
-# was, waits for the writer lock), and `extract` into a directory the user
-# may not write naming the error of the call that failed (EACCES).
+# was, waits for the writer lock), `extract` into a directory the user
+# may not write naming the error of the call that failed (EACCES), and
+# after a killed add: verify lists its leftovers as notes (exit 0), gc says
+# how many it removed and what it freed.
 # After every change the remaining snapshots must still extract exactly as
 # `bsdtar -x` extracts their archives (compare.py).
 #
@@ -236,6 +238,43 @@ out_has "2 snapshots checked, .* chunks .* read and verified, no problems"
 expect 1 verify nope
 err_has nope
 
+# ---- names that are not UTF-8 round-trip through ls --json and cat ----
+
+# Each byte that is not UTF-8 is a \udcXX escape in JSON, which Python's
+# json and os.fsencode turn back into the byte (docs/cairn.1, JSON).
+python3 - "$A/names.tar" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w", format=tarfile.GNU_FORMAT, encoding="utf-8",
+                  errors="surrogateescape") as t:
+    for name, data in ((b"latin1-\xe9", b"one\n"), (b"dir-\xff/caf\xc3\xa9-\xc3", b"two\n"),
+                       (b"ok-\xc3\xa9", b"three\n")):
+        info = tarfile.TarInfo(name.decode("utf-8", "surrogateescape"))
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+PY
+expect 0 -s "$WORK/names" add -q "$A/names.tar"
+checks=$((checks + 1))
+python3 - "$CAIRN" "$WORK/names" >"$WORK/names.out" 2>&1 <<'PY' || fail "$(cat "$WORK/names.out")"
+import json, os, subprocess, sys
+cairn, store = sys.argv[1], sys.argv[2]
+def run(*args):
+    r = subprocess.run([cairn, "-s", store, *args], capture_output=True)
+    if r.returncode:
+        sys.exit(f"cairn {args} exited {r.returncode}: {r.stderr!r}")
+    return r.stdout
+want = {b"latin1-\xe9": b"one\n", b"dir-\xff/caf\xc3\xa9-\xc3": b"two\n", b"ok-\xc3\xa9": b"three\n"}
+raw = run("ls", "-R", "--json", "names")
+listed = {os.fsencode(e["path"]) for e in json.loads(raw)}
+if not set(want) <= listed:
+    sys.exit(f"ls --json names: {sorted(listed)}, expected {sorted(want)}: {raw!r}")
+if b"\\udce9" not in raw or b"\\u00e9" in raw:
+    sys.exit(f"latin1 byte e9 not escaped as \\udce9: {raw!r}")
+for path, data in want.items():
+    got = run("cat", b"names:" + path)
+    if got != data:
+        sys.exit(f"cat names:{path!r} gave {got!r}, expected {data!r}")
+PY
+
 # ---- gc with everything live ----
 
 before=$(fingerprint)
@@ -365,6 +404,46 @@ err_has "packs/"
 expect 1 verify v1
 err_has "snapshot v1: "
 err_has "bytes "
+# cat names the file by its path, not by an inode number.
+expect 1 cat v1:big.bin
+err_has "^cairn: v1:big.bin: offset [0-9]*: "
+if grep -q inode "$WORK/err"; then fail "cat names an inode: $(cat "$WORK/err")"; fi
+
+# ---- a killed add: verify notes its leftovers, gc says what it removed ----
+
+rm -rf "$STORE"
+expect 0 add -q "$A/v1.tar"
+rand 4194304 5 >"$WORK/fresh.bin"
+bsdtar -cf "$A/fresh.tar" -C "$WORK" fresh.bin
+mkfifo "$WORK/fifo"
+"$CAIRN" -s "$STORE" add -q --name killed "$WORK/fifo" >/dev/null 2>&1 &
+adder=$!
+exec 3>"$WORK/fifo"
+head -c 3500000 "$A/fresh.tar" >&3 # then the add waits for the rest
+for _ in $(seq 100); do
+	[ -n "$(find "$STORE/packs" -name '*.tmp' -size +0)" ] && break
+	sleep 0.1
+done
+kill -9 "$adder"
+wait "$adder" 2>/dev/null
+exec 3>&-
+leftovers=$(cd "$STORE" && find . -name 'tmp-*' -o -name '*.tmp' | wc -l)
+[ "$leftovers" -gt 0 ] || fail "the killed add left no temp file to test with"
+expect 0 verify # leftovers are not damage
+out_has "note: packs/[0-9a-f]*\.pack\.tmp (.*) is a leftover of an interrupted writer"
+out_has "$leftovers leftover files\? (.*) of interrupted writers, not damage"
+is "$(grep -c 'is a leftover' "$WORK/out")" "$leftovers" "verify lists each leftover"
+expect 0 verify -q
+[ ! -s "$WORK/out" ] || fail "verify -q printed '$(cat "$WORK/out")'"
+expect 0 gc
+out_has "removed $leftovers leftover files\? of interrupted writers ([0-9.]* [KM]iB freed)"
+out_has "nothing to collect"
+is "$(cd "$STORE" && find . -name 'tmp-*' -o -name '*.tmp' | wc -l)" 0 "leftovers after gc"
+expect 0 verify
+if grep -q leftover "$WORK/out"; then fail "verify still lists leftovers: $(cat "$WORK/out")"; fi
+expect 0 gc
+if grep -q leftover "$WORK/out"; then fail "a second gc reports leftovers again"; fi
+extracts_as v1 "$A/v1.tar"
 
 # ---- the lock: gc waits for another writer ----
 

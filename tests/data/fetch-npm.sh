@@ -38,7 +38,8 @@ for spec in "$@"; do
 			# network's.
 			grep -Eq 'code (ETARGET|E404)' "$tmp/log" && status=1
 			[ $status = 77 ] && printf 'SKIP: ' >&2
-			echo "npm pack $spec failed: $(grep -m 3 'npm error' "$tmp/log" | tr '\n' ' ')" >&2
+			# npm 10 says "npm error", Debian 12's npm 9 "npm ERR!".
+			echo "npm pack $spec failed: $(grep -m 3 -E 'npm (error|ERR!)' "$tmp/log" | tr '\n' ' ')" >&2
 			rm -rf "$tmp"
 			exit $status
 		fi

@@ -199,28 +199,55 @@ START_TEST(test_lock)
 }
 END_TEST
 
+static void count_leftover(void *userdata, const char *path, uint64_t size)
+{
+	uint64_t *total = userdata;
+
+	ck_assert_msg(strncmp(path, "tmp-", 4) == 0 || strncmp(path, "packs/", 6) == 0 ||
+			      strncmp(path, "above/tmp-", 10) == 0,
+		      "%s listed as a leftover", path);
+	*total += size;
+}
+
 /* A writer removes what dead writers left: temp files and packs no table
- * lists; other files are not its business. */
+ * lists; other files are not its business. It counts them (gc reports
+ * them); verify lists them first, but never while a writer is at work. */
 START_TEST(test_leftovers_removed)
 {
 	static const char *const junk[] = {"tmp-chunks-0123456789abcdef", "tmp-config-x",
 					   "packs/00000005.pack.tmp", "packs/0000abcd.pack"};
+	static const char *const above[] = {"above", NULL};
 	struct file_result file;
+	struct cairn_writer_stats stats;
 	char path[PATH_MAX];
+	uint64_t listed = 0;
 
 	_cleanup_free_ uint8_t *data = mixed_data(128 * KiB, 31);
 	_cleanup_(cairn_store_freep) struct cairn_store *store = store_create_small();
 	for (size_t i = 0; i < ARRAY_SIZE(junk); i++)
 		test_write_file(store_file(path, sizeof(path), junk[i]), "junk", 4);
 	test_write_file(store_file(path, sizeof(path), "keep-me"), "mine", 4);
+	ck_assert_int_eq(mkdir(store_file(path, sizeof(path), "above"), 0700), 0);
+	test_write_file(store_file(path, sizeof(path), "above/tmp-1"), "12345", 5);
+	test_write_file(store_file(path, sizeof(path), "above/kept.tmp"), "12345", 5);
+	ck_assert_int_eq(cairn_store_leftovers(store, NULL, count_leftover, &listed), 4);
+	ck_assert_uint_eq(listed, 16);
+	ck_assert_int_eq(cairn_store_leftovers(store, above, count_leftover, &listed), 5);
 	{
 		_cleanup_(cairn_writer_freep) struct cairn_writer *writer = writer_new(store);
 		for (size_t i = 0; i < ARRAY_SIZE(junk); i++)
 			ck_assert_msg(!test_exists(store_file(path, sizeof(path), junk[i])),
 				      "%s is still there", junk[i]);
+		cairn_writer_stats(writer, &stats);
+		ck_assert_uint_eq(stats.leftovers.files, ARRAY_SIZE(junk));
+		ck_assert_uint_eq(stats.leftovers.bytes, 4 * ARRAY_SIZE(junk));
+		/* A writer at work: its files are not leftovers. */
+		ck_assert_int_eq(cairn_store_leftovers(store, NULL, count_leftover, &listed),
+				 -EBUSY);
 		write_file(writer, data, 128 * KiB, 4096, &file);
 		commit(writer);
 	}
+	ck_assert_int_eq(cairn_store_leftovers(store, NULL, count_leftover, &listed), 0);
 	ck_assert(test_exists(store_file(path, sizeof(path), "keep-me")));
 	ck_assert_uint_ge(count_packs(), 1);
 	ck_assert_int_eq(count_temp_files(), 0);
