@@ -294,9 +294,9 @@ static int content_read(struct cairn_import *imp, struct archive *a, struct cont
 			return 0;
 		if (r < ARCHIVE_WARN)
 			return import_fail(imp, imp->read_errno ? -imp->read_errno : -EBADMSG, "%s",
-					   archive_error_string(a));
+					   import_reason(imp, a));
 		if (r == ARCHIVE_WARN)
-			import_warn(imp, "%s", archive_error_string(a));
+			import_warn(imp, "%s", import_reason(imp, a));
 		imp->unpacked += size;
 		r = import_check_ratio(imp, a);
 		if (r == 0)

@@ -184,6 +184,7 @@ static la_ssize_t on_read(struct archive *a, void *userdata, const void **ret_bu
 	if (import_ratio_gate(imp, a) < 0)
 		return -1;
 	la_ssize_t n = import_next_slice(imp, ret_buf);
+	imp->at_end = n == 0;
 	import_progress(imp);
 	return n;
 }
@@ -205,6 +206,7 @@ static la_int64_t on_seek(struct archive *a, void *userdata, la_int64_t offset, 
 	}
 	imp->in_off = imp->in_len = 0;
 	imp->in_pos = (uint64_t)pos;
+	imp->at_end = false;
 	return pos;
 }
 
@@ -419,8 +421,7 @@ static int read_entries(struct cairn_import *imp, struct archive *a)
 		if (r < ARCHIVE_WARN)
 			return import_fail(imp, imp->read_errno ? -imp->read_errno : -EBADMSG,
 					   "after %llu entries: %s",
-					   (unsigned long long)imp->entries,
-					   archive_error_string(a));
+					   (unsigned long long)imp->entries, import_reason(imp, a));
 		if (++imp->entries > imp->max_entries)
 			return import_fail(imp, -E2BIG, "more than %llu entries",
 					   (unsigned long long)imp->max_entries);
@@ -428,7 +429,7 @@ static int read_entries(struct cairn_import *imp, struct archive *a)
 		cairn_format(imp->last_entry, sizeof(imp->last_entry), "%s",
 			     imp->entry_path ? imp->entry_path : "");
 		if (r == ARCHIVE_WARN)
-			import_warn(imp, "%s", archive_error_string(a));
+			import_warn(imp, "%s", import_reason(imp, a));
 		r = import_check_ratio(imp, a);
 		if (r == 0)
 			r = import_entry(imp, a, entry);
@@ -480,7 +481,7 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 		r = import_fail(imp, -ENOMEM, "out of memory");
 	else if (archive_read_open1(a) != ARCHIVE_OK)
 		r = import_fail(imp, imp->read_errno ? -imp->read_errno : -EBADMSG, "%s",
-				archive_error_string(a));
+				import_reason(imp, a));
 	else
 		r = read_entries(imp, a);
 	import_pipe_stop(imp);
