@@ -19,12 +19,18 @@
 int import_check_ratio(struct cairn_import *imp, struct archive *a)
 {
 	uint64_t unpacked = imp->unpacked;
-	la_int64_t filtered = archive_filter_bytes(a, 0);
 
 	if (imp->max_ratio == CAIRN_IMPORT_NO_RATIO)
 		return 0;
-	if (filtered > 0 && (uint64_t)filtered > unpacked)
-		unpacked = (uint64_t)filtered;
+	/* Without a filter (of this handle's, or the decoder's before it),
+	 * filter 0 is the input itself: its position is an offset, which a
+	 * seek moves past bytes never read (a zip's central directory, at the
+	 * end of a file of any size), not output. */
+	if (imp->pipe || archive_filter_count(a) > 1) {
+		la_int64_t filtered = archive_filter_bytes(a, 0);
+		if (filtered > 0 && (uint64_t)filtered > unpacked)
+			unpacked = (uint64_t)filtered;
+	}
 	uint64_t bound = imp->raw_read > (UINT64_MAX - imp->ratio_slack) / imp->max_ratio
 				 ? UINT64_MAX
 				 : imp->raw_read * imp->max_ratio + imp->ratio_slack;
@@ -142,6 +148,7 @@ int import_ratio_gate(struct cairn_import *imp, struct archive *a)
 	if (r < 0) {
 		imp->read_errno = E2BIG;
 		imp->stopped = true;
+		imp->read_failed = true;
 		archive_set_error(a, E2BIG, "%s", imp->error);
 	}
 	return r;
@@ -175,6 +182,7 @@ static la_ssize_t on_read(struct archive *a, void *userdata, const void **ret_bu
 		while (n < 0 && errno == EINTR);
 		if (n < 0) {
 			imp->read_errno = errno;
+			imp->read_failed = true;
 			archive_set_error(a, errno, "reading: %s", strerror(errno));
 			return -1;
 		}
@@ -440,6 +448,41 @@ static int read_entries(struct cairn_import *imp, struct archive *a)
 	}
 }
 
+/* libarchive chooses the filters and the format. */
+static int open_archive(struct cairn_import *imp, struct archive *a)
+{
+	int opened = archive_read_open1(a);
+	int r = imp->read_errno ? -imp->read_errno : -EBADMSG;
+	const char *why = import_reason(imp, a);
+
+	if (opened != ARCHIVE_OK && strcmp(why, "Unrecognized archive format") == 0)
+		return import_fail(imp, r, "not an archive (%s)", why);
+	/* A format's bidder takes a failed read for "not mine", and then the
+	 * "empty" format, which bids when nothing can be read, wins: the
+	 * failure is the answer, not an empty archive. */
+	if (opened != ARCHIVE_OK || imp->read_failed)
+		return import_fail(imp, r, "%s", why);
+	return 0;
+}
+
+/* An archive of no entries is small: an empty tar is its end marker padded
+ * to a record (10 KiB; 4 MiB at bsdtar's largest blocking factor), an empty
+ * zip is 22 bytes. */
+#define IMPORT_EMPTY_MAX (4u << 20)
+
+/* A large input in which libarchive finds no entry at all is not an
+ * archive: to libarchive, 140 MB of zeros is a tar's end marker, and what
+ * follows the end of an archive is never read. */
+static int check_some_entries(struct cairn_import *imp)
+{
+	if (imp->entries > 0 || imp->hashed <= IMPORT_EMPTY_MAX)
+		return 0;
+	return import_fail(imp, -EBADMSG,
+			   "not an archive: no entries in its %llu bytes (an empty archive is at "
+			   "most 4 MiB)",
+			   (unsigned long long)imp->hashed);
+}
+
 static int import_open_input(struct cairn_import *imp, int fd, const char *label)
 {
 	struct stat st;
@@ -477,12 +520,8 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 	if (import_input_is_compressed(imp))
 		(void)import_pipe_start(imp);
 	struct archive *a = archive_new(imp);
-	if (!a)
-		r = import_fail(imp, -ENOMEM, "out of memory");
-	else if (archive_read_open1(a) != ARCHIVE_OK)
-		r = import_fail(imp, imp->read_errno ? -imp->read_errno : -EBADMSG, "%s",
-				import_reason(imp, a));
-	else
+	r = a ? open_archive(imp, a) : import_fail(imp, -ENOMEM, "out of memory");
+	if (r == 0)
 		r = read_entries(imp, a);
 	import_pipe_stop(imp);
 	if (r == 0) {
@@ -490,6 +529,8 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 		imp->entry_path = NULL;
 		r = hash_rest(imp);
 	}
+	if (r == 0)
+		r = check_some_entries(imp);
 	if (a)
 		archive_read_free(a);
 	import_pipe_free(TAKE_PTR(imp->pipe));

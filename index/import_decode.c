@@ -211,6 +211,7 @@ la_ssize_t import_pipe_read(struct archive *a, void *userdata, const void **ret_
 	} else if (pipe->error) {
 		/* A read error keeps its errno; bad data is EBADMSG. */
 		imp->read_errno = pipe->read_errno;
+		imp->read_failed = true;
 		archive_set_error(a, pipe->read_errno ? pipe->read_errno : EBADMSG, "%s",
 				  pipe->message);
 		n = -1;

@@ -44,6 +44,8 @@ struct cairn_import {
 	size_t in_off, in_len;    /* in_buf holds [in_off, in_len) not yet handed out */
 	int read_errno;           /* why the read callback failed */
 	bool stopped;             /* the read callback failed the import; imp->error says why */
+	bool read_failed;         /* a read callback returned -1 (libarchive may
+				     swallow it while it chooses the format) */
 	bool at_end;              /* the last read callback returned 0: the input ended */
 	struct decode_pipe *pipe; /* a compressed stream decoded on its own thread */
 	struct cairn_file_hasher source_hasher;
