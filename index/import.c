@@ -436,6 +436,10 @@ static int read_entries(struct cairn_import *imp, struct archive *a)
 		imp->entry_path = archive_entry_pathname(entry);
 		cairn_format(imp->last_entry, sizeof(imp->last_entry), "%s",
 			     imp->entry_path ? imp->entry_path : "");
+		/* A header that disagrees with itself (a zip's two copies of
+		 * its CRC or sizes): bsdtar -x fails it too. */
+		if (r == ARCHIVE_WARN && import_warning_is_damage(archive_error_string(a)))
+			return import_fail(imp, -EBADMSG, "%s", import_reason(imp, a));
 		if (r == ARCHIVE_WARN)
 			import_warn(imp, "%s", import_reason(imp, a));
 		r = import_check_ratio(imp, a);

@@ -85,6 +85,10 @@ const char *import_la_error(struct archive *a, const char *fallback);
 /* import_la_error for the archive's handle, falling back on what the input
  * says ("truncated archive" when the last read found its end). Never NULL. */
 const char *import_reason(const struct cairn_import *imp, struct archive *a);
+/* Whether a header's warning (libarchive's message) says the archive's
+ * bytes are wrong: a CRC, checksum or size that does not match, a
+ * truncation. */
+bool import_warning_is_damage(const char *msg);
 
 /* ---- import.c, for the decoder ---- */
 

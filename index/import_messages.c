@@ -2,7 +2,8 @@
  * kept on the handle (import_fail), warnings about single entries
  * (import_warn) and progress (import_progress). Every line names the
  * archive and, inside an entry, the entry's path, cut when it is very long.
- * libarchive's own messages are read here too (import_reason): never NULL.
+ * libarchive's own messages are read here too (import_reason): never NULL,
+ * and told apart when they say the archive's bytes are wrong.
  */
 #include "import_internal.h"
 
@@ -106,4 +107,22 @@ const char *import_reason(const struct cairn_import *imp, struct archive *a)
 	return import_la_error(a, imp->at_end ? "truncated archive"
 					      : "truncated or damaged archive (libarchive gives no "
 						"reason)");
+}
+
+/* libarchive warns, rather than fails, on a zip entry whose central
+ * directory and local header disagree (CRC, sizes), on a zip header cut
+ * short or missing, and on an lha header's checksum. Its other header
+ * warnings are about metadata (a name it cannot convert, a pax attribute
+ * it ignores) and stay warnings. */
+bool import_warning_is_damage(const char *msg)
+{
+	static const char *const damage[] = {
+		"crc",        "checksum",  "sum error", "inconsistent",
+		"wrong size", "truncated", "damaged",
+	};
+
+	for (size_t i = 0; msg && i < ARRAY_SIZE(damage); i++)
+		if (strcasestr(msg, damage[i]))
+			return true;
+	return false;
 }
