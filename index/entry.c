@@ -50,6 +50,11 @@ static void entry_metadata(struct cairn_import *imp, struct archive_entry *entry
 	long nsec = archive_entry_mtime_nsec(entry);
 
 	inode->mode = archive_entry_mode(entry) & (S_IFMT | 07777);
+	/* No type at all: ar has none to give (GNU ar writes mode 644), an odc
+	 * or newc cpio may have none. libarchive's extraction, and so bsdtar
+	 * -x, writes such an entry as a regular file. */
+	if ((inode->mode & S_IFMT) == 0)
+		inode->mode |= S_IFREG;
 	inode->uid = id_or_nobody(imp, archive_entry_uid(entry), "uid");
 	inode->gid = id_or_nobody(imp, archive_entry_gid(entry), "gid");
 	if (archive_entry_mtime_is_set(entry)) {
@@ -294,9 +299,12 @@ static int content_read(struct cairn_import *imp, struct archive *a, struct cont
 			return 0;
 		if (r < ARCHIVE_WARN)
 			return import_fail(imp, imp->read_errno ? -imp->read_errno : -EBADMSG, "%s",
-					   archive_error_string(a));
+					   import_reason(imp, a));
+		/* libarchive's warnings about data all say its bytes are wrong:
+		 * a CRC or checksum that does not match (zip, 7z, lha, xar), a
+		 * size that does not (zip); bsdtar -x fails on them too. */
 		if (r == ARCHIVE_WARN)
-			import_warn(imp, "%s", archive_error_string(a));
+			return import_fail(imp, -EBADMSG, "%s", import_reason(imp, a));
 		imp->unpacked += size;
 		r = import_check_ratio(imp, a);
 		if (r == 0)

@@ -19,12 +19,18 @@
 int import_check_ratio(struct cairn_import *imp, struct archive *a)
 {
 	uint64_t unpacked = imp->unpacked;
-	la_int64_t filtered = archive_filter_bytes(a, 0);
 
 	if (imp->max_ratio == CAIRN_IMPORT_NO_RATIO)
 		return 0;
-	if (filtered > 0 && (uint64_t)filtered > unpacked)
-		unpacked = (uint64_t)filtered;
+	/* Without a filter (of this handle's, or the decoder's before it),
+	 * filter 0 is the input itself: its position is an offset, which a
+	 * seek moves past bytes never read (a zip's central directory, at the
+	 * end of a file of any size), not output. */
+	if (imp->pipe || archive_filter_count(a) > 1) {
+		la_int64_t filtered = archive_filter_bytes(a, 0);
+		if (filtered > 0 && (uint64_t)filtered > unpacked)
+			unpacked = (uint64_t)filtered;
+	}
 	uint64_t bound = imp->raw_read > (UINT64_MAX - imp->ratio_slack) / imp->max_ratio
 				 ? UINT64_MAX
 				 : imp->raw_read * imp->max_ratio + imp->ratio_slack;
@@ -143,6 +149,7 @@ int import_ratio_gate(struct cairn_import *imp, struct archive *a)
 	if (r < 0) {
 		imp->read_errno = E2BIG;
 		imp->stopped = true;
+		imp->read_failed = true;
 		archive_set_error(a, E2BIG, "%s", imp->error);
 	}
 	return r;
@@ -176,6 +183,7 @@ static la_ssize_t on_read(struct archive *a, void *userdata, const void **ret_bu
 		while (n < 0 && errno == EINTR);
 		if (n < 0) {
 			imp->read_errno = errno;
+			imp->read_failed = true;
 			archive_set_error(a, errno, "reading: %s", strerror(errno));
 			return -1;
 		}
@@ -185,6 +193,7 @@ static la_ssize_t on_read(struct archive *a, void *userdata, const void **ret_bu
 	if (import_ratio_gate(imp, a) < 0)
 		return -1;
 	la_ssize_t n = import_next_slice(imp, ret_buf);
+	imp->at_end = n == 0;
 	import_progress(imp);
 	return n;
 }
@@ -206,6 +215,7 @@ static la_int64_t on_seek(struct archive *a, void *userdata, la_int64_t offset, 
 	}
 	imp->in_off = imp->in_len = 0;
 	imp->in_pos = (uint64_t)pos;
+	imp->at_end = false;
 	return pos;
 }
 
@@ -420,16 +430,19 @@ static int read_entries(struct cairn_import *imp, struct archive *a)
 		if (r < ARCHIVE_WARN)
 			return import_fail(imp, imp->read_errno ? -imp->read_errno : -EBADMSG,
 					   "after %llu entries: %s",
-					   (unsigned long long)imp->entries,
-					   archive_error_string(a));
+					   (unsigned long long)imp->entries, import_reason(imp, a));
 		if (++imp->entries > imp->max_entries)
 			return import_fail(imp, -E2BIG, "more than %llu entries",
 					   (unsigned long long)imp->max_entries);
 		imp->entry_path = archive_entry_pathname(entry);
 		cairn_format(imp->last_entry, sizeof(imp->last_entry), "%s",
 			     imp->entry_path ? imp->entry_path : "");
+		/* A header that disagrees with itself (a zip's two copies of
+		 * its CRC or sizes): bsdtar -x fails it too. */
+		if (r == ARCHIVE_WARN && import_warning_is_damage(archive_error_string(a)))
+			return import_fail(imp, -EBADMSG, "%s", import_reason(imp, a));
 		if (r == ARCHIVE_WARN)
-			import_warn(imp, "%s", archive_error_string(a));
+			import_warn(imp, "%s", import_reason(imp, a));
 		r = import_check_ratio(imp, a);
 		if (r == 0)
 			r = import_entry(imp, a, entry);
@@ -438,6 +451,41 @@ static int read_entries(struct cairn_import *imp, struct archive *a)
 		if (r < 0)
 			return r;
 	}
+}
+
+/* libarchive chooses the filters and the format. */
+static int open_archive(struct cairn_import *imp, struct archive *a)
+{
+	int opened = archive_read_open1(a);
+	int r = imp->read_errno ? -imp->read_errno : -EBADMSG;
+	const char *why = import_reason(imp, a);
+
+	if (opened != ARCHIVE_OK && strcmp(why, "Unrecognized archive format") == 0)
+		return import_fail(imp, r, "not an archive (%s)", why);
+	/* A format's bidder takes a failed read for "not mine", and then the
+	 * "empty" format, which bids when nothing can be read, wins: the
+	 * failure is the answer, not an empty archive. */
+	if (opened != ARCHIVE_OK || imp->read_failed)
+		return import_fail(imp, r, "%s", why);
+	return 0;
+}
+
+/* An archive of no entries is small: an empty tar is its end marker padded
+ * to a record (10 KiB; 4 MiB at bsdtar's largest blocking factor), an empty
+ * zip is 22 bytes. */
+#define IMPORT_EMPTY_MAX (4u << 20)
+
+/* A large input in which libarchive finds no entry at all is not an
+ * archive: to libarchive, 140 MB of zeros is a tar's end marker, and what
+ * follows the end of an archive is never read. */
+static int check_some_entries(struct cairn_import *imp)
+{
+	if (imp->entries > 0 || imp->hashed <= IMPORT_EMPTY_MAX)
+		return 0;
+	return import_fail(imp, -EBADMSG,
+			   "not an archive: no entries in its %llu bytes (an empty archive is at "
+			   "most 4 MiB)",
+			   (unsigned long long)imp->hashed);
 }
 
 static int import_open_input(struct cairn_import *imp, int fd, const char *label)
@@ -477,12 +525,8 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 	if (import_input_is_compressed(imp))
 		(void)import_pipe_start(imp);
 	struct archive *a = archive_new(imp);
-	if (!a)
-		r = import_fail(imp, -ENOMEM, "out of memory");
-	else if (archive_read_open1(a) != ARCHIVE_OK)
-		r = import_fail(imp, imp->read_errno ? -imp->read_errno : -EBADMSG, "%s",
-				archive_error_string(a));
-	else
+	r = a ? open_archive(imp, a) : import_fail(imp, -ENOMEM, "out of memory");
+	if (r == 0)
 		r = read_entries(imp, a);
 	import_pipe_stop(imp);
 	if (r == 0) {
@@ -490,6 +534,8 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 		imp->entry_path = NULL;
 		r = hash_rest(imp);
 	}
+	if (r == 0)
+		r = check_some_entries(imp);
 	if (a)
 		archive_read_free(a);
 	import_pipe_free(TAKE_PTR(imp->pipe));

@@ -131,7 +131,7 @@ static void *decoder_main(void *arg)
 	if (archive_read_open1(pipe->decoder) != ARCHIVE_OK ||
 	    archive_read_next_header(pipe->decoder, &entry) < ARCHIVE_WARN) {
 		failed = true;
-		cairn_format(message, sizeof(message), "%s", archive_error_string(pipe->decoder));
+		cairn_format(message, sizeof(message), "%s", import_la_error(pipe->decoder, ""));
 	}
 	/* Blocks as the filter yields them, gathered into slots: every byte
 	 * decoded before a failure reaches the archive's side before the
@@ -146,7 +146,7 @@ static void *decoder_main(void *arg)
 		if (r < ARCHIVE_WARN) {
 			failed = true;
 			cairn_format(message, sizeof(message), "%s",
-				     archive_error_string(pipe->decoder));
+				     import_la_error(pipe->decoder, ""));
 			break;
 		}
 		const uint8_t *p = data;
@@ -211,10 +211,12 @@ la_ssize_t import_pipe_read(struct archive *a, void *userdata, const void **ret_
 	} else if (pipe->error) {
 		/* A read error keeps its errno; bad data is EBADMSG. */
 		imp->read_errno = pipe->read_errno;
+		imp->read_failed = true;
 		archive_set_error(a, pipe->read_errno ? pipe->read_errno : EBADMSG, "%s",
 				  pipe->message);
 		n = -1;
 	}
+	imp->at_end = n == 0;
 	pthread_mutex_unlock(&pipe->lock);
 	return n;
 }

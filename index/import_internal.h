@@ -44,6 +44,9 @@ struct cairn_import {
 	size_t in_off, in_len;    /* in_buf holds [in_off, in_len) not yet handed out */
 	int read_errno;           /* why the read callback failed */
 	bool stopped;             /* the read callback failed the import; imp->error says why */
+	bool read_failed;         /* a read callback returned -1 (libarchive may
+				     swallow it while it chooses the format) */
+	bool at_end;              /* the last read callback returned 0: the input ended */
 	struct decode_pipe *pipe; /* a compressed stream decoded on its own thread */
 	struct cairn_file_hasher source_hasher;
 	struct snap_source source;
@@ -77,6 +80,16 @@ int import_entry(struct cairn_import *imp, struct archive *a, struct archive_ent
 int import_check_ratio(struct cairn_import *imp, struct archive *a);
 /* Reports progress now. */
 void import_progress(struct cairn_import *imp);
+/* libarchive's reason for a's last failure: its message, else its errno's
+ * text, else fallback (a reader may fail without a message). */
+const char *import_la_error(struct archive *a, const char *fallback);
+/* import_la_error for the archive's handle, falling back on what the input
+ * says ("truncated archive" when the last read found its end). Never NULL. */
+const char *import_reason(const struct cairn_import *imp, struct archive *a);
+/* Whether a header's warning (libarchive's message) says the archive's
+ * bytes are wrong: a CRC, checksum or size that does not match, a
+ * truncation. */
+bool import_warning_is_damage(const char *msg);
 
 /* ---- import.c, for the decoder ---- */
 

@@ -2,6 +2,8 @@
  * kept on the handle (import_fail), warnings about single entries
  * (import_warn) and progress (import_progress). Every line names the
  * archive and, inside an entry, the entry's path, cut when it is very long.
+ * libarchive's own messages are read here too (import_reason): never NULL,
+ * and told apart when they say the archive's bytes are wrong.
  */
 #include "import_internal.h"
 
@@ -82,4 +84,45 @@ void import_progress(struct cairn_import *imp)
 		.stored_bytes = stats.bytes_stored - imp->base_stats.bytes_stored,
 	};
 	imp->progress_fn(imp->progress_data, &p);
+}
+
+const char *import_la_error(struct archive *a, const char *fallback)
+{
+	const char *msg = archive_error_string(a);
+	int e = archive_errno(a);
+
+	if (msg && *msg)
+		return msg;
+	/* libarchive's "bad format" errno is EILSEQ here (its private
+	 * ARCHIVE_ERRNO_FILE_FORMAT): that text would mislead. */
+	if (e > 0 && e != EILSEQ)
+		return strerror(e);
+	return fallback;
+}
+
+/* A reader that runs out of input (cpio's, 7z's) may fail with no message
+ * at all: where the last read found the input's end, that is the cause. */
+const char *import_reason(const struct cairn_import *imp, struct archive *a)
+{
+	return import_la_error(a, imp->at_end ? "truncated archive"
+					      : "truncated or damaged archive (libarchive gives no "
+						"reason)");
+}
+
+/* libarchive warns, rather than fails, on a zip entry whose central
+ * directory and local header disagree (CRC, sizes), on a zip header cut
+ * short or missing, and on an lha header's checksum. Its other header
+ * warnings are about metadata (a name it cannot convert, a pax attribute
+ * it ignores) and stay warnings. */
+bool import_warning_is_damage(const char *msg)
+{
+	static const char *const damage[] = {
+		"crc",        "checksum",  "sum error", "inconsistent",
+		"wrong size", "truncated", "damaged",
+	};
+
+	for (size_t i = 0; msg && i < ARRAY_SIZE(damage); i++)
+		if (strcasestr(msg, damage[i]))
+			return true;
+	return false;
 }

@@ -331,9 +331,10 @@ void cairn_import_set_warn(struct cairn_import *imp, cairn_import_warn_fn fn, vo
  * start and may be seeked, anything else is read as a stream). label names
  * the archive in messages and, by its last component, in the source
  * record. Returns 0, or -errno with the message on imp (-EBADMSG: the
- * archive is malformed or unsupported; -E2BIG: a limit was exceeded, the
- * ratio bound of a decompression bomb included). Call
- * once per import. */
+ * archive is malformed, damaged (a CRC or size libarchive only warns about
+ * included) or unsupported, or the input is not an archive; -E2BIG: a
+ * limit was exceeded, the ratio bound of a decompression bomb included).
+ * Call once per import. */
 int cairn_import_archive(struct cairn_import *imp, int fd, const char *label);
 
 /* The id of the archive's raw bytes, after cairn_import_archive. */
