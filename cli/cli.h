@@ -73,6 +73,7 @@ struct cli_add_options {
 	bool quiet;           /* no progress line and no summary */
 	uint64_t max_entries; /* 0: the default */
 	uint64_t max_ratio;   /* 0: the default; CAIRN_IMPORT_NO_RATIO: none */
+	bool partial;         /* a damaged archive: keep what was read before */
 };
 
 /* Adds each archive ("-": stdin) to the store as a snapshot committed on its
