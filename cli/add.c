@@ -93,9 +93,10 @@ static void print_summary(struct add *add, const struct cairn_import_stats *s)
 		snprintf(skipped, sizeof(skipped), ", %llu skipped",
 			 (unsigned long long)s->skipped);
 	/* The entries as ls and info count them, with what the archive held. */
-	printf("%s: %llu entries (%llu archive entries read%s), %s in, %s new stored, dedup %s, "
+	printf("%s: %s%llu entries (%llu archive entries read%s), %s in, %s new stored, dedup %s, "
 	       "compression %s, %.2f s\n",
-	       add->current, (unsigned long long)s->snapshot_entries,
+	       add->current, s->partial ? "PARTIAL (the archive is damaged), " : "",
+	       (unsigned long long)s->snapshot_entries,
 	       (unsigned long long)s->entries, skipped, in, stored,
 	       cli_ratio(s->content_bytes, s->new_bytes, dedup, sizeof(dedup)),
 	       cli_ratio(s->new_bytes, s->stored_bytes, compression, sizeof(compression)), seconds);
@@ -214,7 +215,8 @@ static int import_and_commit(struct add *add, struct cairn_import *imp, int fd, 
 static int add_import(struct add *add, int fd, const char *path, int existing)
 {
 	struct cairn_import_options options = {.max_entries = add->o->max_entries,
-					       .max_ratio = add->o->max_ratio};
+					       .max_ratio = add->o->max_ratio,
+					       .partial = add->o->partial};
 	_cleanup_(cairn_import_freep) struct cairn_import *imp = NULL;
 
 	if (cairn_import_new(add->store, add->writer, &options, &imp) < 0) {

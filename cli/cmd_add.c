@@ -24,14 +24,21 @@ static void add_help(void)
 	       "      --max-ratio N      refuse archives that unpack to more than N times the\n"
 	       "                         bytes read, beyond 64 MiB: decompression bombs\n"
 	       "                         (default 1000; 0: no bound)\n"
+	       "      --partial          a damaged archive: keep the entries read before the\n"
+	       "                         damage as a snapshot marked partial (a warning, exit\n"
+	       "                         0); the entries before it may still hold damaged\n"
+	       "                         bytes when only a checksum at the end caught it\n"
 	       "  -q, --quiet            no progress line and no summary\n"
 	       "\n"
 	       "Entries whose path contains '..' or passes through a symlink are skipped with\n"
 	       "a warning, as bsdtar -x does; later duplicates replace earlier ones.\n"
+	       "A damaged archive fails: a gzip member's CRC32 or size, an lz4 frame's or\n"
+	       "block's checksum, xz's, bzip2's, zstd's and lzip's checks that do not match,\n"
+	       "and a damaged header that a reader would skip to the next good one.\n"
 	       "Exit status: 0 all added, 1 an archive failed (it committed nothing).\n");
 }
 
-enum { OPT_REPLACE = 256, OPT_MAX_ENTRIES, OPT_MAX_RATIO };
+enum { OPT_REPLACE = 256, OPT_MAX_ENTRIES, OPT_MAX_RATIO, OPT_PARTIAL };
 
 /* A whole number; 0 turns the bound off. */
 static int parse_ratio(const char *text, uint64_t *ret)
@@ -52,6 +59,7 @@ static int add_parse(struct cli *cli, int argc, char **argv, struct cli_add_opti
 		{"replace", no_argument, NULL, OPT_REPLACE},
 		{"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
 		{"max-ratio", required_argument, NULL, OPT_MAX_RATIO},
+		{"partial", no_argument, NULL, OPT_PARTIAL},
 		{"quiet", no_argument, NULL, 'q'},
 		{0},
 	};
@@ -73,6 +81,9 @@ static int add_parse(struct cli *cli, int argc, char **argv, struct cli_add_opti
 		case OPT_MAX_RATIO:
 			if (parse_ratio(optarg, &add->max_ratio) < 0)
 				return cli_usage_error(cli, "invalid --max-ratio '%s'", optarg);
+			break;
+		case OPT_PARTIAL:
+			add->partial = true;
 			break;
 		case 'q':
 			add->quiet = true;

@@ -259,6 +259,7 @@ static void print_snapshot_json(struct info *info, const struct snap_totals *t)
 	printf(", \"size\": %llu, \"mtime\": %lld, \"mtime_nsec\": %u, \"archive_id\": \"%s\"}",
 	       (unsigned long long)i->source_size, (long long)i->source_mtime_sec,
 	       i->source_mtime_nsec, hex);
+	printf(", \"partial\": %s", i->partial ? "true" : "false");
 	printf(", \"entries\": %llu, \"archive_entries\": %llu, \"skipped\": %llu, "
 	       "\"inodes\": %llu, \"files\": %llu, \"bytes\": %llu, \"snapshot_size\": %llu, "
 	       "\"created\": %lld",
@@ -294,6 +295,9 @@ static void print_snapshot_text(struct info *info, const struct snap_totals *t)
 		format_time(i->source_mtime_sec, when, sizeof(when));
 	line("  modified", "%s", i->source_mtime_sec ? when : "unknown (read from a pipe)");
 	line("  archive id", "%s", hex);
+	if (i->partial)
+		line("partial", "yes: the archive was damaged; only the entries read before the "
+				"damage (cairn add --partial)");
 	line("entries", "%llu (%llu archive entries read, %llu skipped)",
 	     (unsigned long long)i->dirent_count, (unsigned long long)i->entry_count,
 	     (unsigned long long)i->skipped);

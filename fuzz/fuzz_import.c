@@ -2,14 +2,15 @@
  * archive, read by libarchive into the index and the store (a temp store
  * made once per process), as `cairn add` reads one. The first byte picks the
  * input's kind (bit 0: a seekable file, else a pipe, which libarchive reads
- * as a stream) and is not part of the archive. An import that succeeds is
- * committed and then read back: the snapshot must pass the full check with
- * its chunks, every file must read to its end, and the source id must be
- * the id of the input's bytes. A problem there is a bug of cairn's (it
- * wrote what it cannot read, or hashed the input wrong), so the target
- * aborts on it;
- * for the rest, any crash, sanitizer report or leak is a bug and return
- * codes do not matter. The same function replays the corpus in the normal
+ * as a stream; bit 1: damage keeps a partial snapshot, as `cairn add
+ * --partial`) and is not part of the archive. Damaged gzip and lz4 streams
+ * (checked by the decoder's own layers) are among the seeds. An import that
+ * succeeds is committed and then read back: the snapshot must pass the full
+ * check with its chunks, every file must read to its end, and the source id
+ * must be the id of the input's bytes. A problem there is a bug of cairn's
+ * (it wrote what it cannot read, or hashed the input wrong), so the target
+ * aborts on it; for the rest, any crash, sanitizer report or leak is a bug
+ * and return codes do not matter. The same function replays the corpus in the normal
  * test suite (replay.c).
  */
 #include "index.h"
@@ -27,6 +28,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define SEEKABLE          0x01u
+#define PARTIAL           0x02u
 #define COMMITS_PER_STORE 200u
 #define READ_FILES_MAX    4096u
 #define READ_BYTES_MAX    (4u << 20)
@@ -50,6 +52,12 @@ static const struct cairn_import_options import_options = {
 	.max_entries = 20000,
 	.max_ratio = 100,
 	.ratio_slack = 1u << 20, /* keeps each input fast: bombs stop early */
+};
+static const struct cairn_import_options partial_options = {
+	.max_entries = 20000,
+	.max_ratio = 100,
+	.ratio_slack = 1u << 20,
+	.partial = true,
 };
 
 /* ---- the store ---- */
@@ -211,7 +219,7 @@ static void check_source_id(struct cairn_import *imp, const uint8_t *data, size_
 	}
 }
 
-static void import_one(int fd, const uint8_t *data, size_t size)
+static void import_one(int fd, const uint8_t *data, size_t size, bool partial)
 {
 	struct cairn_writer *writer;
 	struct cairn_import *imp = NULL;
@@ -219,7 +227,8 @@ static void import_one(int fd, const uint8_t *data, size_t size)
 	if (cairn_writer_open(h.store, CAIRN_WRITER_NOWAIT, 1, &writer) < 0)
 		abort();
 	size_t sink = 0;
-	int r = cairn_import_new(h.store, writer, &import_options, &imp);
+	int r = cairn_import_new(h.store, writer, partial ? &partial_options : &import_options,
+				 &imp);
 	if (r == 0) {
 		cairn_import_set_warn(imp, on_warn, &sink);
 		cairn_import_set_progress(imp, on_progress, &sink);
@@ -251,7 +260,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[0] & SEEKABLE) {
 		int fd = input_file(data + 1, size - 1);
 		if (fd >= 0) {
-			import_one(fd, data + 1, size - 1);
+			import_one(fd, data + 1, size - 1, data[0] & PARTIAL);
 			close(fd);
 		}
 		return 0;
@@ -264,7 +273,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		close(fds[1]);
 		return 0;
 	}
-	import_one(fds[0], data + 1, size - 1);
+	import_one(fds[0], data + 1, size - 1, data[0] & PARTIAL);
 	close(fds[0]);
 	pthread_join(thread, NULL);
 	return 0;

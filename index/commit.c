@@ -34,6 +34,7 @@ static int write_tmp(struct cairn_import *imp, int dirfd, char *tmp_name, size_t
 	struct write_totals totals = {
 		.entry_count = imp->entries,
 		.skipped = imp->skipped,
+		.partial = imp->partial,
 		.source = &imp->source,
 		.source_name = imp->source_name,
 	};

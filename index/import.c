@@ -61,6 +61,7 @@ int cairn_import_new(struct cairn_store *store, struct cairn_writer *writer,
 		options && options->max_ratio ? options->max_ratio : CAIRN_IMPORT_MAX_RATIO;
 	imp->ratio_slack =
 		options && options->ratio_slack ? options->ratio_slack : CAIRN_IMPORT_RATIO_SLACK;
+	imp->keep_partial = options && options->partial;
 	imp->in_buf = malloc(IMPORT_READ_SIZE);
 	if (!imp->in_buf) {
 		free(imp);
@@ -120,6 +121,7 @@ void cairn_import_stats(const struct cairn_import *imp, struct cairn_import_stat
 		.stored_bytes = stats.bytes_stored - imp->base_stats.bytes_stored,
 		.snapshot_size = imp->snapshot_size,
 		.snapshot_entries = imp->snapshot_entries,
+		.partial = imp->partial,
 	};
 }
 
@@ -369,11 +371,10 @@ static void record_format(struct cairn_import *imp, struct archive *a)
 	char *out = imp->source.format;
 
 	cairn_format(out, SNAP_FORMAT_SIZE, "%s", format_family(archive_format(a)));
-	/* In a pipeline, the archive's own handle may have found a filter
-	 * inside the decoded stream (a .tar.gz.gz): those come first. */
-	struct archive *handles[] = {a, import_pipe_decoder(imp)};
-	for (size_t h = 0; h < ARRAY_SIZE(handles) && handles[h]; h++)
-		record_filters(out, handles[h]);
+	/* The archive's own handle may have found a filter inside what the
+	 * decoder took off (an lzma stream): those come first. */
+	record_filters(out, a);
+	import_pipe_record_filters(imp, out);
 }
 
 static void record_filters(char *out, struct archive *a)
@@ -407,26 +408,29 @@ static int drain_entry(struct cairn_import *imp, struct archive *a)
 	}
 }
 
+/* cpio's reader skips damage to the next good header with a warning. */
+static bool skipped_to_header(int r, struct archive *a)
+{
+	const char *msg = archive_error_string(a);
+
+	return r == ARCHIVE_WARN && msg && strncmp(msg, "Skipped ", 8) == 0 &&
+	       strstr(msg, "before finding valid header");
+}
+
 static int read_entries(struct cairn_import *imp, struct archive *a)
 {
 	struct archive_entry *entry;
-	bool retrying = false;
 
 	for (;;) {
 		imp->entry_path = NULL;
 		int r = archive_read_next_header(a, &entry);
 		if (r == ARCHIVE_EOF)
 			return 0;
-		/* A damaged header (a size that lied, say): libarchive looks for
-		 * the next good one, as bsdtar -x does; say so once per stretch. */
-		if (r == ARCHIVE_RETRY && !retrying) {
-			import_warn(imp, "after %llu entries: %s; skipped to the next good header",
-				    (unsigned long long)imp->entries, archive_error_string(a));
-			imp->skipped++;
-		}
-		retrying = r == ARCHIVE_RETRY;
-		if (r == ARCHIVE_RETRY)
-			continue;
+		/* A damaged header (a size that lied, say): libarchive would
+		 * look for the next good one, as bsdtar -x does, and lose what
+		 * lies between. Damage fails the import. */
+		if (r == ARCHIVE_RETRY || skipped_to_header(r, a))
+			return import_fail_between(imp, -EBADMSG, import_reason(imp, a));
 		if (r < ARCHIVE_WARN)
 			return import_fail(imp, imp->read_errno ? -imp->read_errno : -EBADMSG,
 					   "after %llu entries: %s",
@@ -511,6 +515,30 @@ static int import_open_input(struct cairn_import *imp, int fd, const char *label
 	return tree_init(&imp->tree, imp->source.mtime_sec);
 }
 
+/* Damage found after the archive opened: with keep_partial, what was read
+ * before it becomes a partial snapshot, and the failure a warning. */
+static int keep_partial(struct cairn_import *imp)
+{
+	if (!imp->keep_partial)
+		return -EBADMSG;
+	/* The entry that broke may have left its file open in the writer:
+	 * close it; its chunks stay unnamed (gc drops them). */
+	uint64_t size;
+	const struct cairn_chunk_ref *chunks;
+	size_t count;
+	(void)cairn_writer_file_end(imp->writer, &size, &chunks, &count);
+	imp->partial = true;
+	if (imp->warn_fn) {
+		char line[sizeof(imp->error) + 100];
+		cairn_format(line, sizeof(line),
+			     "%s; kept the entries read before the damage as a partial snapshot",
+			     imp->error);
+		imp->warn_fn(imp->warn_data, line);
+	}
+	imp->error[0] = '\0';
+	return 0;
+}
+
 int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 {
 	struct cairn_id id;
@@ -521,13 +549,20 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 	int r = import_open_input(imp, fd, label);
 	if (r < 0)
 		return r;
-	/* Without a thread, the same bytes are decoded in this one. */
-	if (import_input_is_compressed(imp))
-		(void)import_pipe_start(imp);
+	/* Only the decoder's layers check a gzip or lz4 stream's checksums. */
+	if (import_input_is_compressed(imp) && (r = import_pipe_start(imp)) < 0)
+		return import_fail(imp, r, "starting the decoder: %s", strerror(-r));
 	struct archive *a = archive_new(imp);
+	bool opened = false;
 	r = a ? open_archive(imp, a) : import_fail(imp, -ENOMEM, "out of memory");
-	if (r == 0)
+	if (r == 0) {
+		opened = true;
 		r = read_entries(imp, a);
+		if (r == 0)
+			r = import_pipe_finish(imp, a);
+	}
+	if (r == -EBADMSG && opened)
+		r = keep_partial(imp);
 	import_pipe_stop(imp);
 	if (r == 0) {
 		record_format(imp, a);

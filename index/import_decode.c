@@ -1,11 +1,15 @@
 /* import_decode.c: an import's decoding on a thread of its own. A
- * compressed stream (gzip, xz, bzip2, zstd, lz4, lzip) is decoded by a
- * second libarchive handle (format "raw") on its own thread, into a ring of
- * blocks that the archive's handle reads as an uncompressed stream. The
+ * compressed stream is taken apart one layer at a time on its own thread,
+ * into a ring of blocks that the archive's handle reads as an uncompressed
+ * stream: gzip and lz4 by zlib and liblz4, which check their checksums
+ * (import_layers.c), the others (xz, bzip2, zstd, lzip, compress, rpm, lz4's
+ * legacy frames) each by a libarchive handle (format "raw") with that one
+ * filter. The stream is decoded to its end even when the archive ends
+ * before it (import_pipe_finish), so the checks at its end are made. The
  * thread calling cairn_import_archive then parses entries, cuts, hashes and
  * indexes while the decoder runs: for .tar.xz the decoder alone is the
  * critical path, as it is for bsdtar. The decoder reads the input through
- * on_decoder_read (hashing it, as import.c's on_read does); the ratio bound
+ * input_next (hashing it, as import.c's on_read does); the ratio bound
  * and the progress are checked on the archive's side, against the raw bytes
  * the decoder has read, and the ring's bound keeps the decoder at most
  * PIPE_SLOTS blocks ahead of that check.
@@ -14,6 +18,8 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -21,8 +27,11 @@
 #define PIPE_SLOTS      8
 #define PIPE_BLOCK_SIZE (256u << 10)
 
+#define PIPE_LAYERS_MAX 8
+
 struct decode_pipe {
-	struct archive *decoder;
+	struct decode_layer layers[PIPE_LAYERS_MAX]; /* [0]: the input */
+	unsigned layer_count;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -31,7 +40,9 @@ struct decode_pipe {
 	unsigned head, count; /* full blocks: [head, head + count) */
 	bool reading;         /* the archive's side holds the block at head */
 	bool done, cancel;
-	int error;        /* the decoder failed (EBADMSG, or read_errno) */
+	int error;   /* the decoder failed (EBADMSG, or read_errno) */
+	bool failed; /* the decoder's thread: failure holds why */
+	char failure[512];
 	int read_errno;   /* reading the input failed (decoder's thread) */
 	bool input_ended; /* the decoder read to the end of the input */
 	int wake_fd;      /* an eventfd: import_pipe_stop wakes a decoder blocked in read */
@@ -40,6 +51,7 @@ struct decode_pipe {
 	unsigned slot;
 	size_t fill;
 	bool open;
+	struct cairn_import *imp;
 };
 
 static void pipe_publish(struct decode_pipe *pipe);
@@ -77,23 +89,211 @@ static ssize_t decoder_read(struct cairn_import *imp, void *buf, size_t size)
 	return n;
 }
 
-static la_ssize_t on_decoder_read(struct archive *a, void *userdata, const void **ret_buf)
+/* ---- the layers ---- */
+
+int import_layer_fail(struct decode_layer *l, const char *fmt, ...)
 {
-	struct cairn_import *imp = userdata;
+	struct decode_pipe *pipe = l->pipe;
+	va_list ap;
+
+	if (pipe->failed)
+		return -1; /* a layer above a failed one: the first says why */
+	va_start(ap, fmt);
+	vsnprintf(pipe->failure, sizeof(pipe->failure), fmt, ap);
+	va_end(ap);
+	pipe->failed = true;
+	return -1;
+}
+
+int import_layer_read(struct decode_layer *l, const uint8_t **ret, size_t *ret_size)
+{
+	if (l->head_off < l->head_len) {
+		*ret = l->head + l->head_off;
+		*ret_size = l->head_len - l->head_off;
+		l->head_off = l->head_len;
+		return 1;
+	}
+	if (l->rest_len > 0) {
+		*ret = l->rest;
+		*ret_size = l->rest_len;
+		l->rest_len = 0;
+		return 1;
+	}
+	return l->next(l, ret, ret_size);
+}
+
+/* Gathers the first want (<= 8) bytes of l into l->head, or fewer when l
+ * ends before; nothing of l has been handed out yet. */
+static int layer_peek(struct decode_layer *l, size_t want)
+{
+	while (l->head_len < want && l->rest_len == 0) {
+		const uint8_t *p;
+		size_t n;
+		int r = l->next(l, &p, &n);
+		if (r <= 0)
+			return r;
+		size_t take = n < want - l->head_len ? n : want - l->head_len;
+		memcpy(l->head + l->head_len, p, take);
+		l->head_len += take;
+		l->rest = p + take;
+		l->rest_len = n - take;
+	}
+	return 0;
+}
+
+/* The input: read(2) on the decoder's thread, each slice hashed. */
+static int input_next(struct decode_layer *l, const uint8_t **ret, size_t *ret_size)
+{
+	struct cairn_import *imp = l->pipe->imp;
 
 	if (imp->in_off == imp->in_len) {
 		ssize_t n = decoder_read(imp, imp->in_buf, IMPORT_READ_SIZE);
 		if (n < 0) {
 			imp->pipe->read_errno = errno;
-			archive_set_error(a, errno, "reading: %s", strerror(errno));
-			return -1;
+			return import_layer_fail(l, "reading: %s", strerror(errno));
 		}
 		imp->in_off = 0;
 		imp->in_len = (size_t)n;
 		if (n == 0)
 			imp->pipe->input_ended = true;
 	}
-	return import_next_slice(imp, ret_buf);
+	const void *slice;
+	la_ssize_t n = import_next_slice(imp, &slice);
+	if (n == 0)
+		return 0;
+	*ret = slice;
+	*ret_size = (size_t)n;
+	return 1;
+}
+
+/* A libarchive layer: one filter, format raw, reading the layer below. */
+static la_ssize_t on_layer_read(struct archive *a, void *userdata, const void **ret_buf)
+{
+	const uint8_t *p;
+	size_t n;
+	int r = import_layer_read(userdata, &p, &n);
+
+	if (r < 0) {
+		archive_set_error(a, EBADMSG, "the layer below failed");
+		return -1;
+	}
+	if (r == 0)
+		return 0;
+	*ret_buf = p;
+	return (la_ssize_t)n;
+}
+
+/* A decoder that ran out of input says so in its own words ("No progress
+ * is possible"): name the cause. */
+static int archive_layer_fail(struct decode_layer *l)
+{
+	const char *msg = archive_error_string(l->archive);
+
+	if (!msg)
+		msg = "cannot decode the stream";
+	return import_layer_fail(
+		l, "%s%s", l->pipe->input_ended && !strcasestr(msg, "truncat") ? "truncated: " : "",
+		msg);
+}
+
+static int archive_next(struct decode_layer *l, const uint8_t **ret, size_t *ret_size)
+{
+	for (;;) {
+		const void *data;
+		size_t size;
+		la_int64_t offset;
+		int r = archive_read_data_block(l->archive, &data, &size, &offset);
+		if (r == ARCHIVE_EOF)
+			return 0;
+		if (r < ARCHIVE_WARN)
+			return archive_layer_fail(l);
+		if (size > 0) {
+			*ret = data;
+			*ret_size = size;
+			return 1;
+		}
+	}
+}
+
+static void archive_release(struct decode_layer *l)
+{
+	archive_read_free(l->archive);
+	l->archive = NULL;
+}
+
+static int archive_layer_init(struct decode_layer *l, int (*enable)(struct archive *))
+{
+	struct archive_entry *entry;
+
+	l->archive = archive_read_new();
+	if (!l->archive)
+		return import_layer_fail(l, "out of memory");
+	l->next = archive_next;
+	l->release = archive_release;
+	enable(l->archive);
+	archive_read_support_format_raw(l->archive);
+	archive_read_set_callback_data(l->archive, l->below);
+	archive_read_set_read_callback(l->archive, on_layer_read);
+	if (archive_read_open1(l->archive) != ARCHIVE_OK ||
+	    archive_read_next_header(l->archive, &entry) < ARCHIVE_WARN)
+		return archive_layer_fail(l);
+	return 0;
+}
+
+enum layer_kind { LAYER_GZIP, LAYER_LZ4, LAYER_ARCHIVE };
+
+static const struct layer_magic {
+	uint8_t len;
+	uint8_t magic[6];
+	enum layer_kind kind;
+	int (*enable)(struct archive *);
+} layer_magics[] = {
+	{2, {0x1f, 0x8b}, LAYER_GZIP, NULL},
+	{4, {0x04, 0x22, 0x4d, 0x18}, LAYER_LZ4, NULL},
+	{6, {0xfd, '7', 'z', 'X', 'Z', 0x00}, LAYER_ARCHIVE, archive_read_support_filter_xz},
+	{3, {'B', 'Z', 'h'}, LAYER_ARCHIVE, archive_read_support_filter_bzip2},
+	{4, {0x28, 0xb5, 0x2f, 0xfd}, LAYER_ARCHIVE, archive_read_support_filter_zstd},
+	{4, {'L', 'Z', 'I', 'P'}, LAYER_ARCHIVE, archive_read_support_filter_lzip},
+	{4, {0x02, 0x21, 0x4c, 0x18}, LAYER_ARCHIVE, archive_read_support_filter_lz4}, /* legacy */
+	{2, {0x1f, 0x9d}, LAYER_ARCHIVE, archive_read_support_filter_compress},
+	{4, {0xed, 0xab, 0xee, 0xdb}, LAYER_ARCHIVE, archive_read_support_filter_rpm},
+};
+
+static const struct layer_magic *find_magic(const uint8_t *head, size_t have)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(layer_magics); i++)
+		if (have >= layer_magics[i].len &&
+		    memcmp(head, layer_magics[i].magic, layer_magics[i].len) == 0)
+			return &layer_magics[i];
+	return NULL;
+}
+
+/* Takes off layers while the top one's output starts like a compressed
+ * stream (a .tar.gz.xz, an rpm's payload). Returns 0 or -1. */
+static int build_layers(struct decode_pipe *pipe)
+{
+	for (;;) {
+		struct decode_layer *top = &pipe->layers[pipe->layer_count - 1];
+		if (layer_peek(top, 6) < 0)
+			return -1;
+		const struct layer_magic *m = find_magic(top->head, top->head_len);
+		if (!m)
+			return 0;
+		if (pipe->layer_count == PIPE_LAYERS_MAX)
+			return import_layer_fail(top, "more than %u layers of compression",
+						 PIPE_LAYERS_MAX - 1);
+		struct decode_layer *l = &pipe->layers[pipe->layer_count++];
+		*l = (struct decode_layer){.below = top, .pipe = pipe};
+		int r = m->kind == LAYER_GZIP  ? import_gzip_layer_init(l)
+			: m->kind == LAYER_LZ4 ? import_lz4_layer_init(l)
+					       : archive_layer_init(l, m->enable);
+		if (r < 0)
+			return -1;
+		/* Its filter did not take it (a tar whose first name starts
+		 * "BZh"): the handle passes the bytes on as they are. */
+		if (l->archive && archive_filter_count(l->archive) < 2)
+			return 0;
+	}
 }
 
 /* Waits for a free slot; false when the pipe was cancelled. */
@@ -120,64 +320,52 @@ static void pipe_publish(struct decode_pipe *pipe)
 	pipe->fill = 0;
 }
 
+/* Copies a block into slots; false when the pipe was cancelled. */
+static bool pipe_put(struct decode_pipe *pipe, const uint8_t *p, size_t size)
+{
+	while (size > 0) {
+		if (!pipe->open && !pipe_wait_slot(pipe, &pipe->slot))
+			return false;
+		pipe->open = true;
+		size_t room = PIPE_BLOCK_SIZE - pipe->fill;
+		size_t n = room < size ? room : size;
+		memcpy(pipe->blocks[pipe->slot] + pipe->fill, p, n);
+		pipe->fill += n;
+		p += n;
+		size -= n;
+		if (pipe->fill == PIPE_BLOCK_SIZE)
+			pipe_publish(pipe);
+	}
+	return true;
+}
+
 static void *decoder_main(void *arg)
 {
-	struct cairn_import *imp = arg;
-	struct decode_pipe *pipe = imp->pipe;
-	bool failed = false;
-	char message[sizeof(pipe->message)] = "";
-	struct archive_entry *entry;
+	struct decode_pipe *pipe = arg;
+	int r = build_layers(pipe);
+	struct decode_layer *top = &pipe->layers[pipe->layer_count - 1];
 
-	if (archive_read_open1(pipe->decoder) != ARCHIVE_OK ||
-	    archive_read_next_header(pipe->decoder, &entry) < ARCHIVE_WARN) {
-		failed = true;
-		cairn_format(message, sizeof(message), "%s", import_la_error(pipe->decoder, ""));
-	}
-	/* Blocks as the filter yields them, gathered into slots: every byte
-	 * decoded before a failure reaches the archive's side before the
+	/* Blocks as the top layer yields them, gathered into slots: every
+	 * byte decoded before a failure reaches the archive's side before the
 	 * failure does, so its message names the entry the stream broke in. */
-	while (!failed) {
-		const void *data;
+	while (r == 0) {
+		const uint8_t *p;
 		size_t size;
-		la_int64_t offset;
-		int r = archive_read_data_block(pipe->decoder, &data, &size, &offset);
-		if (r == ARCHIVE_EOF)
+		r = import_layer_read(top, &p, &size);
+		if (r <= 0)
 			break;
-		if (r < ARCHIVE_WARN) {
-			failed = true;
-			cairn_format(message, sizeof(message), "%s",
-				     import_la_error(pipe->decoder, ""));
-			break;
-		}
-		const uint8_t *p = data;
-		while (size > 0) {
-			if (!pipe->open && !pipe_wait_slot(pipe, &pipe->slot))
-				goto cancelled;
-			pipe->open = true;
-			size_t room = PIPE_BLOCK_SIZE - pipe->fill;
-			size_t n = room < size ? room : size;
-			memcpy(pipe->blocks[pipe->slot] + pipe->fill, p, n);
-			pipe->fill += n;
-			p += n;
-			size -= n;
-			if (pipe->fill == PIPE_BLOCK_SIZE)
-				pipe_publish(pipe);
-		}
+		if (!pipe_put(pipe, p, size))
+			goto cancelled;
+		r = 0;
 	}
 	if (pipe->open && pipe->fill > 0)
 		pipe_publish(pipe);
 cancelled:
 	pthread_mutex_lock(&pipe->lock);
-	if (failed) {
+	if (r < 0) {
 		pipe->error = pipe->read_errno ? pipe->read_errno : EBADMSG;
-		/* A decoder that ran out of input says so in its own words
-		 * ("No progress is possible"): name the cause. */
-		cairn_format(pipe->message, sizeof(pipe->message), "%s%s",
-			     pipe->input_ended && !pipe->read_errno &&
-					     !strcasestr(message, "truncat")
-				     ? "truncated: "
-				     : "",
-			     message[0] ? message : "cannot decode the stream");
+		cairn_format(pipe->message, sizeof(pipe->message), "%s",
+			     pipe->failed ? pipe->failure : "cannot decode the stream");
 	}
 	pipe->done = true;
 	pthread_cond_broadcast(&pipe->cond);
@@ -225,17 +413,6 @@ la_ssize_t import_pipe_read(struct archive *a, void *userdata, const void **ret_
  * looked at stay in the input (in_buf for a stream). */
 bool import_input_is_compressed(struct cairn_import *imp)
 {
-	static const struct {
-		uint8_t len;
-		uint8_t magic[6];
-	} magics[] = {
-		{2, {0x1f, 0x8b}},                     /* gzip */
-		{6, {0xfd, '7', 'z', 'X', 'Z', 0x00}}, /* xz */
-		{3, {'B', 'Z', 'h'}},                  /* bzip2 */
-		{4, {0x28, 0xb5, 0x2f, 0xfd}},         /* zstd */
-		{4, {0x04, 0x22, 0x4d, 0x18}},         /* lz4 */
-		{4, {'L', 'Z', 'I', 'P'}},             /* lzip */
-	};
 	uint8_t head[6];
 	size_t have;
 
@@ -257,18 +434,16 @@ bool import_input_is_compressed(struct cairn_import *imp)
 		have = imp->in_len < sizeof(head) ? imp->in_len : sizeof(head);
 		memcpy(head, imp->in_buf, have);
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(magics); i++)
-		if (have >= magics[i].len && memcmp(head, magics[i].magic, magics[i].len) == 0)
-			return true;
-	return false;
+	return find_magic(head, have) != NULL;
 }
 
 void import_pipe_free(struct decode_pipe *pipe)
 {
 	if (!pipe)
 		return;
-	if (pipe->decoder)
-		archive_read_free(pipe->decoder);
+	for (unsigned i = pipe->layer_count; i-- > 1;)
+		if (pipe->layers[i].release)
+			pipe->layers[i].release(&pipe->layers[i]);
 	for (unsigned i = 0; i < PIPE_SLOTS; i++)
 		free(pipe->blocks[i]);
 	if (pipe->wake_fd >= 0)
@@ -278,7 +453,7 @@ void import_pipe_free(struct decode_pipe *pipe)
 	free(pipe);
 }
 
-/* Starts the decoder thread; on failure the caller reads the input itself. */
+/* Starts the decoder thread. */
 int import_pipe_start(struct cairn_import *imp)
 {
 	struct decode_pipe *pipe = calloc(1, sizeof(*pipe));
@@ -298,17 +473,11 @@ int import_pipe_start(struct cairn_import *imp)
 			import_pipe_free(pipe);
 			return -ENOMEM;
 		}
-	pipe->decoder = archive_read_new();
-	if (!pipe->decoder) {
-		import_pipe_free(pipe);
-		return -ENOMEM;
-	}
-	import_add_filters(pipe->decoder);
-	archive_read_support_format_raw(pipe->decoder);
-	archive_read_set_callback_data(pipe->decoder, imp);
-	archive_read_set_read_callback(pipe->decoder, on_decoder_read);
+	pipe->imp = imp;
+	pipe->layers[0] = (struct decode_layer){.pipe = pipe, .next = input_next};
+	pipe->layer_count = 1;
 	imp->pipe = pipe;
-	int r = -pthread_create(&pipe->thread, NULL, decoder_main, imp);
+	int r = -pthread_create(&pipe->thread, NULL, decoder_main, pipe);
 	if (r < 0) {
 		imp->pipe = NULL;
 		import_pipe_free(pipe);
@@ -333,7 +502,54 @@ void import_pipe_stop(struct cairn_import *imp)
 	pthread_join(pipe->thread, NULL);
 }
 
-struct archive *import_pipe_decoder(const struct cairn_import *imp)
+/* The archive ended: the rest of the stream is read here, at most the
+ * ratio bound, and its failure is the archive's (a CRC32 at its end). */
+int import_pipe_finish(struct cairn_import *imp, struct archive *a)
 {
-	return imp->pipe ? imp->pipe->decoder : NULL;
+	if (!imp->pipe)
+		return 0;
+	la_int64_t filtered = archive_filter_bytes(a, 0);
+	uint64_t unpacked = imp->unpacked;
+	if (filtered > 0 && (uint64_t)filtered > unpacked)
+		unpacked = (uint64_t)filtered;
+	for (;;) {
+		const void *block;
+		la_ssize_t n = import_pipe_read(a, imp, &block);
+		if (n == 0)
+			return 0;
+		if (n < 0 && imp->stopped)
+			return -imp->read_errno;
+		if (n < 0)
+			return import_fail_between(imp,
+						   imp->read_errno ? -imp->read_errno : -EBADMSG,
+						   imp->pipe->message);
+		unpacked += (uint64_t)n;
+		imp->unpacked = unpacked;
+	}
+}
+
+static void append_filter(char *out, const char *name)
+{
+	size_t len = strlen(out);
+
+	cairn_format(out + len, SNAP_FORMAT_SIZE - len, "+%s", name ? name : "?");
+}
+
+void import_pipe_record_filters(const struct cairn_import *imp, char *out)
+{
+	const struct decode_pipe *pipe = imp->pipe;
+
+	if (!pipe)
+		return;
+	for (unsigned i = pipe->layer_count; i-- > 1;) {
+		const struct decode_layer *l = &pipe->layers[i];
+		if (l->name) {
+			append_filter(out, l->name);
+			continue;
+		}
+		/* the filters of its handle, the last one applied first */
+		int filters = archive_filter_count(l->archive);
+		for (int f = 0; f + 1 < filters; f++)
+			append_filter(out, archive_filter_name(l->archive, f));
+	}
 }

@@ -26,6 +26,7 @@ struct cairn_import {
 	struct cairn_writer *writer;
 	uint64_t max_entries;
 	uint64_t max_ratio, ratio_slack; /* see cairn_import_options */
+	bool keep_partial;               /* cairn_import_options.partial */
 	cairn_import_progress_fn progress_fn;
 	void *progress_data;
 	cairn_import_warn_fn warn_fn;
@@ -62,6 +63,7 @@ struct cairn_import {
 	char last_entry[256];   /* the last entry's path (cut), whose data
 				   libarchive skips when it reads the next header */
 	bool started, imported, committed;
+	bool partial; /* damaged: holds the entries read before the damage */
 	uint64_t snapshot_size;
 	uint64_t snapshot_entries; /* the written snapshot's dirents */
 	char error[1024];
@@ -70,6 +72,9 @@ struct cairn_import {
 /* Records "LABEL: PATH: message" (or "LABEL: message" between entries) and
  * returns r. */
 int import_fail(struct cairn_import *imp, int r, const char *fmt, ...) _printf_(3, 4);
+/* Records "LABEL: after N entries (the last: PATH): what" for damage found
+ * between entries, and returns r. */
+int import_fail_between(struct cairn_import *imp, int r, const char *what);
 /* Sends "LABEL: PATH: message" to the warning callback. */
 void import_warn(struct cairn_import *imp, const char *fmt, ...) _printf_(2, 3);
 /* Adds one archive entry to the tree, reading its data. Returns 0 or -errno
@@ -106,18 +111,60 @@ int import_ratio_gate(struct cairn_import *imp, struct archive *a);
 /* Whether the input starts like a stream that a filter decodes. The bytes
  * looked at stay in the input (in_buf for a stream). */
 bool import_input_is_compressed(struct cairn_import *imp);
-/* Starts the decoder thread (imp->pipe); on failure the caller reads the
- * input itself. Returns 0 or -errno. */
+/* Starts the decoder thread (imp->pipe). Returns 0 or -errno. */
 int import_pipe_start(struct cairn_import *imp);
 /* The archive's read callback while imp->pipe runs: the decoder's next
  * block. */
 la_ssize_t import_pipe_read(struct archive *a, void *userdata, const void **ret_buf);
-/* The decoder's libarchive handle (for the filters it found), or NULL
+/* After the archive's last entry: reads the decoded stream to its end, so
+ * that the checks at its end (gzip's CRC32 and size, lz4's content
+ * checksum) are made. Returns 0 or -errno (message on imp). Accepts imp
  * without a pipe. */
-struct archive *import_pipe_decoder(const struct cairn_import *imp);
+int import_pipe_finish(struct cairn_import *imp, struct archive *a);
+/* Appends "+NAME" for each layer the decoder took off, the innermost
+ * first, to out (SNAP_FORMAT_SIZE bytes). Accepts imp without a pipe. */
+void import_pipe_record_filters(const struct cairn_import *imp, char *out);
 /* Stops the decoder thread and waits for it. Accepts imp without a pipe. */
 void import_pipe_stop(struct cairn_import *imp);
 /* Frees a stopped pipe. Accepts NULL. */
 void import_pipe_free(struct decode_pipe *pipe);
+
+/* ---- the decoder's layers (import_decode.c, import_layers.c) ----
+ *
+ * The decoder takes a compressed stream apart one layer at a time: each
+ * layer decodes the bytes of the one below it (the first: the input). All
+ * of it runs on the decoder's thread. */
+
+struct decode_layer;
+/* The layer's next block: 1 (*ret, *ret_size > 0, valid until the next
+ * call), 0 at its end, -1 when it failed (import_layer_fail). */
+typedef int (*decode_next_fn)(struct decode_layer *l, const uint8_t **ret, size_t *ret_size);
+
+struct decode_layer {
+	struct decode_layer *below; /* NULL: the input */
+	struct decode_pipe *pipe;
+	decode_next_fn next;
+	void (*release)(struct decode_layer *l);
+	const char *name;        /* for the format; NULL: a libarchive handle's */
+	struct archive *archive; /* a libarchive layer's handle */
+	void *state;             /* a gzip or lz4 layer's */
+	uint8_t head[8];         /* bytes looked at: handed out first */
+	size_t head_off, head_len;
+	const uint8_t *rest; /* the rest of the block they came from */
+	size_t rest_len;
+	const uint8_t *in; /* of the block from below, not yet decoded */
+	size_t in_len;
+	bool below_ended;
+};
+
+/* The next block of l: what was looked at first, then l->next. */
+int import_layer_read(struct decode_layer *l, const uint8_t **ret, size_t *ret_size);
+/* Records why the decoding failed (the first failure only) and returns -1. */
+int import_layer_fail(struct decode_layer *l, const char *fmt, ...) _printf_(2, 3);
+/* Sets l up to decode gzip with zlib, which checks every member's CRC32
+ * and size, or lz4 frames with liblz4, which checks their content and
+ * block checksums. Return 0 or -1 (failed, message recorded). */
+int import_gzip_layer_init(struct decode_layer *l);
+int import_lz4_layer_init(struct decode_layer *l);
 
 #endif

@@ -53,6 +53,22 @@ int import_fail(struct cairn_import *imp, int r, const char *fmt, ...)
 	return r;
 }
 
+int import_fail_between(struct cairn_import *imp, int r, const char *what)
+{
+	const char *path = imp->entry_path;
+
+	imp->entry_path = NULL;
+	if (imp->last_entry[0])
+		import_fail(imp, r, "after %llu entries (the last: %s): %s",
+			    (unsigned long long)imp->entries, imp->last_entry,
+			    what ? what : "damaged");
+	else
+		import_fail(imp, r, "after %llu entries: %s", (unsigned long long)imp->entries,
+			    what ? what : "damaged");
+	imp->entry_path = path;
+	return r;
+}
+
 void import_warn(struct cairn_import *imp, const char *fmt, ...)
 {
 	char msg[700], line[1024];

@@ -103,6 +103,8 @@ struct cairn_index_info {
 	uint64_t dirent_count;
 	uint64_t entry_count; /* archive entries read */
 	uint64_t skipped;     /* archive entries skipped with a warning */
+	bool partial;         /* the archive was damaged: only the entries read
+				 before the damage (cairn_import_options.partial) */
 	uint64_t file_count;  /* regular files (hard links counted once) */
 	uint64_t file_bytes;  /* their total size */
 	int64_t created_sec;
@@ -290,6 +292,11 @@ struct cairn_import_options {
 	 * CAIRN_IMPORT_NO_RATIO: no bound. ratio_slack 0: CAIRN_IMPORT_RATIO_SLACK. */
 	uint64_t max_ratio;
 	uint64_t ratio_slack;
+	/* Damage found after the archive opened (a checksum that does not
+	 * match, a damaged header) fails the import; with partial, the entries
+	 * read before it make a snapshot marked partial instead, and the
+	 * damage is a warning. */
+	bool partial;
 };
 #define CAIRN_IMPORT_MAX_ENTRIES (16u << 20)
 #define CAIRN_IMPORT_MAX_RATIO   1000u
@@ -359,6 +366,7 @@ struct cairn_import_stats {
 	 * commit): names in the tree, the parents that paths only imply
 	 * included, a name that a later entry replaced counted once */
 	uint64_t snapshot_entries;
+	bool partial;           /* damaged: only the entries before the damage */
 };
 void cairn_import_stats(const struct cairn_import *imp, struct cairn_import_stats *ret);
 

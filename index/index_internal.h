@@ -48,7 +48,7 @@ struct snap_header {
 	uint32_t version;       /* 1 */
 	uint32_t header_size;   /* 128 */
 	uint32_t section_count; /* 6; the section table follows the header */
-	uint32_t flags;         /* 0 */
+	uint32_t flags;         /* SNAP_FLAG_* */
 	uint64_t file_size;     /* of the whole file */
 	uint64_t inode_count;   /* inode numbers are 1..inode_count; 1 is the root */
 	uint64_t dirent_count;
@@ -63,6 +63,9 @@ struct snap_header {
 _Static_assert(sizeof(struct snap_header) == 128, "snapshot header is 128 bytes");
 _Static_assert(offsetof(struct snap_header, inode_count) == 32, "snapshot header layout");
 _Static_assert(offsetof(struct snap_header, checksum) == 120, "snapshot header layout");
+/* header flags: the archive was damaged (cairn add --partial); the snapshot
+ * holds the entries read before the damage was found */
+#define SNAP_FLAG_PARTIAL 1u
 
 struct snap_section {
 	uint32_t type;        /* enum snap_section_type */
@@ -345,6 +348,7 @@ int64_t tree_find(const struct tree *tree, const struct path_parts *parts);
 struct write_totals {
 	uint64_t entry_count;
 	uint64_t skipped;
+	bool partial;
 	const struct snap_source *source;
 	const char *source_name;
 };

@@ -293,6 +293,7 @@ void cairn_index_info(const struct cairn_index *idx, struct cairn_index_info *re
 		.dirent_count = h->dirent_count,
 		.entry_count = h->entry_count,
 		.skipped = h->skipped,
+		.partial = (h->flags & SNAP_FLAG_PARTIAL) != 0,
 		.file_count = h->file_count,
 		.file_bytes = h->file_bytes,
 		.created_sec = h->created_sec,

@@ -293,6 +293,7 @@ static int write_header(struct out *o, const struct layout *l, const struct writ
 		.version = SNAP_VERSION,
 		.header_size = sizeof(h),
 		.section_count = SNAP_SECTION_COUNT,
+		.flags = t->partial ? SNAP_FLAG_PARTIAL : 0,
 		.file_size = o->pos,
 		.inode_count = l->inode_count,
 		.dirent_count = dirent_total(l),

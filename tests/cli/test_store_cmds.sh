@@ -213,6 +213,7 @@ expect 0 info --json v1
 is "$(json 'j["snapshot"], j["source"]["name"], j["source"]["format"]')" "v1 v1.tar tar" \
 	"v1 source"
 is "$(json 'j["source"]["size"]')" "$(stat -c %s "$A/v1.tar")" "v1 source size"
+is "$(json 'j["partial"]')" False "v1 is not partial"
 is "$(json 'j["source"]["mtime"]')" "$(stat -c %Y "$A/v1.tar")" "v1 source mtime"
 is "$(json 'len(j["source"]["archive_id"])')" 32 "archive id"
 is "$(json 'j["files"]')" 5 "v1 files (a hard link counts once)"
