@@ -96,9 +96,8 @@ static void print_summary(struct add *add, const struct cairn_import_stats *s)
 	printf("%s: %s%llu entries (%llu archive entries read%s), %s in, %s new stored, dedup %s, "
 	       "compression %s, %.2f s\n",
 	       add->current, s->partial ? "PARTIAL (the archive is damaged), " : "",
-	       (unsigned long long)s->snapshot_entries,
-	       (unsigned long long)s->entries, skipped, in, stored,
-	       cli_ratio(s->content_bytes, s->new_bytes, dedup, sizeof(dedup)),
+	       (unsigned long long)s->snapshot_entries, (unsigned long long)s->entries, skipped, in,
+	       stored, cli_ratio(s->content_bytes, s->new_bytes, dedup, sizeof(dedup)),
 	       cli_ratio(s->new_bytes, s->stored_bytes, compression, sizeof(compression)), seconds);
 	fflush(stdout);
 }

@@ -85,7 +85,7 @@ struct cli_add_options {
 	/* The add of `cairn mount ARCHIVE`, which has no --replace or --name:
 	 * a name collision advises what mount's user can do instead. */
 	bool for_mount;
-	bool partial;         /* a damaged archive: keep what was read before */
+	bool partial; /* a damaged archive: keep what was read before */
 };
 
 /* Adds each archive ("-": stdin) to the store as a snapshot committed on its

@@ -366,7 +366,7 @@ struct cairn_import_stats {
 	 * commit): names in the tree, the parents that paths only imply
 	 * included, a name that a later entry replaced counted once */
 	uint64_t snapshot_entries;
-	bool partial;           /* damaged: only the entries before the damage */
+	bool partial; /* damaged: only the entries before the damage */
 };
 void cairn_import_stats(const struct cairn_import *imp, struct cairn_import_stats *ret);
 
