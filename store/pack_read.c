@@ -183,13 +183,24 @@ static const uint8_t *frame_fetch(struct frame_reader *reader, const struct cair
 				  size_t out_size, char *msg, size_t msg_size, int64_t *ret)
 {
 	const char *why;
+	char sizes[96];
 
-	if (entry->size > out_size) {
-		*ret = -ENOBUFS;
+	/* Plausibility first: a size over chunk_max is damage, not a small
+	 * buffer, and every way out must leave a message. */
+	if (entry->size > store->params.chunk_max) {
+		cairn_format(sizes, sizeof(sizes),
+			     "has size %u in the chunk table, over chunk_max %u", entry->size,
+			     store->params.chunk_max);
+		*ret = read_fail(entry, msg, msg_size, sizes);
 		return NULL;
 	}
 	if (!entry_plausible(store, entry)) {
 		*ret = read_fail(entry, msg, msg_size, "has impossible sizes in the chunk table");
+		return NULL;
+	}
+	if (entry->size > out_size) {
+		read_fail(entry, msg, msg_size, "is larger than the buffer given for it");
+		*ret = -ENOBUFS;
 		return NULL;
 	}
 	struct frame_slot *slot = frame_cached(reader, entry);

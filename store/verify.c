@@ -1,6 +1,6 @@
 /* verify.c: a full check of a store: the chunk table's checksum and order,
- * every listed pack's header, size, footer and checksum, and every chunk
- * decompressed and re-hashed against its id. Problems are reported one line
+ * every listed pack's header, size, footer, checksum and record count, and
+ * every chunk decompressed and re-hashed against its id. Problems are reported one line
  * each, naming pack, offset and chunk, so a user knows exactly what is lost.
  */
 #include "store_internal.h"
@@ -35,6 +35,33 @@ static void problem(struct verify *v, const char *fmt, ...)
 	v->problems++;
 	if (v->report)
 		v->report(v->userdata, line);
+}
+
+/* Walks the record headers from the pack header to the footer: the footer's
+ * record count is outside the checksum, so only the walk can check it. */
+static void verify_pack_records(struct verify *v, int fd, const char *name, uint64_t end,
+				uint64_t record_count)
+{
+	struct pack_record record;
+	uint64_t count = 0;
+	uint64_t off = sizeof(struct pack_header);
+
+	while (off < end) {
+		if (end - off < sizeof(record) ||
+		    cairn_pread_full(fd, &record, sizeof(record), off) != sizeof(record) ||
+		    record.magic != RECORD_MAGIC || record.members < 1 ||
+		    record.members > RECORD_MAX_MEMBERS ||
+		    record_head_size(record.members) + (uint64_t)record.stored_size > end - off) {
+			problem(v, "packs/%s: damaged record at offset %llu (walking the records)",
+				name, (unsigned long long)off);
+			return;
+		}
+		off += record_head_size(record.members) + record.stored_size;
+		count++;
+	}
+	if (count != record_count)
+		problem(v, "packs/%s: the footer counts %llu records, the pack holds %llu", name,
+			(unsigned long long)record_count, (unsigned long long)count);
 }
 
 /* Streams the pack through the checksum: catches damage that no chunk read
@@ -81,8 +108,11 @@ static void verify_pack_whole(struct verify *v, int fd, const struct table_pack 
 		store_checksum_stream_update(&sum, v->io_buf, want);
 		off += want;
 	}
-	if (store_checksum_stream_final(&sum) != footer.checksum)
+	if (store_checksum_stream_final(&sum) != footer.checksum) {
 		problem(v, "packs/%s: checksum mismatch (the pack's bytes changed)", name);
+		return;
+	}
+	verify_pack_records(v, fd, name, end, footer.record_count);
 }
 
 static void verify_packs(struct verify *v)

@@ -303,6 +303,80 @@ START_TEST(test_truncated_pack)
 }
 END_TEST
 
+/* A chunk table entry whose size is over chunk_max, with the table's
+ * checksums made good again so only the entry is wrong: verify reports it
+ * as one line naming chunk, pack and offset, not whatever was on the stack. */
+START_TEST(test_entry_over_chunk_max)
+{
+	struct cairn_id ids[2];
+	struct record_range range;
+	struct problems problems;
+	char path[PATH_MAX], hex[CAIRN_ID_HEX + 1];
+	size_t size;
+
+	_cleanup_free_ uint8_t *data = test_alloc(2 * 20 * KiB);
+	{
+		_cleanup_(cairn_store_freep) struct cairn_store *store = store_create_small();
+		put_large_chunks(store, data, 2, false, ids);
+		find_record(store, &ids[1], &range);
+	}
+	store_file(path, sizeof(path), TABLE_NAME);
+	_cleanup_free_ uint8_t *file = test_read_file(path, &size);
+	struct table_header *header = (struct table_header *)file;
+	size_t entries = sizeof(*header) + header->pack_count * sizeof(struct table_pack) +
+			 FANOUT_SIZE * sizeof(uint32_t);
+	struct table_entry *entry = (struct table_entry *)(file + entries);
+	if (memcmp(entry->chunk_id, ids[1].bytes, CAIRN_ID_SIZE) != 0)
+		entry++;
+	ck_assert_mem_eq(entry->chunk_id, ids[1].bytes, CAIRN_ID_SIZE);
+	_cleanup_(cairn_store_freep) struct cairn_store *probe = store_reopen(NULL);
+	entry->size = probe->params.chunk_max + 1;
+	header->body_checksum = store_checksum(file + sizeof(*header), size - sizeof(*header));
+	header->check = store_checksum(header, offsetof(struct table_header, check));
+	test_write_file(path, file, size);
+
+	_cleanup_(cairn_store_freep) struct cairn_store *reader = store_reopen(NULL);
+	ck_assert_int_eq(verify(reader, &problems), 1);
+	assert_names_place(problems.first, &range);
+	cairn_id_to_hex(&ids[1], hex);
+	ck_assert_msg(strstr(problems.first, hex), "'%s' does not name the chunk", problems.first);
+	ck_assert_msg(strstr(problems.first, "over chunk_max"), "'%s' says not what is wrong",
+		      problems.first);
+}
+END_TEST
+
+/* The footer's record count lies outside the pack checksum: verify walks
+ * the records and reports a count that disagrees. */
+START_TEST(test_footer_record_count)
+{
+	struct cairn_id ids[3];
+	struct record_range range;
+	struct problems problems;
+	struct pack_footer footer;
+
+	_cleanup_free_ uint8_t *data = test_alloc(3 * 20 * KiB);
+	{
+		_cleanup_(cairn_store_freep) struct cairn_store *store = store_create_small();
+		put_large_chunks(store, data, 3, false, ids);
+		find_record(store, &ids[0], &range);
+	}
+	uint64_t at = test_file_size(range.pack_path) - sizeof(footer);
+	size_t size;
+	_cleanup_free_ uint8_t *file = test_read_file(range.pack_path, &size);
+	memcpy(&footer, file + at, sizeof(footer));
+	ck_assert_uint_eq(footer.record_count, 3);
+	footer.record_count = 4;
+	memcpy(file + at, &footer, sizeof(footer));
+	test_write_file(range.pack_path, file, size);
+
+	_cleanup_(cairn_store_freep) struct cairn_store *reader = store_reopen(NULL);
+	ck_assert_int_eq(verify(reader, &problems), 1);
+	ck_assert_msg(strstr(problems.first, strrchr(range.pack_path, '/') + 1) &&
+			      strstr(problems.first, "footer counts 4 records, the pack holds 3"),
+		      "verify said '%s'", problems.first);
+}
+END_TEST
+
 /* ================================================================== */
 /* packs seal at the size bound                                         */
 /* ================================================================== */
@@ -360,6 +434,8 @@ static Suite *store_packs_suite(void)
 		{"damaged_chunk_restored", test_damaged_chunk_restored, 1, 10},
 		{"missing_pack", test_missing_pack, 1, 10},
 		{"truncated_pack", test_truncated_pack, 1, 10},
+		{"entry_over_chunk_max", test_entry_over_chunk_max, 1, 10},
+		{"footer_record_count", test_footer_record_count, 1, 10},
 		{"packs_seal", test_packs_seal, 1, 30},
 	};
 
