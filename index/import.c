@@ -235,33 +235,76 @@ static la_int64_t on_skip(struct archive *a, void *userdata, la_int64_t request)
 
 /* ---- the source id ---- */
 
-/* Hashes what libarchive did not read in order: the tail of a regular file,
- * or the rest of a stream (a tar's trailing padding). */
-static int hash_rest(struct cairn_import *imp)
+/* What a stream may hold after its archive's end that is read and hashed: a
+ * tar's record padding (10 KiB; 4 MiB at bsdtar's largest blocking factor),
+ * a compressed stream's padding. Beyond it the input is not read: a pipe of
+ * endless zeros after a tar, or /dev/zero, must end. */
+#define IMPORT_TRAILING_MAX (4u << 20)
+
+static void hash_more(struct cairn_import *imp, const void *data, size_t size)
 {
-	/* A stream's bytes read but not handed out come first. */
-	if (!imp->seekable && imp->in_off < imp->in_len) {
-		cairn_file_hasher_update(&imp->source_hasher, imp->in_buf + imp->in_off,
-					 imp->in_len - imp->in_off);
-		imp->hashed += imp->in_len - imp->in_off;
-		imp->in_off = imp->in_len;
-	}
+	cairn_file_hasher_update(&imp->source_hasher, data, size);
+	imp->hashed += size;
+	if (imp->hashed > imp->raw_read)
+		imp->raw_read = imp->hashed;
+}
+
+/* The tail of a regular file, which has an end: the id is the whole file's. */
+static int hash_file_rest(struct cairn_import *imp)
+{
 	for (;;) {
-		ssize_t n = imp->seekable ? cairn_pread_full(imp->fd, imp->in_buf, IMPORT_READ_SIZE,
-							     imp->hashed)
-					  : read(imp->fd, imp->in_buf, IMPORT_READ_SIZE);
-		if (n < 0 && errno == EINTR && !imp->seekable)
-			continue;
+		ssize_t n = cairn_pread_full(imp->fd, imp->in_buf, IMPORT_READ_SIZE, imp->hashed);
 		if (n < 0)
-			return import_fail(imp, imp->seekable ? (int)n : -errno, "reading: %s",
-					   strerror(imp->seekable ? (int)-n : errno));
+			return import_fail(imp, (int)n, "reading: %s", strerror((int)-n));
 		if (n == 0)
 			return 0;
-		cairn_file_hasher_update(&imp->source_hasher, imp->in_buf, (size_t)n);
-		imp->hashed += (uint64_t)n;
-		if (imp->hashed > imp->raw_read)
-			imp->raw_read = imp->hashed;
+		hash_more(imp, imp->in_buf, (size_t)n);
 	}
+}
+
+static ssize_t read_retry(int fd, void *buf, size_t size)
+{
+	ssize_t n;
+
+	do
+		n = read(fd, buf, size);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+/* The rest of a stream, up to IMPORT_TRAILING_MAX bytes past what libarchive
+ * took. Returns 1 when more follows, which is left unread. */
+static int hash_stream_rest(struct cairn_import *imp)
+{
+	size_t left = IMPORT_TRAILING_MAX;
+	size_t have = imp->in_len - imp->in_off;
+	size_t take = have < left ? have : left;
+
+	/* Bytes read but not handed out come first. */
+	hash_more(imp, imp->in_buf + imp->in_off, take);
+	imp->in_off = imp->in_len;
+	if (take < have)
+		return 1;
+	for (left -= take;;) {
+		size_t want = left == 0 ? 1 : left < IMPORT_READ_SIZE ? left : IMPORT_READ_SIZE;
+		ssize_t n = read_retry(imp->fd, imp->in_buf, want);
+		if (n < 0)
+			return import_fail(imp, (int)n, "reading: %s", strerror((int)-n));
+		if (n == 0)
+			return 0;
+		if (left == 0)
+			return 1; /* this read only looked: its bytes are not hashed */
+		hash_more(imp, imp->in_buf, (size_t)n);
+		left -= (size_t)n;
+	}
+}
+
+/* Hashes what libarchive did not read in order: the tail of a regular file,
+ * or what follows the archive in a stream (a tar's trailing padding), up to
+ * a bound. Returns 1 when a stream was cut there. */
+static int hash_rest(struct cairn_import *imp)
+{
+	return imp->seekable ? hash_file_rest(imp) : hash_stream_rest(imp);
 }
 
 int cairn_archive_id(const struct cairn_store *store, int fd, struct cairn_id *ret)
@@ -482,14 +525,14 @@ static int open_archive(struct cairn_import *imp, struct archive *a)
 /* A large input in which libarchive finds no entry at all is not an
  * archive: to libarchive, 140 MB of zeros is a tar's end marker, and what
  * follows the end of an archive is never read. */
-static int check_some_entries(struct cairn_import *imp)
+static int check_some_entries(struct cairn_import *imp, bool cut)
 {
 	if (imp->entries > 0 || imp->hashed <= IMPORT_EMPTY_MAX)
 		return 0;
 	return import_fail(imp, -EBADMSG,
-			   "not an archive: no entries in its %llu bytes (an empty archive is at "
+			   "not an archive: no entries in its %s%llu bytes (an empty archive is at "
 			   "most 4 MiB)",
-			   (unsigned long long)imp->hashed);
+			   cut ? "first " : "", (unsigned long long)imp->hashed);
 }
 
 static int import_open_input(struct cairn_import *imp, int fd, const char *label)
@@ -564,13 +607,22 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 	if (r == -EBADMSG && opened)
 		r = keep_partial(imp);
 	import_pipe_stop(imp);
+	bool cut = false;
 	if (r == 0) {
 		record_format(imp, a);
 		imp->entry_path = NULL;
 		r = hash_rest(imp);
+		cut = r == 1;
+		if (cut)
+			r = 0;
 	}
 	if (r == 0)
-		r = check_some_entries(imp);
+		r = check_some_entries(imp, cut);
+	if (r == 0 && cut)
+		import_warn(imp,
+			    "ignored what follows the archive's end after %u MiB of it (not read, "
+			    "not in the source id)",
+			    IMPORT_TRAILING_MAX >> 20);
 	if (a)
 		archive_read_free(a);
 	import_pipe_free(TAKE_PTR(imp->pipe));

@@ -202,5 +202,66 @@ size=$(stat -c %s "$A/x.tar.gz")
 head -c $((size - 4)) "$A/x.tar.gz" >"$A/cut-trailer.tar.gz"
 refused "$A/cut-trailer.tar.gz" '[Tt]runcat'
 
+# ---- endless input: reading stops at the archive's end ----
+# /dev/zero is a tar end marker followed by zeros that never end: refused
+# after a bounded read, not read forever.
+msg=$(timeout 20 "$CAIRN" -s "$STORE" add -q /dev/zero 2>&1)
+status=$?
+if [ $status != 1 ]; then
+	fail "/dev/zero: add exited $status (124: it did not end): $msg"
+elif [ "$(printf '%s\n' "$msg" | wc -l)" != 1 ] ||
+	! printf '%s' "$msg" | grep -q -E '/dev/zero: not an archive'; then
+	fail "/dev/zero: unclear message: $msg"
+else
+	pass
+fi
+# A tar followed by 3 GB of zeros through a pipe: the tar's entries are
+# added, and what follows past a bound is left unread. The writer counts
+# what the pipe took before cairn closed it.
+mkdir -p "$WORK/trail/d"
+seq 1 100000 >"$WORK/trail/d/numbers"
+echo hello >"$WORK/trail/d/hello"
+bsdtar -cf "$A/trail.tar" -C "$WORK/trail" d
+msg=$(python3 -c '
+import sys
+out, written, zeros = sys.stdout.buffer, 0, bytes(1 << 20)
+try:
+    out.write(open(sys.argv[1], "rb").read())
+    out.flush()
+    for _ in range(3 << 10):
+        out.write(zeros)
+        out.flush()
+        written += len(zeros)
+except BrokenPipeError:
+    pass
+open(sys.argv[2], "w").write(str(written))
+' "$A/trail.tar" "$WORK/written" 2>/dev/null |
+	timeout 20 "$CAIRN" -s "$STORE" add -q --name trail - 2>&1)
+status=$?
+written=$(cat "$WORK/written" 2>/dev/null || echo unknown)
+mkdir -p "$WORK/out/trail/cairn" "$WORK/out/trail/bsdtar"
+if [ $status != 0 ]; then
+	fail "tar + 3 GB of zeros: add exited $status (124: it read them all): $msg"
+elif [ "$written" = unknown ] || [ "$written" -gt $((64 << 20)) ]; then
+	fail "tar + 3 GB of zeros: $written bytes of zeros read after the tar"
+elif ! printf '%s' "$msg" | grep -q "ignored what follows the archive's end"; then
+	fail "tar + 3 GB of zeros: no warning that the rest was ignored: $msg"
+elif ! cairn extract trail "$WORK/out/trail/cairn" ||
+	! bsdtar -xf "$A/trail.tar" -C "$WORK/out/trail/bsdtar" ||
+	! python3 "$COMPARE" "$WORK/out/trail/cairn" "$WORK/out/trail/bsdtar"; then
+	fail "tar + 3 GB of zeros: cairn and bsdtar -x differ"
+else
+	pass
+fi
+# The same tar with only its padding through a pipe: all of it is read and
+# the source id is the one the file gets.
+cairn add -q --name trail-file "$A/trail.tar" || fail "trail.tar as a file"
+cairn add -q --name trail-pipe - <"$A/trail.tar" || fail "trail.tar through a pipe"
+id_of() {
+	cairn info "$1" | grep 'archive id'
+}
+[ -n "$(id_of trail-file)" ] && [ "$(id_of trail-file)" = "$(id_of trail-pipe)" ] && pass ||
+	fail "trail.tar: file and pipe ids differ: $(id_of trail-file) / $(id_of trail-pipe)"
+
 cairn verify -q && pass || fail "verify at the end"
 finish
