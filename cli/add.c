@@ -36,7 +36,9 @@ static void on_warn(void *userdata, const char *warning)
 	struct add *add = userdata;
 
 	clear_line(add);
-	fprintf(stderr, "cairn: warning: %s\n", warning);
+	fputs("cairn: warning: ", stderr);
+	cli_put_escaped(stderr, warning);
+	fputc('\n', stderr);
 }
 
 static void format_eta(char *buf, size_t size, double seconds)

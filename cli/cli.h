@@ -103,6 +103,12 @@ int cli_add(const struct cli *cli, const struct cli_add_options *options,
  * ff), as Python's surrogateescape decodes it: os.fsencode() of the decoded
  * string gives back the bytes (docs/cairn.1, "JSON"). */
 void cli_json_string(const char *s);
+/* Writes s to f so that no byte of it can drive a terminal: control bytes,
+ * C1 controls and bytes that are not well-formed UTF-8 become \ooo (octal,
+ * as C writes them: ESC is \033), a backslash \\; printable ASCII and
+ * well-formed UTF-8 are kept. For names from archives and snapshots, and
+ * every message that may hold one (docs/cairn.1, "NAMES ON A TERMINAL"). */
+void cli_put_escaped(FILE *f, const char *s);
 /* Writes a / b to stdout as a JSON number: 1 when both are 0, null when
  * only b is (infinite). */
 void cli_json_ratio(uint64_t a, uint64_t b);

@@ -50,12 +50,18 @@ static void extract_help(void)
 static void entry_error(struct extract *x, const char *path, const char *fmt, ...) _printf_(3, 4);
 static void entry_error(struct extract *x, const char *path, const char *fmt, ...)
 {
+	_cleanup_free_ char *msg = NULL;
 	va_list ap;
 
-	fprintf(stderr, "cairn: extract: %s: ", path);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	int r = vasprintf(&msg, fmt, ap);
 	va_end(ap);
+	if (r < 0)
+		msg = NULL;
+	fputs("cairn: extract: ", stderr);
+	cli_put_escaped(stderr, path);
+	fputs(": ", stderr);
+	cli_put_escaped(stderr, r < 0 ? "out of memory" : msg);
 	fputc('\n', stderr);
 	x->errors++;
 }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -17,6 +18,7 @@ struct ls {
 	bool long_format, recursive, json;
 	struct cli_object obj;
 	bool first_json; /* no JSON object printed yet */
+	bool escape;     /* stdout is a terminal: names escaped (cli_put_escaped) */
 	int status;
 };
 
@@ -30,7 +32,10 @@ static void ls_help(void)
 	       "  -l, --long       mode, links, owner, size, time; snapshots: entries, size,\n"
 	       "                   format, source and time added\n"
 	       "  -R, --recursive  list subdirectories too, as paths below PATH\n"
-	       "      --json       one JSON array of objects\n");
+	       "      --json       one JSON array of objects\n"
+	       "\n"
+	       "On a terminal, control bytes and bytes that are not UTF-8 in names are shown\n"
+	       "as \\ooo (ESC: \\033).\n");
 }
 
 static int ls_parse(struct cli *cli, int argc, char **argv, struct ls *ls)
@@ -66,6 +71,21 @@ static int ls_parse(struct cli *cli, int argc, char **argv, struct ls *ls)
 }
 
 /* ---- formatting ---- */
+
+/* s as it is shown: as is, or escaped into *buf (freed by the caller) when
+ * stdout is a terminal; like GNU ls, a pipe gets the names' bytes. */
+static const char *shown(const struct ls *ls, const char *s, char **buf)
+{
+	size_t size;
+
+	if (!s || !ls->escape)
+		return s;
+	FILE *f = open_memstream(buf, &size);
+	if (!f)
+		return "?";
+	cli_put_escaped(f, s);
+	return fclose(f) == 0 ? *buf : "?";
+}
 
 static void json_begin(struct ls *ls)
 {
@@ -141,11 +161,12 @@ static void print_snapshot(struct ls *ls, struct cairn_index *idx, const char *n
 		       (unsigned long long)info.source_size, (long long)info.created_sec);
 		return;
 	}
+	_cleanup_free_ char *name_buf = NULL, *source_buf = NULL;
 	cairn_format_bytes(info.file_bytes, size, sizeof(size));
 	format_time(info.created_sec, when, sizeof(when));
-	printf("%-30s %10llu entries %10s  %-12s %s  %s\n", name,
+	printf("%-30s %10llu entries %10s  %-12s %s  %s\n", shown(ls, name, &name_buf),
 	       (unsigned long long)info.dirent_count, size, info.source_format, when,
-	       info.source_name);
+	       shown(ls, info.source_name, &source_buf));
 }
 
 static int list_snapshots(const struct cli *cli, struct ls *ls)
@@ -163,7 +184,8 @@ static int list_snapshots(const struct cli *cli, struct ls *ls)
 	}
 	for (size_t i = 0; i < count; i++) {
 		if (!ls->long_format && !ls->json) {
-			printf("%s\n", names[i]);
+			_cleanup_free_ char *buf = NULL;
+			printf("%s\n", shown(ls, names[i], &buf));
 			continue;
 		}
 		_cleanup_(cairn_index_freep) struct cairn_index *idx = cairn_index_new();
@@ -208,11 +230,15 @@ static void print_entry(struct ls *ls, const char *path, const struct cairn_inde
 			const char *target)
 {
 	char mode[11], when[32], user[16], group[16];
+	_cleanup_free_ char *path_buf = NULL, *target_buf = NULL, *user_buf = NULL,
+			    *group_buf = NULL;
 
 	if (ls->json) {
 		print_json_entry(ls, path, st, target);
 		return;
 	}
+	path = shown(ls, path, &path_buf);
+	target = shown(ls, target, &target_buf);
 	if (!ls->long_format) {
 		printf("%s\n", path);
 		return;
@@ -221,8 +247,9 @@ static void print_entry(struct ls *ls, const char *path, const struct cairn_inde
 	format_time(st->mtime_sec, when, sizeof(when));
 	snprintf(user, sizeof(user), "%u", st->uid);
 	snprintf(group, sizeof(group), "%u", st->gid);
-	printf("%s %3u %-8s %-8s ", mode, st->nlink, st->user ? st->user : user,
-	       st->group ? st->group : group);
+	printf("%s %3u %-8s %-8s ", mode, st->nlink,
+	       st->user ? shown(ls, st->user, &user_buf) : user,
+	       st->group ? shown(ls, st->group, &group_buf) : group);
 	if (S_ISCHR(st->mode) || S_ISBLK(st->mode))
 		printf("%4u, %4u", major(st->rdev), minor(st->rdev));
 	else
@@ -285,7 +312,7 @@ static int list_object(const struct cli *cli, struct ls *ls, const char *arg)
 
 int cmd_ls(struct cli *cli, int argc, char **argv)
 {
-	struct ls ls = {.first_json = true};
+	struct ls ls = {.first_json = true, .escape = isatty(STDOUT_FILENO)};
 
 	int r = ls_parse(cli, argc, argv, &ls);
 	if (r)

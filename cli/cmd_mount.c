@@ -36,6 +36,8 @@ static void mount_help(void)
 	       "      default_permissions   the kernel checks modes and owners as recorded\n"
 	       "      uid=N, gid=N, umask=M show every file with this owner / mask\n"
 	       "      suid, dev             honour setuid bits / device nodes (off by default)\n"
+	       "      caps                  show security.capability xattrs (hidden by default;\n"
+	       "                            they take effect with suid too)\n"
 	       "      cache=DIR             blob cache (default $XDG_CACHE_HOME/cairn)\n"
 	       "      cache_size=SIZE       blob cache bound (default 4G)\n"
 	       "      chunk_cache=SIZE      decompressed chunk cache (default 64M)\n"

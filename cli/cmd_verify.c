@@ -65,7 +65,11 @@ static void report_problem(void *userdata, const char *problem)
 	struct verify *v = userdata;
 
 	v->problems++;
-	fprintf(stderr, "cairn: %s: %s\n", v->store_path, problem);
+	fputs("cairn: ", stderr);
+	cli_put_escaped(stderr, v->store_path);
+	fputs(": ", stderr);
+	cli_put_escaped(stderr, problem);
+	fputc('\n', stderr);
 }
 
 static void report(struct verify *v, const char *fmt, ...) _printf_(2, 3);

@@ -14,12 +14,20 @@
 
 void cli_error(const char *fmt, ...)
 {
+	_cleanup_free_ char *msg = NULL;
 	va_list ap;
 
-	fputs("cairn: ", stderr);
+	/* Messages name entries of archives: escaped, whatever stderr is. */
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	int r = vasprintf(&msg, fmt, ap);
 	va_end(ap);
+	fputs("cairn: ", stderr);
+	if (r < 0) {
+		msg = NULL;
+		fputs("out of memory", stderr);
+	} else {
+		cli_put_escaped(stderr, msg);
+	}
 	fputc('\n', stderr);
 }
 

@@ -1,7 +1,8 @@
 /* json.c: the bits of JSON that --json output needs: strings escaped so
  * that any bytes give valid JSON and come back as the same bytes (names in
  * archives and store paths are not always UTF-8), and ratios, which may be
- * infinite, as numbers or null.
+ * infinite, as numbers or null; and names escaped for a terminal, which
+ * share the UTF-8 check.
  */
 #include <stdio.h>
 
@@ -61,6 +62,25 @@ void cli_json_string(const char *s)
 		}
 	}
 	putchar('"');
+}
+
+void cli_put_escaped(FILE *f, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		size_t n;
+		if (*p == '\\')
+			fputs("\\\\", f);
+		else if (*p >= 0x20 && *p < 0x7f)
+			fputc(*p, f);
+		else if (*p >= 0x80 && (n = utf8_length(p)) > 0 && !(p[0] == 0xc2 && p[1] < 0xa0)) {
+			/* Printable UTF-8 as is; C1 controls (U+0080 to
+			 * U+009F, which some terminals obey) escaped. */
+			fwrite(p, 1, n, f);
+			p += n - 1;
+		} else {
+			fprintf(f, "\\%03o", *p);
+		}
+	}
 }
 
 void cli_json_ratio(uint64_t a, uint64_t b)

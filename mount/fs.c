@@ -17,6 +17,7 @@
 #define TIMEOUT 86400.0
 
 #define STATS_XATTR "user.cairn.stats"
+#define CAPS_XATTR  "security.capability"
 
 _Static_assert(FUSE_ROOT_ID == CAIRN_INDEX_ROOT, "a snapshot's root is the mount's root");
 
@@ -377,6 +378,14 @@ static void reply_xattr_value(fuse_req_t req, const void *value, size_t len, siz
 		fuse_reply_buf(req, value, len);
 }
 
+/* File capabilities grant privileges on exec like a setuid bit, and the
+ * kernel reads them through getxattr: an archive's are shown only with
+ * -o caps, whatever -o suid says. */
+static bool xattr_hidden(const struct fs *fs, const char *name)
+{
+	return !fs->o.caps && strcmp(name, CAPS_XATTR) == 0;
+}
+
 static int do_getxattr(struct fs *fs, fuse_ino_t ino, const char *name,
 		       struct cairn_index_xattr *ret)
 {
@@ -384,6 +393,8 @@ static int do_getxattr(struct fs *fs, fuse_ino_t ino, const char *name,
 	struct cairn_index *idx;
 	uint64_t sino;
 
+	if (xattr_hidden(fs, name))
+		return -ENODATA;
 	int r = snap_table_index(fs->snaps, ino, -ENODATA, &snap, &idx, &sino);
 	if (r < 0)
 		return r;
@@ -435,6 +446,8 @@ static int do_listxattr(struct fs *fs, fuse_ino_t ino, char *buf, size_t size, s
 			break;
 		if (r < 0)
 			return snap_index_error(fs->snaps, idx, r);
+		if (xattr_hidden(fs, x.name))
+			continue;
 		if (buf && len + x.name_len + 1 <= size)
 			memcpy(buf + len, x.name, x.name_len + 1);
 		len += x.name_len + 1;

@@ -45,8 +45,11 @@ struct cairn_mount_options {
 	bool passthrough; /* false: -o nopassthrough */
 	bool allow_other;
 	bool default_permissions;
-	bool suid;        /* keep setuid/setgid bits (and mount without nosuid) */
-	bool dev;         /* allow device nodes (mount without nodev) */
+	bool suid; /* keep setuid/setgid bits (and mount without nosuid) */
+	bool dev;  /* allow device nodes (mount without nodev) */
+	/* Show the archive's security.capability xattrs: without it they are
+	 * hidden, so that -o suid alone never grants file capabilities. */
+	bool caps;
 	int64_t uid, gid; /* -1: as recorded */
 	int32_t umask;    /* -1: none */
 	unsigned threads; /* FUSE worker threads; 0: default */

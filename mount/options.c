@@ -134,6 +134,7 @@ static int apply_option(struct cairn_mount_options *o, char *opt)
 		     : strcmp(opt, "default_permissions") == 0 ? &o->default_permissions
 		     : strcmp(opt, "suid") == 0                ? &o->suid
 		     : strcmp(opt, "dev") == 0                 ? &o->dev
+		     : strcmp(opt, "caps") == 0                ? &o->caps
 		     : strcmp(opt, "debug") == 0               ? &o->debug
 							       : NULL;
 	if (flag) {

@@ -317,4 +317,34 @@ else
 	fail "cairn mount -o cache=rel-cache"
 fi
 
+# File capabilities (the security.capability xattr) act on exec like a
+# setuid bit: -o suid alone keeps them hidden, -o caps shows them.
+if command -v setcap >/dev/null; then
+	mkdir -p "$WORK/capsrc"
+	printf '#!/bin/sh\n' >"$WORK/capsrc/tool"
+	chmod 755 "$WORK/capsrc/tool"
+	if setcap cap_net_raw+ep "$WORK/capsrc/tool" 2>/dev/null; then
+		bsdtar --xattrs --format pax -cf "$WORK/caps.tar" -C "$WORK/capsrc" .
+		add caps "$WORK/caps.tar" || fail "cairn add caps.tar"
+		for opts in suid suid,caps caps; do
+			mount_at "$WORK/mcaps" -o "$opts" caps || {
+				fail "mount -o $opts"
+				continue
+			}
+			shown=no
+			getfattr -n security.capability "$WORK/mcaps/tool" >/dev/null 2>&1 && shown=yes
+			listed=no
+			getfattr -d -m - "$WORK/mcaps/tool" 2>/dev/null | grep -q '^security.capability=' && listed=yes
+			case $opts in *caps*) want=yes ;; *) want=no ;; esac
+			[ "$shown/$listed" = "$want/$want" ] && pass ||
+				fail "-o $opts: security.capability get=$shown list=$listed, want $want"
+			unmount "$WORK/mcaps" || fail "unmount -o $opts"
+		done
+	else
+		echo "setcap failed here: the capability check is left out"
+	fi
+else
+	echo "setcap is not installed: the capability check is left out"
+fi
+
 finish

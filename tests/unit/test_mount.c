@@ -396,6 +396,10 @@ START_TEST(test_options_sizes)
 	ck_assert_int_eq(o.umask, 027);
 	ck_assert_uint_eq(o.threads, 4);
 	ck_assert(o.allow_other && o.suid && !o.passthrough && !o.dev);
+	/* suid alone does not show file capabilities: they have their own. */
+	ck_assert(!o.caps);
+	ck_assert_int_eq(cairn_mount_options_parse(&o, "caps", msg, sizeof(msg)), 0);
+	ck_assert(o.caps);
 	ck_assert_str_eq(o.cache_dir, "/var/tmp/c");
 	/* The same suffixes as the cli's size options. */
 	ck_assert_int_eq(cairn_mount_options_parse(&o, "cache_size=4096", msg, sizeof(msg)), 0);
