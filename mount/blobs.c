@@ -6,7 +6,11 @@
  * before it is used, so a damaged or planted file is never served. The cache
  * is bounded: past its size, the least recently used blobs are deleted.
  * Deleting any of it at any time is safe: an open blob stays readable, and a
- * missing one is made again.
+ * missing one is made again. Nothing in the cache is trusted by its name:
+ * opens never follow a symlink or wait (a FIFO there would hang the mount),
+ * and what is not our own private regular file is removed and made again.
+ * A temp file is flock'd by its maker while it is written; one nobody holds
+ * is a dead mount's leftover, removed by the next scan.
  */
 #include "mount_internal.h"
 
@@ -14,6 +18,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -67,7 +72,10 @@ static int blob_dir_locked(struct blob_cache *cache, bool reopen)
 	if (cache->dirfd >= 0)
 		close(cache->dirfd);
 	int r = cairn_mkdir_p(cache->dir, 0700, false);
-	cache->dirfd = r < 0 ? r : open(cache->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* Never through a symlink, and never waiting on whatever is there. */
+	cache->dirfd = r < 0 ? r
+			     : open(cache->dir,
+				    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (cache->dirfd == -1)
 		cache->dirfd = -errno;
 	return cache->dirfd;
@@ -180,25 +188,49 @@ static int blob_check(struct blob_cache *cache, struct cairn_index *idx, uint64_
 	return 0;
 }
 
+/* Locks a new temp file for as long as it is open: the proof, to every
+ * mount's scan, that a live mount is writing it (an unlocked temp file is a
+ * dead mount's leftover). A scan may have locked and removed it between its
+ * creation and this lock; then the caller makes another. */
+static int tmp_hold(int fd)
+{
+	struct stat st;
+
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0 || st.st_nlink == 0)
+		return -EAGAIN;
+	return 0;
+}
+
 static int blob_create_tmp(struct blob_cache *cache, char *name, size_t name_size, int *ret_dirfd)
 {
-	for (int attempt = 0; attempt < 2; attempt++) {
+	int r = -ENOENT;
+
+	/* A second try after the directory was removed, or a few when a scan
+	 * took the new temp file before its lock. */
+	for (int attempt = 0, reopen = 0; attempt < 8 && reopen < 2; attempt++) {
 		pthread_mutex_lock(&cache->lock);
-		int dirfd = blob_dir_locked(cache, attempt > 0);
+		int dirfd = blob_dir_locked(cache, reopen > 0);
 		int fd = dirfd < 0 ? dirfd : dup(dirfd);
+		if (dirfd >= 0 && fd < 0)
+			fd = -errno;
 		pthread_mutex_unlock(&cache->lock);
 		if (fd < 0)
 			return fd;
 		int tmp = cairn_tmp_open(fd, "tmp-", "", 0600, name, name_size);
-		if (tmp >= 0) {
+		r = tmp < 0 ? tmp : tmp_hold(tmp);
+		if (r == 0) {
 			*ret_dirfd = fd;
 			return tmp;
 		}
+		if (tmp >= 0)
+			close(tmp);
 		close(fd);
-		if (tmp != -ENOENT)
-			return tmp;
+		if (r == -ENOENT)
+			reopen++;
+		else if (r != -EAGAIN)
+			return r;
 	}
-	return -ENOENT;
+	return r;
 }
 
 static void blob_evict_maybe(struct blob_cache *cache, uint64_t added);
@@ -240,15 +272,42 @@ static int blob_make(struct blob_cache *cache, struct cairn_index *idx, uint64_t
 	return 0;
 }
 
+/* Opens what is under a blob's name without following a symlink or waiting:
+ * a FIFO planted there would block a plain open forever. What is not a
+ * regular file is then refused by blob_known. */
 static int blob_open_name(struct blob_cache *cache, const char *name)
 {
 	pthread_mutex_lock(&cache->lock);
 	int dirfd = blob_dir_locked(cache, false);
-	int fd = dirfd < 0 ? dirfd : openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = dirfd < 0 ? dirfd
+			   : openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd == -1)
 		fd = -errno;
 	pthread_mutex_unlock(&cache->lock);
+	if (fd >= 0)
+		fcntl(fd, F_SETFL, 0); /* plain reads from here on */
 	return fd;
+}
+
+/* Removes what is under a blob's name when it cannot be a blob: the file
+ * seen (still there, by device and inode), or, with none seen, anything but
+ * a regular file or directory (a symlink, FIFO or socket, never followed). */
+static void blob_discard(struct blob_cache *cache, const char *name, const struct stat *seen)
+{
+	struct stat st;
+
+	pthread_mutex_lock(&cache->lock);
+	int dirfd = blob_dir_locked(cache, false);
+	bool remove = dirfd >= 0 && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		      (seen ? st.st_dev == seen->st_dev && st.st_ino == seen->st_ino
+			    : !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode));
+	if (remove)
+		unlinkat(dirfd, name, 0); /* removes a symlink itself */
+	pthread_mutex_unlock(&cache->lock);
+	if (remove)
+		mount_log(cache->log, CAIRN_LOG_WARNING,
+			  "%s/%s is not a verified copy of its file; making it again", cache->dir,
+			  name);
 }
 
 static bool building_has_locked(const struct blob_cache *cache, const struct cairn_id *id);
@@ -288,7 +347,7 @@ static void building_release(struct blob_cache *cache, const struct cairn_id *id
 static int blob_open_now(struct blob_cache *cache, struct cairn_index *idx, uint64_t ino,
 			 const struct cairn_index_file *file, const char *name, bool claimed)
 {
-	struct stat st;
+	struct stat st = {0};
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int fd = blob_open_name(cache, name);
@@ -299,12 +358,10 @@ static int blob_open_now(struct blob_cache *cache, struct cairn_index *idx, uint
 			futimens(fd, NULL); /* recently used */
 			return fd;
 		}
-		if (fd >= 0) {
+		if (fd >= 0)
 			close(fd);
-			mount_log(cache->log, CAIRN_LOG_WARNING,
-				  "%s/%s is not a verified copy of its file; making it again",
-				  cache->dir, name);
-		}
+		if (fd >= 0 || fd != -ENOENT)
+			blob_discard(cache, name, fd >= 0 ? &st : NULL);
 		if (attempt > 0)
 			return r;
 		/* Missing or bad: make it, unless another thread is doing so. */
@@ -323,17 +380,20 @@ int blob_cache_open(struct blob_cache *cache, struct cairn_index *idx, uint64_t 
 		    const struct cairn_index_file *file, bool inline_work)
 {
 	char name[CAIRN_ID_HEX + 1];
-	struct stat st;
+	struct stat st = {0};
 
 	cairn_id_to_hex(&file->file_id, name);
 	if (inline_work)
 		return blob_open_now(cache, idx, ino, file, name, false);
 	/* A large file: never hash or copy it inside an open. */
 	int fd = blob_open_name(cache, name);
-	if (fd >= 0 && blob_known(cache, fd, file, &st) == 0)
+	int r = fd < 0 ? fd : blob_known(cache, fd, file, &st);
+	if (r == 0)
 		return fd;
 	if (fd >= 0)
 		close(fd);
+	if (r != -ENOENT && r != -EAGAIN)
+		blob_discard(cache, name, fd >= 0 ? &st : NULL);
 	blob_cache_schedule(cache, idx, ino, file);
 	return -EAGAIN;
 }
@@ -353,8 +413,28 @@ static int compare_mtime(const void *a, const void *b)
 	return x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
 }
 
-/* Lists the blobs (removing temp files a crashed mount left, after an hour)
- * and returns their total size. */
+/* Removes a temp file no live mount holds: one that is not a regular file,
+ * or that takes our lock (its maker holds it while it writes, so a dead
+ * mount's leftover is removed at once, and a live mount's never). */
+static void tmp_reap(int dirfd, const char *name, const struct stat *st)
+{
+	struct stat now;
+
+	if (!S_ISREG(st->st_mode)) {
+		unlinkat(dirfd, name, 0); /* a directory stays: unlinkat refuses it */
+		return;
+	}
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &now) == 0 && now.st_ino == st->st_ino &&
+	    now.st_dev == st->st_dev)
+		unlinkat(dirfd, name, 0);
+	close(fd);
+}
+
+/* Lists the blobs (removing temp files no live mount holds) and returns
+ * their total size. */
 static uint64_t blob_scan(int dirfd, struct blob_entry **ret, size_t *ret_count)
 {
 	struct blob_entry *list = NULL;
@@ -378,8 +458,7 @@ static uint64_t blob_scan(int dirfd, struct blob_entry **ret, size_t *ret_count)
 		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (strncmp(de->d_name, "tmp-", 4) == 0) {
-			if (st.st_mtime + 3600 < time(NULL))
-				unlinkat(dirfd, de->d_name, 0);
+			tmp_reap(dirfd, de->d_name, &st);
 			continue;
 		}
 		if (!S_ISREG(st.st_mode) || strlen(de->d_name) != CAIRN_ID_HEX)

@@ -8,6 +8,8 @@
 #  - A blob others could write to is not trusted, even with the right bytes.
 #  - A blob damaged in the cache between two mounts is not served: the
 #    next mount re-checks it and makes it again.
+#  - A FIFO planted under a blob's name: opens never block on it; the
+#    file reads right (within a timeout) and the FIFO is replaced.
 #  - The cache directory removed (rm -rf) under a running mount: files
 #    still read, through a held fd and through new opens (blobs made again).
 #  - Two mounts sharing one cache directory both read right, the second
@@ -128,6 +130,23 @@ if [ -n "$blob" ]; then
 		[ "$(stat -c %a "$blob")" = 600 ] || fail "the blob was not made again privately"
 		unmount "$mnt" || fail "unmount"
 	fi
+fi
+
+# ---- a FIFO planted under a blob's name: the mount never waits on it ----
+
+blob=$(find "$CACHE/blobs" -type f -size +4000k | head -1)
+if [ -n "$blob" ]; then
+	rm -f "$blob" && mkfifo -m 0600 "$blob"
+	if mount_at "$mnt" tree; then
+		timeout 20 cat "$mnt/victim" >"$WORK/victim-read" ||
+			fail "a FIFO as the blob: reading victim failed or hung"
+		cmp -s "$WORK/victim-read" "$SRC/victim" && pass ||
+			fail "a FIFO as the blob: victim reads wrong"
+		timeout 20 cat "$mnt/small" | cmp -s - "$SRC/small" ||
+			fail "a FIFO as the blob: small reads wrong or hung"
+		unmount "$mnt" || fail "unmount"
+	fi
+	[ ! -p "$blob" ] || fail "a FIFO as the blob: still in the cache"
 fi
 
 # ---- the cache removed under a mount ----

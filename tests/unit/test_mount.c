@@ -5,13 +5,17 @@
  * arrival) and of one snapshot; -o option parsing with size suffixes, and
  * bad options refused; the read path's fallback reads in odd sizes; and the
  * blob cache making, finding, checking and remaking blobs (a damaged or
- * shortened blob in the cache is detected and made again).
+ * shortened blob in the cache is detected and made again; a FIFO, a symlink
+ * or another user's file under a blob's name is replaced without blocking or
+ * following it; temp files no live mount holds are removed).
  */
 #include "test_util.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <pthread.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "mount_internal.h"
@@ -621,6 +625,85 @@ START_TEST(test_blob_background)
 }
 END_TEST
 
+/* Replaces the blob with what make_planted puts there, then checks a new
+ * mount remakes it, promptly (alarm: an open that blocks fails the test). */
+static void blob_planted_remade(struct blob_fixture *b, const char *what)
+{
+	struct stat st;
+
+	struct blob_cache *cache = blob_cache(b);
+	alarm(10);
+	blob_open_check(b, cache);
+	alarm(0);
+	ck_assert_msg(blob_cache_made(cache) == 1, "%s: not made again", what);
+	ck_assert(lstat(b->blob, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid());
+	blob_cache_free(cache);
+}
+
+START_TEST(test_blob_planted)
+{
+	struct blob_fixture b;
+	char target[PATH_MAX];
+
+	blob_fixture_make(&b);
+	struct blob_cache *cache = blob_cache(&b);
+	blob_open_check(&b, cache);
+	blob_cache_free(cache);
+	/* A FIFO: an open of it would wait for a writer forever. */
+	ck_assert_int_eq(unlink(b.blob), 0);
+	ck_assert_int_eq(mkfifo(b.blob, 0600), 0);
+	blob_planted_remade(&b, "a FIFO");
+	ck_assert(log_has("making it again"));
+	/* A symlink to a file elsewhere: never followed, the target untouched. */
+	test_path(target, sizeof(target), "elsewhere");
+	test_write_file(target, "precious", 8);
+	ck_assert_int_eq(unlink(b.blob), 0);
+	ck_assert_int_eq(symlink(target, b.blob), 0);
+	blob_planted_remade(&b, "a symlink");
+	size_t size;
+	uint8_t *bytes = test_read_file(target, &size);
+	ck_assert(size == 8 && memcmp(bytes, "precious", 8) == 0);
+	free(bytes);
+	/* Writable by everyone, or another user's: remade. */
+	ck_assert_int_eq(chmod(b.blob, 0666), 0);
+	blob_planted_remade(&b, "mode 0666");
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chown(b.blob, 65534, 65534), 0);
+		blob_planted_remade(&b, "owned by 65534");
+	}
+	blob_fixture_free(&b);
+}
+END_TEST
+
+/* A temp file nobody holds a lock on is a dead mount's leftover, whatever its
+ * age; one a live mount holds (flock) is never touched. */
+START_TEST(test_blob_tmp_leftovers)
+{
+	struct blob_fixture b;
+	char dead[PATH_MAX], live[PATH_MAX];
+
+	blob_fixture_make(&b);
+	blob_cache_free(blob_cache(&b)); /* makes CACHE/blobs */
+	ck_assert_int_lt(snprintf(dead, sizeof(dead), "%s/blobs/tmp-00000000000000aa", b.cache_dir),
+			 (int)sizeof(dead));
+	ck_assert_int_lt(snprintf(live, sizeof(live), "%s/blobs/tmp-00000000000000bb", b.cache_dir),
+			 (int)sizeof(live));
+	test_write_file(dead, "half", 4);
+	test_write_file(live, "half", 4);
+	int fd = open(live, O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+	/* The cache's start scans (and evicts) before its worker stops. */
+	blob_cache_free(blob_cache(&b));
+	ck_assert_msg(access(dead, F_OK) != 0, "an unlocked temp file was left");
+	ck_assert_msg(access(live, F_OK) == 0, "a locked temp file was removed");
+	close(fd);
+	blob_cache_free(blob_cache(&b));
+	ck_assert_msg(access(live, F_OK) != 0, "a temp file, its lock gone, was left");
+	blob_fixture_free(&b);
+}
+END_TEST
+
 static Suite *mount_suite(void)
 {
 	Suite *s = suite_create("mount");
@@ -639,6 +722,8 @@ static Suite *mount_suite(void)
 		{"blob_make_and_find", test_blob_make_and_find},
 		{"blob_damaged_remade", test_blob_damaged_remade},
 		{"blob_background", test_blob_background},
+		{"blob_planted", test_blob_planted},
+		{"blob_tmp_leftovers", test_blob_tmp_leftovers},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
