@@ -34,12 +34,15 @@ struct blob_job {
 };
 
 /* A blob whose bytes were checked in this mount: remembered by the file it
- * was (device, inode), so a file swapped in under the same name is checked
- * again. */
+ * was (device, inode) and its state then (size, mtime, ctime, as fstat gave
+ * them before the check), so a file swapped in under the same name, or one
+ * changed in place since, is checked again. */
 struct verified {
 	struct cairn_id id;
 	dev_t dev;
 	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
 };
 
 struct blob_cache {
@@ -121,11 +124,28 @@ static void verified_insert(struct verified *table, size_t cap, const struct ver
 	table[s] = *v;
 }
 
+static bool timespec_eq(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/* Whether st is the file, unchanged, that v remembers. */
+static bool verified_same(const struct verified *v, const struct stat *st)
+{
+	return v->dev == st->st_dev && v->ino == st->st_ino && v->size == st->st_size &&
+	       timespec_eq(&v->mtime, &st->st_mtim) && timespec_eq(&v->ctime, &st->st_ctim);
+}
+
 static void verified_add_locked(struct blob_cache *cache, const struct cairn_id *id,
 				const struct stat *st)
 {
 	struct verified *known = verified_find_locked(cache, id);
-	struct verified v = {.id = *id, .dev = st->st_dev, .ino = st->st_ino};
+	struct verified v = {.id = *id,
+			     .dev = st->st_dev,
+			     .ino = st->st_ino,
+			     .size = st->st_size,
+			     .mtime = st->st_mtim,
+			     .ctime = st->st_ctim};
 
 	if (known) {
 		*known = v;
@@ -165,9 +185,26 @@ static int blob_known(struct blob_cache *cache, int fd, const struct cairn_index
 		return -EBADMSG;
 	pthread_mutex_lock(&cache->lock);
 	struct verified *v = verified_find_locked(cache, &file->file_id);
-	bool known = v && v->dev == st->st_dev && v->ino == st->st_ino;
+	bool known = v && verified_same(v, st);
 	pthread_mutex_unlock(&cache->lock);
 	return known ? 0 : -EAGAIN;
+}
+
+/* Marks a verified blob recently used (its mtime orders eviction). That
+ * changes its mtime and ctime, so the remembered state moves with them, but
+ * only if it still was the state checked (st). */
+static void blob_touch(struct blob_cache *cache, int fd, const struct cairn_index_file *file,
+		       const struct stat *st)
+{
+	struct stat now;
+
+	if (futimens(fd, NULL) < 0 || fstat(fd, &now) < 0)
+		return; /* a stale state only costs a re-hash later */
+	pthread_mutex_lock(&cache->lock);
+	struct verified *v = verified_find_locked(cache, &file->file_id);
+	if (v && verified_same(v, st))
+		verified_add_locked(cache, &file->file_id, &now);
+	pthread_mutex_unlock(&cache->lock);
 }
 
 /* Checks a blob found in the cache, chunk by chunk, against the file. */
@@ -255,8 +292,8 @@ static int blob_make(struct blob_cache *cache, struct cairn_index *idx, uint64_t
 			cairn_index_name(idx), (unsigned long long)ino);
 		r = -EIO;
 	}
-	struct stat st;
-	if (r == 0 && fstat(fd, &st) < 0)
+	/* Read-only before it gets its name: a blob is never written again. */
+	if (r == 0 && fchmod(fd, 0400) < 0)
 		r = -errno;
 	if (r == 0 && renameat(dirfd, tmp_name, dirfd, name) < 0)
 		r = -errno;
@@ -264,9 +301,13 @@ static int blob_make(struct blob_cache *cache, struct cairn_index *idx, uint64_t
 		unlinkat(dirfd, tmp_name, 0);
 		return r;
 	}
-	pthread_mutex_lock(&cache->lock);
-	verified_add_locked(cache, &file->file_id, &st);
-	pthread_mutex_unlock(&cache->lock);
+	/* Its state after the rename (which changes its ctime). */
+	struct stat st;
+	if (fstat(fd, &st) == 0) {
+		pthread_mutex_lock(&cache->lock);
+		verified_add_locked(cache, &file->file_id, &st);
+		pthread_mutex_unlock(&cache->lock);
+	}
 	atomic_fetch_add(&cache->made, 1);
 	blob_evict_maybe(cache, file->size);
 	return 0;
@@ -355,7 +396,7 @@ static int blob_open_now(struct blob_cache *cache, struct cairn_index *idx, uint
 		if (r == -EAGAIN)
 			r = blob_check(cache, idx, ino, fd, file, &st);
 		if (r == 0) {
-			futimens(fd, NULL); /* recently used */
+			blob_touch(cache, fd, file, &st);
 			return fd;
 		}
 		if (fd >= 0)

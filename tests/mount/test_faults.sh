@@ -127,7 +127,7 @@ if [ -n "$blob" ]; then
 	if mount_at "$mnt" tree; then
 		cmp -s "$mnt/victim" "$SRC/victim" && pass || fail "victim differs"
 		[ "$(stat_of "$mnt" blobs_made)" = 1 ] || fail "a group-writable blob was used"
-		[ "$(stat -c %a "$blob")" = 600 ] || fail "the blob was not made again privately"
+		[ "$(stat -c %a "$blob")" = 400 ] || fail "the blob was not made again read-only"
 		unmount "$mnt" || fail "unmount"
 	fi
 fi

@@ -599,6 +599,34 @@ START_TEST(test_blob_damaged_remade)
 }
 END_TEST
 
+/* A verified blob changed in place (same inode) while the mount runs is
+ * checked again on its next open, and made again. */
+START_TEST(test_blob_changed_in_place)
+{
+	struct blob_fixture b;
+	struct stat st;
+
+	blob_fixture_make(&b);
+	struct blob_cache *cache = blob_cache(&b);
+	blob_open_check(&b, cache);
+	ck_assert_uint_eq(blob_cache_made(cache), 1);
+	ck_assert_int_eq(stat(b.blob, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0400); /* written read-only */
+	ino_t ino = st.st_ino;
+
+	/* Past the kernel's coarse timestamp tick, as a later write would be. */
+	usleep(50 * 1000);
+	ck_assert_int_eq(chmod(b.blob, 0600), 0);
+	test_flip_byte(b.blob, BIG_SIZE / 2); /* pwrite: same inode, same size */
+	ck_assert_int_eq(stat(b.blob, &st), 0);
+	ck_assert_uint_eq(st.st_ino, ino);
+	blob_open_check(&b, cache); /* checked again, found damaged, remade */
+	ck_assert_uint_eq(blob_cache_made(cache), 2);
+	blob_cache_free(cache);
+	blob_fixture_free(&b);
+}
+END_TEST
+
 START_TEST(test_blob_background)
 {
 	struct blob_fixture b;
@@ -721,6 +749,7 @@ static Suite *mount_suite(void)
 		{"read_path", test_read_path},
 		{"blob_make_and_find", test_blob_make_and_find},
 		{"blob_damaged_remade", test_blob_damaged_remade},
+		{"blob_changed_in_place", test_blob_changed_in_place},
 		{"blob_background", test_blob_background},
 		{"blob_planted", test_blob_planted},
 		{"blob_tmp_leftovers", test_blob_tmp_leftovers},
