@@ -393,33 +393,18 @@ END_TEST
 static Suite *live_suite(void)
 {
 	Suite *s = suite_create("live");
-	struct {
-		const char *name;
-		const TTest *test;
-	} cases[] = {
-		{"set_basics", test_set_basics},
-		{"set_many", test_set_many},
-		{"snapshot_chunks", test_snapshot_chunks},
-		{"damaged_refused", test_damaged_refused},
-		{"gc_keeps_live", test_gc_keeps_live},
+	const struct test_case cases[] = {
+		{"set_basics", test_set_basics, 1, 60},
+		{"set_many", test_set_many, 1, 60},
+		{"snapshot_chunks", test_snapshot_chunks, 1, 60},
+		{"damaged_refused", test_damaged_refused, 1, 60},
+		{"gc_keeps_live", test_gc_keeps_live, 1, 60},
 	};
 
-	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		test_add_dir_fixtures(tc);
-		tcase_set_timeout(tc, 60);
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return test_suite_add(s, cases, ARRAY_SIZE(cases));
 }
 
 int main(void)
 {
-	SRunner *runner = srunner_create(live_suite());
-
-	srunner_run_all(runner, CK_NORMAL);
-	int failed = srunner_ntests_failed(runner);
-	srunner_free(runner);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(live_suite());
 }

@@ -735,42 +735,27 @@ END_TEST
 static Suite *mount_suite(void)
 {
 	Suite *s = suite_create("mount");
-	struct {
-		const char *name;
-		const TTest *test;
-	} cases[] = {
-		{"chunk_cache_bound", test_chunk_cache_bound},
-		{"chunk_cache_lru", test_chunk_cache_lru},
-		{"chunk_cache_held", test_chunk_cache_held},
-		{"inodes_whole_store", test_inodes_whole_store},
-		{"inodes_one_snapshot", test_inodes_one_snapshot},
-		{"options_sizes", test_options_sizes},
-		{"options_bad", test_options_bad},
-		{"read_path", test_read_path},
-		{"blob_make_and_find", test_blob_make_and_find},
-		{"blob_damaged_remade", test_blob_damaged_remade},
-		{"blob_changed_in_place", test_blob_changed_in_place},
-		{"blob_background", test_blob_background},
-		{"blob_planted", test_blob_planted},
-		{"blob_tmp_leftovers", test_blob_tmp_leftovers},
+	const struct test_case cases[] = {
+		{"chunk_cache_bound", test_chunk_cache_bound, 1, 60},
+		{"chunk_cache_lru", test_chunk_cache_lru, 1, 60},
+		{"chunk_cache_held", test_chunk_cache_held, 1, 60},
+		{"inodes_whole_store", test_inodes_whole_store, 1, 60},
+		{"inodes_one_snapshot", test_inodes_one_snapshot, 1, 60},
+		{"options_sizes", test_options_sizes, 1, 60},
+		{"options_bad", test_options_bad, 1, 60},
+		{"read_path", test_read_path, 1, 60},
+		{"blob_make_and_find", test_blob_make_and_find, 1, 60},
+		{"blob_damaged_remade", test_blob_damaged_remade, 1, 60},
+		{"blob_changed_in_place", test_blob_changed_in_place, 1, 60},
+		{"blob_background", test_blob_background, 1, 60},
+		{"blob_planted", test_blob_planted, 1, 60},
+		{"blob_tmp_leftovers", test_blob_tmp_leftovers, 1, 60},
 	};
 
-	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		test_add_dir_fixtures(tc);
-		tcase_set_timeout(tc, 60);
-		tcase_add_test(tc, cases[i].test);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return test_suite_add(s, cases, ARRAY_SIZE(cases));
 }
 
 int main(void)
 {
-	SRunner *runner = srunner_create(mount_suite());
-
-	srunner_run_all(runner, CK_NORMAL);
-	int failed = srunner_ntests_failed(runner);
-	srunner_free(runner);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(mount_suite());
 }

@@ -521,10 +521,10 @@ static Suite *store_commit_suite(void)
 		{"kill_then_write", test_kill_then_write, 1, 30},
 	};
 
-	return test_store_suite_add(suite, cases, ARRAY_SIZE(cases));
+	return test_suite_add(suite, cases, ARRAY_SIZE(cases));
 }
 
 int main(void)
 {
-	return test_store_run(store_commit_suite());
+	return test_run(store_commit_suite());
 }

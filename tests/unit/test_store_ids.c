@@ -178,10 +178,10 @@ static Suite *store_ids_suite(void)
 		{"file_id_collision", test_file_id_collision, 1, 10},
 	};
 
-	return test_store_suite_add(suite, cases, ARRAY_SIZE(cases));
+	return test_suite_add(suite, cases, ARRAY_SIZE(cases));
 }
 
 int main(void)
 {
-	return test_store_run(store_ids_suite());
+	return test_run(store_ids_suite());
 }

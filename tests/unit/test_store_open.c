@@ -363,10 +363,10 @@ static Suite *store_open_suite(void)
 		{"damaged_table_body", test_damaged_table_body, 1, 10},
 	};
 
-	return test_store_suite_add(suite, cases, ARRAY_SIZE(cases));
+	return test_suite_add(suite, cases, ARRAY_SIZE(cases));
 }
 
 int main(void)
 {
-	return test_store_run(store_open_suite());
+	return test_run(store_open_suite());
 }

@@ -439,10 +439,10 @@ static Suite *store_packs_suite(void)
 		{"packs_seal", test_packs_seal, 1, 30},
 	};
 
-	return test_store_suite_add(suite, cases, ARRAY_SIZE(cases));
+	return test_suite_add(suite, cases, ARRAY_SIZE(cases));
 }
 
 int main(void)
 {
-	return test_store_run(store_packs_suite());
+	return test_run(store_packs_suite());
 }

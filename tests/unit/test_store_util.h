@@ -287,36 +287,4 @@ static inline void find_record(struct cairn_store *store, const struct cairn_id 
 	}
 }
 
-/* ---- the suites ---- */
-
-/* One TCase per behaviour, each test in a fresh temp directory. */
-struct test_case {
-	const char *name;
-	const TTest *test;
-	int loops;
-	int timeout;
-};
-
-static inline Suite *test_store_suite_add(Suite *suite, const struct test_case *cases, size_t count)
-{
-	for (size_t i = 0; i < count; i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		test_add_dir_fixtures(tc);
-		tcase_set_timeout(tc, cases[i].timeout);
-		tcase_add_loop_test(tc, cases[i].test, 0, cases[i].loops);
-		suite_add_tcase(suite, tc);
-	}
-	return suite;
-}
-
-static inline int test_store_run(Suite *suite)
-{
-	SRunner *runner = srunner_create(suite);
-
-	srunner_run_all(runner, CK_ENV);
-	int failed = srunner_ntests_failed(runner);
-	srunner_free(runner);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
-
 #endif

@@ -236,10 +236,10 @@ static Suite *store_write_suite(void)
 		{"dedup_commits", test_dedup_commits, 1, 30},
 	};
 
-	return test_store_suite_add(suite, cases, ARRAY_SIZE(cases));
+	return test_suite_add(suite, cases, ARRAY_SIZE(cases));
 }
 
 int main(void)
 {
-	return test_store_run(store_write_suite());
+	return test_run(store_write_suite());
 }
