@@ -6,7 +6,9 @@
  * before it is used, so a damaged or planted file is never served. The cache
  * is bounded: past its size, the least recently used blobs are deleted.
  * Deleting any of it at any time is safe: an open blob stays readable, and a
- * missing one is made again. Nothing in the cache is trusted by its name:
+ * missing one is made again. The directory is ours alone (cachedir.c), and
+ * eviction and cleanup remove only our own regular files in it, through its
+ * fd. Nothing in the cache is trusted by its name:
  * opens never follow a symlink or wait (a FIFO there would hang the mount),
  * and what is not our own private regular file is removed and made again.
  * A temp file is flock'd by its maker while it is written; one nobody holds
@@ -52,9 +54,11 @@ struct blob_cache {
 	uint64_t bound;
 	atomic_uint_fast64_t made; /* blobs made in this mount */
 
+	int cachefd; /* CACHE, trusted (cachedir.c) */
+
 	pthread_mutex_t lock; /* protects everything below */
 	pthread_cond_t cond;
-	int dirfd;
+	int dirfd;                 /* CACHE/blobs, trusted */
 	struct verified *verified; /* open addressing, zero id = empty */
 	size_t verified_count, verified_cap;
 	struct blob_job jobs[JOBS];
@@ -67,20 +71,19 @@ struct blob_cache {
 	bool worker_started;
 };
 
-/* (Re)opens the blobs directory, making it if it was removed. Lock held. */
+/* (Re)opens the blobs directory through CACHE's fd (cachedir.c), making it
+ * if it was removed. Lock held. */
 static int blob_dir_locked(struct blob_cache *cache, bool reopen)
 {
+	char why[300];
+
 	if (cache->dirfd >= 0 && !reopen)
 		return cache->dirfd;
 	if (cache->dirfd >= 0)
 		close(cache->dirfd);
-	int r = cairn_mkdir_p(cache->dir, 0700, false);
-	/* Never through a symlink, and never waiting on whatever is there. */
-	cache->dirfd = r < 0 ? r
-			     : open(cache->dir,
-				    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (cache->dirfd == -1)
-		cache->dirfd = -errno;
+	cache->dirfd = cache_dir_reopen(cache->dir, &cache->cachefd, why, sizeof(why));
+	if (cache->dirfd < 0)
+		mount_log(cache->log, CAIRN_LOG_WARNING, "blob cache %s: %s", cache->dir, why);
 	return cache->dirfd;
 }
 
@@ -454,17 +457,13 @@ static int compare_mtime(const void *a, const void *b)
 	return x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
 }
 
-/* Removes a temp file no live mount holds: one that is not a regular file,
- * or that takes our lock (its maker holds it while it writes, so a dead
- * mount's leftover is removed at once, and a live mount's never). */
+/* Removes a temp file no live mount holds: one that takes our lock (its
+ * maker holds it while it writes, so a dead mount's leftover is removed at
+ * once, and a live mount's never). */
 static void tmp_reap(int dirfd, const char *name, const struct stat *st)
 {
 	struct stat now;
 
-	if (!S_ISREG(st->st_mode)) {
-		unlinkat(dirfd, name, 0); /* a directory stays: unlinkat refuses it */
-		return;
-	}
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return;
@@ -495,14 +494,16 @@ static uint64_t blob_scan(int dirfd, struct blob_entry **ret, size_t *ret_count)
 		return 0;
 	}
 	for (struct dirent *de; (de = readdir(dir));) {
+		/* Only our own regular files are ever removed. */
 		if (de->d_name[0] == '.' ||
-		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || st.st_uid != geteuid())
 			continue;
 		if (strncmp(de->d_name, "tmp-", 4) == 0) {
 			tmp_reap(dirfd, de->d_name, &st);
 			continue;
 		}
-		if (!S_ISREG(st.st_mode) || strlen(de->d_name) != CAIRN_ID_HEX)
+		if (strlen(de->d_name) != CAIRN_ID_HEX)
 			continue;
 		if (count == cap) {
 			cap = cap ? cap * 2 : 256;
@@ -652,21 +653,13 @@ int blob_cache_new(const char *dir, uint64_t bound, struct read_path *rp,
 	cache->rp = rp;
 	cache->log = log;
 	cache->bound = bound;
-	cache->dirfd = -1;
+	cache->dirfd = cache->cachefd = -1;
 	pthread_mutex_init(&cache->lock, NULL);
 	pthread_cond_init(&cache->cond, NULL);
-	size_t len = strlen(dir) + sizeof("/blobs");
-	cache->dir = malloc(len);
-	if (!cache->dir) {
-		blob_cache_free(cache);
-		return -ENOMEM;
-	}
-	snprintf(cache->dir, len, "%s/blobs", dir);
-	pthread_mutex_lock(&cache->lock);
-	int r = blob_dir_locked(cache, false);
-	pthread_mutex_unlock(&cache->lock);
-	if (r >= 0)
-		r = -pthread_create(&cache->worker, NULL, blob_worker, cache);
+	/* Logs its own failures (and a refused directory). */
+	int r = cache_dir_open(dir, log, &cache->cachefd, &cache->dirfd, &cache->dir);
+	if (r == 0 && (r = -pthread_create(&cache->worker, NULL, blob_worker, cache)) < 0)
+		mount_log(log, CAIRN_LOG_WARNING, "blob cache: no worker: %s", strerror(-r));
 	if (r < 0) {
 		blob_cache_free(cache);
 		return r;
@@ -693,6 +686,8 @@ void blob_cache_free(struct blob_cache *cache)
 		pthread_join(cache->worker, NULL);
 	if (cache->dirfd >= 0)
 		close(cache->dirfd);
+	if (cache->cachefd >= 0)
+		close(cache->cachefd);
 	pthread_cond_destroy(&cache->cond);
 	pthread_mutex_destroy(&cache->lock);
 	free(cache->verified);

@@ -1,8 +1,8 @@
 /* mount_internal.h: the parts of mount/ that need no FUSE headers, bottom
  * up: the log helper and options (options.c), the snapshot table (snaps.c),
- * the chunk cache (chunks.c), the read path (read.c) and the blob cache
- * (blobs.c). Each part owns its state behind an opaque handle and calls
- * only the parts above it in this file; the FUSE side (mount_fuse.h: the
+ * the chunk cache (chunks.c), the read path (read.c), the blob cache's
+ * directories (cachedir.c) and the blob cache (blobs.c). Each part owns its state behind an opaque
+ * handle and calls only the parts above it in this file; the FUSE side (mount_fuse.h: the
  * passthrough table, the ops and the session) sits on top of them.
  */
 #ifndef CAIRN_BUILDING_MOUNT
@@ -152,6 +152,24 @@ ssize_t read_path_read(struct read_path *rp, struct cairn_index *idx, uint64_t i
  * to bind to a file (cairn_content_open) and use until this thread's next
  * call into rp; NULL when out of memory. */
 struct cairn_content_reader *read_path_reader(struct read_path *rp);
+
+/* ---- the blob cache's directories (cachedir.c) ---- */
+
+/* Opens CACHE (dir, made if missing; the only path followed through a
+ * symlink) and CACHE/blobs, each the mount's user's and writable by no one
+ * else. A refused dir gives way to the user's default cache directory, and
+ * the warning says which and why. Returns 0 with both fds and the blobs
+ * directory's path (for logs, malloc'd), or -errno, logged. */
+int cache_dir_open(const char *dir, const struct mount_log *log, int *ret_cachefd, int *ret_blobsfd,
+		   char **ret_path);
+/* (Re)opens blobs under the trusted CACHE fd, making it if missing, never
+ * through a symlink. Returns its fd, or -errno with the reason in why
+ * (-EPERM: refused). */
+int cache_dir_blobs(int cachefd, char *why, size_t why_size);
+/* cache_dir_blobs, or, when CACHE itself was removed, cache_dir_open's
+ * checks again on the parent of blobs_path (no fallback), replacing
+ * *cachefd. */
+int cache_dir_reopen(const char *blobs_path, int *cachefd, char *why, size_t why_size);
 
 /* ---- the blob cache (blobs.c) ---- */
 
