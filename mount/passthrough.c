@@ -203,6 +203,12 @@ const char *passthrough_init_conn(struct passthrough *pt, struct fuse_conn_info 
 		why = "there is no usable blob cache";
 	else if (!(conn->capable_ext & FUSE_CAP_PASSTHROUGH))
 		why = "the kernel does not offer it (it needs Linux 6.9+ built with FUSE passthrough)";
+	/* Files whose blob is not made yet open direct_io, and without this
+	 * the kernel fails their mmap(MAP_SHARED) with ENODEV. Every kernel
+	 * with passthrough (6.9) has it (6.6); without it nothing passes
+	 * through, so no open is direct_io and every open can be mapped. */
+	else if (!fuse_set_feature_flag(conn, FUSE_CAP_DIRECT_IO_ALLOW_MMAP))
+		why = "the kernel does not let direct_io files be mapped";
 	if (!why && fuse_set_feature_flag(conn, FUSE_CAP_PASSTHROUGH)) {
 		/* Blobs may live on a stacked filesystem (overlayfs in containers). */
 		conn->max_backing_stack_depth = FUSE_BACKING_STACKED_OVER;

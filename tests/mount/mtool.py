@@ -12,6 +12,8 @@ was any (0 otherwise).
   transition MNT REF PATH    a file whose blob is not ready opens direct_io,
                              passes through once the blob is made, and both
                              fds read right throughout
+  mmap MNT REF PATH          a file whose blob is not ready opens direct_io
+                             and maps MAP_SHARED with REF's bytes
   stress MNT REF SECONDS [READERS OPENERS]
                              readers of random ranges and openers/closers
                              at once; every byte checked against REF
@@ -23,6 +25,7 @@ was any (0 otherwise).
   stats MNT KEY              prints one counter of user.cairn.stats
 """
 import errno
+import mmap
 import os
 import random
 import stat
@@ -241,6 +244,23 @@ def cmd_transition(mnt, ref, path):
 
 # ---- many readers and openers ----
 
+def cmd_mmap(mnt, ref, path):
+    want = read_ref(ref, path)
+    s0 = stats(mnt)
+    fd = os.open(os.path.join(mnt, path), os.O_RDONLY)
+    try:
+        if stats(mnt)["opens_direct"] != s0["opens_direct"] + 1:
+            problem(f"the first open was not served direct_io: {s0} -> {stats(mnt)}")
+        try:
+            with mmap.mmap(fd, 0, mmap.MAP_SHARED, mmap.PROT_READ) as m:
+                if m[:] != want:
+                    problem("the MAP_SHARED map of the direct_io open: wrong bytes")
+        except OSError as e:
+            problem(f"mmap(MAP_SHARED) of the direct_io open: {e}")
+    finally:
+        os.close(fd)
+
+
 def regular_files(ref):
     found = []
     for root, dirs, files in os.walk(ref):
@@ -416,6 +436,8 @@ def main(argv):
         cmd_same(args[0], args[1], args[2:])
     elif cmd == "transition":
         cmd_transition(*args)
+    elif cmd == "mmap":
+        cmd_mmap(*args)
     elif cmd == "stress":
         cmd_stress(args[0], args[1], float(args[2]), *(int(a) for a in args[3:]))
     elif cmd == "erofs":

@@ -13,7 +13,9 @@
 #  - small (keep_cache) and large (passthrough or direct_io) opens mixed
 #    concurrently, with blobs evicted and made again, never give EIO: a
 #    keep_cache or direct_io open never meets a passthrough open of the
-#    same inode in the kernel.
+#    same inode in the kernel;
+#  - a direct_io open (no blob yet) maps MAP_SHARED: init asks for the
+#    kernel's direct-io-allow-mmap.
 #
 # usage: test_passthrough.sh CAIRN MTOOL COMPARE LIB
 . "$4" passthrough "$@"
@@ -29,6 +31,7 @@ cp "$SRC/dup1" "$SRC/dup2"
 random_file "$SRC/hl-a" $((3 << 19)) 16
 ln "$SRC/hl-a" "$SRC/hl-b"
 random_file "$SRC/cold" $((4 << 20)) 17
+random_file "$SRC/cold-map" $((8 << 20)) 18
 many=()
 for i in $(seq 1 40); do
 	many+=("$SRC/many/small-$i" $((i * 3000)) $((100 + i)))
@@ -103,6 +106,8 @@ mnt=$WORK/mnt-rules
 if mount_at "$mnt" -o background_min=256K tree; then
 	check "a file whose blob is not ready, kept open across the blob's making" \
 		python3 "$MTOOL" transition "$mnt" "$SRC" cold
+	check "a file whose blob is not ready maps MAP_SHARED (direct-io-allow-mmap)" \
+		python3 "$MTOOL" mmap "$mnt" "$SRC" cold-map
 	[ "$(stat_of "$mnt" read_errors)" = 0 ] || fail "read errors counted"
 	unmount "$mnt" || fail "unmount"
 else
