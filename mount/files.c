@@ -106,7 +106,6 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 
 	(void)ino;
 	atomic_fetch_add(&fs->stats.reads, 1);
-	passthrough_settle(fs->pt, of);
 	ssize_t n = do_read(fs, of, size, off, &buf);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);

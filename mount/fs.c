@@ -557,7 +557,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		mount_log(&fs->log, CAIRN_LOG_INFO,
 			  "passthrough reads on: files of %llu bytes and more are read by the "
 			  "kernel from verified blobs in %s (files whose blob is still being "
-			  "made are read direct_io, with mmap allowed)",
+			  "made are read through cairn meanwhile)",
 			  (unsigned long long)fs->o.passthrough_min, fs->o.cache_dir);
 	else
 		mount_log(&fs->log, CAIRN_LOG_INFO,

@@ -25,12 +25,12 @@ struct open_file {
 	_Atomic uint64_t next_offset; /* where a sequential reader reads next */
 	/* The passthrough table's, under its lock: */
 	struct backing *backing; /* NULL unless passed through */
-	/* A direct_io open of a file that may pass through, from its reply
-	 * until its first READ or its RELEASE: the kernel may not have taken
-	 * the reply in yet, and it fails the open (EIO) if the inode has a
-	 * passthrough open by then. On the table's unsettled list. */
-	atomic_bool unsettled;
-	struct open_file *unsettled_next;
+	/* A fallback open (direct_io or cached) of a file that may pass
+	 * through, from its reply until its RELEASE: while it lives, its inode
+	 * must not pass through (passthrough.c says why). On the table's
+	 * fallback list. */
+	bool fallback;
+	struct open_file *fallback_next;
 	struct open_file *open_prev, *open_next; /* fs->open_files, under open_lock */
 };
 
@@ -66,11 +66,9 @@ bool passthrough_on(struct passthrough *pt);
  * direct_io or keep_cache). */
 enum open_path passthrough_open(struct passthrough *pt, fuse_req_t req, struct open_file *of,
 				struct fuse_file_info *fi);
-/* The kernel surely has the open now (it reads through it, or releases
- * it): the inode may pass through again. */
-void passthrough_settle(struct passthrough *pt, struct open_file *of);
-/* The open is gone (released, or its reply failed): settles it and drops
- * its hold on the backing id, closing the id on its last open. */
+/* The open is gone (released, or its reply failed): ends it as a fallback
+ * open, or drops its hold on the backing id, closing the id on its last
+ * open. */
 void passthrough_release(struct passthrough *pt, fuse_req_t req, struct open_file *of);
 
 /* ---- the filesystem (fs.c) ---- */

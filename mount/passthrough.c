@@ -1,11 +1,16 @@
 /* passthrough.c: FUSE passthrough reads (libfuse 3.17 and Linux 6.9+): the
- * table of backing ids registered with the kernel, the opens that must not
- * meet a passthrough open of their inode yet, and the read path each open
+ * table of backing ids registered with the kernel, the fallback opens that
+ * keep their inode from passing through, and the read path each open
  * takes: small files through the chunk cache into the page cache
  * (keep_cache), larger ones through passthrough to a verified blob, or,
- * while their blob is being made, through the fallback path with direct_io,
- * which the kernel lets a later passthrough open coexist with. meson builds
- * passthrough_none.c instead against an older libfuse.
+ * while their blob is being made, through the fallback path: direct_io
+ * where the kernel lets a direct_io open be mapped, else the page cache.
+ * The kernel refuses a passthrough open (EIO) of an inode that a fallback
+ * open has in its caching mode (mapped, or not direct_io), and a mapping
+ * (ENODEV) or a reply of a fallback open of an inode that passes through;
+ * the daemon cannot see a mapping, so no inode passes through while any
+ * fallback open of it lives. meson builds passthrough_none.c instead
+ * against an older libfuse.
  */
 #include "mount_fuse.h"
 
@@ -27,9 +32,10 @@ struct passthrough {
 	uint64_t passthrough_min, background_min;
 	atomic_bool on;       /* decided at init, turned off on EPERM */
 	bool ever;            /* it was on at init */
-	pthread_mutex_t lock; /* protects backings and unsettled */
+	bool map_direct;      /* the kernel maps direct_io opens */
+	pthread_mutex_t lock; /* protects backings and fallback */
 	struct backing *backings;
-	struct open_file *unsettled; /* no passthrough open for these inodes */
+	struct open_file *fallback; /* no passthrough open for these inodes */
 };
 
 static struct backing *backing_find_locked(struct passthrough *pt, const struct cairn_id *file_id)
@@ -40,28 +46,27 @@ static struct backing *backing_find_locked(struct passthrough *pt, const struct 
 	return NULL;
 }
 
-static bool unsettled_has_locked(struct passthrough *pt, const struct open_file *of)
+static bool fallback_has_locked(struct passthrough *pt, const struct open_file *of)
 {
-	for (struct open_file *u = pt->unsettled; u; u = u->unsettled_next)
+	for (struct open_file *u = pt->fallback; u; u = u->fallback_next)
 		if (u->idx == of->idx && u->ino == of->ino)
 			return true;
 	return false;
 }
 
-/* Once the kernel surely has the direct_io open (it reads through it, or
- * releases it), the inode may pass through again. */
-void passthrough_settle(struct passthrough *pt, struct open_file *of)
+/* Drops a released fallback open: its inode may pass through again once
+ * no other fallback open of it lives (the kernel left its caching mode
+ * before it sent the RELEASE). */
+static void fallback_remove(struct passthrough *pt, struct open_file *of)
 {
-	if (!atomic_load(&of->unsettled))
-		return;
 	pthread_mutex_lock(&pt->lock);
-	for (struct open_file **p = &pt->unsettled; *p; p = &(*p)->unsettled_next) {
+	for (struct open_file **p = &pt->fallback; of->fallback && *p; p = &(*p)->fallback_next) {
 		if (*p == of) {
-			*p = of->unsettled_next;
+			*p = of->fallback_next;
 			break;
 		}
 	}
-	atomic_store(&of->unsettled, false);
+	of->fallback = false;
 	pthread_mutex_unlock(&pt->lock);
 }
 
@@ -70,7 +75,7 @@ void passthrough_settle(struct passthrough *pt, struct open_file *of)
  * or its reply failed. */
 void passthrough_release(struct passthrough *pt, fuse_req_t req, struct open_file *of)
 {
-	passthrough_settle(pt, of);
+	fallback_remove(pt, of);
 	if (!of->backing)
 		return;
 	pthread_mutex_lock(&pt->lock);
@@ -92,9 +97,9 @@ void passthrough_release(struct passthrough *pt, fuse_req_t req, struct open_fil
 /* Registers fd as the backing file of the open, or joins the backing id an
  * earlier open of the same content registered: the kernel wants one id per
  * inode, and inodes with the same content may share it. Otherwise (no fd,
- * or a direct_io open of the inode not yet settled) the open is to be
- * direct_io, and is recorded as unsettled in the same locked step, so that
- * no passthrough open of the inode can overtake it in the kernel. */
+ * or a fallback open of the inode lives) the open is to be a fallback
+ * open, and is recorded as one in the same locked step, so that no
+ * passthrough open of the inode is handed out until it is released. */
 static int backing_attach(struct passthrough *pt, fuse_req_t req, struct open_file *of, int fd,
 			  struct fuse_file_info *fi)
 {
@@ -102,7 +107,7 @@ static int backing_attach(struct passthrough *pt, fuse_req_t req, struct open_fi
 	int r = 0;
 
 	pthread_mutex_lock(&pt->lock);
-	bool blocked = unsettled_has_locked(pt, of);
+	bool blocked = fallback_has_locked(pt, of);
 	if (!blocked)
 		b = backing_find_locked(pt, &of->file.file_id);
 	if (!b && !blocked && fd >= 0) {
@@ -124,9 +129,9 @@ static int backing_attach(struct passthrough *pt, fuse_req_t req, struct open_fi
 		fi->backing_id = b->backing_id;
 	} else {
 		r = r ? r : -ENOENT;
-		atomic_store(&of->unsettled, true);
-		of->unsettled_next = pt->unsettled;
-		pt->unsettled = of;
+		of->fallback = true;
+		of->fallback_next = pt->fallback;
+		pt->fallback = of;
 	}
 	pthread_mutex_unlock(&pt->lock);
 	return r;
@@ -144,7 +149,7 @@ static void passthrough_failed(struct passthrough *pt, int r)
 }
 
 /* Returns 0 with the open set up to pass through, or -errno to fall back
- * to direct_io (the open then is unsettled). */
+ * (the open then is a fallback open). */
 static int open_blob(struct passthrough *pt, fuse_req_t req, struct open_file *of,
 		     struct fuse_file_info *fi)
 {
@@ -163,6 +168,16 @@ static int open_blob(struct passthrough *pt, fuse_req_t req, struct open_file *o
 	return r;
 }
 
+/* A fallback open reads through the daemon: direct_io where the kernel
+ * maps such opens, else through the page cache (which it always maps). */
+static enum open_path fallback_open(struct passthrough *pt, struct fuse_file_info *fi)
+{
+	if (!pt->map_direct)
+		return OPEN_CACHED;
+	fi->direct_io = 1;
+	return OPEN_DIRECT;
+}
+
 enum open_path passthrough_open(struct passthrough *pt, fuse_req_t req, struct open_file *of,
 				struct fuse_file_info *fi)
 {
@@ -171,17 +186,14 @@ enum open_path passthrough_open(struct passthrough *pt, fuse_req_t req, struct o
 	if (big && atomic_load(&pt->on)) {
 		if (open_blob(pt, req, of, fi) == 0)
 			return OPEN_PASSTHROUGH;
-		fi->direct_io = 1;
-		return OPEN_DIRECT;
+		return fallback_open(pt, fi);
 	}
 	if (big && pt->ever) {
 		/* Passthrough was turned off, but an open of this inode may still
-		 * pass through: join its backing id, else direct_io (a cached
-		 * open must not meet a passthrough one). */
+		 * pass through: join its backing id, else a fallback open. */
 		if (backing_attach(pt, req, of, -1, fi) == 0)
 			return OPEN_PASSTHROUGH;
-		fi->direct_io = 1;
-		return OPEN_DIRECT;
+		return fallback_open(pt, fi);
 	}
 	/* Never passed through: the page cache may keep what it read. */
 	fi->keep_cache = 1;
@@ -203,12 +215,15 @@ const char *passthrough_init_conn(struct passthrough *pt, struct fuse_conn_info 
 		why = "there is no usable blob cache";
 	else if (!(conn->capable_ext & FUSE_CAP_PASSTHROUGH))
 		why = "the kernel does not offer it (it needs Linux 6.9+ built with FUSE passthrough)";
-	/* Files whose blob is not made yet open direct_io, and without this
-	 * the kernel fails their mmap(MAP_SHARED) with ENODEV. Every kernel
-	 * with passthrough (6.9) has it (6.6); without it nothing passes
-	 * through, so no open is direct_io and every open can be mapped. */
-	else if (!fuse_set_feature_flag(conn, FUSE_CAP_DIRECT_IO_ALLOW_MMAP))
-		why = "the kernel does not let direct_io files be mapped";
+	/* Without it the kernel fails a direct_io open's mmap(MAP_SHARED)
+	 * with ENODEV, so fallback opens then go through the page cache.
+	 * Every kernel with passthrough (6.9) has it (6.6). */
+	if (!why)
+		pt->map_direct = fuse_set_feature_flag(conn, FUSE_CAP_DIRECT_IO_ALLOW_MMAP);
+	if (!why && !pt->map_direct)
+		mount_log(pt->log, CAIRN_LOG_INFO,
+			  "the kernel does not map direct_io opens: files whose blob is being "
+			  "made are read through the page cache meanwhile");
 	if (!why && fuse_set_feature_flag(conn, FUSE_CAP_PASSTHROUGH)) {
 		/* Blobs may live on a stacked filesystem (overlayfs in containers). */
 		conn->max_backing_stack_depth = FUSE_BACKING_STACKED_OVER;

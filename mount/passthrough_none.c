@@ -50,11 +50,6 @@ enum open_path passthrough_open(struct passthrough *pt, fuse_req_t req, struct o
 	return OPEN_CACHED;
 }
 
-void passthrough_settle(struct passthrough *pt, struct open_file *of)
-{
-	(void)pt, (void)of;
-}
-
 void passthrough_release(struct passthrough *pt, fuse_req_t req, struct open_file *of)
 {
 	(void)pt, (void)req, (void)of;

@@ -10,10 +10,19 @@ was any (0 otherwise).
                              once and read interleaved give REF's bytes;
                              the content's blob is made once
   transition MNT REF PATH    a file whose blob is not ready opens direct_io,
-                             passes through once the blob is made, and both
-                             fds read right throughout
+                             an open while that lives is direct_io too even
+                             after the blob is made, both read and map
+                             right, and the open after they close passes
+                             through
   mmap MNT REF PATH          a file whose blob is not ready opens direct_io
                              and maps MAP_SHARED with REF's bytes
+  mapmix MNT REF PATH [READERS SECONDS]
+                             READERS threads open a cold file (no blob yet),
+                             half map it MAP_SHARED, all hold it across the
+                             blob's making and open, map and read it again,
+                             then mix read and mmap for SECONDS: no error,
+                             REF's bytes; once all are closed, an open
+                             passes through
   stress MNT REF SECONDS [READERS OPENERS]
                              readers of random ranges and openers/closers
                              at once; every byte checked against REF
@@ -197,6 +206,11 @@ def wait_for(mnt, key, above, seconds=60):
     return stats(mnt)
 
 
+def map_equal(fd, want):
+    with mmap.mmap(fd, 0, mmap.MAP_SHARED, mmap.PROT_READ) as m:
+        return m[:] == want
+
+
 def cmd_transition(mnt, ref, path):
     want = read_ref(ref, path)
     full = os.path.join(mnt, path)
@@ -208,20 +222,15 @@ def cmd_transition(mnt, ref, path):
     if os.pread(fd1, 4096, 12345) != want[12345:12345 + 4096]:
         problem("fd1: wrong bytes at 12345 before the blob is made")
     s2 = wait_for(mnt, "blobs_made", s0["blobs_made"])
+    # fd1 may be mapped at any time (the daemon cannot tell), and then the
+    # kernel refuses a passthrough open of the inode: fd2 is direct_io too.
     fd2 = os.open(full, os.O_RDONLY)
     s3 = stats(mnt)
-    if s3["opens_passthrough"] != s2["opens_passthrough"] + 1:
-        problem(f"the open after the blob was made did not pass through: {s2} -> {s3}")
-    if pread_all(fd2, len(want)) != want:
-        problem("fd2 (passthrough): wrong bytes")
-    s4 = stats(mnt)
-    if s4["reads"] != s3["reads"]:
-        problem(f"reads of the passthrough fd reached the daemon: {s3} -> {s4}")
-    if pread_all(fd1, len(want)) != want:
-        problem("fd1 (direct_io): wrong bytes after fd2 passed through")
-    s5 = stats(mnt)
-    if s5["reads"] <= s4["reads"]:
-        problem(f"reads of the direct_io fd did not reach the daemon: {s4} -> {s5}")
+    if s3["opens_direct"] != s2["opens_direct"] + 1:
+        problem(f"an open while fd1 lives was not direct_io: {s2} -> {s3}")
+    for name, fd in (("fd1", fd1), ("fd2", fd2)):
+        if not map_equal(fd, want):
+            problem(f"{name}: the MAP_SHARED map differs")
     # Both at once, interleaved, at odd offsets.
     rng = random.Random(5)
     for _ in range(200):
@@ -234,12 +243,17 @@ def cmd_transition(mnt, ref, path):
     if pread_all(fd2, len(want)) != want:
         problem("fd2: wrong bytes after fd1 was closed")
     os.close(fd2)
-    with open(full, "rb") as f:
-        if f.read() != want:
-            problem("a third open: wrong bytes")
+    s4 = stats(mnt)
+    fd3 = os.open(full, os.O_RDONLY)
+    s5 = stats(mnt)
+    if s5["opens_passthrough"] != s4["opens_passthrough"] + 1:
+        problem(f"the open after the others closed did not pass through: {s4} -> {s5}")
+    if pread_all(fd3, len(want)) != want or not map_equal(fd3, want):
+        problem("fd3 (passthrough): wrong bytes")
+    os.close(fd3)
     s6 = stats(mnt)
-    if s6["opens_passthrough"] != s5["opens_passthrough"] + 1 or s6["read_errors"]:
-        problem(f"the third open did not pass through, or reads failed: {s5} -> {s6}")
+    if s6["reads"] != s5["reads"] or s6["read_errors"]:
+        problem(f"reads of the passthrough fd reached the daemon, or failed: {s5} -> {s6}")
 
 
 # ---- many readers and openers ----
@@ -259,6 +273,110 @@ def cmd_mmap(mnt, ref, path):
             problem(f"mmap(MAP_SHARED) of the direct_io open: {e}")
     finally:
         os.close(fd)
+
+
+def check_fd(fd, want, rng, use_map, label):
+    """Random ranges of fd, read or mapped MAP_SHARED, against want."""
+    view = None
+    try:
+        if use_map:
+            view = mmap.mmap(fd, 0, mmap.MAP_SHARED, mmap.PROT_READ)
+        for _ in range(rng.randrange(1, 24)):
+            offset = rng.randrange(len(want))
+            length = rng.randrange(1, 400000)
+            got = view[offset:offset + length] if view else os.pread(fd, length, offset)
+            if got != want[offset:offset + length]:
+                problem(f"{label}: {'mmap' if view else 'read'} {offset}+{length} differs")
+        return view
+    except OSError as e:
+        problem(f"{label}: {'mmap' if use_map else 'read'}: {e}")
+        if view:
+            view.close()
+        return None
+
+
+def cmd_mapmix(mnt, ref, path, readers=16, seconds=2.0):
+    want = read_ref(ref, path)
+    full = os.path.join(mnt, path)
+    readers, seconds = int(readers), float(seconds)
+    s0 = stats(mnt)
+    held = threading.Barrier(readers + 1)
+    ready = threading.Event()
+    deadline = [0.0]
+    counts = [0, 0]
+    lock = threading.Lock()
+
+    def opened(label):
+        try:
+            return os.open(full, os.O_RDONLY)
+        except OSError as e:
+            problem(f"{label}: open: {e}")
+            return -1
+
+    def reader(seed):
+        rng = random.Random(seed)
+        fds, views = [], []
+        # Opens made before the blob is ready, held (half of them mapped)
+        # while it is made and while the same file is opened again.
+        fd = opened(f"reader {seed}: cold open")
+        if fd >= 0:
+            fds.append(fd)
+            views.append(check_fd(fd, want, rng, seed % 2 == 0, f"reader {seed}: cold fd"))
+        held.wait()
+        ready.wait()
+        fd = opened(f"reader {seed}: open after the blob")
+        if fd >= 0:
+            fds.append(fd)
+            views.append(check_fd(fd, want, rng, seed % 2 == 1, f"reader {seed}: warm fd"))
+        for fd in fds[:1]:
+            check_fd(fd, want, rng, True, f"reader {seed}: cold fd, mapped again")
+        for view in views:
+            if view:
+                view.close()
+        for fd in fds:
+            os.close(fd)
+        n = [0, 0]
+        while time.monotonic() < deadline[0] and len(problems) < 20:
+            fd = opened(f"reader {seed}")
+            if fd < 0:
+                continue
+            use_map = rng.random() < 0.5
+            view = check_fd(fd, want, rng, use_map, f"reader {seed}")
+            n[use_map] += 1
+            if view:
+                view.close()
+            os.close(fd)
+        with lock:
+            counts[0] += n[0]
+            counts[1] += n[1]
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(readers)]
+    for t in threads:
+        t.start()
+    held.wait()
+    s1 = stats(mnt)
+    if s1["opens_direct"] <= s0["opens_direct"]:
+        problem(f"the file was not cold: no direct_io open: {s0} -> {s1}")
+    wait_for(mnt, "blobs_made", s0["blobs_made"])
+    deadline[0] = time.monotonic() + seconds
+    ready.set()
+    for t in threads:
+        t.join()
+    s2 = stats(mnt)
+    with open(full, "rb") as f:
+        if f.read() != want:
+            problem("an open after the readers: wrong bytes")
+        view = check_fd(f.fileno(), want, random.Random(1), True, "an open after the readers")
+        if view:
+            view.close()
+    s3 = stats(mnt)
+    if s3["opens_passthrough"] != s2["opens_passthrough"] + 1:
+        problem(f"the open after the readers closed did not pass through: {s2} -> {s3}")
+    if s3["read_errors"]:
+        problem(f"read errors counted: {s3}")
+    print(f"mapmix: {counts[0]} read and {counts[1]} mmap opens after the blob, "
+          f"{s2['opens_direct'] - s0['opens_direct']} direct_io and "
+          f"{s2['opens_passthrough'] - s0['opens_passthrough']} passthrough opens")
 
 
 def regular_files(ref):
@@ -438,6 +556,8 @@ def main(argv):
         cmd_transition(*args)
     elif cmd == "mmap":
         cmd_mmap(*args)
+    elif cmd == "mapmix":
+        cmd_mapmix(*args)
     elif cmd == "stress":
         cmd_stress(args[0], args[1], float(args[2]), *(int(a) for a in args[3:]))
     elif cmd == "erofs":

@@ -8,14 +8,19 @@
 #  - identical files and hard links open at the same time read right, with
 #    one blob for their content (one backing id, shared);
 #  - a file at or above background_min with no blob yet opens direct_io and
-#    reads right; once the worker has made its blob, a new open passes
-#    through, with the first fd still open and both reading right;
+#    reads right; while that open lives a new one is direct_io too, blob or
+#    not (a mapped direct_io open and a passthrough open of one inode fail
+#    in the kernel), and both read and map right; once they are closed, a
+#    new open passes through;
 #  - small (keep_cache) and large (passthrough or direct_io) opens mixed
 #    concurrently, with blobs evicted and made again, never give EIO: a
 #    keep_cache or direct_io open never meets a passthrough open of the
 #    same inode in the kernel;
 #  - a direct_io open (no blob yet) maps MAP_SHARED: init asks for the
-#    kernel's direct-io-allow-mmap.
+#    kernel's direct-io-allow-mmap;
+#  - 16 readers hold a cold 48 MiB file open, half mapped, across its
+#    blob's making, open it again, then mix read and mmap: no error, the
+#    right bytes, and the open after they close passes through.
 #
 # usage: test_passthrough.sh CAIRN MTOOL COMPARE LIB
 . "$4" passthrough "$@"
@@ -32,6 +37,7 @@ random_file "$SRC/hl-a" $((3 << 19)) 16
 ln "$SRC/hl-a" "$SRC/hl-b"
 random_file "$SRC/cold" $((4 << 20)) 17
 random_file "$SRC/cold-map" $((8 << 20)) 18
+random_file "$SRC/cold-mix" $((48 << 20)) 19
 many=()
 for i in $(seq 1 40); do
 	many+=("$SRC/many/small-$i" $((i * 3000)) $((100 + i)))
@@ -112,6 +118,18 @@ if mount_at "$mnt" -o background_min=256K tree; then
 	unmount "$mnt" || fail "unmount"
 else
 	fail "cairn mount -o background_min=256K"
+fi
+
+# A passthrough open of an inode the kernel has in caching mode (a mapped
+# direct_io open) fails EIO, so none is handed out while a fallback open
+# of it lives.
+mnt=$WORK/mnt-mapmix
+if mount_at "$mnt" -o background_min=256K tree; then
+	check "16 readers mixing read and mmap across a cold file's blob" \
+		python3 "$MTOOL" mapmix "$mnt" "$SRC" cold-mix 16 2
+	unmount "$mnt" || fail "unmount"
+else
+	fail "cairn mount -o background_min=256K (mapmix)"
 fi
 
 # A blob cache of 3 MiB: blobs are evicted and made again all the time, so
