@@ -42,18 +42,14 @@ static void problem(struct check *c, const char *fmt, ...)
 
 static void check_checksums(struct check *c)
 {
-	static const char *const names[] = {"",        "source", "inodes", "dirents",
-					    "strings", "chunks", "xattrs"};
 	const struct cairn_index *idx = c->idx;
 
 	if (!idx->store)
 		return;
-	for (uint32_t i = 0; i < SNAP_SECTION_COUNT; i++) {
-		const struct snap_section *s = &idx->sections[i];
-		if (index_checksum(idx->store, idx->base + s->offset, s->size) != s->checksum)
+	for (uint32_t i = 0; i < SNAP_SECTION_COUNT; i++)
+		if (!index_section_intact(idx, i))
 			problem(c, "snapshot %s: the %s section is damaged (checksum mismatch)",
-				cairn_index_name(idx), names[s->type]);
-	}
+				cairn_index_name(idx), index_section_name(idx->sections[i].type));
 }
 
 static void check_chunks(struct check *c, uint64_t ino, const struct cairn_index_file *file)

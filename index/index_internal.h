@@ -163,6 +163,15 @@ _Static_assert(sizeof(struct snap_xattr) == 16, "xattr record is 16 bytes");
 /* The first 8 bytes of the store's file id of data, as a little-endian u64. */
 uint64_t index_checksum(const struct cairn_store *store, const void *data, size_t size);
 
+/* The name of a section type ("inodes"), for messages. */
+const char *index_section_name(uint32_t type);
+/* Whether section i (0-based, in table order) matches its checksum. The
+ * one place a section is judged: a later MAC replaces this function. */
+bool index_section_intact(const struct cairn_index *idx, uint32_t i);
+/* Checks every section (authenticate.c). Returns 0, or the type of the
+ * first damaged one. */
+uint32_t index_authenticate(const struct cairn_index *idx);
+
 /* ---- the reader handle ---- */
 
 struct cairn_index {
@@ -194,6 +203,7 @@ struct cairn_index {
 
 /* Flags for index_open_memory. */
 #define INDEX_OPEN_NO_CHECKSUMS 1u /* tests and fuzzing: skip checksums */
+/* 2 is CAIRN_INDEX_OPEN_UNCHECKED (index.h): the sections are not checked */
 
 /* Binds idx to size bytes at data (borrowed: they must outlive idx), with
  * store for checksums (may be NULL with INDEX_OPEN_NO_CHECKSUMS). Runs the

@@ -1,8 +1,9 @@
-/* open.c: mapping a snapshot file and the O(1) checks made when it is opened:
+/* open.c: mapping a snapshot file and the checks made when it is opened:
  * magic, version, header checksum over the section table, section bounds and
- * record sizes, the source record and the root inode. Nothing proportional to
- * the number of entries is read here (invariant 4); the accessors
- * in read.c bound-check what they touch and check.c verifies the rest.
+ * record sizes, the source record, every section's checksum (one pass over
+ * the file, authenticate.c) and the root inode. Nothing else proportional to
+ * the number of entries is done here (invariant 4); the accessors in read.c
+ * bound-check what they touch and check.c verifies the rest.
  */
 #include "index_internal.h"
 
@@ -203,6 +204,19 @@ static int check_counts(struct cairn_index *idx)
 	return 0;
 }
 
+/* Before any accessor reads a byte of the sections (check_counts reads the
+ * root inode), every section is checked whole (authenticate.c). */
+static int check_integrity(struct cairn_index *idx, unsigned flags)
+{
+	if (flags & (INDEX_OPEN_NO_CHECKSUMS | CAIRN_INDEX_OPEN_UNCHECKED))
+		return 0;
+	uint32_t type = index_authenticate(idx);
+	if (type)
+		return open_fail(idx, -EBADMSG, "the %s section is damaged (checksum mismatch)",
+				 index_section_name(type));
+	return 0;
+}
+
 int index_open_memory(struct cairn_index *idx, const struct cairn_store *store, const void *data,
 		      size_t size, const char *label, unsigned flags)
 {
@@ -225,6 +239,8 @@ int index_open_memory(struct cairn_index *idx, const struct cairn_store *store, 
 		bind_sections(idx);
 		r = check_source(idx, store, flags);
 	}
+	if (r == 0)
+		r = check_integrity(idx, flags);
 	if (r == 0)
 		r = check_counts(idx);
 	if (r < 0) {
@@ -254,6 +270,12 @@ static int map_file(struct cairn_index *idx, int fd)
 
 int cairn_index_open(struct cairn_index *idx, const struct cairn_store *store, const char *name)
 {
+	return cairn_index_open_flags(idx, store, name, 0);
+}
+
+int cairn_index_open_flags(struct cairn_index *idx, const struct cairn_store *store,
+			   const char *name, unsigned flags)
+{
 	char path[sizeof(SNAPSHOTS_DIR) + CAIRN_SNAPSHOT_NAME_MAX + 2];
 	char why[200];
 
@@ -276,7 +298,8 @@ int cairn_index_open(struct cairn_index *idx, const struct cairn_store *store, c
 	int r = map_file(idx, fd);
 	if (r < 0)
 		return r;
-	r = index_open_memory(idx, store, idx->map, idx->map_size, name, 0);
+	r = index_open_memory(idx, store, idx->map, idx->map_size, name,
+			      flags & CAIRN_INDEX_OPEN_UNCHECKED);
 	if (r < 0) {
 		munmap(idx->map, idx->map_size);
 		idx->map = NULL;

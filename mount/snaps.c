@@ -89,6 +89,19 @@ struct snap *snap_table_find(struct snap_table *table, const char *name)
 	return NULL;
 }
 
+/* The index's message names the snapshot already; the failures that leave
+ * none (no memory, too many inodes) get one here. */
+static void log_open_failure(struct snap_table *table, const struct snap *snap,
+			     const struct cairn_index *idx, int r)
+{
+	const char *why = idx ? cairn_index_error(idx) : "";
+
+	if (*why)
+		mount_log(table->log, CAIRN_LOG_ERROR, "%s", why);
+	else
+		mount_log(table->log, CAIRN_LOG_ERROR, "snapshot %s: %s", snap->name, strerror(-r));
+}
+
 int snap_index(struct snap_table *table, struct snap *snap, struct cairn_index **ret)
 {
 	struct cairn_index *idx = atomic_load_explicit(&snap->idx, memory_order_acquire);
@@ -110,8 +123,7 @@ int snap_index(struct snap_table *table, struct snap *snap, struct cairn_index *
 				r = -EFBIG;
 		}
 		if (r < 0) {
-			mount_log(table->log, CAIRN_LOG_ERROR, "snapshot %s: %s", snap->name,
-				  idx ? cairn_index_error(idx) : "out of memory");
+			log_open_failure(table, snap, idx, r);
 			cairn_index_free(TAKE_PTR(idx));
 		} else {
 			cairn_index_prefetch(idx);
