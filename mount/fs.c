@@ -31,11 +31,8 @@ static void fill_stat(const struct fs *fs, const struct snap *snap,
 	st->st_mode = in->mode;
 	if (!fs->o.suid)
 		st->st_mode &= ~(mode_t)(S_ISUID | S_ISGID);
-	if (fs->o.umask >= 0)
-		st->st_mode &= ~(mode_t)(fs->o.umask & 07777);
+	idmap_apply(fs->ids, in, st);
 	st->st_nlink = in->nlink;
-	st->st_uid = fs->o.uid >= 0 ? (uid_t)fs->o.uid : in->uid;
-	st->st_gid = fs->o.gid >= 0 ? (gid_t)fs->o.gid : in->gid;
 	st->st_size = (off_t)in->size;
 	st->st_rdev = (dev_t)in->rdev;
 	st->st_blksize = 128 * 1024;

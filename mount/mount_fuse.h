@@ -89,6 +89,7 @@ struct fs {
 	struct mount_log log;
 	struct cairn_store *store;
 	struct snap_table *snaps;
+	struct idmap *ids;
 	struct read_path *reads;
 	struct blob_cache *blobs; /* NULL: none (nopassthrough, or unusable) */
 	struct passthrough *pt;

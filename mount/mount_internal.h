@@ -95,6 +95,19 @@ int snap_index_error(struct snap_table *table, struct cairn_index *idx, int r);
 /* The inodes of the snapshots opened so far (for statfs). */
 uint64_t snap_table_inode_count(struct snap_table *table);
 
+/* ---- owners and modes (idmap.c) ---- */
+
+struct stat;
+struct idmap;
+
+/* The owner mapping and masks of o (borrowed: it must outlive the map).
+ * Returns 0 or -ENOMEM. */
+int idmap_new(const struct cairn_mount_options *o, struct idmap **ret);
+void idmap_free(struct idmap *map);
+/* Applies umask/dmask/fmask to st->st_mode (filled from in already) and
+ * sets st's owner from in's, as the options say. Any thread. */
+void idmap_apply(struct idmap *map, const struct cairn_index_stat *in, struct stat *st);
+
 /* ---- the decompressed chunk cache (chunks.c) ---- */
 
 struct chunk_cache;
