@@ -30,10 +30,24 @@ struct cairn_mount_id_range {
 };
 #define CAIRN_MOUNT_ID_RANGES_MAX 16
 
+/* One of several snapshots a mount serves (cairn mount A B C MOUNTPOINT),
+ * or one directory of a snapshot (SNAPSHOT:PATH). */
+struct cairn_mount_source {
+	const char *snapshot;
+	const char *path; /* the directory served as its root; NULL or "": the root */
+};
+
 struct cairn_mount_options {
 	const char *store_path; /* the store (required) */
 	const char *snapshot;   /* serve this snapshot; NULL: the whole store */
 	const char *mountpoint; /* required */
+	/* When source_count > 0, these instead of snapshot: their trees merged
+	 * into one (later sources win where paths collide, directories are
+	 * merged), or with nomerge one directory per source. Borrowed: they
+	 * must outlive cairn_mount_run. */
+	const struct cairn_mount_source *sources;
+	size_t source_count;
+	bool nomerge;
 	/* The source the mount table shows (mountinfo's source field): what
 	 * mount(8) and fstab named, so that `mount -a` sees the line mounted
 	 * and `umount SOURCE` finds it. NULL: SNAPSHOT@STORE, or STORE for

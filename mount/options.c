@@ -196,6 +196,7 @@ static int apply_option(struct cairn_mount_options *o, char *opt)
 		     : strcmp(opt, "caps") == 0                ? &o->caps
 		     : strcmp(opt, "debug") == 0               ? &o->debug
 		     : strcmp(opt, "mapowners") == 0           ? &o->mapowners
+		     : strcmp(opt, "nomerge") == 0             ? &o->nomerge
 							       : NULL;
 	if (flag) {
 		*flag = true;

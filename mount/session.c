@@ -43,6 +43,10 @@ static int fs_setup(struct fs *fs, char *msg, size_t msg_size)
 	r = idmap_new(&fs->o, &fs->ids);
 	if (r < 0)
 		return r;
+	if (snap_table_merged(fs->snaps) && (r = union_new(fs, &fs->merge)) < 0) {
+		cairn_format(msg, msg_size, "cannot merge the sources: %s", strerror(-r));
+		return r;
+	}
 	r = read_path_new(fs->store, fs->o.chunk_cache_size, &fs->log, &fs->reads);
 	if (r < 0)
 		return r;
@@ -67,6 +71,7 @@ static void fs_free(struct fs *fs)
 	passthrough_free(fs->pt);
 	blob_cache_free(fs->blobs);
 	read_path_free(fs->reads);
+	union_free(fs->merge);
 	idmap_free(fs->ids);
 	snap_table_free(fs->snaps);
 	cairn_store_free(fs->store);
