@@ -22,12 +22,17 @@
 static void mount_help(void)
 {
 	printf("Usage: cairn mount [-s STORE] [-o OPTIONS] [-f] [-d] [SNAPSHOT|ARCHIVE] MOUNTPOINT\n"
+	       "       cairn mount [OPTIONS] SOURCE[:PATH]... MOUNTPOINT\n"
 	       "\n"
 	       "Serve the store read-only at MOUNTPOINT: one directory per snapshot, or with\n"
 	       "SNAPSHOT just that snapshot. With ARCHIVE (a file that is not a snapshot's\n"
 	       "name), add it to the store first (nothing to do when it is already there)\n"
 	       "and mount its snapshot. Returns once the mount is ready; unmount with\n"
 	       "'cairn umount', fusermount3 -u or umount.\n"
+	       "\n"
+	       "Several SOURCEs (snapshots or archives) are merged into one tree: the later\n"
+	       "one wins where paths collide, directories are merged (-o nomerge: one\n"
+	       "directory per source). SOURCE:PATH serves that directory of it as its root.\n"
 	       "\n"
 	       "  -f          stay in the foreground (log to stderr)\n"
 	       "  -d          debug: foreground, with libfuse's request log\n"
@@ -50,6 +55,7 @@ static void mount_help(void)
 	       "      background_min=SIZE   larger files are first served while their blob is\n"
 	       "                            made in the background (default 16M)\n"
 	       "      nopassthrough         read every file through cairn\n"
+	       "      nomerge               several sources: a directory for each\n"
 	       "      threads=N             FUSE worker threads (default: one per core, 2-16)\n");
 }
 
