@@ -22,6 +22,7 @@
 static void mount_help(void)
 {
 	printf("Usage: cairn mount [-s STORE] [-o OPTIONS] [-f] [-d] [SNAPSHOT|ARCHIVE] MOUNTPOINT\n"
+	       "       cairn mount [OPTIONS] SOURCE[:PATH]... MOUNTPOINT\n"
 	       "\n"
 	       "Serve the store read-only at MOUNTPOINT: one directory per snapshot, or with\n"
 	       "SNAPSHOT just that snapshot. With ARCHIVE (a file that is not a snapshot's\n"
@@ -29,12 +30,21 @@ static void mount_help(void)
 	       "and mount its snapshot. Returns once the mount is ready; unmount with\n"
 	       "'cairn umount', fusermount3 -u or umount.\n"
 	       "\n"
+	       "Several SOURCEs (snapshots or archives) are merged into one tree: the later\n"
+	       "one wins where paths collide, directories are merged (-o nomerge: one\n"
+	       "directory per source). SOURCE:PATH serves that directory of it as its root.\n"
+	       "\n"
 	       "  -f          stay in the foreground (log to stderr)\n"
 	       "  -d          debug: foreground, with libfuse's request log\n"
 	       "  -o OPTIONS  comma-separated:\n"
 	       "      allow_other           let other users in (turns on default_permissions)\n"
 	       "      default_permissions   the kernel checks modes and owners as recorded\n"
 	       "      uid=N, gid=N, umask=M show every file with this owner / mask\n"
+	       "      dmask=M, fmask=M      mask directories / everything else (after umask)\n"
+	       "      mapowners             owners by the recorded user and group names,\n"
+	       "                            through the local passwd and group databases\n"
+	       "      uidmap=FROM:TO[:N][/...], gidmap=...  show recorded ids FROM..FROM+N-1\n"
+	       "                            as TO..TO+N-1 ('/' between ranges)\n"
 	       "      suid, dev             honour setuid bits / device nodes (off by default)\n"
 	       "      caps                  show security.capability xattrs (hidden by default;\n"
 	       "                            they take effect with suid too)\n"
@@ -45,8 +55,11 @@ static void mount_help(void)
 	       "      background_min=SIZE   larger files are first served while their blob is\n"
 	       "                            made in the background (default 16M)\n"
 	       "      nopassthrough         read every file through cairn\n"
+	       "      nomerge               several sources: a directory for each\n"
 	       "      threads=N             FUSE worker threads (default: one per core, 2-16)\n");
 }
+
+#define MOUNT_SOURCES_MAX 32
 
 struct mount_cmd {
 	struct cairn_mount_options o;
@@ -56,6 +69,13 @@ struct mount_cmd {
 	char mountpoint[PATH_MAX];
 	char snapshot[CAIRN_SNAPSHOT_NAME_MAX + 1];
 	int ready_fd; /* the pipe to the waiting parent, or -1 */
+	/* SOURCE[:PATH]... (see "several sources" below) */
+	char **source_args;
+	size_t source_arg_count;
+	struct cairn_mount_source sources[MOUNT_SOURCES_MAX];
+	char source_names[MOUNT_SOURCES_MAX][CAIRN_SNAPSHOT_NAME_MAX + 1];
+	size_t source_count; /* 0: the one snapshot in snapshot, as before */
+	char fsname[MOUNT_SOURCES_MAX * (CAIRN_SNAPSHOT_NAME_MAX + 1) + PATH_MAX];
 };
 
 /* ---- logging ---- */
@@ -107,9 +127,13 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *
 				return r;
 		}
 	}
-	if (argc - optind < 1 || argc - optind > 2)
-		return cli_usage_error(cli, "expected [SNAPSHOT|ARCHIVE] MOUNTPOINT");
-	cmd->source = argc - optind == 2 ? argv[optind] : NULL;
+	if (argc - optind < 1 || argc - optind > MOUNT_SOURCES_MAX + 1)
+		return cli_usage_error(
+			cli, "expected [SOURCE[:PATH]...] MOUNTPOINT (at most %d sources)",
+			MOUNT_SOURCES_MAX);
+	cmd->source = argc - optind >= 2 ? argv[optind] : NULL;
+	cmd->source_args = argv + optind;
+	cmd->source_arg_count = (size_t)(argc - optind - 1);
 	if (!realpath(argv[argc - 1], cmd->mountpoint)) {
 		cli_error("mount point %s: %s", argv[argc - 1], strerror(errno));
 		return EXIT_ERROR;
@@ -150,6 +174,80 @@ static int resolve_source(struct mount_cmd *cmd)
 	return cli_add(&add_cli, &add, &cmd->source, 1);
 }
 
+/* ---- several sources, and SOURCE:PATH ---- */
+
+/* Whether name is a snapshot of the store or a file (an archive). */
+static bool names_source(const struct mount_cmd *cmd, const char *name)
+{
+	struct stat st;
+
+	return snapshot_exists(cmd->store_path, name) == 1 ||
+	       (stat(name, &st) == 0 && !S_ISDIR(st.st_mode));
+}
+
+/* Where SOURCE[:PATH] splits: nowhere when the whole argument names a
+ * snapshot or a file (an archive named a:b.tar is that archive), else at
+ * the first ':' whose left part names one (a:b.tar:dir), else at the first
+ * ':' (snapshot names have none). Returns the ':' or NULL; prefix gets the
+ * left part. */
+static const char *split_source(const struct mount_cmd *cmd, const char *arg, char *prefix,
+				size_t size)
+{
+	const char *first = strchr(arg, ':');
+
+	snprintf(prefix, size, "%s", arg);
+	if (!first || names_source(cmd, arg))
+		return NULL;
+	for (const char *colon = first; colon; colon = strchr(colon + 1, ':')) {
+		snprintf(prefix, size, "%.*s", (int)(colon - arg), arg);
+		if (names_source(cmd, prefix))
+			return colon;
+	}
+	snprintf(prefix, size, "%.*s", (int)(first - arg), arg);
+	return first;
+}
+
+/* "A+B+C@STORE": what the mount table shows for several sources. */
+static void sources_fsname(struct mount_cmd *cmd)
+{
+	size_t len = 0;
+
+	for (size_t i = 0; i < cmd->source_count; i++)
+		len += (size_t)snprintf(cmd->fsname + len, sizeof(cmd->fsname) - len, "%s%s",
+					i ? "+" : "", cmd->source_names[i]);
+	snprintf(cmd->fsname + len, sizeof(cmd->fsname) - len, "@%s", cmd->store_path);
+	if (!cmd->o.fsname)
+		cmd->o.fsname = cmd->fsname;
+}
+
+/* Each SOURCE[:PATH]: a snapshot, or an archive added as resolve_source
+ * adds one. One source without a PATH is served as before (snapshot);
+ * otherwise the list goes to the mount as sources. */
+static int resolve_sources(struct mount_cmd *cmd)
+{
+	char prefix[PATH_MAX];
+	bool any_path = false;
+
+	for (size_t i = 0; i < cmd->source_arg_count; i++) {
+		const char *colon = split_source(cmd, cmd->source_args[i], prefix, sizeof(prefix));
+		cmd->source = prefix;
+		int r = resolve_source(cmd);
+		if (r != 0)
+			return r;
+		memcpy(cmd->source_names[i], cmd->snapshot, sizeof(cmd->snapshot));
+		cmd->sources[i] =
+			(struct cairn_mount_source){cmd->source_names[i], colon ? colon + 1 : NULL};
+		any_path |= colon != NULL;
+	}
+	cmd->source = cmd->source_args[0];
+	if (cmd->source_arg_count > 1 || any_path || cmd->o.nomerge) {
+		cmd->source_count = cmd->source_arg_count;
+		if (cmd->source_count > 1)
+			sources_fsname(cmd);
+	}
+	return 0;
+}
+
 /* ---- running ---- */
 
 static void on_ready(void *userdata)
@@ -180,6 +278,8 @@ static int run_mount(struct mount_cmd *cmd)
 	cmd->o.store_path = cmd->store_path;
 	cmd->o.mountpoint = cmd->mountpoint;
 	cmd->o.snapshot = cmd->snapshot[0] ? cmd->snapshot : NULL;
+	cmd->o.sources = cmd->sources;
+	cmd->o.source_count = cmd->source_count;
 	cmd->o.log = log_stderr;
 	cmd->o.log_userdata = cmd;
 	int r = cairn_mount_run(&cmd->o, on_ready, cmd, msg, sizeof(msg));
@@ -280,7 +380,7 @@ static int mount_start(struct cli *cli, struct mount_cmd *cmd)
 		snprintf(cmd->store_path, sizeof(cmd->store_path), "%s", store);
 	}
 	if (cmd->source) {
-		int r = resolve_source(cmd);
+		int r = resolve_sources(cmd);
 		if (r != 0)
 			return r;
 		if (!realpath(store, cmd->store_path)) {

@@ -31,11 +31,8 @@ static void fill_stat(const struct fs *fs, const struct snap *snap,
 	st->st_mode = in->mode;
 	if (!fs->o.suid)
 		st->st_mode &= ~(mode_t)(S_ISUID | S_ISGID);
-	if (fs->o.umask >= 0)
-		st->st_mode &= ~(mode_t)(fs->o.umask & 07777);
+	idmap_apply(fs->ids, in, st);
 	st->st_nlink = in->nlink;
-	st->st_uid = fs->o.uid >= 0 ? (uid_t)fs->o.uid : in->uid;
-	st->st_gid = fs->o.gid >= 0 ? (gid_t)fs->o.gid : in->gid;
 	st->st_size = (off_t)in->size;
 	st->st_rdev = (dev_t)in->rdev;
 	st->st_blksize = 128 * 1024;
@@ -75,12 +72,20 @@ static int snap_getattr(struct fs *fs, struct snap *snap, uint64_t ino, struct s
 	return 0;
 }
 
+int fs_snap_getattr(struct fs *fs, struct snap *snap, uint64_t ino, struct stat *st)
+{
+	return snap_getattr(fs, snap, ino, st);
+}
+
 static int do_getattr(struct fs *fs, fuse_ino_t ino, struct stat *st)
 {
 	struct snap *snap;
 	uint64_t sino;
 
-	int r = snap_table_decode(fs->snaps, ino, &snap, &sino);
+	int r = fs->merge ? union_getattr(fs, ino, st) : 0;
+	if (r != 0)
+		return r < 0 ? r : 0;
+	r = snap_table_decode(fs->snaps, ino, &snap, &sino);
 	if (r == SNAP_STORE_ROOT) {
 		fill_root_stat(fs, st);
 		return 0;
@@ -111,11 +116,18 @@ static int do_lookup(struct fs *fs, fuse_ino_t parent, const char *name, struct 
 	memset(e, 0, sizeof(*e));
 	e->attr_timeout = e->entry_timeout = TIMEOUT;
 	e->generation = 1;
-	int r = snap_table_decode(fs->snaps, parent, &snap, &dir);
+	int r = fs->merge ? union_lookup(fs, parent, name, &e->attr) : 0;
+	if (r != 0) {
+		e->ino = e->attr.st_ino;
+		return r < 0 ? r : 0;
+	}
+	r = snap_table_decode(fs->snaps, parent, &snap, &dir);
 	if (r < 0)
 		return r;
 	if (r == SNAP_STORE_ROOT && !(snap = snap_table_find(fs->snaps, name)))
 		return -ENOENT;
+	if (r == SNAP_STORE_ROOT)
+		child = snap->root;
 	if (r == 0) {
 		if ((r = snap_index(fs->snaps, snap, &idx)) < 0)
 			return r;
@@ -252,7 +264,7 @@ static int readdir_root(struct fs *fs, struct dir_out *out, off_t off)
 		const char *name = pos == 0 ? "." : pos == 1 ? ".." : snap->name;
 		if (pos < 2)
 			fill_root_stat(fs, &st);
-		else if (snap_getattr(fs, snap, CAIRN_INDEX_ROOT, &st) < 0)
+		else if (snap_getattr(fs, snap, snap->root, &st) < 0)
 			continue; /* a damaged snapshot is logged and left out */
 		if (!dir_add(out, name, &st, pos + 1))
 			break;
@@ -291,11 +303,38 @@ static int readdir_snap(struct fs *fs, struct snap *snap, uint64_t dir, struct d
 	return 0;
 }
 
+/* A directory merged from several sources (union.c): "." and "..", then
+ * each name once. */
+static int readdir_union(struct fs *fs, const struct union_dir *dir, fuse_ino_t ino,
+			 struct dir_out *out, off_t off)
+{
+	const char *name;
+	struct stat st;
+	int r;
+
+	for (off_t pos = off;; pos++) {
+		if (pos < 2) {
+			name = pos == 0 ? "." : "..";
+			r = do_getattr(fs, ino, &st);
+		} else if ((r = union_readdir(fs, dir, (size_t)pos - 2, &name, &st)) == 0) {
+			break;
+		}
+		if (r < 0)
+			return r;
+		if (!dir_add(out, name, &st, pos + 1))
+			break;
+	}
+	return 0;
+}
+
 static int do_readdir(struct fs *fs, fuse_ino_t ino, off_t off, struct dir_out *out)
 {
+	const struct union_dir *dir = fs->merge ? union_find(fs->merge, ino) : NULL;
 	struct snap *snap;
 	uint64_t sino;
 
+	if (dir)
+		return readdir_union(fs, dir, ino, out, off);
 	int r = snap_table_decode(fs->snaps, ino, &snap, &sino);
 	if (r == SNAP_STORE_ROOT)
 		return readdir_root(fs, out, off);

@@ -23,10 +23,31 @@ enum cairn_log_level {
  * syslog). Called from any thread. */
 typedef void (*cairn_mount_log_fn)(void *userdata, enum cairn_log_level level, const char *line);
 
+/* -o uidmap=FROM:TO[:COUNT]/...: ids FROM..FROM+COUNT-1 as recorded are
+ * shown as TO..TO+COUNT-1 (COUNT defaults to 1). */
+struct cairn_mount_id_range {
+	uint32_t from, to, count;
+};
+#define CAIRN_MOUNT_ID_RANGES_MAX 16
+
+/* One of several snapshots a mount serves (cairn mount A B C MOUNTPOINT),
+ * or one directory of a snapshot (SNAPSHOT:PATH). */
+struct cairn_mount_source {
+	const char *snapshot;
+	const char *path; /* the directory served as its root; NULL or "": the root */
+};
+
 struct cairn_mount_options {
 	const char *store_path; /* the store (required) */
 	const char *snapshot;   /* serve this snapshot; NULL: the whole store */
 	const char *mountpoint; /* required */
+	/* When source_count > 0, these instead of snapshot: their trees merged
+	 * into one (later sources win where paths collide, directories are
+	 * merged), or with nomerge one directory per source. Borrowed: they
+	 * must outlive cairn_mount_run. */
+	const struct cairn_mount_source *sources;
+	size_t source_count;
+	bool nomerge;
 	/* The source the mount table shows (mountinfo's source field): what
 	 * mount(8) and fstab named, so that `mount -a` sees the line mounted
 	 * and `umount SOURCE` finds it. NULL: SNAPSHOT@STORE, or STORE for
@@ -52,6 +73,16 @@ struct cairn_mount_options {
 	bool caps;
 	int64_t uid, gid; /* -1: as recorded */
 	int32_t umask;    /* -1: none */
+	int32_t dmask;    /* on directories, after umask; -1: none */
+	int32_t fmask;    /* on everything else, after umask; -1: none */
+	/* Owners: with mapowners, a recorded user or group name known to the
+	 * local passwd or group database gives its local id; otherwise the
+	 * recorded id goes through the ranges (the first that holds it); uid=
+	 * and gid= override both. */
+	bool mapowners;
+	struct cairn_mount_id_range uidmap[CAIRN_MOUNT_ID_RANGES_MAX];
+	struct cairn_mount_id_range gidmap[CAIRN_MOUNT_ID_RANGES_MAX];
+	unsigned uidmap_count, gidmap_count;
 	unsigned threads; /* FUSE worker threads; 0: default */
 	bool debug;       /* libfuse debug output */
 	cairn_mount_log_fn log;

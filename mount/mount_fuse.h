@@ -87,6 +87,8 @@ struct fs {
 	struct mount_log log;
 	struct cairn_store *store;
 	struct snap_table *snaps;
+	struct union_table *merge; /* NULL unless several sources are merged */
+	struct idmap *ids;
 	struct read_path *reads;
 	struct blob_cache *blobs; /* NULL: none (nopassthrough, or unusable) */
 	struct passthrough *pt;
@@ -98,6 +100,40 @@ struct fs {
 	int64_t start_sec;
 	struct fs_stats stats;
 };
+
+/* The attributes of inode ino of a snapshot, as the mount shows them
+ * (st_ino is the FUSE inode). Returns 0 or -errno. */
+int fs_snap_getattr(struct fs *fs, struct snap *snap, uint64_t ino, struct stat *st);
+
+/* ---- several sources in one tree (union.c) ----
+ *
+ * Where sources share a path, the last one's entry wins; where they share
+ * a directory, it is merged: the last source's directory, then each
+ * earlier source's directory there, down to the first source that has a
+ * non-directory there (that one and those before it are hidden). A merged
+ * directory's inode is its last source's (snap_encode), its listing is
+ * built on its first lookup, and kept until unmount; nothing is built for
+ * a directory only one source has. */
+struct union_table;
+struct union_dir;
+
+/* The table, with the merged root built (a failure fails the mount).
+ * Returns 0 or -errno. */
+int union_new(struct fs *fs, struct union_table **ret);
+void union_free(struct union_table *table);
+/* The merged directory of FUSE inode ino, or NULL (not merged). */
+const struct union_dir *union_find(struct union_table *table, uint64_t ino);
+/* Returns 1 with ino's attributes when ino is a merged directory, 0 when it
+ * is not, or -errno. */
+int union_getattr(struct fs *fs, uint64_t ino, struct stat *st);
+/* Returns 1 with the attributes of parent's entry name when parent is a
+ * merged directory, 0 when it is not, or -errno (-ENOENT). */
+int union_lookup(struct fs *fs, uint64_t parent, const char *name, struct stat *st);
+/* The entry at pos (name order, each name once) of merged directory dir:
+ * 1 with its name (valid while the mount lives) and attributes, 0 past the
+ * last one, or -errno. */
+int union_readdir(struct fs *fs, const struct union_dir *dir, size_t pos, const char **ret_name,
+		  struct stat *st);
 
 /* ---- the ops on open files (files.c), in fs.c's table ---- */
 

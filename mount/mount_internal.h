@@ -39,21 +39,27 @@ void mount_default_cache_dir(char *buf, size_t size);
 /* ---- the snapshot table (snaps.c) ----
  *
  * Inode numbers. Serving one snapshot, a FUSE inode is the snapshot's own
- * inode number (the root is 1 in both). Serving a store, the root is 1 and
- * snapshot s's inode i is slot(s) << SLOT_SHIFT | i, where slot(s) comes
- * from a hash of the name: stable across remounts whatever other snapshots
- * come and go. */
+ * inode number (the root is 1 in both; serving SNAPSHOT:PATH, PATH's inode
+ * and 1 trade places). Serving a store, the root is 1 and snapshot s's
+ * inode i is slot(s) << SLOT_SHIFT | i, where slot(s) comes from a hash of
+ * the name: stable across remounts whatever other snapshots come and go.
+ * Serving a list of sources (merged, or -o nomerge), slot(s) is s's
+ * position in the list plus one: stable across remounts of the same list;
+ * merged, the last source's root directory is the mount's root, 1. */
 #define SLOT_SHIFT 40
 #define SLOT_MAX   ((1u << 23) - 1)
 
 /* snap_table_decode's positive result: the inode is the store's root
- * directory (whole-store mode), which belongs to no snapshot. */
+ * directory (whole-store and nomerge modes), which belongs to no snapshot. */
 #define SNAP_STORE_ROOT 1
 
 struct snap {
-	char *name;
-	uint64_t slot;                     /* 0 when serving one snapshot */
-	pthread_mutex_t open_lock;         /* serialises the first open of idx */
+	char *name;                /* its directory's name (whole-store and nomerge modes) */
+	char *snapshot;            /* the snapshot's name */
+	uint64_t root;             /* the inode served as its root: 1, or PATH's */
+	uint64_t slot;             /* 0 when serving one snapshot */
+	bool mount_root;           /* its root is the mount's root (FUSE inode 1) */
+	pthread_mutex_t open_lock; /* serialises the first open of idx */
 	_Atomic(struct cairn_index *) idx; /* opened on first use */
 };
 
@@ -67,12 +73,16 @@ int snap_table_open(const struct cairn_mount_options *o, struct cairn_store *sto
 		    const struct mount_log *log, struct snap_table **ret, char *msg,
 		    size_t msg_size);
 void snap_table_free(struct snap_table *table);
-/* Whether the table serves the whole store (a directory per snapshot). */
+/* Whether the table serves the whole store, or the sources with nomerge:
+ * a directory per snapshot under a root of its own. */
 bool snap_table_whole_store(const struct snap_table *table);
+/* Whether the table merges several sources into one tree (union.c). */
+bool snap_table_merged(const struct snap_table *table);
 size_t snap_table_count(const struct snap_table *table);
-/* Snapshot i of snap_table_count(), in name order. */
+/* Snapshot i of snap_table_count(): in name order serving a store, else in
+ * the sources' order. */
 struct snap *snap_table_at(struct snap_table *table, size_t i);
-/* The snapshot of that name, or NULL. */
+/* The snapshot whose directory has that name, or NULL. */
 struct snap *snap_table_find(struct snap_table *table, const char *name);
 /* Splits a FUSE inode into its snapshot and the snapshot's inode. Returns
  * 0, SNAP_STORE_ROOT (whole-store mode's root: nothing written), or
@@ -94,6 +104,19 @@ int snap_table_index(struct snap_table *table, uint64_t ino, int on_root, struct
 int snap_index_error(struct snap_table *table, struct cairn_index *idx, int r);
 /* The inodes of the snapshots opened so far (for statfs). */
 uint64_t snap_table_inode_count(struct snap_table *table);
+
+/* ---- owners and modes (idmap.c) ---- */
+
+struct stat;
+struct idmap;
+
+/* The owner mapping and masks of o (borrowed: it must outlive the map).
+ * Returns 0 or -ENOMEM. */
+int idmap_new(const struct cairn_mount_options *o, struct idmap **ret);
+void idmap_free(struct idmap *map);
+/* Applies umask/dmask/fmask to st->st_mode (filled from in already) and
+ * sets st's owner from in's, as the options say. Any thread. */
+void idmap_apply(struct idmap *map, const struct cairn_index_stat *in, struct stat *st);
 
 /* ---- the decompressed chunk cache (chunks.c) ---- */
 

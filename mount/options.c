@@ -46,6 +46,8 @@ void cairn_mount_options_default(struct cairn_mount_options *o)
 		.uid = -1,
 		.gid = -1,
 		.umask = -1,
+		.dmask = -1,
+		.fmask = -1,
 	};
 }
 
@@ -76,6 +78,68 @@ static bool is_ignored_option(const char *opt)
 	return strncmp(opt, "x-", 2) == 0 || strncmp(opt, "comment=", 8) == 0;
 }
 
+static int parse_mask(const char *text, int32_t *ret)
+{
+	char *end;
+	long mask = strtol(text, &end, 8);
+
+	if (*text == '\0' || *end != '\0' || mask < 0 || mask > 07777)
+		return -EINVAL;
+	*ret = (int32_t)mask;
+	return 0;
+}
+
+/* One FROM:TO[:COUNT] of uidmap= or gidmap=. */
+static int parse_id_range(char *text, struct cairn_mount_id_range *ret)
+{
+	int64_t from, to, count = 1;
+	char *to_text = strchr(text, ':');
+
+	if (!to_text)
+		return -EINVAL;
+	*to_text++ = '\0';
+	char *count_text = strchr(to_text, ':');
+	if (count_text)
+		*count_text++ = '\0';
+	if (parse_id(text, &from) < 0 || parse_id(to_text, &to) < 0 ||
+	    (count_text && parse_id(count_text, &count) < 0) || count == 0 ||
+	    from + count - 1 > UINT32_MAX - 1 || to + count - 1 > UINT32_MAX - 1)
+		return -EINVAL;
+	*ret = (struct cairn_mount_id_range){(uint32_t)from, (uint32_t)to, (uint32_t)count};
+	return 0;
+}
+
+/* uidmap=R/R/...: '/' separates ranges, since ',' separates options; a
+ * repeated option adds its ranges to the earlier ones. */
+static int parse_id_map(const char *value, struct cairn_mount_id_range *ranges, unsigned *count)
+{
+	_cleanup_free_ char *copy = strdup(value);
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *save = NULL, *range = strtok_r(copy, "/", &save); range;
+	     range = strtok_r(NULL, "/", &save)) {
+		if (*count == CAIRN_MOUNT_ID_RANGES_MAX ||
+		    parse_id_range(range, &ranges[*count]) < 0)
+			return -EINVAL;
+		(*count)++;
+	}
+	return *value ? 0 : -EINVAL;
+}
+
+static int apply_owner_option(struct cairn_mount_options *o, const char *key, const char *value)
+{
+	if (strcmp(key, "uidmap") == 0)
+		return parse_id_map(value, o->uidmap, &o->uidmap_count);
+	if (strcmp(key, "gidmap") == 0)
+		return parse_id_map(value, o->gidmap, &o->gidmap_count);
+	if (strcmp(key, "dmask") == 0)
+		return parse_mask(value, &o->dmask);
+	if (strcmp(key, "fmask") == 0)
+		return parse_mask(value, &o->fmask);
+	return parse_mask(value, &o->umask);
+}
+
 static int apply_value_option(struct cairn_mount_options *o, const char *key, const char *value)
 {
 	uint64_t size;
@@ -94,14 +158,9 @@ static int apply_value_option(struct cairn_mount_options *o, const char *key, co
 		*(key[0] == 'u' ? &o->uid : &o->gid) = id;
 		return 0;
 	}
-	if (strcmp(key, "umask") == 0) {
-		char *end;
-		long mask = strtol(value, &end, 8);
-		if (*value == '\0' || *end != '\0' || mask < 0 || mask > 07777)
-			return -EINVAL;
-		o->umask = (int32_t)mask;
-		return 0;
-	}
+	if (strcmp(key, "uidmap") == 0 || strcmp(key, "gidmap") == 0 || strcmp(key, "umask") == 0 ||
+	    strcmp(key, "dmask") == 0 || strcmp(key, "fmask") == 0)
+		return apply_owner_option(o, key, value);
 	if (strcmp(key, "threads") == 0) {
 		if (cairn_parse_size(value, &size) < 0 || size == 0 || size > 256)
 			return -EINVAL;
@@ -136,6 +195,8 @@ static int apply_option(struct cairn_mount_options *o, char *opt)
 		     : strcmp(opt, "dev") == 0                 ? &o->dev
 		     : strcmp(opt, "caps") == 0                ? &o->caps
 		     : strcmp(opt, "debug") == 0               ? &o->debug
+		     : strcmp(opt, "mapowners") == 0           ? &o->mapowners
+		     : strcmp(opt, "nomerge") == 0             ? &o->nomerge
 							       : NULL;
 	if (flag) {
 		*flag = true;

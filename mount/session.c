@@ -40,6 +40,13 @@ static int fs_setup(struct fs *fs, char *msg, size_t msg_size)
 	r = snap_table_open(&fs->o, fs->store, &fs->log, &fs->snaps, msg, msg_size);
 	if (r < 0)
 		return r;
+	r = idmap_new(&fs->o, &fs->ids);
+	if (r < 0)
+		return r;
+	if (snap_table_merged(fs->snaps) && (r = union_new(fs, &fs->merge)) < 0) {
+		cairn_format(msg, msg_size, "cannot merge the sources: %s", strerror(-r));
+		return r;
+	}
 	r = read_path_new(fs->store, fs->o.chunk_cache_size, &fs->log, &fs->reads);
 	if (r < 0)
 		return r;
@@ -61,6 +68,8 @@ static void fs_free(struct fs *fs)
 	passthrough_free(fs->pt);
 	blob_cache_free(fs->blobs);
 	read_path_free(fs->reads);
+	union_free(fs->merge);
+	idmap_free(fs->ids);
 	snap_table_free(fs->snaps);
 	cairn_store_free(fs->store);
 	pthread_mutex_destroy(&fs->open_lock);

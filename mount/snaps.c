@@ -1,18 +1,25 @@
-/* snaps.c: the snapshot table: which snapshots a mount serves, how a FUSE
- * inode names a snapshot and one of its inodes, and the lazy open of each
- * snapshot's index. Serving a whole store, snapshots get slots from a hash
- * of their names, so their inode numbers survive remounts; their indexes
- * are opened on first use, so a mount of a big store starts at once.
+/* snaps.c: the snapshot table: which snapshots a mount serves (one, the
+ * whole store, or a list of sources, each perhaps from a directory down),
+ * how a FUSE inode names a snapshot and one of its inodes, and the lazy
+ * open of each snapshot's index. Serving a whole store, snapshots get slots
+ * from a hash of their names, so their inode numbers survive remounts;
+ * their indexes are opened on first use, so a mount of a big store starts
+ * at once. A list's snapshots get slots from their positions, and are
+ * opened at once, so a bad name or PATH fails the mount.
  */
 #include "mount_internal.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct snap_table {
 	struct cairn_store *store;   /* borrowed */
 	const struct mount_log *log; /* borrowed */
-	bool whole_store;
-	struct snap *snaps; /* sorted by name */
+	bool whole_store;            /* a directory per snapshot: the store, or nomerge */
+	bool merged;                 /* several sources in one tree */
+	bool by_position;            /* a list of sources: slot = position + 1 */
+	struct snap *snaps;          /* sorted by name, or in the sources' order */
 	size_t count;
 	uint32_t *slot_map; /* open addressing: slot -> snap index + 1 */
 	size_t slot_map_cap;
@@ -32,17 +39,35 @@ static struct snap *snap_by_slot(const struct snap_table *table, uint64_t slot)
 	}
 }
 
+/* Serving one snapshot from PATH down, PATH's inode and the root trade
+ * places: the mount's root is 1, as FUSE wants. */
+static uint64_t swap_root(const struct snap *snap, uint64_t ino)
+{
+	return ino == CAIRN_INDEX_ROOT ? snap->root : ino == snap->root ? CAIRN_INDEX_ROOT : ino;
+}
+
 int snap_table_decode(const struct snap_table *table, uint64_t ino, struct snap **ret_snap,
 		      uint64_t *ret_ino)
 {
-	if (!table->whole_store) {
+	struct snap *snap;
+
+	if (!table->whole_store && !table->merged) {
 		*ret_snap = &table->snaps[0];
-		*ret_ino = ino;
+		*ret_ino = swap_root(&table->snaps[0], ino);
 		return 0;
 	}
-	if (ino == CAIRN_INDEX_ROOT)
+	if (ino == CAIRN_INDEX_ROOT && !table->merged)
 		return SNAP_STORE_ROOT;
-	struct snap *snap = snap_by_slot(table, ino >> SLOT_SHIFT);
+	if (ino == CAIRN_INDEX_ROOT) {
+		*ret_snap = &table->snaps[table->count - 1];
+		*ret_ino = (*ret_snap)->root;
+		return 0;
+	}
+	uint64_t slot = ino >> SLOT_SHIFT;
+	if (table->by_position)
+		snap = slot >= 1 && slot <= table->count ? &table->snaps[slot - 1] : NULL;
+	else
+		snap = snap_by_slot(table, slot);
 	if (!snap)
 		return -ENOENT;
 	*ret_snap = snap;
@@ -52,7 +77,9 @@ int snap_table_decode(const struct snap_table *table, uint64_t ino, struct snap 
 
 uint64_t snap_encode(const struct snap *snap, uint64_t ino)
 {
-	return snap->slot ? snap->slot << SLOT_SHIFT | ino : ino;
+	if (snap->mount_root && ino == snap->root)
+		return CAIRN_INDEX_ROOT;
+	return snap->slot ? snap->slot << SLOT_SHIFT | ino : swap_root(snap, ino);
 }
 
 /* ---- the table ---- */
@@ -60,6 +87,11 @@ uint64_t snap_encode(const struct snap *snap, uint64_t ino)
 bool snap_table_whole_store(const struct snap_table *table)
 {
 	return table->whole_store;
+}
+
+bool snap_table_merged(const struct snap_table *table)
+{
+	return table->merged;
 }
 
 size_t snap_table_count(const struct snap_table *table)
@@ -76,6 +108,12 @@ struct snap *snap_table_find(struct snap_table *table, const char *name)
 {
 	size_t lo = 0, hi = table->count;
 
+	if (table->by_position) {
+		for (size_t i = 0; i < table->count; i++)
+			if (strcmp(table->snaps[i].name, name) == 0)
+				return &table->snaps[i];
+		return NULL;
+	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		int c = strcmp(table->snaps[mid].name, name);
@@ -99,7 +137,7 @@ static void log_open_failure(struct snap_table *table, const struct snap *snap,
 	if (*why)
 		mount_log(table->log, CAIRN_LOG_ERROR, "%s", why);
 	else
-		mount_log(table->log, CAIRN_LOG_ERROR, "snapshot %s: %s", snap->name, strerror(-r));
+		mount_log(table->log, CAIRN_LOG_ERROR, "snapshot %s: %s", snap->snapshot, strerror(-r));
 }
 
 int snap_index(struct snap_table *table, struct snap *snap, struct cairn_index **ret)
@@ -115,8 +153,8 @@ int snap_index(struct snap_table *table, struct snap *snap, struct cairn_index *
 	idx = atomic_load(&snap->idx);
 	if (!idx) {
 		idx = cairn_index_new();
-		r = idx ? cairn_index_open(idx, table->store, snap->name) : -ENOMEM;
-		if (r == 0 && table->whole_store) {
+		r = idx ? cairn_index_open(idx, table->store, snap->snapshot) : -ENOMEM;
+		if (r == 0 && snap->slot) {
 			struct cairn_index_info info;
 			cairn_index_info(idx, &info);
 			if (info.inode_count >= (1ull << SLOT_SHIFT))
@@ -220,10 +258,14 @@ static int snaps_init(struct snap_table *table, char **names, size_t count)
 		return -ENOMEM;
 	for (size_t i = 0; i < count; i++) {
 		table->snaps[i].name = TAKE_PTR(names[i]);
+		table->snaps[i].snapshot = strdup(table->snaps[i].name);
+		table->snaps[i].root = CAIRN_INDEX_ROOT;
 		pthread_mutex_init(&table->snaps[i].open_lock, NULL);
+		table->count = i + 1;
+		if (!table->snaps[i].snapshot)
+			return -ENOMEM;
 	}
-	table->count = count;
-	return table->whole_store ? assign_slots(table) : 0;
+	return assign_slots(table);
 }
 
 static int snaps_list(struct snap_table *table, const struct cairn_mount_options *o, char *msg,
@@ -232,19 +274,130 @@ static int snaps_list(struct snap_table *table, const struct cairn_mount_options
 	char **names = NULL;
 	size_t count = 0;
 
-	int r = table->whole_store ? cairn_snapshot_list(table->store, &names, &count) : 0;
-	if (r == 0 && !table->whole_store) {
-		names = calloc(1, sizeof(*names));
-		names[0] = names ? strdup(o->snapshot) : NULL;
-		count = 1;
-		r = names && names[0] ? 0 : -ENOMEM;
-	}
+	int r = cairn_snapshot_list(table->store, &names, &count);
 	if (r == 0)
 		r = snaps_init(table, names, count);
 	cairn_snapshot_names_free(names, count);
 	if (r < 0)
 		cairn_format(msg, msg_size, "%s: cannot list snapshots: %s", o->store_path,
 			     strerror(-r));
+	return r;
+}
+
+/* Whether an earlier source's directory, or a later source's snapshot,
+ * has this name. */
+static bool name_taken(const struct snap_table *table, const struct cairn_mount_options *o,
+		       size_t i, const char *name)
+{
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(table->snaps[j].name, name) == 0)
+			return true;
+	for (size_t j = i + 1; j < o->source_count; j++)
+		if (strcmp(o->sources[j].snapshot, name) == 0)
+			return true;
+	return false;
+}
+
+/* With nomerge, source i's directory: its snapshot's name, or, when an
+ * earlier source has it already, "NAME (2)", "NAME (3)", ...: the same
+ * list gives the same names. */
+static char *source_dir_name(const struct snap_table *table, const struct cairn_mount_options *o,
+			     size_t i)
+{
+	const char *snapshot = o->sources[i].snapshot;
+	char *name = strdup(snapshot);
+
+	for (unsigned k = 2; name && name_taken(table, o, i, name); k++) {
+		free(name);
+		if (asprintf(&name, "%s (%u)", snapshot, k) < 0)
+			return NULL;
+	}
+	return name;
+}
+
+static int sources_init(struct snap_table *table, const struct cairn_mount_options *o)
+{
+	size_t count = o->source_count;
+
+	table->snaps = calloc(count, sizeof(*table->snaps));
+	if (!table->snaps)
+		return -ENOMEM;
+	for (size_t i = 0; i < count; i++) {
+		struct snap *snap = &table->snaps[i];
+		pthread_mutex_init(&snap->open_lock, NULL);
+		table->count = i + 1;
+		snap->snapshot = strdup(o->sources[i].snapshot);
+		snap->name = source_dir_name(table, o, i);
+		if (!snap->snapshot || !snap->name)
+			return -ENOMEM;
+		snap->root = CAIRN_INDEX_ROOT;
+		snap->slot = table->by_position ? i + 1 : 0;
+	}
+	table->snaps[count - 1].mount_root = !table->whole_store;
+	return 0;
+}
+
+/* Opens source i's index now, and finds the directory it is served from. */
+static int source_open(struct snap_table *table, const struct cairn_mount_source *source,
+		       struct snap *snap, char *msg, size_t msg_size)
+{
+	_cleanup_(cairn_index_freep) struct cairn_index *idx = cairn_index_new();
+	struct cairn_index_stat st;
+	struct cairn_index_info info;
+
+	if (!idx)
+		return -ENOMEM;
+	int r = cairn_index_open(idx, table->store, snap->snapshot);
+	if (r < 0) {
+		cairn_format(msg, msg_size, "%s", cairn_index_error(idx));
+		return r;
+	}
+	cairn_index_info(idx, &info);
+	if (snap->slot && info.inode_count >= (1ull << SLOT_SHIFT)) {
+		cairn_format(msg, msg_size, "snapshot %s: too many inodes to serve with others",
+			     snap->snapshot);
+		return -EFBIG;
+	}
+	const char *path = source->path ? source->path : "";
+	r = cairn_index_resolve(idx, path, true, &snap->root);
+	if (r == 0)
+		r = cairn_index_getattr(idx, snap->root, &st);
+	if (r == 0 && !S_ISDIR(st.mode))
+		r = -ENOTDIR;
+	if (r < 0) {
+		cairn_format(msg, msg_size, "%s:%s: %s", snap->snapshot, path,
+			     r == -ENOENT    ? "no such directory in the snapshot"
+			     : r == -ENOTDIR ? "not a directory"
+			     : r == -EBADMSG ? cairn_index_error(idx)
+					     : strerror(-r));
+		return r;
+	}
+	atomic_store(&snap->idx, TAKE_PTR(idx));
+	return 0;
+}
+
+/* The sources (or o->snapshot alone, as a list of one): each opened now,
+ * so that a bad name or PATH fails the mount before it is in place. */
+static int sources_open(struct snap_table *table, const struct cairn_mount_options *o, char *msg,
+			size_t msg_size)
+{
+	struct cairn_mount_source one = {.snapshot = o->snapshot};
+	struct cairn_mount_options single;
+
+	if (o->source_count == 0) {
+		single = *o;
+		single.sources = &one;
+		single.source_count = 1;
+		o = &single;
+	}
+	table->whole_store = o->nomerge;
+	table->merged = !o->nomerge && o->source_count > 1;
+	table->by_position = table->whole_store || table->merged;
+	int r = sources_init(table, o);
+	for (size_t i = 0; r == 0 && i < o->source_count; i++)
+		r = source_open(table, &o->sources[i], &table->snaps[i], msg, msg_size);
+	if (r == -ENOMEM && !msg[0])
+		cairn_format(msg, msg_size, "out of memory");
 	return r;
 }
 
@@ -258,19 +411,12 @@ int snap_table_open(const struct cairn_mount_options *o, struct cairn_store *sto
 		return -ENOMEM;
 	table->store = store;
 	table->log = log;
-	table->whole_store = !o->snapshot;
-	int r = snaps_list(table, o, msg, msg_size);
-	if (r == 0 && !table->whole_store) {
-		/* One snapshot: open it now, so a bad name fails the mount. */
-		struct cairn_index *idx = cairn_index_new();
-		r = idx ? cairn_index_open(idx, store, o->snapshot) : -ENOMEM;
-		if (r < 0) {
-			cairn_format(msg, msg_size, "%s",
-				     idx ? cairn_index_error(idx) : "out of memory");
-			cairn_index_free(idx);
-		} else {
-			atomic_store(&table->snaps[0].idx, idx);
-		}
+	int r = 0;
+	if (o->snapshot || o->source_count) {
+		r = sources_open(table, o, msg, msg_size);
+	} else {
+		table->whole_store = true;
+		r = snaps_list(table, o, msg, msg_size);
 	}
 	if (r < 0) {
 		snap_table_free(table);
@@ -288,6 +434,7 @@ void snap_table_free(struct snap_table *table)
 		cairn_index_free(atomic_load(&table->snaps[i].idx));
 		pthread_mutex_destroy(&table->snaps[i].open_lock);
 		free(table->snaps[i].name);
+		free(table->snaps[i].snapshot);
 	}
 	free(table->snaps);
 	free(table->slot_map);

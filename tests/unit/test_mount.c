@@ -415,6 +415,34 @@ START_TEST(test_options_sizes)
 }
 END_TEST
 
+START_TEST(test_options_owners)
+{
+	struct cairn_mount_options o;
+	char msg[256] = "";
+
+	cairn_mount_options_default(&o);
+	ck_assert_int_eq(o.dmask, -1);
+	ck_assert_int_eq(o.fmask, -1);
+	int r = cairn_mount_options_parse(&o,
+					  "uidmap=1000:0:1/2000:5,uidmap=7:8,gidmap=1:2:3,"
+					  "dmask=027,fmask=0133,mapowners,nomerge",
+					  msg, sizeof(msg));
+	ck_assert_msg(r == 0, "%s", msg);
+	ck_assert_uint_eq(o.uidmap_count, 3);
+	ck_assert_uint_eq(o.uidmap[0].from, 1000);
+	ck_assert_uint_eq(o.uidmap[0].to, 0);
+	ck_assert_uint_eq(o.uidmap[0].count, 1);
+	ck_assert_uint_eq(o.uidmap[1].from, 2000);
+	ck_assert_uint_eq(o.uidmap[1].to, 5);
+	ck_assert_uint_eq(o.uidmap[2].from, 7);
+	ck_assert_uint_eq(o.gidmap_count, 1);
+	ck_assert_uint_eq(o.gidmap[0].count, 3);
+	ck_assert_int_eq(o.dmask, 027);
+	ck_assert_int_eq(o.fmask, 0133);
+	ck_assert(o.mapowners && o.nomerge);
+}
+END_TEST
+
 START_TEST(test_options_bad)
 {
 	static const char *const bad[] = {
@@ -423,7 +451,9 @@ START_TEST(test_options_bad)
 		"uid=1K",          "uid=4294967295",  "gid=-1",
 		"umask=8",         "umask=",          "threads=0",
 		"threads=257",     "bogus",           "cache_dir=/x",
-		"passthrough",
+		"passthrough",     "uidmap=1000",     "uidmap=1:2:0",
+		"gidmap=",         "uidmap=a:1",      "uidmap=4294967294:0:2",
+		"dmask=8",         "fmask=",
 	};
 	struct cairn_mount_options o, before;
 	char msg[256];
@@ -743,6 +773,7 @@ static Suite *mount_suite(void)
 		{"inodes_one_snapshot", test_inodes_one_snapshot, 1, 60},
 		{"options_sizes", test_options_sizes, 1, 60},
 		{"options_bad", test_options_bad, 1, 60},
+		{"options_owners", test_options_owners, 1, 60},
 		{"read_path", test_read_path, 1, 60},
 		{"blob_make_and_find", test_blob_make_and_find, 1, 60},
 		{"blob_damaged_remade", test_blob_damaged_remade, 1, 60},
