@@ -21,24 +21,40 @@
 
 static void mount_help(void)
 {
-	printf("Usage: cairn mount [-s STORE] [-o OPTIONS] [-f] [-d] [SNAPSHOT|ARCHIVE] MOUNTPOINT\n"
+	printf("Usage: cairn mount [-s STORE] [OPTIONS] [SNAPSHOT|ARCHIVE] MOUNTPOINT\n"
+	       "       cairn mount [-s STORE] [OPTIONS] SNAPSHOT|ARCHIVE\n"
+	       "       cairn mount --temp [OPTIONS] ARCHIVE [MOUNTPOINT]\n"
 	       "\n"
 	       "Serve the store read-only at MOUNTPOINT: one directory per snapshot, or with\n"
 	       "SNAPSHOT just that snapshot. With ARCHIVE (a file that is not a snapshot's\n"
 	       "name), add it to the store first (nothing to do when it is already there)\n"
-	       "and mount its snapshot. Returns once the mount is ready; unmount with\n"
-	       "'cairn umount', fusermount3 -u or umount.\n"
+	       "and mount its snapshot, saying which on stderr. Returns once the mount is\n"
+	       "ready; unmount with 'cairn umount', fusermount3 -u or umount.\n"
 	       "\n"
-	       "  -f          stay in the foreground (log to stderr)\n"
-	       "  -d          debug: foreground, with libfuse's request log\n"
-	       "  -o OPTIONS  comma-separated:\n"
+	       "One argument X: a directory is the MOUNTPOINT of the whole store; else X is\n"
+	       "a SNAPSHOT (if the store has one of that name) or an ARCHIVE, and a mount\n"
+	       "point is made for it: next to the archive, named after it without its\n"
+	       "suffixes (foo.tar.gz -> foo; 'foo (1)', 'foo (2)' where taken), or in the\n"
+	       "current directory named after the snapshot. It is removed after the\n"
+	       "unmount, however that happens, if it is still the empty directory made.\n"
+	       "\n"
+	       "  -n, --name NAME  the archive's snapshot name (default: its file name\n"
+	       "                   without suffixes); X is then always an ARCHIVE\n"
+	       "      --replace    replace a snapshot of that name from other archive bytes\n"
+	       "      --temp       add ARCHIVE to a throwaway store and blob cache in\n"
+	       "                   $TMPDIR (else /var/tmp), removed at unmount, and by the\n"
+	       "                   next --temp run if the daemon died; not with -s\n"
+	       "  -f               stay in the foreground (log to stderr)\n"
+	       "  -d               debug: foreground, with libfuse's request log\n"
+	       "  -o OPTIONS       comma-separated:\n"
 	       "      allow_other           let other users in (turns on default_permissions)\n"
 	       "      default_permissions   the kernel checks modes and owners as recorded\n"
 	       "      uid=N, gid=N, umask=M show every file with this owner / mask\n"
 	       "      suid, dev             honour setuid bits / device nodes (off by default)\n"
 	       "      caps                  show security.capability xattrs (hidden by default;\n"
 	       "                            they take effect with suid too)\n"
-	       "      cache=DIR             blob cache (default $XDG_CACHE_HOME/cairn)\n"
+	       "      cache=DIR             blob cache (default $XDG_CACHE_HOME/cairn; with\n"
+	       "                            --temp, in its directory)\n"
 	       "      cache_size=SIZE       blob cache bound (default 4G)\n"
 	       "      chunk_cache=SIZE      decompressed chunk cache (default 64M)\n"
 	       "      passthrough_min=SIZE  smaller files are read through cairn (default 1M)\n"
@@ -51,7 +67,17 @@ static void mount_help(void)
 struct mount_cmd {
 	struct cairn_mount_options o;
 	bool foreground;
+	bool helper;        /* mount.cairn: its one argument is the mount point */
 	const char *source; /* SNAPSHOT or ARCHIVE, or NULL */
+	const char *target; /* MOUNTPOINT as given; NULL: make one */
+	const char *name;   /* --name */
+	bool replace;       /* --replace */
+	bool temp;          /* --temp */
+	bool archive;       /* source is an archive, added */
+	struct cli_add_result added;
+	struct cli_made_dir made; /* the mount point made; parent_fd -1: none */
+	struct cli_temp tmp;      /* --temp's directory; path "": none */
+	char shown[PATH_MAX];     /* the mount point made, as the user writes it */
 	char store_path[PATH_MAX];
 	char mountpoint[PATH_MAX];
 	char snapshot[CAIRN_SNAPSHOT_NAME_MAX + 1];
@@ -81,16 +107,54 @@ static void log_syslog(void *userdata, enum cairn_log_level level, const char *l
 
 /* ---- arguments ---- */
 
+enum { OPT_REPLACE = 256, OPT_TEMP };
+
+/* Whether a lone argument is the mount point of the whole store, as it
+ * has always been for a directory; else it is a SNAPSHOT or an ARCHIVE to
+ * mount on a mount point made for it. */
+static bool lone_arg_is_mountpoint(const struct mount_cmd *cmd, const char *arg)
+{
+	struct stat st;
+
+	if (cmd->helper)
+		return true;
+	if (cmd->name || cmd->replace || cmd->temp)
+		return false;
+	return stat(arg, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int parse_operands(struct cli *cli, int argc, char **argv, struct mount_cmd *cmd)
+{
+	int n = argc - optind;
+
+	if (n < 1 || n > 2)
+		return cli_usage_error(cli, "expected [SNAPSHOT|ARCHIVE] [MOUNTPOINT]");
+	if (n == 2) {
+		cmd->source = argv[optind];
+		cmd->target = argv[optind + 1];
+	} else if (lone_arg_is_mountpoint(cmd, argv[optind])) {
+		cmd->target = argv[optind];
+	} else {
+		cmd->source = argv[optind];
+	}
+	if (cmd->temp && cli->store_path)
+		return cli_usage_error(cli, "--temp uses a store of its own; -s cannot go with it");
+	return 0;
+}
+
 static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *cmd)
 {
 	static const struct option options[] = {
 		CLI_COMMON_OPTIONS,
+		{"name", required_argument, NULL, 'n'},
+		{"replace", no_argument, NULL, OPT_REPLACE},
+		{"temp", no_argument, NULL, OPT_TEMP},
 		{0},
 	};
 	char msg[300];
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "o:fd", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "o:fdn:", options, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			if (cairn_mount_options_parse(&cmd->o, optarg, msg, sizeof(msg)) < 0)
@@ -102,19 +166,21 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *
 		case 'f':
 			cmd->foreground = true;
 			break;
+		case 'n':
+			cmd->name = optarg;
+			break;
+		case OPT_REPLACE:
+			cmd->replace = true;
+			break;
+		case OPT_TEMP:
+			cmd->temp = true;
+			break;
 		default:
 			if ((r = cli_common_option(cli, c, mount_help)) != 0)
 				return r;
 		}
 	}
-	if (argc - optind < 1 || argc - optind > 2)
-		return cli_usage_error(cli, "expected [SNAPSHOT|ARCHIVE] MOUNTPOINT");
-	cmd->source = argc - optind == 2 ? argv[optind] : NULL;
-	if (!realpath(argv[argc - 1], cmd->mountpoint)) {
-		cli_error("mount point %s: %s", argv[argc - 1], strerror(errno));
-		return EXIT_ERROR;
-	}
-	return 0;
+	return parse_operands(cli, argc, argv, cmd);
 }
 
 /* Whether the store at path has a snapshot name: 1, else 0 (also when
@@ -128,26 +194,180 @@ static int snapshot_exists(const char *path, const char *name)
 	return cairn_snapshot_exists(store, name);
 }
 
-/* SNAPSHOT when the store has one by that name, else ARCHIVE when it is a
- * file: add it (a no-op when already there) and serve its snapshot. */
-static int resolve_source(struct mount_cmd *cmd)
+/* The archive's snapshot name: --name, else its file name without
+ * suffixes; a --temp store's one snapshot is named by nobody, so any
+ * file name will do there. */
+static int archive_snapshot_name(struct mount_cmd *cmd)
 {
-	char why[200];
-	struct stat st;
+	char why[300] = "";
 
-	if (snapshot_exists(cmd->store_path, cmd->source) == 1 || stat(cmd->source, &st) < 0 ||
-	    S_ISDIR(st.st_mode)) {
-		snprintf(cmd->snapshot, sizeof(cmd->snapshot), "%s", cmd->source);
+	if (cmd->name) {
+		snprintf(cmd->snapshot, sizeof(cmd->snapshot), "%s", cmd->name);
 		return 0;
 	}
 	if (cairn_snapshot_default_name(cmd->source, cmd->snapshot, sizeof(cmd->snapshot), why,
-					sizeof(why)) < 0) {
-		cli_error("%s: %s", cmd->source, why);
+					sizeof(why)) == 0)
+		return 0;
+	if (cmd->temp) {
+		snprintf(cmd->snapshot, sizeof(cmd->snapshot), "archive");
+		return 0;
+	}
+	fputs("cairn: ", stderr);
+	cli_put_escaped(stderr, cmd->source);
+	fputs(": ", stderr);
+	cli_put_escaped(stderr, why[0] ? why : "name too long");
+	fputs("; choose one with --name\n", stderr);
+	return EXIT_ERROR;
+}
+
+static int add_archive(struct mount_cmd *cmd)
+{
+	int r = archive_snapshot_name(cmd);
+	if (r)
+		return r;
+	struct cli add_cli = {.store_path = cmd->store_path, .command = "mount"};
+	struct cli_add_options add = {
+		.name = cmd->snapshot, .replace = cmd->replace, .result = &cmd->added};
+	cmd->archive = true;
+	return cli_add(&add_cli, &add, &cmd->source, 1);
+}
+
+/* Whether the source is a SNAPSHOT (the store has one by that name) or
+ * an ARCHIVE (a file); with --name, --replace or --temp it must be an
+ * ARCHIVE. Two operands keep their old reading: what is neither is taken
+ * as a snapshot name, which the mount then reports missing. */
+static int classify_source(struct mount_cmd *cmd)
+{
+	bool want_archive = cmd->name || cmd->replace || cmd->temp;
+	struct stat st;
+
+	if (!want_archive && snapshot_exists(cmd->store_path, cmd->source) == 1)
+		return 0;
+	int r = stat(cmd->source, &st) < 0 ? -errno : S_ISDIR(st.st_mode) ? -EISDIR : 0;
+	if (r == 0 || (!want_archive && cmd->target)) {
+		cmd->archive = r == 0;
+		return 0;
+	}
+	fputs("cairn: ", stderr);
+	cli_put_escaped(stderr, cmd->source);
+	if (want_archive)
+		fprintf(stderr, ": not an archive: %s\n", strerror(-r));
+	else
+		fprintf(stderr, ": no such directory, snapshot (in %s) or archive\n",
+			cmd->store_path);
+	return EXIT_ERROR;
+}
+
+/* An ARCHIVE is added (a no-op when already there) and its snapshot
+ * served. */
+static int resolve_source(struct mount_cmd *cmd)
+{
+	if (cmd->archive)
+		return add_archive(cmd);
+	snprintf(cmd->snapshot, sizeof(cmd->snapshot), "%s", cmd->source);
+	return 0;
+}
+
+/* ---- the mount point made and the --temp store ---- */
+
+/* Where the mount point is made and what it is called: next to an
+ * archive, as fuse-archive does, or in the current directory for a
+ * snapshot. Checked before adding anything. */
+static int plan_mountpoint(const struct mount_cmd *cmd, char *dir, size_t dir_size, char *stem,
+			   size_t stem_size)
+{
+	if (!cmd->archive) {
+		snprintf(dir, dir_size, ".");
+		snprintf(stem, stem_size, "%s", cmd->source);
+		return EXIT_OK;
+	}
+	const char *slash = strrchr(cmd->source, '/');
+	if (!slash)
+		snprintf(dir, dir_size, ".");
+	else if (slash == cmd->source)
+		snprintf(dir, dir_size, "/");
+	else
+		snprintf(dir, dir_size, "%.*s", (int)(slash - cmd->source), cmd->source);
+	/* Before the add, which cannot be taken back for want of a place. */
+	if (access(dir, W_OK | X_OK) < 0) {
+		fputs("cairn: cannot make a mount point in ", stderr);
+		cli_put_escaped(stderr, dir);
+		fprintf(stderr, ": %s; give a MOUNTPOINT\n", strerror(errno));
 		return EXIT_ERROR;
 	}
-	struct cli add_cli = {.store_path = cmd->store_path, .command = "add"};
-	struct cli_add_options add = {.name = cmd->snapshot, .for_mount = true};
-	return cli_add(&add_cli, &add, &cmd->source, 1);
+	return cli_mountpoint_stem(cmd->source, stem, stem_size);
+}
+
+/* A --temp run's store: made quietly in its own directory, where its blob
+ * cache goes too unless -o cache= names one. */
+static int make_temp_store(struct mount_cmd *cmd)
+{
+	int r = cli_temp_make(&cmd->tmp);
+	if (r)
+		return r;
+	snprintf(cmd->store_path, sizeof(cmd->store_path), "%s/store", cmd->tmp.path);
+	_cleanup_(cairn_store_freep) struct cairn_store *store = cairn_store_new();
+	if (!store || cairn_store_create(store, cmd->store_path, NULL) < 0) {
+		cli_error("%s", store ? cairn_store_error(store) : "out of memory");
+		return EXIT_ERROR;
+	}
+	if (!cmd->o.cache_dir[0])
+		snprintf(cmd->o.cache_dir, sizeof(cmd->o.cache_dir), "%s/cache", cmd->tmp.path);
+	return EXIT_OK;
+}
+
+/* After the session, or when it never started: the mount point made and
+ * the --temp directory go. Only the daemon (or the foreground process)
+ * calls this once it has been handed the mount. */
+static void remove_made(struct mount_cmd *cmd)
+{
+	if (cmd->made.parent_fd >= 0) {
+		int r = cli_made_dir_remove(&cmd->made);
+		if (r < 0 && cmd->o.log) {
+			char line[PATH_MAX + 100];
+			snprintf(line, sizeof(line), "left the mount point %s in place: %s",
+				 cmd->mountpoint,
+				 r == -ESTALE ? "something else is there now" : strerror(-r));
+			cmd->o.log(cmd, CAIRN_LOG_WARNING, line);
+		}
+	}
+	cli_temp_remove(&cmd->tmp);
+}
+
+/* The one line mount says of an archive it added or found, or of a mount
+ * point it made. */
+static void say_done(const struct mount_cmd *cmd)
+{
+	bool made = cmd->made.parent_fd >= 0;
+
+	if (!cmd->archive && !made)
+		return;
+	fputs("cairn: ", stderr);
+	if (cmd->archive) {
+		if (cmd->added.added)
+			fputs("added ", stderr);
+		cli_put_escaped(stderr, cmd->source);
+		if (cmd->temp)
+			fprintf(stderr, " to a temporary store (%llu entries; removed at unmount)",
+				(unsigned long long)cmd->added.entries);
+		else if (cmd->added.added)
+			fputs(" as snapshot ", stderr);
+		else
+			fputs(" is already snapshot ", stderr);
+		if (!cmd->temp) {
+			cli_put_escaped(stderr, cmd->snapshot);
+			if (cmd->added.added)
+				fprintf(stderr, " (%llu entries)",
+					(unsigned long long)cmd->added.entries);
+		}
+		fputs("; mounted at ", stderr);
+	} else {
+		fputs("mounted snapshot ", stderr);
+		cli_put_escaped(stderr, cmd->snapshot);
+		fputs(" at ", stderr);
+	}
+	cli_put_escaped(stderr, made ? cmd->shown : cmd->target);
+	fputc('\n', stderr);
 }
 
 /* ---- running ---- */
@@ -156,8 +376,10 @@ static void on_ready(void *userdata)
 {
 	struct mount_cmd *cmd = userdata;
 
-	if (cmd->ready_fd < 0)
+	if (cmd->ready_fd < 0) {
+		say_done(cmd); /* in the foreground: no parent to say it */
 		return;
+	}
 	if (write(cmd->ready_fd, "R", 1) < 0) {
 		/* the parent is gone: nothing to tell */
 	}
@@ -192,6 +414,7 @@ static int run_mount(struct mount_cmd *cmd)
 	} else if (r < 0) {
 		cli_error("%s", msg);
 	}
+	remove_made(cmd);
 	return r < 0 ? EXIT_ERROR : EXIT_OK;
 }
 
@@ -224,17 +447,23 @@ static int daemonize(struct mount_cmd *cmd)
 
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
 		cli_error("pipe: %s", strerror(errno));
+		remove_made(cmd);
 		return EXIT_ERROR;
 	}
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
 		cli_error("fork: %s", strerror(errno));
+		remove_made(cmd);
 		return EXIT_ERROR;
 	}
 	if (pid > 0) {
+		/* What was made is the daemon's now: it removes it at the end. */
 		close(pipefd[1]);
-		return wait_ready(pid, pipefd[0]);
+		int r = wait_ready(pid, pipefd[0]);
+		if (r == EXIT_OK)
+			say_done(cmd);
+		return r;
 	}
 	close(pipefd[0]);
 	cmd->ready_fd = pipefd[1];
@@ -269,24 +498,58 @@ static int absolute_cache_dir(struct cairn_mount_options *o)
 	return 0;
 }
 
-static int mount_start(struct cli *cli, struct mount_cmd *cmd)
+/* The store named by -s, $CAIRN_STORE or the default, resolved where it
+ * exists (the one-step form creates a missing one). */
+static int resolve_store(struct cli *cli, struct mount_cmd *cmd)
 {
 	_cleanup_free_ char *store = cli_store_path(cli);
 
-	if (!store || absolute_cache_dir(&cmd->o) != 0)
+	if (!store)
 		return EXIT_ERROR;
-	if (!realpath(store, cmd->store_path)) {
-		/* a store that does not exist yet: the one-step form creates it */
+	if (!realpath(store, cmd->store_path))
 		snprintf(cmd->store_path, sizeof(cmd->store_path), "%s", store);
+	return 0;
+}
+
+/* Cheap checks first (the mount point, the source, the name of a mount
+ * point to make), then the add, then the mount point is made. */
+static int mount_prepare(struct cli *cli, struct mount_cmd *cmd)
+{
+	char dir[PATH_MAX], stem[256], store[PATH_MAX];
+	int r;
+
+	if (absolute_cache_dir(&cmd->o) != 0 || (!cmd->temp && resolve_store(cli, cmd) != 0))
+		return EXIT_ERROR;
+	if (cmd->target && !realpath(cmd->target, cmd->mountpoint)) {
+		cli_error("mount point %s: %s", cmd->target, strerror(errno));
+		return EXIT_ERROR;
 	}
+	if (cmd->source && (r = classify_source(cmd)) != 0)
+		return r;
+	if (!cmd->target && (r = plan_mountpoint(cmd, dir, sizeof(dir), stem, sizeof(stem))) != 0)
+		return r;
+	if (cmd->temp && (r = make_temp_store(cmd)) != 0)
+		return r;
+	if (cmd->source && (r = resolve_source(cmd)) != 0)
+		return r;
 	if (cmd->source) {
-		int r = resolve_source(cmd);
-		if (r != 0)
-			return r;
-		if (!realpath(store, cmd->store_path)) {
-			cli_error("%s: %s", store, strerror(errno));
+		if (!realpath(cmd->store_path, store)) {
+			cli_error("%s: %s", cmd->store_path, strerror(errno));
 			return EXIT_ERROR;
 		}
+		memcpy(cmd->store_path, store, sizeof(store));
+	}
+	if (!cmd->target)
+		return cli_mountpoint_make(dir, stem, &cmd->made, cmd->mountpoint, cmd->shown);
+	return 0;
+}
+
+static int mount_start(struct cli *cli, struct mount_cmd *cmd)
+{
+	int r = mount_prepare(cli, cmd);
+	if (r) {
+		remove_made(cmd);
+		return r;
 	}
 	return cmd->foreground ? run_mount(cmd) : daemonize(cmd);
 }
@@ -294,7 +557,8 @@ static int mount_start(struct cli *cli, struct mount_cmd *cmd)
 /* fsname: the source the mount table shows; NULL: SNAPSHOT@STORE. */
 static int mount_main(struct cli *cli, int argc, char **argv, const char *fsname)
 {
-	struct mount_cmd cmd = {.ready_fd = -1};
+	struct mount_cmd cmd = {
+		.ready_fd = -1, .helper = fsname, .made.parent_fd = -1, .tmp.lock_fd = -1};
 
 	cairn_mount_options_default(&cmd.o);
 	cmd.o.fsname = fsname;
