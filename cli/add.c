@@ -87,6 +87,11 @@ static void print_summary(struct add *add, const struct cairn_import_stats *s)
 	char in[32], stored[32], skipped[64] = "", dedup[32], compression[32];
 	double seconds = (double)(cairn_now_ns() - add->start_ns) / 1e9;
 
+	if (add->o->result) {
+		*add->o->result =
+			(struct cli_add_result){.added = true, .entries = s->snapshot_entries};
+		return;
+	}
 	if (add->o->quiet)
 		return;
 	cairn_format_bytes(s->content_bytes, in, sizeof(in));
@@ -162,20 +167,18 @@ static int check_existing(struct add *add, const char *name, int fd, const struc
 static int report_existing(struct add *add, const char *name, int existing)
 {
 	if (existing == EXISTING_SAME) {
-		if (!add->o->quiet)
+		if (add->o->result)
+			*add->o->result = (struct cli_add_result){.added = false};
+		else if (!add->o->quiet)
 			printf("%s: unchanged (the snapshot holds these same archive bytes), "
 			       "nothing to do\n",
 			       name);
 		return EXIT_OK;
 	}
-	/* mount has no --replace or --name to advise. */
-	const char *advice =
-		add->o->for_mount
-			? "add this archive under another name (cairn add --name NEW "
-			  "ARCHIVE), then mount that snapshot (cairn mount NEW MOUNTPOINT)"
-			: "use --replace to replace it or --name to choose another name";
-	cli_error("a snapshot named %s already exists in %s, from other archive bytes; %s", name,
-		  cairn_store_path(add->store), advice);
+	/* add and mount both take --replace and --name. */
+	cli_error("a snapshot named %s already exists in %s, from other archive bytes; use "
+		  "--replace to replace it or --name to choose another name",
+		  name, cairn_store_path(add->store));
 	return EXIT_ERROR;
 }
 

@@ -4,9 +4,11 @@
 #ifndef CAIRN_CLI_H
 #define CAIRN_CLI_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "index.h"
 #include "store.h"
@@ -74,18 +76,25 @@ int cli_writer_lock(struct cairn_store *store, unsigned threads, struct cairn_wr
 
 /* ---- adding archives (add.c) ---- */
 
+/* What cli_add did with an archive, for `cairn mount ARCHIVE`, which says
+ * it in one line of its own. */
+struct cli_add_result {
+	bool added;       /* false: the snapshot held these archive bytes already */
+	uint64_t entries; /* the new snapshot's entries (when added) */
+};
+
 /* What `cairn add` was asked for; `cairn mount ARCHIVE` asks for the
- * defaults and a name. */
+ * defaults, a name and maybe --replace. */
 struct cli_add_options {
 	const char *name;     /* the snapshot's name; NULL: from the archive's */
 	bool replace;         /* replace a snapshot of that name */
 	bool quiet;           /* no progress line and no summary */
 	uint64_t max_entries; /* 0: the default */
 	uint64_t max_ratio;   /* 0: the default; CAIRN_IMPORT_NO_RATIO: none */
-	/* The add of `cairn mount ARCHIVE`, which has no --replace or --name:
-	 * a name collision advises what mount's user can do instead. */
-	bool for_mount;
-	bool partial; /* a damaged archive: keep what was read before */
+	bool partial;         /* a damaged archive: keep what was read before */
+	/* When set (one archive): filled in with what was done, and neither
+	 * the summary nor the "unchanged" line is printed. */
+	struct cli_add_result *result;
 };
 
 /* Adds each archive ("-": stdin) to the store as a snapshot committed on its
@@ -95,6 +104,53 @@ struct cli_add_options {
  * when every archive was added (or already there), else EXIT_ERROR. */
 int cli_add(const struct cli *cli, const struct cli_add_options *options,
 	    const char *const *archives, int count);
+
+/* ---- one-step mounts (onestep.c) ---- */
+
+/* A directory that `cairn mount` made for itself. */
+struct cli_made_dir {
+	int parent_fd; /* O_PATH of the directory it is in; -1: none made */
+	char name[256];
+	dev_t dev; /* what it was when made: only that is removed */
+	ino_t ino;
+};
+
+/* The name of the mount point made for archive: its file name without
+ * archive and compression suffixes, as the snapshot's default name strips
+ * them ("v1.2.tar.xz" -> "v1.2"). Prints the error and returns EXIT_ERROR
+ * when nothing is left or it starts with '.' (".tar.gz"); else EXIT_OK. */
+int cli_mountpoint_stem(const char *archive, char *buf, size_t size);
+/* Makes the directory stem in dir, or "stem (1)", "stem (2)"... where the
+ * name is taken (by anything). Writes its absolute path to path and the
+ * path as the user would write it (dir as given, then the name) to shown.
+ * Prints the error; returns EXIT_OK or EXIT_ERROR. */
+int cli_mountpoint_make(const char *dir, const char *stem, struct cli_made_dir *ret,
+			char path[PATH_MAX], char shown[PATH_MAX]);
+/* Removes the directory made, only while it is still that same directory
+ * and empty, and closes d's fd. Returns 0, or -errno (-ESTALE: something
+ * else is there now); prints nothing. */
+int cli_made_dir_remove(struct cli_made_dir *d);
+
+/* A --temp run's directory: $TMPDIR (else /var/tmp)/cairn-temp-XXXXXX,
+ * holding the throwaway store and blob cache, and a file "lock" that the
+ * process serving the mount holds a flock on for its life. */
+struct cli_temp {
+	char path[PATH_MAX - 64]; /* "": none; room left for what is in it */
+	int lock_fd;
+};
+/* First removes every cairn-temp-* of this user whose lock is free (its
+ * process died), then makes a fresh one and locks it. Prints the error;
+ * returns EXIT_OK or EXIT_ERROR. */
+int cli_temp_make(struct cli_temp *t);
+/* Removes the directory and everything in it, and drops the lock. */
+void cli_temp_remove(struct cli_temp *t);
+
+/* Where a mount's SOURCE[:PATH] splits: nowhere when the whole argument
+ * names a snapshot of the store or a file (an archive named a:b.tar is
+ * that archive), else at the first ':' whose left part names one
+ * (a:b.tar:dir), else at the first ':' (snapshot names have none).
+ * Returns the ':' or NULL; prefix gets the left part. */
+const char *cli_source_split(const char *store_path, const char *arg, char *prefix, size_t size);
 
 /* ---- JSON and ratios (json.c) ---- */
 

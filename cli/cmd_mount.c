@@ -21,22 +21,37 @@
 
 static void mount_help(void)
 {
-	printf("Usage: cairn mount [-s STORE] [-o OPTIONS] [-f] [-d] [SNAPSHOT|ARCHIVE] MOUNTPOINT\n"
-	       "       cairn mount [OPTIONS] SOURCE[:PATH]... MOUNTPOINT\n"
+	printf("Usage: cairn mount [-s STORE] [OPTIONS] [SNAPSHOT|ARCHIVE] MOUNTPOINT\n"
+	       "       cairn mount [-s STORE] [OPTIONS] SNAPSHOT|ARCHIVE\n"
+	       "       cairn mount --temp [OPTIONS] ARCHIVE [MOUNTPOINT]\n"
+	       "       cairn mount [-s STORE] [OPTIONS] SOURCE[:PATH]... MOUNTPOINT\n"
 	       "\n"
 	       "Serve the store read-only at MOUNTPOINT: one directory per snapshot, or with\n"
 	       "SNAPSHOT just that snapshot. With ARCHIVE (a file that is not a snapshot's\n"
 	       "name), add it to the store first (nothing to do when it is already there)\n"
-	       "and mount its snapshot. Returns once the mount is ready; unmount with\n"
-	       "'cairn umount', fusermount3 -u or umount.\n"
+	       "and mount its snapshot, saying which on stderr. Returns once the mount is\n"
+	       "ready; unmount with 'cairn umount', fusermount3 -u or umount.\n"
+	       "\n"
+	       "One argument X: a directory is the MOUNTPOINT of the whole store; else X is\n"
+	       "a SNAPSHOT (if the store has one of that name) or an ARCHIVE, and a mount\n"
+	       "point is made for it: next to the archive, named after it without its\n"
+	       "suffixes (foo.tar.gz -> foo; 'foo (1)', 'foo (2)' where taken), or in the\n"
+	       "current directory named after the snapshot. It is removed after the\n"
+	       "unmount, however that happens, if it is still the empty directory made.\n"
 	       "\n"
 	       "Several SOURCEs (snapshots or archives) are merged into one tree: the later\n"
 	       "one wins where paths collide, directories are merged (-o nomerge: one\n"
 	       "directory per source). SOURCE:PATH serves that directory of it as its root.\n"
 	       "\n"
-	       "  -f          stay in the foreground (log to stderr)\n"
-	       "  -d          debug: foreground, with libfuse's request log\n"
-	       "  -o OPTIONS  comma-separated:\n"
+	       "  -n, --name NAME  the archive's snapshot name (default: its file name\n"
+	       "                   without suffixes); X is then always an ARCHIVE\n"
+	       "      --replace    replace a snapshot of that name from other archive bytes\n"
+	       "      --temp       add ARCHIVE to a throwaway store and blob cache in\n"
+	       "                   $TMPDIR (else /var/tmp), removed at unmount, and by the\n"
+	       "                   next --temp run if the daemon died; not with -s\n"
+	       "  -f               stay in the foreground (log to stderr)\n"
+	       "  -d               debug: foreground, with libfuse's request log\n"
+	       "  -o OPTIONS       comma-separated:\n"
 	       "      allow_other           let other users in (turns on default_permissions)\n"
 	       "      default_permissions   the kernel checks modes and owners as recorded\n"
 	       "      uid=N, gid=N, umask=M show every file with this owner / mask\n"
@@ -48,7 +63,8 @@ static void mount_help(void)
 	       "      suid, dev             honour setuid bits / device nodes (off by default)\n"
 	       "      caps                  show security.capability xattrs (hidden by default;\n"
 	       "                            they take effect with suid too)\n"
-	       "      cache=DIR             blob cache (default $XDG_CACHE_HOME/cairn)\n"
+	       "      cache=DIR             blob cache (default $XDG_CACHE_HOME/cairn; with\n"
+	       "                            --temp, in its directory)\n"
 	       "      cache_size=SIZE       blob cache bound (default 4G)\n"
 	       "      chunk_cache=SIZE      decompressed chunk cache (default 64M)\n"
 	       "      passthrough_min=SIZE  smaller files are read through cairn (default 1M)\n"
@@ -64,7 +80,17 @@ static void mount_help(void)
 struct mount_cmd {
 	struct cairn_mount_options o;
 	bool foreground;
+	bool helper;        /* mount.cairn: its one argument is the mount point */
 	const char *source; /* SNAPSHOT or ARCHIVE, or NULL */
+	const char *target; /* MOUNTPOINT as given; NULL: make one */
+	const char *name;   /* --name */
+	bool replace;       /* --replace */
+	bool temp;          /* --temp */
+	bool archive;       /* source is an archive, added */
+	struct cli_add_result added;
+	struct cli_made_dir made; /* the mount point made; parent_fd -1: none */
+	struct cli_temp tmp;      /* --temp's directory; path "": none */
+	char shown[PATH_MAX];     /* the mount point made, as the user writes it */
 	char store_path[PATH_MAX];
 	char mountpoint[PATH_MAX];
 	char snapshot[CAIRN_SNAPSHOT_NAME_MAX + 1];
@@ -75,6 +101,8 @@ struct mount_cmd {
 	struct cairn_mount_source sources[MOUNT_SOURCES_MAX];
 	char source_names[MOUNT_SOURCES_MAX][CAIRN_SNAPSHOT_NAME_MAX + 1];
 	size_t source_count; /* 0: the one snapshot in snapshot, as before */
+	char source_prefixes[MOUNT_SOURCES_MAX][PATH_MAX]; /* each without :PATH */
+	bool source_archive[MOUNT_SOURCES_MAX];
 	char fsname[MOUNT_SOURCES_MAX * (CAIRN_SNAPSHOT_NAME_MAX + 1) + PATH_MAX];
 };
 
@@ -101,16 +129,59 @@ static void log_syslog(void *userdata, enum cairn_log_level level, const char *l
 
 /* ---- arguments ---- */
 
+enum { OPT_REPLACE = 256, OPT_TEMP };
+
+/* Whether a lone argument is the mount point of the whole store, as it
+ * has always been for a directory; else it is a SNAPSHOT or an ARCHIVE to
+ * mount on a mount point made for it. */
+static bool lone_arg_is_mountpoint(const struct mount_cmd *cmd, const char *arg)
+{
+	struct stat st;
+
+	if (cmd->helper)
+		return true;
+	if (cmd->name || cmd->replace || cmd->temp)
+		return false;
+	return stat(arg, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int parse_operands(struct cli *cli, int argc, char **argv, struct mount_cmd *cmd)
+{
+	int n = argc - optind;
+
+	if (n < 1 || n > MOUNT_SOURCES_MAX + 1)
+		return cli_usage_error(
+			cli, "expected [SOURCE[:PATH]...] [MOUNTPOINT] (at most %d sources)",
+			MOUNT_SOURCES_MAX);
+	cmd->source_args = argv + optind;
+	if (n >= 2) {
+		cmd->source_arg_count = (size_t)n - 1;
+		cmd->target = argv[argc - 1];
+	} else if (lone_arg_is_mountpoint(cmd, argv[optind])) {
+		cmd->target = argv[optind];
+	} else {
+		cmd->source_arg_count = 1;
+	}
+	if (cmd->source_arg_count > 1 && (cmd->name || cmd->replace))
+		return cli_usage_error(cli, "--name and --replace go with one ARCHIVE");
+	if (cmd->temp && cli->store_path)
+		return cli_usage_error(cli, "--temp uses a store of its own; -s cannot go with it");
+	return 0;
+}
+
 static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *cmd)
 {
 	static const struct option options[] = {
 		CLI_COMMON_OPTIONS,
+		{"name", required_argument, NULL, 'n'},
+		{"replace", no_argument, NULL, OPT_REPLACE},
+		{"temp", no_argument, NULL, OPT_TEMP},
 		{0},
 	};
 	char msg[300];
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "o:fd", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "o:fdn:", options, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			if (cairn_mount_options_parse(&cmd->o, optarg, msg, sizeof(msg)) < 0)
@@ -122,23 +193,21 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *
 		case 'f':
 			cmd->foreground = true;
 			break;
+		case 'n':
+			cmd->name = optarg;
+			break;
+		case OPT_REPLACE:
+			cmd->replace = true;
+			break;
+		case OPT_TEMP:
+			cmd->temp = true;
+			break;
 		default:
 			if ((r = cli_common_option(cli, c, mount_help)) != 0)
 				return r;
 		}
 	}
-	if (argc - optind < 1 || argc - optind > MOUNT_SOURCES_MAX + 1)
-		return cli_usage_error(
-			cli, "expected [SOURCE[:PATH]...] MOUNTPOINT (at most %d sources)",
-			MOUNT_SOURCES_MAX);
-	cmd->source = argc - optind >= 2 ? argv[optind] : NULL;
-	cmd->source_args = argv + optind;
-	cmd->source_arg_count = (size_t)(argc - optind - 1);
-	if (!realpath(argv[argc - 1], cmd->mountpoint)) {
-		cli_error("mount point %s: %s", argv[argc - 1], strerror(errno));
-		return EXIT_ERROR;
-	}
-	return 0;
+	return parse_operands(cli, argc, argv, cmd);
 }
 
 /* Whether the store at path has a snapshot name: 1, else 0 (also when
@@ -152,60 +221,81 @@ static int snapshot_exists(const char *path, const char *name)
 	return cairn_snapshot_exists(store, name);
 }
 
-/* SNAPSHOT when the store has one by that name, else ARCHIVE when it is a
- * file: add it (a no-op when already there) and serve its snapshot. */
-static int resolve_source(struct mount_cmd *cmd)
+/* The archive's snapshot name: --name, else its file name without
+ * suffixes; a --temp store's one snapshot is named by nobody, so any
+ * file name will do there. */
+static int archive_snapshot_name(struct mount_cmd *cmd)
 {
-	char why[200];
-	struct stat st;
+	char why[300] = "";
 
-	if (snapshot_exists(cmd->store_path, cmd->source) == 1 || stat(cmd->source, &st) < 0 ||
-	    S_ISDIR(st.st_mode)) {
-		snprintf(cmd->snapshot, sizeof(cmd->snapshot), "%s", cmd->source);
+	if (cmd->name) {
+		snprintf(cmd->snapshot, sizeof(cmd->snapshot), "%s", cmd->name);
 		return 0;
 	}
 	if (cairn_snapshot_default_name(cmd->source, cmd->snapshot, sizeof(cmd->snapshot), why,
-					sizeof(why)) < 0) {
-		cli_error("%s: %s", cmd->source, why);
-		return EXIT_ERROR;
+					sizeof(why)) == 0)
+		return 0;
+	if (cmd->temp) {
+		snprintf(cmd->snapshot, sizeof(cmd->snapshot), "archive");
+		return 0;
 	}
-	struct cli add_cli = {.store_path = cmd->store_path, .command = "add"};
-	struct cli_add_options add = {.name = cmd->snapshot, .for_mount = true};
+	fputs("cairn: ", stderr);
+	cli_put_escaped(stderr, cmd->source);
+	fputs(": ", stderr);
+	cli_put_escaped(stderr, why[0] ? why : "name too long");
+	fputs("; choose one with --name\n", stderr);
+	return EXIT_ERROR;
+}
+
+static int add_archive(struct mount_cmd *cmd)
+{
+	int r = archive_snapshot_name(cmd);
+	if (r)
+		return r;
+	struct cli add_cli = {.store_path = cmd->store_path, .command = "mount"};
+	struct cli_add_options add = {
+		.name = cmd->snapshot, .replace = cmd->replace, .result = &cmd->added};
+	cmd->archive = true;
 	return cli_add(&add_cli, &add, &cmd->source, 1);
 }
 
-/* ---- several sources, and SOURCE:PATH ---- */
-
-/* Whether name is a snapshot of the store or a file (an archive). */
-static bool names_source(const struct mount_cmd *cmd, const char *name)
+/* Whether the source is a SNAPSHOT (the store has one by that name) or
+ * an ARCHIVE (a file); with --name, --replace or --temp it must be an
+ * ARCHIVE. Two operands keep their old reading: what is neither is taken
+ * as a snapshot name, which the mount then reports missing. */
+static int classify_source(struct mount_cmd *cmd)
 {
+	bool want_archive = cmd->name || cmd->replace || cmd->temp;
 	struct stat st;
 
-	return snapshot_exists(cmd->store_path, name) == 1 ||
-	       (stat(name, &st) == 0 && !S_ISDIR(st.st_mode));
-}
-
-/* Where SOURCE[:PATH] splits: nowhere when the whole argument names a
- * snapshot or a file (an archive named a:b.tar is that archive), else at
- * the first ':' whose left part names one (a:b.tar:dir), else at the first
- * ':' (snapshot names have none). Returns the ':' or NULL; prefix gets the
- * left part. */
-static const char *split_source(const struct mount_cmd *cmd, const char *arg, char *prefix,
-				size_t size)
-{
-	const char *first = strchr(arg, ':');
-
-	snprintf(prefix, size, "%s", arg);
-	if (!first || names_source(cmd, arg))
-		return NULL;
-	for (const char *colon = first; colon; colon = strchr(colon + 1, ':')) {
-		snprintf(prefix, size, "%.*s", (int)(colon - arg), arg);
-		if (names_source(cmd, prefix))
-			return colon;
+	if (!want_archive && snapshot_exists(cmd->store_path, cmd->source) == 1)
+		return 0;
+	int r = stat(cmd->source, &st) < 0 ? -errno : S_ISDIR(st.st_mode) ? -EISDIR : 0;
+	if (r == 0 || (!want_archive && cmd->target)) {
+		cmd->archive = r == 0;
+		return 0;
 	}
-	snprintf(prefix, size, "%.*s", (int)(first - arg), arg);
-	return first;
+	fputs("cairn: ", stderr);
+	cli_put_escaped(stderr, cmd->source);
+	if (want_archive)
+		fprintf(stderr, ": not an archive: %s\n", strerror(-r));
+	else
+		fprintf(stderr, ": no such directory, snapshot (in %s) or archive\n",
+			cmd->store_path);
+	return EXIT_ERROR;
 }
+
+/* An ARCHIVE is added (a no-op when already there) and its snapshot
+ * served. */
+static int resolve_source(struct mount_cmd *cmd)
+{
+	if (cmd->archive)
+		return add_archive(cmd);
+	snprintf(cmd->snapshot, sizeof(cmd->snapshot), "%s", cmd->source);
+	return 0;
+}
+
+/* ---- several sources, and SOURCE:PATH ---- */
 
 /* "A+B+C@STORE": what the mount table shows for several sources. */
 static void sources_fsname(struct mount_cmd *cmd)
@@ -220,32 +310,173 @@ static void sources_fsname(struct mount_cmd *cmd)
 		cmd->o.fsname = cmd->fsname;
 }
 
-/* Each SOURCE[:PATH]: a snapshot, or an archive added as resolve_source
- * adds one. One source without a PATH is served as before (snapshot);
+/* Source i becomes the one the single-source functions above work on. */
+static void source_select(struct mount_cmd *cmd, size_t i)
+{
+	cmd->source = cmd->source_prefixes[i];
+	cmd->archive = cmd->source_archive[i];
+}
+
+/* Splits each SOURCE[:PATH] and tells snapshots from archives: cheap, and
+ * done before anything is added. Leaves the first source selected. */
+static int classify_sources(struct mount_cmd *cmd)
+{
+	for (size_t i = 0; i < cmd->source_arg_count; i++) {
+		const char *colon = cli_source_split(cmd->store_path, cmd->source_args[i],
+						     cmd->source_prefixes[i], PATH_MAX);
+		cmd->sources[i].path = colon ? colon + 1 : NULL;
+		cmd->source = cmd->source_prefixes[i];
+		int r = classify_source(cmd);
+		if (r != 0)
+			return r;
+		cmd->source_archive[i] = cmd->archive;
+	}
+	source_select(cmd, 0);
+	return 0;
+}
+
+/* What mount says of each archive of several, as it adds it. */
+static void say_added(const struct mount_cmd *cmd)
+{
+	fputs(cmd->added.added ? "cairn: added " : "cairn: ", stderr);
+	cli_put_escaped(stderr, cmd->source);
+	fputs(cmd->added.added ? " as snapshot " : " is already snapshot ", stderr);
+	cli_put_escaped(stderr, cmd->snapshot);
+	if (cmd->added.added)
+		fprintf(stderr, " (%llu entries)", (unsigned long long)cmd->added.entries);
+	fputc('\n', stderr);
+}
+
+/* Adds each archive (a no-op when already there) and names each source's
+ * snapshot. One source without a PATH is served as before (snapshot);
  * otherwise the list goes to the mount as sources. */
 static int resolve_sources(struct mount_cmd *cmd)
 {
-	char prefix[PATH_MAX];
-	bool any_path = false;
+	bool many = cmd->source_arg_count > 1, any_path = false;
 
 	for (size_t i = 0; i < cmd->source_arg_count; i++) {
-		const char *colon = split_source(cmd, cmd->source_args[i], prefix, sizeof(prefix));
-		cmd->source = prefix;
+		source_select(cmd, i);
 		int r = resolve_source(cmd);
 		if (r != 0)
 			return r;
+		if (many && cmd->archive)
+			say_added(cmd);
 		memcpy(cmd->source_names[i], cmd->snapshot, sizeof(cmd->snapshot));
-		cmd->sources[i] =
-			(struct cairn_mount_source){cmd->source_names[i], colon ? colon + 1 : NULL};
-		any_path |= colon != NULL;
+		cmd->sources[i].snapshot = cmd->source_names[i];
+		any_path |= cmd->sources[i].path != NULL;
 	}
-	cmd->source = cmd->source_args[0];
-	if (cmd->source_arg_count > 1 || any_path || cmd->o.nomerge) {
+	source_select(cmd, 0);
+	memcpy(cmd->snapshot, cmd->source_names[0], sizeof(cmd->snapshot));
+	if (many)
+		cmd->archive = false; /* each was said above */
+	if (many || any_path || cmd->o.nomerge) {
 		cmd->source_count = cmd->source_arg_count;
-		if (cmd->source_count > 1)
+		if (many)
 			sources_fsname(cmd);
 	}
 	return 0;
+}
+
+/* ---- the mount point made and the --temp store ---- */
+
+/* Where the mount point is made and what it is called: next to an
+ * archive, as fuse-archive does, or in the current directory for a
+ * snapshot. Checked before adding anything. */
+static int plan_mountpoint(const struct mount_cmd *cmd, char *dir, size_t dir_size, char *stem,
+			   size_t stem_size)
+{
+	if (!cmd->archive) {
+		snprintf(dir, dir_size, ".");
+		snprintf(stem, stem_size, "%s", cmd->source);
+		return EXIT_OK;
+	}
+	const char *slash = strrchr(cmd->source, '/');
+	if (!slash)
+		snprintf(dir, dir_size, ".");
+	else if (slash == cmd->source)
+		snprintf(dir, dir_size, "/");
+	else
+		snprintf(dir, dir_size, "%.*s", (int)(slash - cmd->source), cmd->source);
+	/* Before the add, which cannot be taken back for want of a place. */
+	if (access(dir, W_OK | X_OK) < 0) {
+		fputs("cairn: cannot make a mount point in ", stderr);
+		cli_put_escaped(stderr, dir);
+		fprintf(stderr, ": %s; give a MOUNTPOINT\n", strerror(errno));
+		return EXIT_ERROR;
+	}
+	return cli_mountpoint_stem(cmd->source, stem, stem_size);
+}
+
+/* A --temp run's store: made quietly in its own directory, where its blob
+ * cache goes too unless -o cache= names one. */
+static int make_temp_store(struct mount_cmd *cmd)
+{
+	int r = cli_temp_make(&cmd->tmp);
+	if (r)
+		return r;
+	snprintf(cmd->store_path, sizeof(cmd->store_path), "%s/store", cmd->tmp.path);
+	_cleanup_(cairn_store_freep) struct cairn_store *store = cairn_store_new();
+	if (!store || cairn_store_create(store, cmd->store_path, NULL) < 0) {
+		cli_error("%s", store ? cairn_store_error(store) : "out of memory");
+		return EXIT_ERROR;
+	}
+	if (!cmd->o.cache_dir[0])
+		snprintf(cmd->o.cache_dir, sizeof(cmd->o.cache_dir), "%s/cache", cmd->tmp.path);
+	return EXIT_OK;
+}
+
+/* After the session, or when it never started: the mount point made and
+ * the --temp directory go. Only the daemon (or the foreground process)
+ * calls this once it has been handed the mount. */
+static void remove_made(struct mount_cmd *cmd)
+{
+	if (cmd->made.parent_fd >= 0) {
+		int r = cli_made_dir_remove(&cmd->made);
+		if (r < 0 && cmd->o.log) {
+			char line[PATH_MAX + 100];
+			snprintf(line, sizeof(line), "left the mount point %s in place: %s",
+				 cmd->mountpoint,
+				 r == -ESTALE ? "something else is there now" : strerror(-r));
+			cmd->o.log(cmd, CAIRN_LOG_WARNING, line);
+		}
+	}
+	cli_temp_remove(&cmd->tmp);
+}
+
+/* The one line mount says of an archive it added or found, or of a mount
+ * point it made. */
+static void say_done(const struct mount_cmd *cmd)
+{
+	bool made = cmd->made.parent_fd >= 0;
+
+	if (!cmd->archive && !made)
+		return;
+	fputs("cairn: ", stderr);
+	if (cmd->archive) {
+		if (cmd->added.added)
+			fputs("added ", stderr);
+		cli_put_escaped(stderr, cmd->source);
+		if (cmd->temp)
+			fprintf(stderr, " to a temporary store (%llu entries; removed at unmount)",
+				(unsigned long long)cmd->added.entries);
+		else if (cmd->added.added)
+			fputs(" as snapshot ", stderr);
+		else
+			fputs(" is already snapshot ", stderr);
+		if (!cmd->temp) {
+			cli_put_escaped(stderr, cmd->snapshot);
+			if (cmd->added.added)
+				fprintf(stderr, " (%llu entries)",
+					(unsigned long long)cmd->added.entries);
+		}
+		fputs("; mounted at ", stderr);
+	} else {
+		fputs("mounted snapshot ", stderr);
+		cli_put_escaped(stderr, cmd->snapshot);
+		fputs(" at ", stderr);
+	}
+	cli_put_escaped(stderr, made ? cmd->shown : cmd->target);
+	fputc('\n', stderr);
 }
 
 /* ---- running ---- */
@@ -254,8 +485,10 @@ static void on_ready(void *userdata)
 {
 	struct mount_cmd *cmd = userdata;
 
-	if (cmd->ready_fd < 0)
+	if (cmd->ready_fd < 0) {
+		say_done(cmd); /* in the foreground: no parent to say it */
 		return;
+	}
 	if (write(cmd->ready_fd, "R", 1) < 0) {
 		/* the parent is gone: nothing to tell */
 	}
@@ -292,6 +525,7 @@ static int run_mount(struct mount_cmd *cmd)
 	} else if (r < 0) {
 		cli_error("%s", msg);
 	}
+	remove_made(cmd);
 	return r < 0 ? EXIT_ERROR : EXIT_OK;
 }
 
@@ -324,17 +558,23 @@ static int daemonize(struct mount_cmd *cmd)
 
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
 		cli_error("pipe: %s", strerror(errno));
+		remove_made(cmd);
 		return EXIT_ERROR;
 	}
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
 		cli_error("fork: %s", strerror(errno));
+		remove_made(cmd);
 		return EXIT_ERROR;
 	}
 	if (pid > 0) {
+		/* What was made is the daemon's now: it removes it at the end. */
 		close(pipefd[1]);
-		return wait_ready(pid, pipefd[0]);
+		int r = wait_ready(pid, pipefd[0]);
+		if (r == EXIT_OK)
+			say_done(cmd);
+		return r;
 	}
 	close(pipefd[0]);
 	cmd->ready_fd = pipefd[1];
@@ -369,24 +609,58 @@ static int absolute_cache_dir(struct cairn_mount_options *o)
 	return 0;
 }
 
-static int mount_start(struct cli *cli, struct mount_cmd *cmd)
+/* The store named by -s, $CAIRN_STORE or the default, resolved where it
+ * exists (the one-step form creates a missing one). */
+static int resolve_store(struct cli *cli, struct mount_cmd *cmd)
 {
 	_cleanup_free_ char *store = cli_store_path(cli);
 
-	if (!store || absolute_cache_dir(&cmd->o) != 0)
+	if (!store)
 		return EXIT_ERROR;
-	if (!realpath(store, cmd->store_path)) {
-		/* a store that does not exist yet: the one-step form creates it */
+	if (!realpath(store, cmd->store_path))
 		snprintf(cmd->store_path, sizeof(cmd->store_path), "%s", store);
+	return 0;
+}
+
+/* Cheap checks first (the mount point, the source, the name of a mount
+ * point to make), then the add, then the mount point is made. */
+static int mount_prepare(struct cli *cli, struct mount_cmd *cmd)
+{
+	char dir[PATH_MAX], stem[256], store[PATH_MAX];
+	int r;
+
+	if (absolute_cache_dir(&cmd->o) != 0 || (!cmd->temp && resolve_store(cli, cmd) != 0))
+		return EXIT_ERROR;
+	if (cmd->target && !realpath(cmd->target, cmd->mountpoint)) {
+		cli_error("mount point %s: %s", cmd->target, strerror(errno));
+		return EXIT_ERROR;
 	}
+	if (cmd->source_arg_count && (r = classify_sources(cmd)) != 0)
+		return r;
+	if (!cmd->target && (r = plan_mountpoint(cmd, dir, sizeof(dir), stem, sizeof(stem))) != 0)
+		return r;
+	if (cmd->temp && (r = make_temp_store(cmd)) != 0)
+		return r;
+	if (cmd->source_arg_count && (r = resolve_sources(cmd)) != 0)
+		return r;
 	if (cmd->source) {
-		int r = resolve_sources(cmd);
-		if (r != 0)
-			return r;
-		if (!realpath(store, cmd->store_path)) {
-			cli_error("%s: %s", store, strerror(errno));
+		if (!realpath(cmd->store_path, store)) {
+			cli_error("%s: %s", cmd->store_path, strerror(errno));
 			return EXIT_ERROR;
 		}
+		memcpy(cmd->store_path, store, sizeof(store));
+	}
+	if (!cmd->target)
+		return cli_mountpoint_make(dir, stem, &cmd->made, cmd->mountpoint, cmd->shown);
+	return 0;
+}
+
+static int mount_start(struct cli *cli, struct mount_cmd *cmd)
+{
+	int r = mount_prepare(cli, cmd);
+	if (r) {
+		remove_made(cmd);
+		return r;
 	}
 	return cmd->foreground ? run_mount(cmd) : daemonize(cmd);
 }
@@ -394,7 +668,8 @@ static int mount_start(struct cli *cli, struct mount_cmd *cmd)
 /* fsname: the source the mount table shows; NULL: SNAPSHOT@STORE. */
 static int mount_main(struct cli *cli, int argc, char **argv, const char *fsname)
 {
-	struct mount_cmd cmd = {.ready_fd = -1};
+	struct mount_cmd cmd = {
+		.ready_fd = -1, .helper = fsname, .made.parent_fd = -1, .tmp.lock_fd = -1};
 
 	cairn_mount_options_default(&cmd.o);
 	cmd.o.fsname = fsname;

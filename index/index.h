@@ -40,8 +40,9 @@
 int cairn_snapshot_name_check(const char *name, char *msg, size_t msg_size);
 /* The default name for an archive at path: its file name without archive
  * and compression suffixes ("x/typescript-5.7.3.tgz" -> "typescript-5.7.3").
- * Returns 0, or -EINVAL if that is not an allowed name (msg says why), or
- * -ENAMETOOLONG. */
+ * Returns 0, or -EINVAL if that is not an allowed name (msg says why; buf
+ * still holds the stripped file name, which `cairn mount ARCHIVE` names its
+ * mount point after), or -ENAMETOOLONG (buf unset). */
 int cairn_snapshot_default_name(const char *path, char *buf, size_t buf_size, char *msg,
 				size_t msg_size);
 /* Whether STORE/snapshots/name exists: 1, 0, or -errno. */

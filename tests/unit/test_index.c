@@ -933,6 +933,35 @@ START_TEST(test_names)
 }
 END_TEST
 
+/* The stem that `cairn mount ARCHIVE` names its mount point after: every
+ * suffix stripped once, a dot inside the name kept, and buf written even
+ * when the stem is no allowed snapshot name. */
+START_TEST(test_default_name_stem)
+{
+	static const struct {
+		const char *path, *stem;
+		int r;
+	} cases[] = {
+		{"v1.2.tar.xz", "v1.2", 0},
+		{"dir/x.tgz", "x", 0},
+		{"a.zip", "a", 0},
+		{"foo.tar.gz", "foo", 0},
+		{"my file.zip", "my file", -EINVAL},
+		{".tar.gz", ".tar", -EINVAL},
+		{"noext", "noext", 0},
+	};
+	char buf[256], msg[256];
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		buf[0] = '\0';
+		ck_assert_int_eq(cairn_snapshot_default_name(cases[i].path, buf, sizeof(buf), msg,
+							     sizeof(msg)),
+				 cases[i].r);
+		ck_assert_str_eq(buf, cases[i].stem);
+	}
+}
+END_TEST
+
 /* cairn_snapshot_remove: a snapshot goes, durably; names that are not
  * snapshots are refused without touching anything. */
 START_TEST(test_snapshot_remove)
@@ -1261,6 +1290,7 @@ static Suite *index_suite(void)
 		{"content_bad_sources", test_content_bad_sources, 0},
 		{"content_copy_check", test_content_copy_check, 0},
 		{"names", test_names, 0},
+		{"default_name_stem", test_default_name_stem, 0},
 		{"remove", test_snapshot_remove, 0},
 		{"paths", test_paths, 0},
 		{"commit", test_commit_rules, 0},
