@@ -24,10 +24,23 @@ need_tools bsdtar timeout mkfifo
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-store-links-XXXXXX") || exit 1
 MNT=$WORK/mnt
 mkdir -p "$MNT"
+# kill_strays: a command that hung (the bug this tests) may have left a
+# mount daemon blocked behind the timeout; end every process of this test's
+# (its command line names $WORK), by pid.
+kill_strays() {
+	local p
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		[ "$p" = $$ ] && continue
+		{ tr '\0' '\n' <"/proc/$p/cmdline"; } 2>/dev/null | grep -qF -- "$WORK/" || continue
+		kill -9 "$p" 2>/dev/null
+	done
+}
 cleanup() {
 	if awk -v m="$MNT" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo; then
 		"$CAIRN" umount "$MNT" >/dev/null 2>&1 || umount -l "$MNT"
 	fi
+	kill_strays
 	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -135,6 +148,7 @@ expect_refused() {
 	local err
 	err=$(head -c 300 "$WORK/err")
 	if [ "$status" = 124 ]; then
+		kill_strays
 		fail "$part ($what): $cmd hung"
 	elif [ "$status" = 0 ]; then
 		fail "$part ($what): $cmd succeeded"
