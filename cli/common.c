@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -126,6 +127,20 @@ static struct cairn_store *create_store(const char *path)
 	return NULL;
 }
 
+/* A store whose snapshots/ is a link or no directory is refused by every
+ * command alike, before any starts (the store refused its own parts). */
+static struct cairn_store *checked(struct cairn_store *store)
+{
+	char msg[PATH_MAX + 128];
+
+	if (store && cairn_snapshot_dir_check(store, msg, sizeof(msg)) < 0) {
+		cli_error("%s", msg);
+		cairn_store_free(store);
+		return NULL;
+	}
+	return store;
+}
+
 static struct cairn_store *open_store(const struct cli *cli, bool create)
 {
 	_cleanup_free_ char *path = cli_store_path(cli);
@@ -138,12 +153,12 @@ static struct cairn_store *open_store(const struct cli *cli, bool create)
 	}
 	int r = cairn_store_open(store, path);
 	if (r == -ENOENT && create)
-		return create_store(path);
+		return checked(create_store(path));
 	if (r < 0) {
 		cli_error("%s", cairn_store_error(store));
 		return NULL;
 	}
-	return TAKE_PTR(store);
+	return checked(TAKE_PTR(store));
 }
 
 struct cairn_store *cli_open_store(const struct cli *cli)

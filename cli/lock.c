@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "path.h"
 
 int cli_writer_lock(struct cairn_store *store, unsigned threads, struct cairn_writer **ret,
 		    struct cairn_leftovers *ret_leftovers)
@@ -30,7 +31,7 @@ int cli_writer_lock(struct cairn_store *store, unsigned threads, struct cairn_wr
 	r = cairn_snapshot_remove_leftovers(store, &stats.leftovers);
 	if (r < 0) {
 		cli_error("%s/snapshots: removing temp files: %s", cairn_store_path(store),
-			  strerror(-r));
+			  cairn_path_strerror(r));
 		return r;
 	}
 	if (ret_leftovers)

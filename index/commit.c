@@ -19,10 +19,10 @@ static int open_snapshots_dir(struct cairn_import *imp, int *ret)
 	if (mkdirat(dirfd, SNAPSHOTS_DIR, 0700) < 0 && errno != EEXIST)
 		return import_fail(imp, -errno, "%s/%s: %s", cairn_store_path(imp->store),
 				   SNAPSHOTS_DIR, strerror(errno));
-	int fd = openat(dirfd, SNAPSHOTS_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = snapshots_dir_open(imp->store);
 	if (fd < 0)
-		return import_fail(imp, -errno, "%s/%s: %s", cairn_store_path(imp->store),
-				   SNAPSHOTS_DIR, strerror(errno));
+		return import_fail(imp, fd, "%s/%s: %s", cairn_store_path(imp->store),
+				   SNAPSHOTS_DIR, cairn_path_strerror(fd));
 	*ret = fd;
 	return 0;
 }

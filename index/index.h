@@ -45,6 +45,11 @@ int cairn_snapshot_name_check(const char *name, char *msg, size_t msg_size);
  * mount point after), or -ENAMETOOLONG (buf unset). */
 int cairn_snapshot_default_name(const char *path, char *buf, size_t buf_size, char *msg,
 				size_t msg_size);
+/* Checks that STORE/snapshots, if there is one, is a real directory (not a
+ * symbolic link, a file or a FIFO). Returns 0, or -errno with a one-line
+ * reason naming the path in msg. Every use of the directory refuses such a
+ * thing too; this lets a command refuse it before it starts. */
+int cairn_snapshot_dir_check(const struct cairn_store *store, char *msg, size_t msg_size);
 /* Whether STORE/snapshots/name exists: 1, 0, or -errno. */
 int cairn_snapshot_exists(const struct cairn_store *store, const char *name);
 /* The names of the store's snapshots, sorted bytewise, in a malloc'd array

@@ -12,6 +12,7 @@
 #define CAIRN_INDEX_INTERNAL_H
 
 #include "index.h"
+#include "path.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -27,6 +28,11 @@
 /* The prefix of the temp files a snapshot is written through; no snapshot
  * name may start with it. */
 #define SNAPSHOT_TMP_PREFIX "tmp-"
+
+/* Opens STORE/snapshots, never through a symbolic link (names.c). Returns
+ * the directory fd or -errno (-ENOENT: none yet; -ELOOP, -ENOTDIR: not a
+ * real directory, see cairn_path_strerror). */
+int snapshots_dir_open(const struct cairn_store *store);
 
 /* ---- on-disk format (little-endian; meson refuses big-endian hosts) ---- */
 

@@ -77,27 +77,47 @@ int cairn_snapshot_default_name(const char *path, char *buf, size_t buf_size, ch
 	return cairn_snapshot_name_check(buf, msg, msg_size);
 }
 
+int snapshots_dir_open(const struct cairn_store *store)
+{
+	return cairn_open_dir_beneath(cairn_store_dirfd(store), SNAPSHOTS_DIR);
+}
+
+int cairn_snapshot_dir_check(const struct cairn_store *store, char *msg, size_t msg_size)
+{
+	int r = cairn_check_beneath(cairn_store_dirfd(store), SNAPSHOTS_DIR, true);
+
+	if (r < 0)
+		cairn_format(msg, msg_size, "%s/%s: %s", cairn_store_path(store), SNAPSHOTS_DIR,
+			     cairn_path_strerror(r));
+	return r;
+}
+
 int cairn_snapshot_exists(const struct cairn_store *store, const char *name)
 {
-	char path[sizeof(SNAPSHOTS_DIR) + CAIRN_SNAPSHOT_NAME_MAX + 2];
-
 	if (name_problem(name))
 		return 0;
-	snprintf(path, sizeof(path), "%s/%s", SNAPSHOTS_DIR, name);
-	if (faccessat(cairn_store_dirfd(store), path, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+	_cleanup_close_ int dirfd = snapshots_dir_open(store);
+	if (dirfd < 0)
+		return dirfd == -ENOENT ? 0 : dirfd;
+	if (faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		return 1;
 	return errno == ENOENT ? 0 : -errno;
 }
 
+/* STORE/snapshots as a DIR, or NULL with errno set. */
 static DIR *open_snapshots(const struct cairn_store *store)
 {
-	int fd = openat(cairn_store_dirfd(store), SNAPSHOTS_DIR,
-			O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
+	int fd = snapshots_dir_open(store);
+	if (fd < 0) {
+		errno = -fd;
 		return NULL;
+	}
 	DIR *dir = fdopendir(fd);
-	if (!dir)
+	if (!dir) {
+		int saved = errno;
 		close(fd);
+		errno = saved;
+	}
 	return dir;
 }
 
@@ -158,21 +178,23 @@ int cairn_snapshot_list(const struct cairn_store *store, char ***ret_names, size
 int cairn_snapshot_remove(const struct cairn_store *store, const char *name, char *msg,
 			  size_t msg_size)
 {
-	char path[sizeof(SNAPSHOTS_DIR) + CAIRN_SNAPSHOT_NAME_MAX + 2];
-	int dirfd = cairn_store_dirfd(store);
-
 	if (name_problem(name)) {
 		cairn_format(msg, msg_size, "%s: not a snapshot name", name);
 		return -EINVAL;
 	}
-	snprintf(path, sizeof(path), "%s/%s", SNAPSHOTS_DIR, name);
-	if (unlinkat(dirfd, path, 0) < 0) {
+	_cleanup_close_ int dirfd = snapshots_dir_open(store);
+	if (dirfd < 0) {
+		cairn_format(msg, msg_size, "%s/%s: %s", cairn_store_path(store), SNAPSHOTS_DIR,
+			     cairn_path_strerror(dirfd));
+		return dirfd;
+	}
+	if (unlinkat(dirfd, name, 0) < 0) {
 		int r = -errno;
-		cairn_format(msg, msg_size, "%s/%s: %s", cairn_store_path(store), path,
-			     strerror(-r));
+		cairn_format(msg, msg_size, "%s/%s/%s: %s", cairn_store_path(store), SNAPSHOTS_DIR,
+			     name, strerror(-r));
 		return r;
 	}
-	int r = cairn_fsync_dir(dirfd, SNAPSHOTS_DIR);
+	int r = fsync(dirfd) < 0 ? -errno : 0;
 	if (r < 0) {
 		cairn_format(msg, msg_size, "%s/%s: fsync: %s", cairn_store_path(store),
 			     SNAPSHOTS_DIR, strerror(-r));

@@ -276,7 +276,6 @@ int cairn_index_open(struct cairn_index *idx, const struct cairn_store *store, c
 int cairn_index_open_flags(struct cairn_index *idx, const struct cairn_store *store,
 			   const char *name, unsigned flags)
 {
-	char path[sizeof(SNAPSHOTS_DIR) + CAIRN_SNAPSHOT_NAME_MAX + 2];
 	char why[200];
 
 	if (idx->base || idx->map)
@@ -287,13 +286,18 @@ int cairn_index_open_flags(struct cairn_index *idx, const struct cairn_store *st
 		return -ENOMEM;
 	if (cairn_snapshot_name_check(name, why, sizeof(why)) < 0)
 		return open_fail(idx, -ENOENT, "%s", why);
-	snprintf(path, sizeof(path), "%s/%s", SNAPSHOTS_DIR, name);
-	_cleanup_close_ int fd = openat(cairn_store_dirfd(store), path, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int dirfd = snapshots_dir_open(store);
+	if (dirfd < 0 && dirfd != -ENOENT)
+		return open_fail(idx, dirfd, "%s/%s: %s", cairn_store_path(store), SNAPSHOTS_DIR,
+				 cairn_path_strerror(dirfd));
+	_cleanup_close_ int fd =
+		dirfd < 0 ? dirfd : cairn_open_file_beneath(dirfd, name, O_RDONLY, 0);
 	if (fd < 0) {
-		if (errno == ENOENT)
+		if (fd == -ENOENT)
 			return open_fail(idx, -ENOENT, "no such snapshot in %s",
 					 cairn_store_path(store));
-		return open_fail(idx, -errno, "%s", strerror(errno));
+		return open_fail(idx, fd, "%s/%s/%s: %s", cairn_store_path(store), SNAPSHOTS_DIR,
+				 name, cairn_path_strerror(fd));
 	}
 	int r = map_file(idx, fd);
 	if (r < 0)

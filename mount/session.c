@@ -26,6 +26,9 @@ static int fs_setup(struct fs *fs, char *msg, size_t msg_size)
 		cairn_format(msg, msg_size, "%s", cairn_store_error(fs->store));
 		return r;
 	}
+	r = cairn_snapshot_dir_check(fs->store, msg, msg_size);
+	if (r < 0)
+		return r;
 	/* While mounted, gc must not delete the packs this mount reads. */
 	r = cairn_store_pin(fs->store);
 	if (r < 0) {

@@ -69,7 +69,7 @@ static int64_t unpacker_get(struct cairn_unpacker *unpacker, const struct cairn_
 		char name[32];
 		pack_name(entry->pack_num, name);
 		cairn_format(unpacker->error, sizeof(unpacker->error), "%s/packs/%s: %s",
-			     store->path, name, strerror(-fd));
+			     store->path, name, cairn_path_strerror(fd));
 		return fd == -ENOENT ? -EBADMSG : fd;
 	}
 	char msg[400];

@@ -189,13 +189,12 @@ static int gc_run(struct gc *gc, cairn_chunk_live_fn live, void *userdata)
  * no mount starts halfway through. Returns the locked fd or -errno. */
 static int gc_lock_readers(struct gc *gc)
 {
-	int fd = openat(cairn_store_dirfd(gc->store), READERS_NAME, O_RDWR | O_CREAT | O_CLOEXEC,
-			0600);
+	int fd = cairn_open_file_beneath(cairn_store_dirfd(gc->store), READERS_NAME,
+					 O_RDWR | O_CREAT, 0600);
 	if (fd < 0) {
-		int r = -errno;
 		writer_set_error(gc->writer, "%s/%s: %s", gc->store->path, READERS_NAME,
-				 strerror(errno));
-		return r;
+				 cairn_path_strerror(fd));
+		return fd;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int r = errno == EWOULDBLOCK ? -EBUSY : -errno;

@@ -42,9 +42,9 @@ static int list_in(struct lister *l, int dirfd, const char *sub, enum leftover_d
 	char path[512];
 	struct stat st;
 
-	int fd = openat(dirfd, *sub ? sub : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = cairn_open_dir_beneath(dirfd, *sub ? sub : ".");
 	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
+		return fd == -ENOENT ? 0 : fd;
 	DIR *dir = fdopendir(fd);
 	if (!dir) {
 		close(fd);
@@ -69,11 +69,11 @@ static int list_in(struct lister *l, int dirfd, const char *sub, enum leftover_d
  * another -errno. */
 static int lock_shared(struct cairn_store *store, int *ret_fd)
 {
-	int fd = openat(store->dirfd, LOCK_NAME, O_RDONLY | O_CLOEXEC);
+	int fd = cairn_open_file_beneath(store->dirfd, LOCK_NAME, O_RDONLY, 0);
 
 	*ret_fd = -1;
 	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
+		return fd == -ENOENT ? 0 : fd;
 	while (flock(fd, LOCK_SH | LOCK_NB) < 0) {
 		if (errno == EINTR)
 			continue;
@@ -85,13 +85,18 @@ static int lock_shared(struct cairn_store *store, int *ret_fd)
 	return 0;
 }
 
+/* Sets the store's error, naming the directory, when one cannot be listed. */
 static int list_all(struct cairn_store *store, struct lister *l, const char *const *dirs)
 {
-	int r = list_in(l, store->dirfd, "", LEFTOVER_TOP);
+	const char *sub = "";
+	int r = list_in(l, store->dirfd, sub, LEFTOVER_TOP);
 	if (r == 0)
-		r = list_in(l, store->dirfd, "packs", LEFTOVER_PACKS);
+		r = list_in(l, store->dirfd, sub = "packs", LEFTOVER_PACKS);
 	for (size_t i = 0; r == 0 && dirs && dirs[i]; i++)
-		r = list_in(l, store->dirfd, dirs[i], LEFTOVER_OTHER);
+		r = list_in(l, store->dirfd, sub = dirs[i], LEFTOVER_OTHER);
+	if (r < 0)
+		store_set_error(store, "%s%s%s: looking for leftovers: %s", store->path,
+				*sub ? "/" : "", sub, cairn_path_strerror(r));
 	return r;
 }
 
@@ -108,7 +113,8 @@ int64_t cairn_store_leftovers(struct cairn_store *store, const char *const *dirs
 		if (r == -EBUSY)
 			store_set_error(store, "%s: a writer is at work", store->path);
 		else
-			store_set_error(store, "%s/%s: %s", store->path, LOCK_NAME, strerror(-r));
+			store_set_error(store, "%s/%s: %s", store->path, LOCK_NAME,
+					cairn_path_strerror(r));
 		return r;
 	}
 	/* A writer may have committed since the handle mapped its table:
@@ -121,9 +127,5 @@ int64_t cairn_store_leftovers(struct cairn_store *store, const char *const *dirs
 	l.table = table;
 	r = list_all(store, &l, dirs);
 	table_free(table);
-	if (r < 0) {
-		store_set_error(store, "%s: looking for leftovers: %s", store->path, strerror(-r));
-		return r;
-	}
-	return l.found;
+	return r < 0 ? r : l.found;
 }

@@ -124,15 +124,15 @@ static int config_read(struct cairn_store *store)
 	struct config_disk disk;
 	char why[160];
 
-	_cleanup_close_ int fd = openat(store->dirfd, CONFIG_NAME, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int fd = cairn_open_file_beneath(store->dirfd, CONFIG_NAME, O_RDONLY, 0);
 	if (fd < 0) {
-		int r = -errno;
-		if (r == -ENOENT)
+		if (fd == -ENOENT)
 			store_set_error(store, "%s is not a cairn store (it has no config)",
 					store->path);
 		else
-			store_set_error(store, "%s/config: %s", store->path, strerror(-r));
-		return r;
+			store_set_error(store, "%s/config: %s", store->path,
+					cairn_path_strerror(fd));
+		return fd;
 	}
 	uint8_t buf[sizeof(disk) + 1];
 	ssize_t n = cairn_pread_full(fd, buf, sizeof(buf), 0);
@@ -204,6 +204,25 @@ static int config_write(int dirfd, const struct cairn_store_params *params,
 
 /* ---- binding ---- */
 
+/* The lock and the readers' file are made when first needed; where one is
+ * there already, it must be a regular file (never a link: its users would
+ * make or lock a file elsewhere). Checked at open, so that every command
+ * refuses such a store alike; their opens refuse it again, without a race. */
+static int check_lock_files(struct cairn_store *store)
+{
+	static const char *const names[] = {LOCK_NAME, READERS_NAME};
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		int r = cairn_check_beneath(store->dirfd, names[i], false);
+		if (r < 0) {
+			store_set_error(store, "%s/%s: %s", store->path, names[i],
+					cairn_path_strerror(r));
+			return r;
+		}
+	}
+	return 0;
+}
+
 static int store_bind(struct cairn_store *store, const char *path)
 {
 	char why[300];
@@ -224,15 +243,20 @@ static int store_bind(struct cairn_store *store, const char *path)
 	int r = config_read(store);
 	if (r < 0)
 		return r;
-	store->packs_dirfd = openat(store->dirfd, PACKS_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (store->packs_dirfd < 0) {
-		r = -errno;
-		store_set_error(store, "%s/packs: %s", path, strerror(-r));
+	r = cairn_open_dir_beneath(store->dirfd, PACKS_DIR);
+	if (r < 0) {
+		store_set_error(store, "%s/packs: %s", path, cairn_path_strerror(r));
 		return r == -ENOENT ? -EBADMSG : r;
 	}
+	store->packs_dirfd = r;
 	r = table_load(store->dirfd, &table, why, sizeof(why));
 	if (r < 0) {
 		store_set_error(store, "%s: %s", path, why);
+		return r;
+	}
+	r = check_lock_files(store);
+	if (r < 0) {
+		table_free(table);
 		return r;
 	}
 	atomic_store(&store->table, table);
@@ -276,7 +300,7 @@ static bool is_create_leftover(int dirfd, const char *name)
 		return true;
 	if (strcmp(name, PACKS_DIR) != 0)
 		return false;
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = cairn_open_dir_beneath(dirfd, name);
 	return fd >= 0 && dir_is_empty_fd(fd, NULL) == 1;
 }
 
@@ -303,7 +327,7 @@ static int store_prepare_dir(struct cairn_store *store, const char *path)
 			return r;
 		}
 	}
-	if (faccessat(store->dirfd, CONFIG_NAME, F_OK, 0) == 0) {
+	if (faccessat(store->dirfd, CONFIG_NAME, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
 		store_set_error(store, "%s is already a cairn store", path);
 		return -EEXIST;
 	}
@@ -415,9 +439,9 @@ static int fd_insert(struct cairn_store *store, size_t slot, uint32_t pack_num)
 		store->fd_cap = cap;
 	}
 	pack_name(pack_num, name);
-	int fd = openat(store->packs_dirfd, name, O_RDONLY | O_CLOEXEC);
+	int fd = cairn_open_file_beneath(store->packs_dirfd, name, O_RDONLY, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	memmove(&store->fds[slot + 1], &store->fds[slot],
 		(store->fd_count - slot) * sizeof(store->fds[0]));
 	store->fds[slot] = (struct pack_fd){.pack_num = pack_num, .fd = fd};
@@ -456,13 +480,13 @@ int cairn_store_pin(struct cairn_store *store)
 {
 	if (store->pin_fd >= 0)
 		return 0;
-	int fd = openat(store->dirfd, READERS_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 && (errno == EROFS || errno == EACCES || errno == EPERM))
+	int fd = cairn_open_file_beneath(store->dirfd, READERS_NAME, O_RDWR | O_CREAT, 0600);
+	if (fd == -EROFS || fd == -EACCES || fd == -EPERM)
 		return 0;
 	if (fd < 0) {
-		int r = -errno;
-		store_set_error(store, "%s/%s: %s", store->path, READERS_NAME, strerror(errno));
-		return r;
+		store_set_error(store, "%s/%s: %s", store->path, READERS_NAME,
+				cairn_path_strerror(fd));
+		return fd;
 	}
 	while (flock(fd, LOCK_SH) < 0) {
 		if (errno != EINTR) {

@@ -110,9 +110,12 @@ const char *cairn_store_error(const struct cairn_store *store);
 int cairn_store_create(struct cairn_store *store, const char *path,
 		       const struct cairn_store_params *params);
 /* Binds the handle to the existing store at path: reads and checks the config
- * and maps the chunk table. Takes no lock. Returns 0, -ENOENT if there is no
- * store at path, -EBADMSG for a damaged config or table, -EOPNOTSUPP for a
- * newer format, or another -errno. */
+ * and maps the chunk table. Takes no lock. path itself may be a symlink;
+ * nothing inside the store is ever reached through one (path.h). Returns 0,
+ * -ENOENT if there is no store at path, -EBADMSG for a damaged config or
+ * table, -EOPNOTSUPP for a newer format, -ELOOP, -ENOTDIR, -EISDIR or -EBADFD
+ * when a part of the store (config, chunks, packs/, lock, readers) is a
+ * symlink or of the wrong type (cairn_path_strerror), or another -errno. */
 int cairn_store_open(struct cairn_store *store, const char *path);
 
 /* The directory file descriptor of the bound store (O_PATH|O_DIRECTORY), for

@@ -13,6 +13,7 @@
 
 #include "format.h"
 #include "store.h"
+#include "path.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -232,6 +233,10 @@ enum leftover_dir { LEFTOVER_TOP, LEFTOVER_PACKS, LEFTOVER_OTHER };
  * or in packs/ a pack that table does not list. Only meaningful while no
  * writer is at work (the lock is held). */
 bool store_is_leftover(const char *name, enum leftover_dir where, const struct chunk_table *table);
+
+/* cairn_openat_beneath's way without openat2 (path.c): one O_NOFOLLOW
+ * openat per name. Exposed for the unit tests, which check both ways. */
+int path_open_walk(int dirfd, const char *path, int flags, mode_t mode);
 
 /* The current table; never NULL on a bound store. */
 static inline const struct chunk_table *store_table(const struct cairn_store *store)

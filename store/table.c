@@ -116,11 +116,11 @@ int table_load(int dirfd, struct chunk_table **ret, char *msg, size_t msg_size)
 	char why[256];
 	struct stat st;
 
-	_cleanup_close_ int fd = openat(dirfd, TABLE_NAME, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int fd = cairn_open_file_beneath(dirfd, TABLE_NAME, O_RDONLY, 0);
 	if (fd < 0) {
-		int r = -errno;
-		cairn_format(msg, msg_size, "chunk table %s: %s", TABLE_NAME, strerror(errno));
-		return r == -ENOENT ? -EBADMSG : r;
+		cairn_format(msg, msg_size, "chunk table %s: %s", TABLE_NAME,
+			     cairn_path_strerror(fd));
+		return fd == -ENOENT ? -EBADMSG : fd;
 	}
 	if (fstat(fd, &st) < 0)
 		return -errno;

@@ -122,9 +122,10 @@ static void verify_packs(struct verify *v)
 	for (uint32_t i = 0; i < v->table->pack_count; i++) {
 		const struct table_pack *pack = &v->table->packs[i];
 		pack_name(pack->pack_num, name);
-		_cleanup_close_ int fd = openat(v->store->packs_dirfd, name, O_RDONLY | O_CLOEXEC);
+		_cleanup_close_ int fd =
+			cairn_open_file_beneath(v->store->packs_dirfd, name, O_RDONLY, 0);
 		if (fd < 0) {
-			problem(v, "packs/%s: %s", name, strerror(errno));
+			problem(v, "packs/%s: %s", name, cairn_path_strerror(fd));
 			continue;
 		}
 		verify_pack_whole(v, fd, pack, name);

@@ -67,10 +67,10 @@ static int take_lock(struct cairn_writer *w, unsigned flags)
 {
 	struct cairn_store *store = w->store;
 
-	w->lock_fd = openat(store->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	w->lock_fd = cairn_open_file_beneath(store->dirfd, LOCK_NAME, O_RDWR | O_CREAT, 0600);
 	if (w->lock_fd < 0) {
-		int r = -errno;
-		store_set_error(store, "%s/lock: %s", store->path, strerror(errno));
+		int r = w->lock_fd;
+		store_set_error(store, "%s/lock: %s", store->path, cairn_path_strerror(r));
 		return r;
 	}
 	int op = LOCK_EX | ((flags & CAIRN_WRITER_NOWAIT) ? LOCK_NB : 0);
