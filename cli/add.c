@@ -18,6 +18,7 @@ struct add {
 	struct cairn_store *store;
 	struct cairn_writer *writer;
 	const char *current; /* snapshot name being added */
+	struct cli_passwords passwords;
 	uint64_t start_ns, shown_ns;
 	bool line_shown;
 };
@@ -217,7 +218,12 @@ static int add_import(struct add *add, int fd, const char *path, int existing)
 {
 	struct cairn_import_options options = {.max_entries = add->o->max_entries,
 					       .max_ratio = add->o->max_ratio,
-					       .partial = add->o->partial};
+					       .partial = add->o->partial,
+					       .strip_components = add->o->strip_components,
+					       .charset = add->o->charset,
+					       .passphrases =
+						       (const char *const *)add->passwords.lines,
+					       .passphrase_count = add->passwords.count};
 	_cleanup_(cairn_import_freep) struct cairn_import *imp = NULL;
 
 	if (cairn_import_new(add->store, add->writer, &options, &imp) < 0) {
@@ -225,6 +231,7 @@ static int add_import(struct add *add, int fd, const char *path, int existing)
 		return EXIT_ERROR;
 	}
 	cairn_import_set_warn(imp, on_warn, add);
+	cairn_import_set_passphrase(imp, cli_passwords_prompt, &add->passwords);
 	if (add->progress)
 		cairn_import_set_progress(imp, on_progress, add);
 	add->start_ns = add->shown_ns = cairn_now_ns();
@@ -283,6 +290,10 @@ int cli_add(const struct cli *cli, const struct cli_add_options *options,
 		return EXIT_ERROR;
 	add.store = store;
 	add.writer = writer;
+	if (options->charset)
+		cli_charset_locale();
+	if (cli_passwords_load(&add.passwords, options) != EXIT_OK)
+		return EXIT_ERROR;
 	for (int i = 0; i < count; i++) {
 		if (add_one(&add, archives[i]) == EXIT_OK)
 			continue;
@@ -296,5 +307,6 @@ int cli_add(const struct cli *cli, const struct cli_add_options *options,
 			break;
 		}
 	}
+	cli_passwords_release(&add.passwords);
 	return status;
 }

@@ -45,7 +45,11 @@ static void mount_help(void)
 	       "      background_min=SIZE   larger files are first served while their blob is\n"
 	       "                            made in the background (default 16M)\n"
 	       "      nopassthrough         read every file through cairn\n"
-	       "      threads=N             FUSE worker threads (default: one per core, 2-16)\n");
+	       "      threads=N             FUSE worker threads (default: one per core, 2-16)\n"
+	       "      encoding=CHARSET      as --encoding, when ARCHIVE is added\n"
+	       "\n"
+	       "When ARCHIVE is added, mount takes add's --strip-components N, --encoding\n"
+	       "CHARSET and --password-file FILE (see cairn add --help).\n");
 }
 
 struct mount_cmd {
@@ -55,7 +59,9 @@ struct mount_cmd {
 	char store_path[PATH_MAX];
 	char mountpoint[PATH_MAX];
 	char snapshot[CAIRN_SNAPSHOT_NAME_MAX + 1];
-	int ready_fd; /* the pipe to the waiting parent, or -1 */
+	int ready_fd;               /* the pipe to the waiting parent, or -1 */
+	struct cli_add_options add; /* how ARCHIVE is read when it is added */
+	char charset[80];           /* -o encoding= */
 };
 
 /* ---- logging ---- */
@@ -85,6 +91,7 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *
 {
 	static const struct option options[] = {
 		CLI_COMMON_OPTIONS,
+		CLI_ADD_INPUT_OPTIONS,
 		{0},
 	};
 	char msg[300];
@@ -93,6 +100,9 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *
 	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "o:fd", options, NULL)) != -1) {
 		switch (c) {
 		case 'o':
+			cli_take_encoding_option(optarg, cmd->charset, sizeof(cmd->charset));
+			if (cmd->charset[0])
+				cmd->add.charset = cmd->charset;
 			if (cairn_mount_options_parse(&cmd->o, optarg, msg, sizeof(msg)) < 0)
 				return cli_usage_error(cli, "%s", msg);
 			break;
@@ -103,7 +113,9 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *
 			cmd->foreground = true;
 			break;
 		default:
-			if ((r = cli_common_option(cli, c, mount_help)) != 0)
+			if ((r = cli_add_input_option(cli, c, optarg, &cmd->add)) < 0)
+				r = cli_common_option(cli, c, mount_help);
+			if (r != 0)
 				return r;
 		}
 	}
@@ -146,8 +158,9 @@ static int resolve_source(struct mount_cmd *cmd)
 		return EXIT_ERROR;
 	}
 	struct cli add_cli = {.store_path = cmd->store_path, .command = "add"};
-	struct cli_add_options add = {.name = cmd->snapshot, .for_mount = true};
-	return cli_add(&add_cli, &add, &cmd->source, 1);
+	cmd->add.name = cmd->snapshot;
+	cmd->add.for_mount = true;
+	return cli_add(&add_cli, &cmd->add, &cmd->source, 1);
 }
 
 /* ---- running ---- */

@@ -62,6 +62,7 @@ int cairn_import_new(struct cairn_store *store, struct cairn_writer *writer,
 	imp->ratio_slack =
 		options && options->ratio_slack ? options->ratio_slack : CAIRN_IMPORT_RATIO_SLACK;
 	imp->keep_partial = options && options->partial;
+	import_input_options(imp, options);
 	imp->in_buf = malloc(IMPORT_READ_SIZE);
 	if (!imp->in_buf) {
 		free(imp);
@@ -492,8 +493,10 @@ static int read_entries(struct cairn_import *imp, struct archive *a)
 			import_warn(imp, "%s", import_reason(imp, a));
 		r = import_check_ratio(imp, a);
 		if (r == 0)
-			r = import_entry(imp, a, entry);
+			r = import_input_entry(imp, a, entry); /* 1: skipped */
 		if (r == 0)
+			r = import_entry(imp, a, entry);
+		if (r >= 0)
 			r = drain_entry(imp, a);
 		if (r < 0)
 			return r;
@@ -597,7 +600,9 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 		return import_fail(imp, r, "starting the decoder: %s", strerror(-r));
 	struct archive *a = archive_new(imp);
 	bool opened = false;
-	r = a ? open_archive(imp, a) : import_fail(imp, -ENOMEM, "out of memory");
+	r = a ? import_input_setup(imp, a) : import_fail(imp, -ENOMEM, "out of memory");
+	if (r == 0)
+		r = open_archive(imp, a);
 	if (r == 0) {
 		opened = true;
 		r = read_entries(imp, a);

@@ -297,6 +297,20 @@ struct cairn_import_options {
 	 * read before it make a snapshot marked partial instead, and the
 	 * damage is a warning. */
 	bool partial;
+	/* Leading path components dropped from each entry's path and hard
+	 * link target, as tar --strip-components N; an entry left with
+	 * nothing is skipped (silently, as tar does). Symlink targets are kept
+	 * as written. */
+	unsigned strip_components;
+	/* The charset of names that the archive does not mark as UTF-8
+	 * (libarchive's hdrcharset: "CP932", "CP437"), converted to the
+	 * locale's (UTF-8 in a UTF-8 locale); NULL: as libarchive reads them.
+	 * Borrowed until cairn_import_archive returns. */
+	const char *charset;
+	/* Passphrases for encrypted entries (zip, 7z, rar), tried in order;
+	 * borrowed until cairn_import_archive returns. */
+	const char *const *passphrases;
+	size_t passphrase_count;
 };
 #define CAIRN_IMPORT_MAX_ENTRIES (16u << 20)
 #define CAIRN_IMPORT_MAX_RATIO   1000u
@@ -333,6 +347,15 @@ const char *cairn_import_error(const struct cairn_import *imp);
 void cairn_import_set_progress(struct cairn_import *imp, cairn_import_progress_fn fn,
 			       void *userdata);
 void cairn_import_set_warn(struct cairn_import *imp, cairn_import_warn_fn fn, void *userdata);
+/* Asks for a passphrase when an encrypted entry is met that none of the
+ * options' passphrases opens: archive names the archive, entry the entry
+ * (NULL: the archive's headers). Returns the passphrase (borrowed until the
+ * import is freed), or NULL to give up, which fails the import. Asked once
+ * per import at most; called on the importing thread. */
+typedef const char *(*cairn_import_passphrase_fn)(void *userdata, const char *archive,
+						  const char *entry);
+void cairn_import_set_passphrase(struct cairn_import *imp, cairn_import_passphrase_fn fn,
+				 void *userdata);
 
 /* Reads the archive from fd (not closed; a regular file is read from its
  * start and may be seeked, anything else is read as a stream). label names
