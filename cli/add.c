@@ -19,6 +19,7 @@ struct add {
 	struct cairn_writer *writer;
 	const char *current; /* snapshot name being added */
 	struct cli_passwords passwords;
+	struct cli_split split; /* the archive's parts, when it is split */
 	uint64_t start_ns, shown_ns;
 	bool line_shown;
 };
@@ -138,7 +139,10 @@ static int compare_source(struct add *add, int fd, const struct stat *st,
 		return EXISTING_UNKNOWN;
 	if (info->source_size != (uint64_t)st->st_size)
 		return EXISTING_OTHER;
-	if (cairn_archive_id(add->store, fd, &id) < 0)
+	int r = add->split.count
+			? cairn_archive_id_parts(add->store, add->split.fds, add->split.count, &id)
+			: cairn_archive_id(add->store, fd, &id);
+	if (r < 0)
 		return EXISTING_UNKNOWN;
 	return cairn_id_compare(&id, &info->source_id) == 0 ? EXISTING_SAME : EXISTING_OTHER;
 }
@@ -232,13 +236,19 @@ static int add_import(struct add *add, int fd, const char *path, int existing)
 	}
 	cairn_import_set_warn(imp, on_warn, add);
 	cairn_import_set_passphrase(imp, cli_passwords_prompt, &add->passwords);
+	if (add->split.count && cairn_import_set_parts(imp, add->split.fds, add->split.count) < 0) {
+		cli_error("%s", cairn_import_error(imp));
+		return EXIT_ERROR;
+	}
 	if (add->progress)
 		cairn_import_set_progress(imp, on_progress, add);
 	add->start_ns = add->shown_ns = cairn_now_ns();
 	return import_and_commit(add, imp, fd, path, existing);
 }
 
-static int add_one(struct add *add, const char *path)
+/* label names the archive (a split one's base name), path is the file to
+ * open (its first part). */
+static int add_source(struct add *add, const char *label, const char *path)
 {
 	char name[CAIRN_SNAPSHOT_NAME_MAX + 1], why[300];
 	struct stat st;
@@ -252,14 +262,16 @@ static int add_one(struct add *add, const char *path)
 	} else if (strcmp(path, "-") == 0) {
 		cli_error("reading an archive from stdin needs --name");
 		return EXIT_ERROR;
-	} else if (cairn_snapshot_default_name(path, name, sizeof(name), why, sizeof(why)) < 0) {
-		cli_error("%s: %s; choose one with --name", path, why[0] ? why : "name too long");
+	} else if (cairn_snapshot_default_name(label, name, sizeof(name), why, sizeof(why)) < 0) {
+		cli_error("%s: %s; choose one with --name", label, why[0] ? why : "name too long");
 		return EXIT_ERROR;
 	}
 	add->current = name;
 	int fd = open_archive(path, &st);
 	if (fd < 0)
 		return EXIT_ERROR;
+	if (add->split.count)
+		st.st_size = (off_t)add->split.size;
 	int existing = check_existing(add, name, fd, &st);
 	int status;
 	if (existing < 0) {
@@ -268,10 +280,22 @@ static int add_one(struct add *add, const char *path)
 	} else if (existing == EXISTING_SAME || (existing == EXISTING_OTHER && !add->o->replace)) {
 		status = report_existing(add, name, existing);
 	} else {
-		status = add_import(add, fd, path, existing);
+		status = add_import(add, fd, label, existing);
 	}
 	if (fd != STDIN_FILENO)
 		close(fd);
+	return status;
+}
+
+/* A split archive (NAME.001) is added as NAME, from all its parts. */
+static int add_one(struct add *add, const char *path)
+{
+	int split = cli_split_open(path, &add->split);
+
+	if (split < 0)
+		return EXIT_ERROR;
+	int status = add_source(add, split ? add->split.base : path, path);
+	cli_split_close(&add->split);
 	return status;
 }
 

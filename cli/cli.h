@@ -130,6 +130,21 @@ const char *cli_passwords_prompt(void *userdata, const char *archive, const char
 /* Takes mount's -o encoding=CHARSET out of opts (a comma-separated list,
  * edited in place), copying the last one's CHARSET to charset. */
 void cli_take_encoding_option(char *opts, char *charset, size_t size);
+/* A split archive's parts (add_split.c). */
+struct cli_split {
+	char base[4096]; /* the path without ".001": names the archive */
+	int fds[512];
+	size_t count;
+	uint64_t size; /* of all the parts */
+};
+/* Whether path is the first part of a split archive (NAME.001, 3 to 6
+ * digits): 1 with every part opened (NAME.002, ... up to the first that
+ * does not exist), 0 when it is not one, -1 when a part cannot be opened,
+ * is not a regular file, or is missing while a later one exists (the error
+ * printed, nothing left open). */
+int cli_split_open(const char *path, struct cli_split *split);
+/* Closes the parts. */
+void cli_split_close(struct cli_split *split);
 /* --encoding: makes sure the names libarchive converts land in UTF-8 (the
  * locale's charset; C.UTF-8 when the locale's is not UTF-8). */
 void cli_charset_locale(void);

@@ -45,6 +45,8 @@ static void add_help(void)
 	       "and a damaged header that a reader would skip to the next good one.\n"
 	       "A compressed file that holds no archive (foo.sql.gz, disk.img.xz) becomes\n"
 	       "a snapshot of one file, named without the suffix, with the file's mtime.\n"
+	       "A split archive is added by its first part, NAME.001 (NAME.zip.001, ...):\n"
+	       "the parts that follow are read as one file, and the snapshot named NAME.\n"
 	       "Exit status: 0 all added, 1 an archive failed (it committed nothing).\n");
 }
 

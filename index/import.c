@@ -80,6 +80,7 @@ void cairn_import_free(struct cairn_import *imp)
 	path_parts_release(&imp->parts);
 	path_parts_release(&imp->link_parts);
 	buf_release(&imp->runs);
+	free(imp->split_parts);
 	free(imp->in_buf);
 	free(imp->label);
 	free(imp);
@@ -182,7 +183,7 @@ static la_ssize_t on_read(struct archive *a, void *userdata, const void **ret_bu
 	if (imp->in_off == imp->in_len) {
 		ssize_t n;
 		do
-			n = read(imp->fd, imp->in_buf, IMPORT_READ_SIZE);
+			n = import_input_read(imp, imp->in_buf, IMPORT_READ_SIZE);
 		while (n < 0 && errno == EINTR);
 		if (n < 0) {
 			imp->read_errno = errno;
@@ -210,7 +211,7 @@ static la_int64_t on_seek(struct archive *a, void *userdata, la_int64_t offset, 
 		offset += (la_int64_t)imp->in_pos;
 		whence = SEEK_SET;
 	}
-	off_t pos = lseek(imp->fd, offset, whence);
+	off_t pos = import_input_seek(imp, offset, whence);
 	if (pos < 0) {
 		imp->read_errno = errno;
 		archive_set_error(a, errno, "seeking: %s", strerror(errno));
@@ -225,7 +226,7 @@ static la_int64_t on_seek(struct archive *a, void *userdata, la_int64_t offset, 
 static la_int64_t on_skip(struct archive *a, void *userdata, la_int64_t request)
 {
 	struct cairn_import *imp = userdata;
-	off_t pos = lseek(imp->fd, (off_t)imp->in_pos + request, SEEK_SET);
+	off_t pos = import_input_seek(imp, (off_t)imp->in_pos + request, SEEK_SET);
 
 	if (pos < 0)
 		return 0; /* libarchive reads through instead */
@@ -254,7 +255,7 @@ static void hash_more(struct cairn_import *imp, const void *data, size_t size)
 static int hash_file_rest(struct cairn_import *imp)
 {
 	for (;;) {
-		ssize_t n = cairn_pread_full(imp->fd, imp->in_buf, IMPORT_READ_SIZE, imp->hashed);
+		ssize_t n = import_input_pread(imp, imp->in_buf, IMPORT_READ_SIZE, imp->hashed);
 		if (n < 0)
 			return import_fail(imp, (int)n, "reading: %s", strerror((int)-n));
 		if (n == 0)
@@ -556,6 +557,8 @@ static int import_open_input(struct cairn_import *imp, int fd, const char *label
 		imp->source.mtime_sec = st.st_mtim.tv_sec;
 		imp->source.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
 	}
+	if (imp->part_count > 0)
+		imp->input_size = import_input_size(imp); /* a split archive */
 	cairn_file_hasher_init(&imp->source_hasher, imp->store);
 	cairn_writer_stats(imp->writer, &imp->base_stats);
 	return tree_init(&imp->tree, imp->source.mtime_sec);

@@ -5,11 +5,14 @@
  * inside), which libarchive's raw format reads as one entry that is named
  * here after the file. The raw format is enabled only behind the decoder
  * (import_decode.c), so a plain file that is no archive stays an error, and
- * the decoder's checks of gzip's and lz4's checksums still apply.
+ * the decoder's checks of gzip's and lz4's checksums still apply. A split
+ * archive (archive.tar.001, .002, ...) is read across its parts as one
+ * file: the import's reads, seeks and preads come here.
  */
 #include "import_internal.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
 void import_input_options(struct cairn_import *imp, const struct cairn_import_options *options)
 {
@@ -204,5 +207,133 @@ int import_input_entry(struct cairn_import *imp, struct archive *a, struct archi
 		return raw_entry(imp, a, entry);
 	if (imp->strip_components > 0)
 		return strip_entry(imp, entry);
+	return 0;
+}
+
+/* ---- a split archive's parts ---- */
+
+struct import_part {
+	int fd;
+	uint64_t start, size; /* where it lies in the whole */
+};
+
+int cairn_import_set_parts(struct cairn_import *imp, const int *fds, size_t count)
+{
+	uint64_t start = 0;
+	struct stat st;
+
+	imp->split_parts = calloc(count, sizeof(*imp->split_parts));
+	if (!imp->split_parts)
+		return -ENOMEM;
+	for (size_t i = 0; i < count; i++) {
+		if (fstat(fds[i], &st) < 0 || !S_ISREG(st.st_mode))
+			return import_fail(imp, -EINVAL, "part %zu is not a regular file", i + 1);
+		imp->split_parts[i] = (struct import_part){fds[i], start, (uint64_t)st.st_size};
+		start += (uint64_t)st.st_size;
+	}
+	imp->part_count = count;
+	return 0;
+}
+
+uint64_t import_input_size(const struct cairn_import *imp)
+{
+	const struct import_part *last = &imp->split_parts[imp->part_count - 1];
+
+	return last->start + last->size;
+}
+
+/* The part holding offset, or NULL past the end. */
+static const struct import_part *part_at(const struct cairn_import *imp, uint64_t offset)
+{
+	for (size_t i = 0; i < imp->part_count; i++)
+		if (offset < imp->split_parts[i].start + imp->split_parts[i].size)
+			return &imp->split_parts[i];
+	return NULL;
+}
+
+/* What one pread(2) of one part gives; 0 past the end. */
+static ssize_t parts_pread_once(struct cairn_import *imp, void *buf, size_t size, uint64_t offset)
+{
+	const struct import_part *p = part_at(imp, offset);
+
+	if (!p)
+		return 0;
+	uint64_t left = p->start + p->size - offset;
+	ssize_t n =
+		pread(p->fd, buf, size < left ? size : (size_t)left, (off_t)(offset - p->start));
+	/* A part that shrank since it was measured: its end is not the next
+	 * part's start. */
+	if (n == 0) {
+		errno = EIO;
+		return -1;
+	}
+	return n;
+}
+
+ssize_t import_input_read(struct cairn_import *imp, void *buf, size_t size)
+{
+	if (!imp->split_parts)
+		return read(imp->fd, buf, size);
+	ssize_t n = parts_pread_once(imp, buf, size, imp->part_pos);
+	if (n > 0)
+		imp->part_pos += (uint64_t)n;
+	return n;
+}
+
+off_t import_input_seek(struct cairn_import *imp, off_t offset, int whence)
+{
+	if (!imp->split_parts)
+		return lseek(imp->fd, offset, whence);
+	int64_t base = whence == SEEK_SET   ? 0
+		       : whence == SEEK_CUR ? (int64_t)imp->part_pos
+					    : (int64_t)import_input_size(imp);
+	if (offset < -base) {
+		errno = EINVAL;
+		return -1;
+	}
+	imp->part_pos = (uint64_t)(base + offset);
+	return (off_t)imp->part_pos;
+}
+
+ssize_t import_input_pread(struct cairn_import *imp, void *buf, size_t size, uint64_t offset)
+{
+	size_t done = 0;
+
+	if (!imp->split_parts)
+		return cairn_pread_full(imp->fd, buf, size, offset);
+	while (done < size) {
+		ssize_t n =
+			parts_pread_once(imp, (uint8_t *)buf + done, size - done, offset + done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+int cairn_archive_id_parts(const struct cairn_store *store, const int *fds, size_t count,
+			   struct cairn_id *ret)
+{
+	struct cairn_file_hasher hasher;
+	_cleanup_free_ uint8_t *buf = malloc(IMPORT_READ_SIZE);
+
+	if (!buf)
+		return -ENOMEM;
+	cairn_file_hasher_init(&hasher, store);
+	for (size_t i = 0; i < count; i++)
+		for (uint64_t offset = 0;;) {
+			ssize_t n = cairn_pread_full(fds[i], buf, IMPORT_READ_SIZE, offset);
+			if (n < 0)
+				return (int)n;
+			if (n == 0)
+				break;
+			cairn_file_hasher_update(&hasher, buf, (size_t)n);
+			offset += (uint64_t)n;
+		}
+	cairn_file_hasher_final(&hasher, ret);
 	return 0;
 }

@@ -76,6 +76,9 @@ struct cairn_import {
 	cairn_import_passphrase_fn passphrase_fn;
 	void *passphrase_data;
 	bool passphrase_asked;
+	struct import_part *split_parts; /* a split archive's parts; NULL: just fd */
+	size_t part_count;
+	uint64_t part_pos; /* the read position across the parts */
 };
 
 /* Records "LABEL: PATH: message" (or "LABEL: message" between entries) and
@@ -113,6 +116,14 @@ void import_input_options(struct cairn_import *imp, const struct cairn_import_op
  * and libarchive's raw format behind a decoded stream (a bare .gz). Returns
  * 0 or -errno (message on imp). */
 int import_input_setup(struct cairn_import *imp, struct archive *a);
+/* The input's read(2), lseek(2) (-1 and errno) and cairn_pread_full
+ * (-errno): of fd, or across the parts of a split archive as if they were
+ * one file. */
+ssize_t import_input_read(struct cairn_import *imp, void *buf, size_t size);
+off_t import_input_seek(struct cairn_import *imp, off_t offset, int whence);
+ssize_t import_input_pread(struct cairn_import *imp, void *buf, size_t size, uint64_t offset);
+/* The parts' total size. */
+uint64_t import_input_size(const struct cairn_import *imp);
 /* Rewrites an entry before it is added: a bare compressed file's one entry
  * is named after the file, --strip-components. Returns 0, 1 when the entry
  * is to be skipped, or -errno (message on imp). */

@@ -366,6 +366,11 @@ void cairn_import_set_passphrase(struct cairn_import *imp, cairn_import_passphra
  * limit was exceeded, the ratio bound of a decompression bomb included).
  * Call once per import. */
 int cairn_import_archive(struct cairn_import *imp, int fd, const char *label);
+/* A split archive (archive.tar.001, .002, ...): the fds (borrowed, regular
+ * files, the first one the fd given to cairn_import_archive) are read as
+ * one file, byte after byte. Call before cairn_import_archive. Returns 0,
+ * -ENOMEM, or -EINVAL (not a regular file; message on imp). */
+int cairn_import_set_parts(struct cairn_import *imp, const int *fds, size_t count);
 
 /* The id of the archive's raw bytes, after cairn_import_archive. */
 void cairn_import_source_id(const struct cairn_import *imp, struct cairn_id *ret);
@@ -396,6 +401,9 @@ void cairn_import_stats(const struct cairn_import *imp, struct cairn_import_stat
 /* Computes the id the import would record for the archive in fd (a regular
  * file), reading it once without decompressing. Returns 0 or -errno. */
 int cairn_archive_id(const struct cairn_store *store, int fd, struct cairn_id *ret);
+/* The same for a split archive's parts, read one after the other. */
+int cairn_archive_id_parts(const struct cairn_store *store, const int *fds, size_t count,
+			   struct cairn_id *ret);
 
 /* Reading file contents: the content reader and its chunk sources. */
 #include "content.h"

@@ -14,6 +14,9 @@
 #    never print the password.
 #  - --encoding: a zip with CP437 and Shift-JIS names (no UTF-8 flag)
 #    mounts with UTF-8 names, also via `cairn mount -o encoding=`.
+#  - split archives: NAME.tar.001, .zip.001, .7z.001 (four parts each) are
+#    read as one file, named NAME; hostile: a missing middle part, a FIFO
+#    or /dev/zero among the parts (no hang), a damaged part.
 #
 # usage: test_add_input.sh CAIRN MTOOL COMPARE LIB
 . "$4" add_input "$@"
@@ -35,12 +38,14 @@ same() {
 }
 
 # refused WHAT PATTERN ARGS...: cairn -s STORE ARGS fails with exit 1, one
-# line on stderr matching PATTERN; the snapshot list does not change.
+# line on stderr matching PATTERN, within a minute; the snapshot list does
+# not change.
 refused() {
 	local what=$1 pattern=$2 before
 	shift 2
 	before=$("$CAIRN" -s "$STORE" ls 2>/dev/null)
-	if "$CAIRN" -s "$STORE" "$@" >"$WORK/out" 2>"$WORK/err"; then
+	# A bound on the time: nothing here may hang (a FIFO for a part).
+	if timeout 60 "$CAIRN" -s "$STORE" "$@" >"$WORK/out" 2>"$WORK/err"; then
 		fail "$what: accepted"
 	elif [ "$(wc -l <"$WORK/err")" != 1 ] || ! grep -qE -- "$pattern" "$WORK/err"; then
 		fail "$what: not one line matching '$pattern': $(cat "$WORK/err")"
@@ -311,5 +316,66 @@ else
 fi
 refused "an unknown charset" 'dos.zip: charset NOPE' add -q --name nope --encoding NOPE "$WORK/in/dos.zip"
 refused "a charset name with a comma" 'dos.zip: invalid charset' add -q --name nope --encoding 'a,b' "$WORK/in/dos.zip"
+
+# ---- split archives ----
+
+SP=$WORK/split
+mkdir -p "$SP/src/d"
+random_file "$SP/src/big.bin" 2500000 9
+printf 'small\n' >"$SP/src/d/small"
+bsdtar --format pax -cf "$SP/parts.tar" -C "$SP/src" .
+bsdtar --format zip -cf "$SP/parts.zip" -C "$SP/src" .
+bsdtar --format 7zip -cf "$SP/parts.7z" -C "$SP/src" .
+for f in parts.tar parts.zip parts.7z; do
+	kind=${f#parts.}
+	split -b 700000 -a 3 --numeric-suffixes=1 "$SP/$f" "$SP/$f."
+	rm -rf "$WORK/ref/split-$kind" && mkdir -p "$WORK/ref/split-$kind"
+	bsdtar -xf "$SP/$f" -C "$WORK/ref/split-$kind"
+	mkdir -p "$SP/$kind" && mv "$SP/$f".0* "$SP/$kind/"
+	if ! "$CAIRN" -s "$STORE" add -q --name "split-$kind" "$SP/$kind/$f.001"; then
+		fail "split .$kind.001: cairn add"
+		continue
+	fi
+	mnt=$WORK/mnt-split-$kind
+	if mount_at "$mnt" "split-$kind"; then
+		same "$mnt" "$WORK/ref/split-$kind" "split .$kind.001 (4 parts)"
+		check "split .$kind: unmount" unmount "$mnt"
+	else
+		fail "split .$kind: cairn mount"
+	fi
+	check "split .$kind: the source is named after the whole" \
+		sh -c '"$1" -s "$2" info "split-$3" | grep -q "parts.$3"' sh "$CAIRN" "$STORE" "$kind"
+done
+# The default name is the base name's; a second add is a no-op.
+"$CAIRN" -s "$STORE" add -q "$SP/tar/parts.tar.001" && "$CAIRN" -s "$STORE" cat parts:d/small >"$WORK/out" &&
+	check "split: named parts, read" grep -q small "$WORK/out" || fail "split: add without --name"
+"$CAIRN" -s "$STORE" add "$SP/tar/parts.tar.001" >"$WORK/out" 2>&1
+check "split: adding it again is a no-op" grep -q unchanged "$WORK/out"
+# One step: cairn mount NAME.001.
+mnt=$WORK/mnt-split-onestep
+if mount_at "$mnt" "$SP/zip/parts.zip.001"; then
+	same "$mnt" "$WORK/ref/split-zip" "cairn mount parts.zip.001"
+	check "cairn mount parts.zip.001: unmount" unmount "$mnt"
+else
+	fail "cairn mount parts.zip.001"
+fi
+# Hostile: a missing middle part, a FIFO or /dev/zero for a part (no hang),
+# a damaged part (the error names the archive).
+mv "$SP/tar/parts.tar.002" "$SP/tar/away"
+refused "split: a missing middle part" 'parts.tar.002: missing, though part 3 exists' \
+	add -q --name split-missing "$SP/tar/parts.tar.001"
+mv "$SP/tar/away" "$SP/tar/parts.tar.002"
+mv "$SP/7z/parts.7z.003" "$SP/7z/away"
+mkfifo "$SP/7z/parts.7z.003"
+refused "split: a FIFO for a part" 'parts.7z.003: not a regular file' \
+	add -q --name split-fifo "$SP/7z/parts.7z.001"
+rm "$SP/7z/parts.7z.003"
+ln -s /dev/zero "$SP/7z/parts.7z.003"
+refused "split: /dev/zero for a part" 'parts.7z.003: not a regular file' \
+	add -q --name split-zero "$SP/7z/parts.7z.001"
+rm "$SP/7z/parts.7z.003"
+cp "$SP/7z/away" "$SP/7z/parts.7z.003"
+printf 'XXXXXXXX' | dd of="$SP/7z/parts.7z.003" bs=1 seek=1000 conv=notrunc 2>/dev/null
+refused "split: a damaged part" "parts.7z: " add -q --name split-damaged "$SP/7z/parts.7z.001"
 
 finish
