@@ -307,7 +307,7 @@ struct cairn_import_options {
 	 * locale's (UTF-8 in a UTF-8 locale); NULL: as libarchive reads them.
 	 * Borrowed until cairn_import_archive returns. */
 	const char *charset;
-	/* Passphrases for encrypted entries (zip, 7z, rar), tried in order;
+	/* Passphrases for encrypted entries (what libarchive decrypts: zip), tried in order;
 	 * borrowed until cairn_import_archive returns. */
 	const char *const *passphrases;
 	size_t passphrase_count;

@@ -227,17 +227,20 @@ else
 	fail "cairn mount --password-file"
 fi
 # The prompt: on a terminal (a pty), asked once, echo off.
-python3 - "$CAIRN" "$STORE" "$WORK/in/zipcrypto.zip" >"$WORK/pty.out" 2>&1 <<'PY'
+# prompt_add NAME PASSWORD: cairn add --name NAME zipcrypto.zip on a pty,
+# typing PASSWORD at the prompt; its exit status, the screen in pty.out.
+prompt_add() {
+	python3 - "$CAIRN" "$STORE" "$WORK/in/zipcrypto.zip" "$1" "$2" >"$WORK/pty.out" 2>&1 <<'PY'
 import os, pty, select, signal, sys, time
-cairn, store, z = sys.argv[1:4]
+cairn, store, z, name, password = sys.argv[1:6]
 pid, fd = pty.fork()
 if pid == 0:
-    os.execv(cairn, [cairn, "-s", store, "add", "-q", "--name", "prompted", z])
+    os.execv(cairn, [cairn, "-s", store, "add", "-q", "--name", name, z])
 seen, sent = b"", False
 deadline = time.time() + 30
 while time.time() < deadline:
     if not sent and b"Password for" in seen:
-        os.write(fd, b"hunter2\n")
+        os.write(fd, password.encode() + b"\n")
         sent = True
     ready, _, _ = select.select([fd], [], [], 1)
     if not ready:
@@ -254,13 +257,26 @@ else:
     print("timed out")
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(seen.decode(errors="replace"))
-sys.exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and b"hunter2" not in seen else 1)
+if password.encode() in seen:
+    print("\nthe password was echoed")
+    sys.exit(99)
+if seen.count(b"Password for") != 1:
+    print("\nnot asked exactly once")
+    sys.exit(98)
+sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 97)
 PY
+}
+prompt_add prompted hunter2
 r=$?
 check "a password typed at the prompt, not echoed: $(cat "$WORK/pty.out")" [ $r = 0 ]
 check "the prompt names the archive" grep -q 'Password for .*zipcrypto.zip' "$WORK/pty.out"
 check "the prompted snapshot reads" \
 	sh -c '[ "$("$1" -s "$2" cat prompted:secret.txt)" = "top secret" ]' sh "$CAIRN" "$STORE"
+prompt_add prompted-wrong wrongpass
+r=$?
+check "a wrong password typed at the prompt fails (exit 1), asked once: $(cat "$WORK/pty.out")" [ $r = 1 ]
+check "a wrong password at the prompt commits nothing" \
+	sh -c '! "$1" -s "$2" ls | grep -q prompted-wrong' sh "$CAIRN" "$STORE"
 
 # ---- --encoding ----
 
