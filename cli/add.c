@@ -18,6 +18,8 @@ struct add {
 	struct cairn_store *store;
 	struct cairn_writer *writer;
 	const char *current; /* snapshot name being added */
+	struct cli_passwords passwords;
+	struct cli_split split; /* the archive's parts, when it is split */
 	uint64_t start_ns, shown_ns;
 	bool line_shown;
 };
@@ -142,7 +144,10 @@ static int compare_source(struct add *add, int fd, const struct stat *st,
 		return EXISTING_UNKNOWN;
 	if (info->source_size != (uint64_t)st->st_size)
 		return EXISTING_OTHER;
-	if (cairn_archive_id(add->store, fd, &id) < 0)
+	int r = add->split.count
+			? cairn_archive_id_parts(add->store, add->split.fds, add->split.count, &id)
+			: cairn_archive_id(add->store, fd, &id);
+	if (r < 0)
 		return EXISTING_UNKNOWN;
 	return cairn_id_compare(&id, &info->source_id) == 0 ? EXISTING_SAME : EXISTING_OTHER;
 }
@@ -220,7 +225,12 @@ static int add_import(struct add *add, int fd, const char *path, int existing)
 {
 	struct cairn_import_options options = {.max_entries = add->o->max_entries,
 					       .max_ratio = add->o->max_ratio,
-					       .partial = add->o->partial};
+					       .partial = add->o->partial,
+					       .strip_components = add->o->strip_components,
+					       .charset = add->o->charset,
+					       .passphrases =
+						       (const char *const *)add->passwords.lines,
+					       .passphrase_count = add->passwords.count};
 	_cleanup_(cairn_import_freep) struct cairn_import *imp = NULL;
 
 	if (cairn_import_new(add->store, add->writer, &options, &imp) < 0) {
@@ -228,13 +238,20 @@ static int add_import(struct add *add, int fd, const char *path, int existing)
 		return EXIT_ERROR;
 	}
 	cairn_import_set_warn(imp, on_warn, add);
+	cairn_import_set_passphrase(imp, cli_passwords_prompt, &add->passwords);
+	if (add->split.count && cairn_import_set_parts(imp, add->split.fds, add->split.count) < 0) {
+		cli_error("%s", cairn_import_error(imp));
+		return EXIT_ERROR;
+	}
 	if (add->progress)
 		cairn_import_set_progress(imp, on_progress, add);
 	add->start_ns = add->shown_ns = cairn_now_ns();
 	return import_and_commit(add, imp, fd, path, existing);
 }
 
-static int add_one(struct add *add, const char *path)
+/* label names the archive (a split one's base name), path is the file to
+ * open (its first part). */
+static int add_source(struct add *add, const char *label, const char *path)
 {
 	char name[CAIRN_SNAPSHOT_NAME_MAX + 1], why[300];
 	struct stat st;
@@ -248,14 +265,16 @@ static int add_one(struct add *add, const char *path)
 	} else if (strcmp(path, "-") == 0) {
 		cli_error("reading an archive from stdin needs --name");
 		return EXIT_ERROR;
-	} else if (cairn_snapshot_default_name(path, name, sizeof(name), why, sizeof(why)) < 0) {
-		cli_error("%s: %s; choose one with --name", path, why[0] ? why : "name too long");
+	} else if (cairn_snapshot_default_name(label, name, sizeof(name), why, sizeof(why)) < 0) {
+		cli_error("%s: %s; choose one with --name", label, why[0] ? why : "name too long");
 		return EXIT_ERROR;
 	}
 	add->current = name;
 	int fd = open_archive(path, &st);
 	if (fd < 0)
 		return EXIT_ERROR;
+	if (add->split.count)
+		st.st_size = (off_t)add->split.size;
 	int existing = check_existing(add, name, fd, &st);
 	int status;
 	if (existing < 0) {
@@ -264,10 +283,22 @@ static int add_one(struct add *add, const char *path)
 	} else if (existing == EXISTING_SAME || (existing == EXISTING_OTHER && !add->o->replace)) {
 		status = report_existing(add, name, existing);
 	} else {
-		status = add_import(add, fd, path, existing);
+		status = add_import(add, fd, label, existing);
 	}
 	if (fd != STDIN_FILENO)
 		close(fd);
+	return status;
+}
+
+/* A split archive (NAME.001) is added as NAME, from all its parts. */
+static int add_one(struct add *add, const char *path)
+{
+	int split = cli_split_open(path, &add->split);
+
+	if (split < 0)
+		return EXIT_ERROR;
+	int status = add_source(add, split ? add->split.base : path, path);
+	cli_split_close(&add->split);
 	return status;
 }
 
@@ -286,6 +317,10 @@ int cli_add(const struct cli *cli, const struct cli_add_options *options,
 		return EXIT_ERROR;
 	add.store = store;
 	add.writer = writer;
+	if (options->charset)
+		cli_charset_locale();
+	if (cli_passwords_load(&add.passwords, options) != EXIT_OK)
+		return EXIT_ERROR;
 	for (int i = 0; i < count; i++) {
 		if (add_one(&add, archives[i]) == EXIT_OK)
 			continue;
@@ -299,5 +334,6 @@ int cli_add(const struct cli *cli, const struct cli_add_options *options,
 			break;
 		}
 	}
+	cli_passwords_release(&add.passwords);
 	return status;
 }

@@ -95,7 +95,68 @@ struct cli_add_options {
 	/* When set (one archive): filled in with what was done, and neither
 	 * the summary nor the "unchanged" line is printed. */
 	struct cli_add_result *result;
+	/* how the input is read (add_input.c; add and mount take them) */
+	unsigned strip_components;     /* tar's --strip-components */
+	const char *charset;           /* --encoding: names' legacy charset */
+	const char *password_files[8]; /* --password-file, read at the add */
+	size_t password_file_count;
 };
+
+/* ---- the options add and mount share (add_input.c) ---- */
+
+enum {
+	CLI_OPT_STRIP_COMPONENTS = 0x1000,
+	CLI_OPT_ENCODING,
+	CLI_OPT_PASSWORD_FILE,
+};
+#define CLI_ADD_INPUT_OPTIONS                                                                      \
+	{"strip-components", required_argument, NULL, CLI_OPT_STRIP_COMPONENTS},                   \
+		{"encoding", required_argument, NULL, CLI_OPT_ENCODING},                           \
+	{                                                                                          \
+		"password-file", required_argument, NULL, CLI_OPT_PASSWORD_FILE                    \
+	}
+/* Handles getopt_long's value c when it is one of CLI_ADD_INPUT_OPTIONS:
+ * returns 0 (taken), -1 (not one of them), or EXIT_USAGE (message
+ * printed). */
+int cli_add_input_option(struct cli *cli, int c, const char *arg, struct cli_add_options *add);
+/* The passphrases of an add: each --password-file's first line, and a
+ * prompt on the terminal when none opens an entry. */
+struct cli_passwords {
+	char *lines[8];
+	size_t count;
+	bool prompt;     /* stdin or stderr is a terminal */
+	char typed[512]; /* what the prompt read */
+};
+/* Reads each --password-file; prints the error and returns EXIT_ERROR when
+ * one cannot be read. */
+int cli_passwords_load(struct cli_passwords *pw, const struct cli_add_options *add);
+/* Wipes and frees what load read. */
+void cli_passwords_release(struct cli_passwords *pw);
+/* For cairn_import_set_passphrase (userdata: the cli_passwords): asks on
+ * /dev/tty with echo off. NULL when there is no terminal or nothing was
+ * typed. */
+const char *cli_passwords_prompt(void *userdata, const char *archive, const char *entry);
+/* Takes mount's -o encoding=CHARSET out of opts (a comma-separated list,
+ * edited in place), copying the last one's CHARSET to charset. */
+void cli_take_encoding_option(char *opts, char *charset, size_t size);
+/* A split archive's parts (add_split.c). */
+struct cli_split {
+	char base[4096]; /* the path without ".001": names the archive */
+	int fds[512];
+	size_t count;
+	uint64_t size; /* of all the parts */
+};
+/* Whether path is the first part of a split archive (NAME.001, 3 to 6
+ * digits): 1 with every part opened (NAME.002, ... up to the first that
+ * does not exist), 0 when it is not one, -1 when a part cannot be opened,
+ * is not a regular file, or is missing while a later one exists (the error
+ * printed, nothing left open). */
+int cli_split_open(const char *path, struct cli_split *split);
+/* Closes the parts. */
+void cli_split_close(struct cli_split *split);
+/* --encoding: makes sure the names libarchive converts land in UTF-8 (the
+ * locale's charset; C.UTF-8 when the locale's is not UTF-8). */
+void cli_charset_locale(void);
 
 /* Adds each archive ("-": stdin) to the store as a snapshot committed on its
  * own, creating the store when it does not exist. A failed archive commits

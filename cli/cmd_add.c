@@ -28,6 +28,15 @@ static void add_help(void)
 	       "                         damage as a snapshot marked partial (a warning, exit\n"
 	       "                         0); the entries before it may still hold damaged\n"
 	       "                         bytes when only a checksum at the end caught it\n"
+	       "      --strip-components N  drop the first N components of each entry's\n"
+	       "                         path (and hard link target), as tar does; entries\n"
+	       "                         with no more are left out\n"
+	       "      --encoding CHARSET the charset of names the archive does not mark as\n"
+	       "                         UTF-8 (CP932, CP437, ...): converted to UTF-8\n"
+	       "      --password-file FILE  the password of encrypted zip entries (what\n"
+	       "                         libarchive decrypts; not 7z or rar):\n"
+	       "                         the file's first line (may be given more than once;\n"
+	       "                         without one, a terminal is asked)\n"
 	       "  -q, --quiet            no progress line and no summary\n"
 	       "\n"
 	       "Entries whose path contains '..' or passes through a symlink are skipped with\n"
@@ -35,6 +44,10 @@ static void add_help(void)
 	       "A damaged archive fails: a gzip member's CRC32 or size, an lz4 frame's or\n"
 	       "block's checksum, xz's, bzip2's, zstd's and lzip's checks that do not match,\n"
 	       "and a damaged header that a reader would skip to the next good one.\n"
+	       "A compressed file that holds no archive (foo.sql.gz, disk.img.xz) becomes\n"
+	       "a snapshot of one file, named without the suffix, with the file's mtime.\n"
+	       "A split archive is added by its first part, NAME.001 (NAME.zip.001, ...):\n"
+	       "the parts that follow are read as one file, and the snapshot named NAME.\n"
 	       "Exit status: 0 all added, 1 an archive failed (it committed nothing).\n");
 }
 
@@ -61,6 +74,7 @@ static int add_parse(struct cli *cli, int argc, char **argv, struct cli_add_opti
 		{"max-ratio", required_argument, NULL, OPT_MAX_RATIO},
 		{"partial", no_argument, NULL, OPT_PARTIAL},
 		{"quiet", no_argument, NULL, 'q'},
+		CLI_ADD_INPUT_OPTIONS,
 		{0},
 	};
 	int c, r;
@@ -89,7 +103,9 @@ static int add_parse(struct cli *cli, int argc, char **argv, struct cli_add_opti
 			add->quiet = true;
 			break;
 		default:
-			if ((r = cli_common_option(cli, c, add_help)) != 0)
+			if ((r = cli_add_input_option(cli, c, optarg, add)) < 0)
+				r = cli_common_option(cli, c, add_help);
+			if (r != 0)
 				return r;
 		}
 	}

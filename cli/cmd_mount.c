@@ -72,7 +72,11 @@ static void mount_help(void)
 	       "                            made in the background (default 16M)\n"
 	       "      nopassthrough         read every file through cairn\n"
 	       "      nomerge               several sources: a directory for each\n"
-	       "      threads=N             FUSE worker threads (default: one per core, 2-16)\n");
+	       "      threads=N             FUSE worker threads (default: one per core, 2-16)\n"
+	       "      encoding=CHARSET      as --encoding, when ARCHIVE is added\n"
+	       "\n"
+	       "When ARCHIVE is added, mount takes add's --strip-components N, --encoding\n"
+	       "CHARSET and --password-file FILE (see cairn add --help).\n");
 }
 
 #define MOUNT_SOURCES_MAX 32
@@ -104,6 +108,8 @@ struct mount_cmd {
 	char source_prefixes[MOUNT_SOURCES_MAX][PATH_MAX]; /* each without :PATH */
 	bool source_archive[MOUNT_SOURCES_MAX];
 	char fsname[MOUNT_SOURCES_MAX * (CAIRN_SNAPSHOT_NAME_MAX + 1) + PATH_MAX];
+	struct cli_add_options add; /* how ARCHIVE is read when it is added */
+	char charset[80];           /* -o encoding= */
 };
 
 /* ---- logging ---- */
@@ -176,6 +182,7 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *
 		{"name", required_argument, NULL, 'n'},
 		{"replace", no_argument, NULL, OPT_REPLACE},
 		{"temp", no_argument, NULL, OPT_TEMP},
+		CLI_ADD_INPUT_OPTIONS,
 		{0},
 	};
 	char msg[300];
@@ -184,6 +191,9 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *
 	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "o:fdn:", options, NULL)) != -1) {
 		switch (c) {
 		case 'o':
+			cli_take_encoding_option(optarg, cmd->charset, sizeof(cmd->charset));
+			if (cmd->charset[0])
+				cmd->add.charset = cmd->charset;
 			if (cairn_mount_options_parse(&cmd->o, optarg, msg, sizeof(msg)) < 0)
 				return cli_usage_error(cli, "%s", msg);
 			break;
@@ -203,7 +213,9 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *
 			cmd->temp = true;
 			break;
 		default:
-			if ((r = cli_common_option(cli, c, mount_help)) != 0)
+			if ((r = cli_add_input_option(cli, c, optarg, &cmd->add)) < 0)
+				r = cli_common_option(cli, c, mount_help);
+			if (r != 0)
 				return r;
 		}
 	}
@@ -253,10 +265,11 @@ static int add_archive(struct mount_cmd *cmd)
 	if (r)
 		return r;
 	struct cli add_cli = {.store_path = cmd->store_path, .command = "mount"};
-	struct cli_add_options add = {
-		.name = cmd->snapshot, .replace = cmd->replace, .result = &cmd->added};
+	cmd->add.name = cmd->snapshot;
+	cmd->add.replace = cmd->replace;
+	cmd->add.result = &cmd->added;
 	cmd->archive = true;
-	return cli_add(&add_cli, &add, &cmd->source, 1);
+	return cli_add(&add_cli, &cmd->add, &cmd->source, 1);
 }
 
 /* Whether the source is a SNAPSHOT (the store has one by that name) or

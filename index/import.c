@@ -62,6 +62,7 @@ int cairn_import_new(struct cairn_store *store, struct cairn_writer *writer,
 	imp->ratio_slack =
 		options && options->ratio_slack ? options->ratio_slack : CAIRN_IMPORT_RATIO_SLACK;
 	imp->keep_partial = options && options->partial;
+	import_input_options(imp, options);
 	imp->in_buf = malloc(IMPORT_READ_SIZE);
 	if (!imp->in_buf) {
 		free(imp);
@@ -79,6 +80,7 @@ void cairn_import_free(struct cairn_import *imp)
 	path_parts_release(&imp->parts);
 	path_parts_release(&imp->link_parts);
 	buf_release(&imp->runs);
+	free(imp->split_parts);
 	free(imp->in_buf);
 	free(imp->label);
 	free(imp);
@@ -181,7 +183,7 @@ static la_ssize_t on_read(struct archive *a, void *userdata, const void **ret_bu
 	if (imp->in_off == imp->in_len) {
 		ssize_t n;
 		do
-			n = read(imp->fd, imp->in_buf, IMPORT_READ_SIZE);
+			n = import_input_read(imp, imp->in_buf, IMPORT_READ_SIZE);
 		while (n < 0 && errno == EINTR);
 		if (n < 0) {
 			imp->read_errno = errno;
@@ -209,7 +211,7 @@ static la_int64_t on_seek(struct archive *a, void *userdata, la_int64_t offset, 
 		offset += (la_int64_t)imp->in_pos;
 		whence = SEEK_SET;
 	}
-	off_t pos = lseek(imp->fd, offset, whence);
+	off_t pos = import_input_seek(imp, offset, whence);
 	if (pos < 0) {
 		imp->read_errno = errno;
 		archive_set_error(a, errno, "seeking: %s", strerror(errno));
@@ -224,7 +226,7 @@ static la_int64_t on_seek(struct archive *a, void *userdata, la_int64_t offset, 
 static la_int64_t on_skip(struct archive *a, void *userdata, la_int64_t request)
 {
 	struct cairn_import *imp = userdata;
-	off_t pos = lseek(imp->fd, (off_t)imp->in_pos + request, SEEK_SET);
+	off_t pos = import_input_seek(imp, (off_t)imp->in_pos + request, SEEK_SET);
 
 	if (pos < 0)
 		return 0; /* libarchive reads through instead */
@@ -253,7 +255,7 @@ static void hash_more(struct cairn_import *imp, const void *data, size_t size)
 static int hash_file_rest(struct cairn_import *imp)
 {
 	for (;;) {
-		ssize_t n = cairn_pread_full(imp->fd, imp->in_buf, IMPORT_READ_SIZE, imp->hashed);
+		ssize_t n = import_input_pread(imp, imp->in_buf, IMPORT_READ_SIZE, imp->hashed);
 		if (n < 0)
 			return import_fail(imp, (int)n, "reading: %s", strerror((int)-n));
 		if (n == 0)
@@ -492,8 +494,10 @@ static int read_entries(struct cairn_import *imp, struct archive *a)
 			import_warn(imp, "%s", import_reason(imp, a));
 		r = import_check_ratio(imp, a);
 		if (r == 0)
-			r = import_entry(imp, a, entry);
+			r = import_input_entry(imp, a, entry); /* 1: skipped */
 		if (r == 0)
+			r = import_entry(imp, a, entry);
+		if (r >= 0)
 			r = drain_entry(imp, a);
 		if (r < 0)
 			return r;
@@ -553,6 +557,8 @@ static int import_open_input(struct cairn_import *imp, int fd, const char *label
 		imp->source.mtime_sec = st.st_mtim.tv_sec;
 		imp->source.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
 	}
+	if (imp->part_count > 0)
+		imp->input_size = import_input_size(imp); /* a split archive */
 	cairn_file_hasher_init(&imp->source_hasher, imp->store);
 	cairn_writer_stats(imp->writer, &imp->base_stats);
 	return tree_init(&imp->tree, imp->source.mtime_sec);
@@ -597,7 +603,9 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 		return import_fail(imp, r, "starting the decoder: %s", strerror(-r));
 	struct archive *a = archive_new(imp);
 	bool opened = false;
-	r = a ? open_archive(imp, a) : import_fail(imp, -ENOMEM, "out of memory");
+	r = a ? import_input_setup(imp, a) : import_fail(imp, -ENOMEM, "out of memory");
+	if (r == 0)
+		r = open_archive(imp, a);
 	if (r == 0) {
 		opened = true;
 		r = read_entries(imp, a);

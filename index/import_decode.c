@@ -84,7 +84,7 @@ static ssize_t decoder_read(struct cairn_import *imp, void *buf, size_t size)
 	}
 	ssize_t n;
 	do
-		n = read(imp->fd, buf, size);
+		n = import_input_read(imp, buf, size);
 	while (n < 0 && errno == EINTR);
 	return n;
 }
@@ -417,7 +417,7 @@ bool import_input_is_compressed(struct cairn_import *imp)
 	size_t have;
 
 	if (imp->seekable) {
-		ssize_t n = cairn_pread_full(imp->fd, head, sizeof(head), 0);
+		ssize_t n = import_input_pread(imp, head, sizeof(head), 0);
 		if (n < 0)
 			return false;
 		have = (size_t)n;

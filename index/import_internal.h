@@ -67,6 +67,18 @@ struct cairn_import {
 	uint64_t snapshot_size;
 	uint64_t snapshot_entries; /* the written snapshot's dirents */
 	char error[1024];
+
+	/* import_input.c: how the input is read (options, borrowed) */
+	unsigned strip_components;
+	const char *charset;
+	const char *const *passphrases;
+	size_t passphrase_count;
+	cairn_import_passphrase_fn passphrase_fn;
+	void *passphrase_data;
+	bool passphrase_asked;
+	struct import_part *split_parts; /* a split archive's parts; NULL: just fd */
+	size_t part_count;
+	uint64_t part_pos; /* the read position across the parts */
 };
 
 /* Records "LABEL: PATH: message" (or "LABEL: message" between entries) and
@@ -95,6 +107,27 @@ const char *import_reason(const struct cairn_import *imp, struct archive *a);
  * bytes are wrong: a CRC, checksum or size that does not match, a
  * truncation. */
 bool import_warning_is_damage(const char *msg);
+
+/* ---- import_input.c: how the input is read ---- */
+
+/* Copies the options import_input.c applies (options may be NULL). */
+void import_input_options(struct cairn_import *imp, const struct cairn_import_options *options);
+/* Sets up a's reading before it opens: passphrases, the names' charset,
+ * and libarchive's raw format behind a decoded stream (a bare .gz). Returns
+ * 0 or -errno (message on imp). */
+int import_input_setup(struct cairn_import *imp, struct archive *a);
+/* The input's read(2), lseek(2) (-1 and errno) and cairn_pread_full
+ * (-errno): of fd, or across the parts of a split archive as if they were
+ * one file. */
+ssize_t import_input_read(struct cairn_import *imp, void *buf, size_t size);
+off_t import_input_seek(struct cairn_import *imp, off_t offset, int whence);
+ssize_t import_input_pread(struct cairn_import *imp, void *buf, size_t size, uint64_t offset);
+/* The parts' total size. */
+uint64_t import_input_size(const struct cairn_import *imp);
+/* Rewrites an entry before it is added: a bare compressed file's one entry
+ * is named after the file, --strip-components. Returns 0, 1 when the entry
+ * is to be skipped, or -errno (message on imp). */
+int import_input_entry(struct cairn_import *imp, struct archive *a, struct archive_entry *entry);
 
 /* ---- import.c, for the decoder ---- */
 

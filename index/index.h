@@ -312,6 +312,20 @@ struct cairn_import_options {
 	 * read before it make a snapshot marked partial instead, and the
 	 * damage is a warning. */
 	bool partial;
+	/* Leading path components dropped from each entry's path and hard
+	 * link target, as tar --strip-components N; an entry left with
+	 * nothing is skipped (silently, as tar does). Symlink targets are kept
+	 * as written. */
+	unsigned strip_components;
+	/* The charset of names that the archive does not mark as UTF-8
+	 * (libarchive's hdrcharset: "CP932", "CP437"), converted to the
+	 * locale's (UTF-8 in a UTF-8 locale); NULL: as libarchive reads them.
+	 * Borrowed until cairn_import_archive returns. */
+	const char *charset;
+	/* Passphrases for encrypted entries (what libarchive decrypts: zip), tried in order;
+	 * borrowed until cairn_import_archive returns. */
+	const char *const *passphrases;
+	size_t passphrase_count;
 };
 #define CAIRN_IMPORT_MAX_ENTRIES (16u << 20)
 #define CAIRN_IMPORT_MAX_RATIO   1000u
@@ -348,6 +362,15 @@ const char *cairn_import_error(const struct cairn_import *imp);
 void cairn_import_set_progress(struct cairn_import *imp, cairn_import_progress_fn fn,
 			       void *userdata);
 void cairn_import_set_warn(struct cairn_import *imp, cairn_import_warn_fn fn, void *userdata);
+/* Asks for a passphrase when an encrypted entry is met that none of the
+ * options' passphrases opens: archive names the archive, entry the entry
+ * (NULL: the archive's headers). Returns the passphrase (borrowed until the
+ * import is freed), or NULL to give up, which fails the import. Asked once
+ * per import at most; called on the importing thread. */
+typedef const char *(*cairn_import_passphrase_fn)(void *userdata, const char *archive,
+						  const char *entry);
+void cairn_import_set_passphrase(struct cairn_import *imp, cairn_import_passphrase_fn fn,
+				 void *userdata);
 
 /* Reads the archive from fd (not closed; a regular file is read from its
  * start and may be seeked, anything else is read as a stream). label names
@@ -358,6 +381,11 @@ void cairn_import_set_warn(struct cairn_import *imp, cairn_import_warn_fn fn, vo
  * limit was exceeded, the ratio bound of a decompression bomb included).
  * Call once per import. */
 int cairn_import_archive(struct cairn_import *imp, int fd, const char *label);
+/* A split archive (archive.tar.001, .002, ...): the fds (borrowed, regular
+ * files, the first one the fd given to cairn_import_archive) are read as
+ * one file, byte after byte. Call before cairn_import_archive. Returns 0,
+ * -ENOMEM, or -EINVAL (not a regular file; message on imp). */
+int cairn_import_set_parts(struct cairn_import *imp, const int *fds, size_t count);
 
 /* The id of the archive's raw bytes, after cairn_import_archive. */
 void cairn_import_source_id(const struct cairn_import *imp, struct cairn_id *ret);
@@ -388,6 +416,9 @@ void cairn_import_stats(const struct cairn_import *imp, struct cairn_import_stat
 /* Computes the id the import would record for the archive in fd (a regular
  * file), reading it once without decompressing. Returns 0 or -errno. */
 int cairn_archive_id(const struct cairn_store *store, int fd, struct cairn_id *ret);
+/* The same for a split archive's parts, read one after the other. */
+int cairn_archive_id_parts(const struct cairn_store *store, const int *fds, size_t count,
+			   struct cairn_id *ret);
 
 /* Reading file contents: the content reader and its chunk sources. */
 #include "content.h"
