@@ -217,7 +217,8 @@ static int add_import(struct add *add, int fd, const char *path, int existing)
 {
 	struct cairn_import_options options = {.max_entries = add->o->max_entries,
 					       .max_ratio = add->o->max_ratio,
-					       .partial = add->o->partial};
+					       .partial = add->o->partial,
+					       .recursion_depth = add->o->recursion_depth};
 	_cleanup_(cairn_import_freep) struct cairn_import *imp = NULL;
 
 	if (cairn_import_new(add->store, add->writer, &options, &imp) < 0) {

@@ -86,6 +86,8 @@ struct cli_add_options {
 	 * a name collision advises what mount's user can do instead. */
 	bool for_mount;
 	bool partial; /* a damaged archive: keep what was read before */
+	/* archives inside archives: how many levels become directories */
+	unsigned recursion_depth;
 };
 
 /* Adds each archive ("-": stdin) to the store as a snapshot committed on its

@@ -28,6 +28,11 @@ static void add_help(void)
 	       "                         damage as a snapshot marked partial (a warning, exit\n"
 	       "                         0); the entries before it may still hold damaged\n"
 	       "                         bytes when only a checksum at the end caught it\n"
+	       "  -r, --recursive        archives inside the archive (a tar in a tar, a .deb's\n"
+	       "                         data.tar.xz, a jar in a war, a .tar.gz in a zip)\n"
+	       "                         become directories in place of the file, which is\n"
+	       "                         kept as NAME.orig; 4 levels deep\n"
+	       "      --recursion-depth N  as -r, N levels deep (0: none)\n"
 	       "  -q, --quiet            no progress line and no summary\n"
 	       "\n"
 	       "Entries whose path contains '..' or passes through a symlink are skipped with\n"
@@ -38,7 +43,7 @@ static void add_help(void)
 	       "Exit status: 0 all added, 1 an archive failed (it committed nothing).\n");
 }
 
-enum { OPT_REPLACE = 256, OPT_MAX_ENTRIES, OPT_MAX_RATIO, OPT_PARTIAL };
+enum { OPT_REPLACE = 256, OPT_MAX_ENTRIES, OPT_MAX_RATIO, OPT_PARTIAL, OPT_RECURSION_DEPTH };
 
 /* A whole number; 0 turns the bound off. */
 static int parse_ratio(const char *text, uint64_t *ret)
@@ -51,6 +56,22 @@ static int parse_ratio(const char *text, uint64_t *ret)
 	return 0;
 }
 
+/* -r: the default depth, unless --recursion-depth said otherwise. */
+static int parse_depth(struct cli *cli, const char *text, struct cli_add_options *add)
+{
+	long value;
+
+	if (!text) {
+		if (add->recursion_depth == 0)
+			add->recursion_depth = CAIRN_IMPORT_RECURSION_DEPTH;
+		return 0;
+	}
+	if (cli_parse_int(text, 0, 64, &value) < 0)
+		return cli_usage_error(cli, "invalid --recursion-depth '%s' (0..64)", text);
+	add->recursion_depth = (unsigned)value;
+	return 0;
+}
+
 static int add_parse(struct cli *cli, int argc, char **argv, struct cli_add_options *add)
 {
 	static const struct option options[] = {
@@ -60,12 +81,14 @@ static int add_parse(struct cli *cli, int argc, char **argv, struct cli_add_opti
 		{"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
 		{"max-ratio", required_argument, NULL, OPT_MAX_RATIO},
 		{"partial", no_argument, NULL, OPT_PARTIAL},
+		{"recursive", no_argument, NULL, 'r'},
+		{"recursion-depth", required_argument, NULL, OPT_RECURSION_DEPTH},
 		{"quiet", no_argument, NULL, 'q'},
 		{0},
 	};
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "n:q", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "n:qr", options, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			add->name = optarg;
@@ -84,6 +107,11 @@ static int add_parse(struct cli *cli, int argc, char **argv, struct cli_add_opti
 			break;
 		case OPT_PARTIAL:
 			add->partial = true;
+			break;
+		case 'r':
+		case OPT_RECURSION_DEPTH:
+			if ((r = parse_depth(cli, c == 'r' ? NULL : optarg, add)) != 0)
+				return r;
 			break;
 		case 'q':
 			add->quiet = true;

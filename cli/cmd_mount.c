@@ -29,6 +29,8 @@ static void mount_help(void)
 	       "and mount its snapshot. Returns once the mount is ready; unmount with\n"
 	       "'cairn umount', fusermount3 -u or umount.\n"
 	       "\n"
+	       "  -r          with ARCHIVE: add it as add -r does (archives inside it become\n"
+	       "              directories, the file kept as NAME.orig)\n"
 	       "  -f          stay in the foreground (log to stderr)\n"
 	       "  -d          debug: foreground, with libfuse's request log\n"
 	       "  -o OPTIONS  comma-separated:\n"
@@ -56,6 +58,8 @@ struct mount_cmd {
 	char mountpoint[PATH_MAX];
 	char snapshot[CAIRN_SNAPSHOT_NAME_MAX + 1];
 	int ready_fd; /* the pipe to the waiting parent, or -1 */
+	/* -r: archives inside ARCHIVE become directories */
+	unsigned recursion_depth;
 };
 
 /* ---- logging ---- */
@@ -90,11 +94,14 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *
 	char msg[300];
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "o:fd", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "o:fdr", options, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			if (cairn_mount_options_parse(&cmd->o, optarg, msg, sizeof(msg)) < 0)
 				return cli_usage_error(cli, "%s", msg);
+			break;
+		case 'r':
+			cmd->recursion_depth = CAIRN_IMPORT_RECURSION_DEPTH;
 			break;
 		case 'd':
 			cmd->o.debug = true;
@@ -147,6 +154,7 @@ static int resolve_source(struct mount_cmd *cmd)
 	}
 	struct cli add_cli = {.store_path = cmd->store_path, .command = "add"};
 	struct cli_add_options add = {.name = cmd->snapshot, .for_mount = true};
+	add.recursion_depth = cmd->recursion_depth;
 	return cli_add(&add_cli, &add, &cmd->source, 1);
 }
 

@@ -297,7 +297,14 @@ struct cairn_import_options {
 	 * read before it make a snapshot marked partial instead, and the
 	 * damage is a warning. */
 	bool partial;
+	/* Archives inside the archive (a tar in a tar, a .deb's data.tar.xz,
+	 * a jar in a war) become directories, down to this many levels; 0:
+	 * none. See import_nested.c and docs/FORMAT.md. */
+	unsigned recursion_depth;
 };
+/* What `cairn add -r` asks for. */
+#define CAIRN_IMPORT_RECURSION_DEPTH 4u
+
 #define CAIRN_IMPORT_MAX_ENTRIES (16u << 20)
 #define CAIRN_IMPORT_MAX_RATIO   1000u
 #define CAIRN_IMPORT_NO_RATIO    UINT64_MAX

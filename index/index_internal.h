@@ -296,6 +296,10 @@ void tree_release(struct tree *tree);
 int tree_intern_string(struct tree *tree, const void *data, size_t len, uint32_t *ret);
 /* Adds a new inode (copied from proto). Returns its index or -errno. */
 int64_t tree_add_inode(struct tree *tree, const struct tree_inode *proto);
+/* Adds the name (parent, name) for inode; the name must not be there yet
+ * (tree_lookup). Returns the new node's index or -errno. */
+int64_t tree_add_node(struct tree *tree, uint32_t parent, const char *name, size_t len,
+		      uint32_t inode);
 /* The node named name in directory node parent, or -1. */
 int64_t tree_lookup(const struct tree *tree, uint32_t parent, const char *name, size_t len);
 

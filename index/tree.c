@@ -278,6 +278,12 @@ static int64_t add_node(struct tree *tree, uint32_t parent, const char *name, si
 	return n;
 }
 
+int64_t tree_add_node(struct tree *tree, uint32_t parent, const char *name, size_t len,
+		      uint32_t inode)
+{
+	return add_node(tree, parent, name, len, inode);
+}
+
 int tree_init(struct tree *tree, int64_t implied_mtime)
 {
 	static const uint8_t reserved[POOL_RESERVED];
