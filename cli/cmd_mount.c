@@ -47,6 +47,8 @@ static void mount_help(void)
 	       "      background_min=SIZE   larger files are first served while their blob is\n"
 	       "                            made in the background (default 16M)\n"
 	       "      nopassthrough         read every file through cairn\n"
+	       "      versions              NAME.versions/1..N-1: the earlier versions of entries\n"
+	       "                            the archive held more than once (NAME is the last)\n"
 	       "      threads=N             FUSE worker threads (default: one per core, 2-16)\n");
 }
 

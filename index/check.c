@@ -190,6 +190,8 @@ int64_t cairn_index_check(struct cairn_index *idx, bool check_chunks_too,
 	check_checksums(&c);
 	for (uint64_t ino = 1; ino <= idx->inode_count; ino++)
 		check_inode(&c, ino);
+	if (versions_check_links(idx, c.refs) < 0)
+		problem(&c, "%s", cairn_index_error(idx));
 	check_links(&c);
 	if (c.file_count != idx->header->file_count || c.file_bytes != idx->header->file_bytes)
 		problem(&c, "snapshot %s: the header's totals disagree with its files",

@@ -149,6 +149,12 @@ int cairn_index_getattr(struct cairn_index *idx, uint64_t ino, struct cairn_inde
 int cairn_index_lookup(struct cairn_index *idx, uint64_t dir, const char *name, size_t len,
 		       uint64_t *ret_ino);
 
+/* Earlier versions of entries (an archive that held NAME more than once):
+ * with show, each directory also lists, after its own entries, NAME.versions
+ * for each such NAME, a directory holding the earlier ones as 1..N-1 in
+ * archive order, and lookup finds them (a real entry of that name wins).
+ * Set it before the handle is shared. */
+void cairn_index_show_versions(struct cairn_index *idx, bool show);
 struct cairn_index_dirent {
 	uint64_t ino;
 	const char *name; /* NUL-terminated, owned by idx */

@@ -315,6 +315,8 @@ void tree_release(struct tree *tree)
 	free(tree->nodes);
 	free(tree->inodes);
 	free(tree->map);
+	free(tree->versions);
+	free(tree->vdirs);
 	buf_release(&tree->strings);
 	buf_release(&tree->chunks);
 	buf_release(&tree->xattrs);
@@ -389,6 +391,11 @@ int64_t tree_put(struct tree *tree, uint32_t parent, const char *name, size_t le
 		*old = *new;
 		old->children = children;
 		return tree->nodes[n].inode;
+	}
+	if (tree->nodes[n].inode != inode) {
+		int r = tree_version_add(tree, (uint32_t)n, tree->nodes[n].inode);
+		if (r < 0)
+			return r;
 	}
 	tree->nodes[n].inode = inode;
 	return inode;

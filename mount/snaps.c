@@ -12,6 +12,7 @@ struct snap_table {
 	struct cairn_store *store;   /* borrowed */
 	const struct mount_log *log; /* borrowed */
 	bool whole_store;
+	bool versions;      /* -o versions */
 	struct snap *snaps; /* sorted by name */
 	size_t count;
 	uint32_t *slot_map; /* open addressing: slot -> snap index + 1 */
@@ -114,6 +115,7 @@ int snap_index(struct snap_table *table, struct snap *snap, struct cairn_index *
 				  idx ? cairn_index_error(idx) : "out of memory");
 			cairn_index_free(TAKE_PTR(idx));
 		} else {
+			cairn_index_show_versions(idx, table->versions);
 			cairn_index_prefetch(idx);
 			atomic_store_explicit(&snap->idx, idx, memory_order_release);
 		}
@@ -247,6 +249,7 @@ int snap_table_open(const struct cairn_mount_options *o, struct cairn_store *sto
 	table->store = store;
 	table->log = log;
 	table->whole_store = !o->snapshot;
+	table->versions = o->versions;
 	int r = snaps_list(table, o, msg, msg_size);
 	if (r == 0 && !table->whole_store) {
 		/* One snapshot: open it now, so a bad name fails the mount. */
@@ -257,6 +260,7 @@ int snap_table_open(const struct cairn_mount_options *o, struct cairn_store *sto
 				     idx ? cairn_index_error(idx) : "out of memory");
 			cairn_index_free(idx);
 		} else {
+			cairn_index_show_versions(idx, o->versions);
 			atomic_store(&table->snaps[0].idx, idx);
 		}
 	}
