@@ -393,6 +393,9 @@ int versions_readdir(struct cairn_index *idx, uint64_t dir, uint64_t i,
 		     struct cairn_index_dirent *ret);
 int versions_lookup(struct cairn_index *idx, uint64_t dir, const char *name, size_t len,
 		    uint64_t *ret_ino);
+/* The inode number of the first NAME.versions directory: every inode below
+ * it is the tree's. UINT64_MAX without versions. */
+uint64_t versions_first_inode(const struct cairn_index *idx);
 /* For check.c: counts, in refs, the links that name each NAME.versions
  * directory. Returns 0 or -EBADMSG for a damaged link. */
 int versions_check_links(struct cairn_index *idx, uint32_t *refs);

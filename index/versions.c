@@ -262,6 +262,11 @@ int versions_lookup(struct cairn_index *idx, uint64_t dir, const char *name, siz
 	return -ENOENT;
 }
 
+uint64_t versions_first_inode(const struct cairn_index *idx)
+{
+	return idx->versions_count ? idx->dirents[idx->versions_start].inode : UINT64_MAX;
+}
+
 int versions_check_links(struct cairn_index *idx, uint32_t *refs)
 {
 	uint32_t prev = 0;

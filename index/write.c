@@ -147,7 +147,8 @@ static void number_inode(struct tree *tree, struct layout *l, struct tree_inode 
 
 /* Breadth first from the queue's entry qi on: numbers, link counts,
  * parents, dirent ranges. Returns the dirent index it reached. */
-static uint64_t layout_walk(struct tree *tree, struct layout *l, size_t qi, uint64_t dirent_index)
+static uint64_t layout_walk(struct tree *tree, struct layout *l, size_t qi, uint64_t dirent_index,
+			    uint32_t shared_below)
 {
 	for (; qi < l->queue_len; qi++) {
 		uint32_t q = l->queue[qi];
@@ -161,7 +162,10 @@ static uint64_t layout_walk(struct tree *tree, struct layout *l, size_t qi, uint
 			struct tree_inode *child = &tree->inodes[tree->nodes[c].inode];
 			if (child->number == 0)
 				number_inode(tree, l, child, tree->nodes[c].inode);
-			child->nlink++;
+			/* An earlier version that another name of the tree
+			 * still has: its link count stays the tree's. */
+			if (child->number >= shared_below)
+				child->nlink++;
 			if (S_ISDIR(child->mode)) {
 				child->parent = dir->number;
 				l->queue[l->queue_len++] = c;
@@ -183,8 +187,9 @@ static void layout_number(struct tree *tree, struct layout *l)
 	number_inode(tree, l, root, tree->nodes[0].inode);
 	root->parent = root->number;
 	l->queue[l->queue_len++] = 0;
-	uint64_t visible = layout_walk(tree, l, 0, 0);
+	uint64_t visible = layout_walk(tree, l, 0, 0, 0);
 	size_t qi = l->queue_len;
+	uint32_t first = (uint32_t)l->inode_count + 1;
 	versions_sort(tree);
 	for (size_t i = 0; i < tree->vdir_count; i++) {
 		const struct tree_vdir *v = &tree->vdirs[i];
@@ -193,7 +198,8 @@ static void layout_number(struct tree *tree, struct layout *l)
 		dir->parent = tree->inodes[tree->nodes[v->holder].inode].number;
 		l->queue[l->queue_len++] = v->node;
 	}
-	tree->hidden_dirents = layout_walk(tree, l, qi, visible) - visible + tree->vdir_count;
+	tree->hidden_dirents =
+		layout_walk(tree, l, qi, visible, first) - visible + tree->vdir_count;
 }
 
 static void layout_release(struct layout *l)

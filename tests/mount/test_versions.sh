@@ -50,6 +50,13 @@ tar -rf "$T" flop
 rmdir flop
 printf 'now a file\n' >flop
 tar -rf "$T" flop
+# A hard link replaced: the earlier version is still the other name's file.
+printf 'linked\n' >hl.a
+ln hl.a hl.b
+tar -rf "$T" hl.a hl.b
+rm hl.b
+printf 'unlinked\n' >hl.b
+tar -rf "$T" hl.b
 cd "$WORK" || exit 1
 tar -tvf "$T" >/dev/null || fail "tar cannot list the appended archive"
 
@@ -67,12 +74,15 @@ check "a snapshot without duplicates stays version 1" test "$(format_version onc
 check "a snapshot with earlier versions is version 2" test "$(format_version app)" = 2
 check "verify accepts it" "$CAIRN" -s "$STORE" verify -q app
 # ls and the plain mount show the tree as bsdtar -x leaves it.
-check "ls shows no versions" test "$("$CAIRN" -s "$STORE" ls app | tr '\n' ' ')" = "big.bin file.txt flip flop "
+check "ls shows no versions" test "$("$CAIRN" -s "$STORE" ls app | tr '\n' ' ')" = \
+	"big.bin file.txt flip flop hl.a hl.b "
 
 if mount_at "$WORK/plain" app; then
 	python3 "$COMPARE" "$WORK/plain" "$REF" >"$WORK/diff" 2>&1 && diff -r "$WORK/plain" "$REF" >>"$WORK/diff" 2>&1 &&
 		pass || { fail "the mount without -o versions differs from bsdtar -x:"; head "$WORK/diff"; }
 	[ -e "$WORK/plain/file.txt.versions" ] && fail "file.txt.versions without -o versions"
+	check "the link count of a file whose other name was replaced" \
+		test "$(stat -c %h "$WORK/plain/hl.a")" = "$(stat -c %h "$REF/hl.a")"
 	unmount "$WORK/plain" || fail "unmount"
 fi
 
@@ -97,7 +107,7 @@ for how in passthrough nopassthrough; do
 		continue
 	}
 	check "$how: the listing" test "$(ls "$M" | tr '\n' ' ')" = \
-		"big.bin file.txt file.txt.versions flip flip.versions flop flop.versions "
+		"big.bin file.txt file.txt.versions flip flip.versions flop flop.versions hl.a hl.b hl.b.versions "
 	check "$how: file.txt.versions holds 1 and 2" test "$(ls "$M/file.txt.versions" | tr '\n' ' ')" = "1 2 "
 	same_file "$M/file.txt.versions/1" "$SAVED/file.txt.1"
 	same_file "$M/file.txt.versions/2" "$SAVED/file.txt.2"
@@ -107,6 +117,8 @@ for how in passthrough nopassthrough; do
 	check "$how: flop.versions/1 is the empty directory" test -d "$M/flop.versions/1"
 	check "$how: its mode" test "$(stat -c %a "$M/flop.versions/1")" = 705
 	check "$how: flop is the file" test "$(cat "$M/flop")" = "now a file"
+	check "$how: hl.b.versions/1 is hl.a's file" test "$(stat -c %i "$M/hl.b.versions/1")" = "$(stat -c %i "$M/hl.a")"
+	check "$how: hl.a's link count is the tree's" test "$(stat -c %h "$M/hl.a")" = 1
 	check "$how: big.bin appeared once, so it has no versions" test ! -e "$M/big.bin.versions"
 	# The tree itself still equals bsdtar -x; the versions are extra.
 	python3 "$COMPARE" "$M" "$REF" 2>&1 | grep -v '\.versions' >"$WORK/diff"
