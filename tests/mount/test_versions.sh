@@ -77,6 +77,9 @@ check "verify accepts it" "$CAIRN" -s "$STORE" verify -q app
 check "ls shows no versions" test "$("$CAIRN" -s "$STORE" ls app | tr '\n' ' ')" = \
 	"big.bin file.txt flip flop hl.a hl.b "
 
+"$CAIRN" -s "$STORE" cat app:file.txt.versions/1 | cmp -s - "$SAVED/file.txt.1" &&
+	pass || fail "cat reaches an earlier version by path"
+
 if mount_at "$WORK/plain" app; then
 	python3 "$COMPARE" "$WORK/plain" "$REF" >"$WORK/diff" 2>&1 && diff -r "$WORK/plain" "$REF" >>"$WORK/diff" 2>&1 &&
 		pass || { fail "the mount without -o versions differs from bsdtar -x:"; head "$WORK/diff"; }
