@@ -150,7 +150,8 @@ static int compare_vdirs(const void *a, const void *b, void *userdata)
 
 void versions_sort(struct tree *tree)
 {
-	qsort_r(tree->vdirs, tree->vdir_count, sizeof(*tree->vdirs), compare_vdirs, tree);
+	if (tree->vdir_count > 0)
+		qsort_r(tree->vdirs, tree->vdir_count, sizeof(*tree->vdirs), compare_vdirs, tree);
 }
 
 void versions_link(const struct tree *tree, size_t i, struct snap_dirent *ret)
