@@ -168,8 +168,8 @@ void versions_link(const struct tree *tree, size_t i, struct snap_dirent *ret)
 
 /* ---- reading ---- */
 
-/* Link i, checked: a directory numbered above dir... whose parent is
- * ret_parent, named NAME.versions. */
+/* Link i, checked: a directory numbered above its parent (the holder, in
+ * *ret_parent), with a name that a directory may hold. */
 static int link_at(struct cairn_index *idx, uint64_t i, const struct snap_dirent **ret,
 		   uint32_t *ret_parent)
 {
@@ -178,8 +178,10 @@ static int link_at(struct cairn_index *idx, uint64_t i, const struct snap_dirent
 
 	if (!v)
 		return -EBADMSG;
-	if ((v->mode & S_IFMT) != S_IFDIR || d->type != DT_DIR || d->inode <= v->parent ||
-	    d->name_len <= VERSIONS_SUFFIX_LEN || !index_string(idx, d->name, d->name_len))
+	const char *name =
+		d->name_len > VERSIONS_SUFFIX_LEN ? index_string(idx, d->name, d->name_len) : NULL;
+	if ((v->mode & S_IFMT) != S_IFDIR || d->type != DT_DIR || d->inode <= v->parent || !name ||
+	    memchr(name, '/', d->name_len))
 		return index_corrupt(idx, "the versions link %llu is damaged",
 				     (unsigned long long)i);
 	*ret = d;
