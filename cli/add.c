@@ -230,7 +230,9 @@ static int add_import(struct add *add, int fd, const char *path, int existing)
 					       .charset = add->o->charset,
 					       .passphrases =
 						       (const char *const *)add->passwords.lines,
-					       .passphrase_count = add->passwords.count};
+					       .passphrase_count = add->passwords.count,
+
+					       .recursion_depth = add->o->recursion_depth};
 	_cleanup_(cairn_import_freep) struct cairn_import *imp = NULL;
 
 	if (cairn_import_new(add->store, add->writer, &options, &imp) < 0) {

@@ -100,6 +100,8 @@ struct cli_add_options {
 	const char *charset;           /* --encoding: names' legacy charset */
 	const char *password_files[8]; /* --password-file, read at the add */
 	size_t password_file_count;
+	/* archives inside archives: how many levels become directories */
+	unsigned recursion_depth;
 };
 
 /* ---- the options add and mount share (add_input.c) ---- */

@@ -37,10 +37,16 @@ static void add_help(void)
 	       "                         libarchive decrypts; not 7z or rar):\n"
 	       "                         the file's first line (may be given more than once;\n"
 	       "                         without one, a terminal is asked)\n"
+	       "  -r, --recursive        archives inside the archive (a tar in a tar, a .deb's\n"
+	       "                         data.tar.xz, a jar in a war, a .tar.gz in a zip)\n"
+	       "                         become directories in place of the file, which is\n"
+	       "                         kept as NAME.orig; 4 levels deep\n"
+	       "      --recursion-depth N  as -r, N levels deep (0: none)\n"
 	       "  -q, --quiet            no progress line and no summary\n"
 	       "\n"
 	       "Entries whose path contains '..' or passes through a symlink are skipped with\n"
-	       "a warning, as bsdtar -x does; later duplicates replace earlier ones.\n"
+	       "a warning, as bsdtar -x does; later duplicates replace earlier ones, which\n"
+	       "are kept (cairn mount -o versions shows them).\n"
 	       "A damaged archive fails: a gzip member's CRC32 or size, an lz4 frame's or\n"
 	       "block's checksum, xz's, bzip2's, zstd's and lzip's checks that do not match,\n"
 	       "and a damaged header that a reader would skip to the next good one.\n"
@@ -51,7 +57,7 @@ static void add_help(void)
 	       "Exit status: 0 all added, 1 an archive failed (it committed nothing).\n");
 }
 
-enum { OPT_REPLACE = 256, OPT_MAX_ENTRIES, OPT_MAX_RATIO, OPT_PARTIAL };
+enum { OPT_REPLACE = 256, OPT_MAX_ENTRIES, OPT_MAX_RATIO, OPT_PARTIAL, OPT_RECURSION_DEPTH };
 
 /* A whole number; 0 turns the bound off. */
 static int parse_ratio(const char *text, uint64_t *ret)
@@ -64,6 +70,22 @@ static int parse_ratio(const char *text, uint64_t *ret)
 	return 0;
 }
 
+/* -r: the default depth, unless --recursion-depth said otherwise. */
+static int parse_depth(struct cli *cli, const char *text, struct cli_add_options *add)
+{
+	long value;
+
+	if (!text) {
+		if (add->recursion_depth == 0)
+			add->recursion_depth = CAIRN_IMPORT_RECURSION_DEPTH;
+		return 0;
+	}
+	if (cli_parse_int(text, 0, 64, &value) < 0)
+		return cli_usage_error(cli, "invalid --recursion-depth '%s' (0..64)", text);
+	add->recursion_depth = (unsigned)value;
+	return 0;
+}
+
 static int add_parse(struct cli *cli, int argc, char **argv, struct cli_add_options *add)
 {
 	static const struct option options[] = {
@@ -73,13 +95,15 @@ static int add_parse(struct cli *cli, int argc, char **argv, struct cli_add_opti
 		{"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
 		{"max-ratio", required_argument, NULL, OPT_MAX_RATIO},
 		{"partial", no_argument, NULL, OPT_PARTIAL},
+		{"recursive", no_argument, NULL, 'r'},
+		{"recursion-depth", required_argument, NULL, OPT_RECURSION_DEPTH},
 		{"quiet", no_argument, NULL, 'q'},
 		CLI_ADD_INPUT_OPTIONS,
 		{0},
 	};
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "n:q", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "n:qr", options, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			add->name = optarg;
@@ -98,6 +122,11 @@ static int add_parse(struct cli *cli, int argc, char **argv, struct cli_add_opti
 			break;
 		case OPT_PARTIAL:
 			add->partial = true;
+			break;
+		case 'r':
+		case OPT_RECURSION_DEPTH:
+			if ((r = parse_depth(cli, c == 'r' ? NULL : optarg, add)) != 0)
+				return r;
 			break;
 		case 'q':
 			add->quiet = true;

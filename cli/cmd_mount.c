@@ -49,6 +49,8 @@ static void mount_help(void)
 	       "      --temp       add ARCHIVE to a throwaway store and blob cache in\n"
 	       "                   $TMPDIR (else /var/tmp), removed at unmount, and by the\n"
 	       "                   next --temp run if the daemon died; not with -s\n"
+	       "  -r               with ARCHIVE: add it as add -r does (archives inside it\n"
+	       "                   become directories, the file kept as NAME.orig)\n"
 	       "  -f               stay in the foreground (log to stderr)\n"
 	       "  -d               debug: foreground, with libfuse's request log\n"
 	       "  -o OPTIONS       comma-separated:\n"
@@ -71,6 +73,8 @@ static void mount_help(void)
 	       "      background_min=SIZE   larger files are first served while their blob is\n"
 	       "                            made in the background (default 16M)\n"
 	       "      nopassthrough         read every file through cairn\n"
+	       "      versions              NAME.versions/1..N-1: the earlier versions of entries\n"
+	       "                            the archive held more than once (NAME is the last)\n"
 	       "      nomerge               several sources: a directory for each\n"
 	       "      threads=N             FUSE worker threads (default: one per core, 2-16)\n"
 	       "      encoding=CHARSET      as --encoding, when ARCHIVE is added\n"
@@ -188,7 +192,7 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *
 	char msg[300];
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "o:fdn:", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "o:fdn:r", options, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			cli_take_encoding_option(optarg, cmd->charset, sizeof(cmd->charset));
@@ -196,6 +200,9 @@ static int parse_args(struct cli *cli, int argc, char **argv, struct mount_cmd *
 				cmd->add.charset = cmd->charset;
 			if (cairn_mount_options_parse(&cmd->o, optarg, msg, sizeof(msg)) < 0)
 				return cli_usage_error(cli, "%s", msg);
+			break;
+		case 'r':
+			cmd->add.recursion_depth = CAIRN_IMPORT_RECURSION_DEPTH;
 			break;
 		case 'd':
 			cmd->o.debug = true;

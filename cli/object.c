@@ -9,6 +9,16 @@
 
 #include "cli.h"
 
+/* A path may name NAME.versions (earlier versions of an entry the archive
+ * held more than once), though listings do not show them. */
+static int object_resolve(struct cli_object *obj, bool follow)
+{
+	cairn_index_show_versions(obj->idx, true);
+	int r = cairn_index_resolve(obj->idx, obj->path, follow, &obj->ino);
+	cairn_index_show_versions(obj->idx, false);
+	return r;
+}
+
 int cli_object_open(const struct cli *cli, const char *arg, bool follow, struct cli_object *ret)
 {
 	struct cli_object obj = {0};
@@ -31,7 +41,7 @@ int cli_object_open(const struct cli *cli, const char *arg, bool follow, struct 
 	int r = cairn_index_open(obj.idx, obj.store, obj.snapshot);
 	if (r < 0)
 		cli_error("%s", cairn_index_error(obj.idx));
-	else if ((r = cairn_index_resolve(obj.idx, obj.path, follow, &obj.ino)) < 0)
+	else if ((r = object_resolve(&obj, follow)) < 0)
 		cli_object_error(&obj, r);
 	if (r < 0) {
 		cli_object_release(&obj);

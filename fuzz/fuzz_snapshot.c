@@ -89,6 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(copy, data, size);
 	if (index_open_memory(idx, NULL, copy, size, "fuzz", INDEX_OPEN_NO_CHECKSUMS) < 0)
 		goto out;
+	cairn_index_show_versions(idx, true); /* NAME.versions too */
 	cairn_index_info(idx, &info);
 	uint64_t count = info.inode_count < WALK_INODES_MAX ? info.inode_count : WALK_INODES_MAX;
 	for (ino = 0; ino <= count + 1; ino++)

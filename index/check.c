@@ -19,7 +19,8 @@ struct check {
 	cairn_index_report_fn report;
 	void *userdata;
 	int64_t problems;
-	uint32_t *refs; /* per inode: dirents naming it */
+	uint32_t *refs;          /* per inode: dirents naming it */
+	uint64_t versions_first; /* the first versions directory's inode */
 	uint64_t file_count, file_bytes;
 };
 
@@ -112,7 +113,10 @@ static void check_dir(struct check *c, uint64_t ino, const struct snap_inode *in
 		if (pos > 0 && (order > 0 || (order == 0 && prev.name_len >= d.name_len)))
 			problem(c, "snapshot %s: directory %llu: its names are not in order",
 				cairn_index_name(c->idx), (unsigned long long)ino);
-		c->refs[d.ino - 1]++;
+		/* A versions directory's name for an inode of the tree is
+		 * not one of its links (versions.c). */
+		if (ino < c->versions_first || d.ino >= c->versions_first)
+			c->refs[d.ino - 1]++;
 		subdirs += d.type == DT_DIR;
 		prev = d;
 	}
@@ -180,12 +184,15 @@ int64_t cairn_index_check(struct cairn_index *idx, bool check_chunks_too,
 
 	if (!idx->header)
 		return -EBADF;
+	c.versions_first = versions_first_inode(idx);
 	c.refs = calloc(idx->inode_count, sizeof(*c.refs));
 	if (!c.refs)
 		return -ENOMEM;
 	check_checksums(&c);
 	for (uint64_t ino = 1; ino <= idx->inode_count; ino++)
 		check_inode(&c, ino);
+	if (versions_check_links(idx, c.refs) < 0)
+		problem(&c, "%s", cairn_index_error(idx));
 	check_links(&c);
 	if (c.file_count != idx->header->file_count || c.file_bytes != idx->header->file_bytes)
 		problem(&c, "snapshot %s: the header's totals disagree with its files",

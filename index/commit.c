@@ -104,7 +104,7 @@ int cairn_import_commit(struct cairn_import *imp, const char *name, unsigned fla
 		imp->snapshot_size = (uint64_t)st.st_size;
 	struct snap_header header;
 	if (cairn_pread_full(fd, &header, sizeof(header), 0) == sizeof(header))
-		imp->snapshot_entries = header.dirent_count;
+		imp->snapshot_entries = header.dirent_count - imp->tree.hidden_dirents;
 	imp->committed = true;
 	return 0;
 }

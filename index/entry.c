@@ -309,6 +309,8 @@ static int content_read(struct cairn_import *imp, struct archive *a, struct cont
 		r = import_check_ratio(imp, a);
 		if (r == 0)
 			r = content_block(imp, c, data, size, offset);
+		if (r == 0 && !c->sparse_entry)
+			r = import_nested_block(imp, data, size, offset);
 		if (r < 0)
 			return r;
 	}
@@ -585,6 +587,7 @@ int import_entry(struct cairn_import *imp, struct archive *a, struct archive_ent
 	uint32_t parent = 0;
 	bool skipped = false;
 
+	import_nested_entry(imp);
 	int r = entry_path(imp, entry);
 	if (r == 0)
 		r = split_path(imp, imp->entry_path, &imp->parts, &skipped);
@@ -616,5 +619,8 @@ int import_entry(struct cairn_import *imp, struct archive *a, struct archive_ent
 		r = entry_body(imp, a, entry, &proto, &skipped);
 	if (r < 0 || skipped)
 		return r;
-	return put_inode(imp, parent, &proto);
+	r = put_inode(imp, parent, &proto);
+	if (r == 0 && imp->spool_fd >= 0)
+		r = import_nested_expand(imp, parent);
+	return r;
 }

@@ -35,7 +35,7 @@ int import_check_ratio(struct cairn_import *imp, struct archive *a)
 				 ? UINT64_MAX
 				 : imp->raw_read * imp->max_ratio + imp->ratio_slack;
 	if (unpacked <= bound)
-		return 0;
+		return import_nested_check_ratio(imp);
 	return import_fail(imp, -E2BIG,
 			   "it unpacks to more than %llu times its size (%llu bytes from the "
 			   "first %llu): refused as a decompression bomb",
@@ -63,6 +63,8 @@ int cairn_import_new(struct cairn_store *store, struct cairn_writer *writer,
 		options && options->ratio_slack ? options->ratio_slack : CAIRN_IMPORT_RATIO_SLACK;
 	imp->keep_partial = options && options->partial;
 	import_input_options(imp, options);
+	imp->nest_depth = imp->nest_max = options ? options->recursion_depth : 0;
+	imp->spool_fd = -1;
 	imp->in_buf = malloc(IMPORT_READ_SIZE);
 	if (!imp->in_buf) {
 		free(imp);
@@ -81,6 +83,8 @@ void cairn_import_free(struct cairn_import *imp)
 	path_parts_release(&imp->link_parts);
 	buf_release(&imp->runs);
 	free(imp->split_parts);
+	if (imp->spool_fd >= 0)
+		close(imp->spool_fd);
 	free(imp->in_buf);
 	free(imp->label);
 	free(imp);
@@ -480,9 +484,9 @@ static int read_entries(struct cairn_import *imp, struct archive *a)
 			return import_fail(imp, imp->read_errno ? -imp->read_errno : -EBADMSG,
 					   "after %llu entries: %s",
 					   (unsigned long long)imp->entries, import_reason(imp, a));
-		if (++imp->entries > imp->max_entries)
-			return import_fail(imp, -E2BIG, "more than %llu entries",
-					   (unsigned long long)imp->max_entries);
+		int counted = import_count_entry(imp);
+		if (counted < 0)
+			return counted;
 		imp->entry_path = archive_entry_pathname(entry);
 		cairn_format(imp->last_entry, sizeof(imp->last_entry), "%s",
 			     imp->entry_path ? imp->entry_path : "");

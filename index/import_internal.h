@@ -64,6 +64,13 @@ struct cairn_import {
 				   libarchive skips when it reads the next header */
 	bool started, imported, committed;
 	bool partial; /* damaged: holds the entries read before the damage */
+
+	/* archives inside this one (import_nested.c) */
+	unsigned nest_depth;        /* levels still expanded below this archive */
+	unsigned nest_max;          /* the depth asked for at the top; 0: not asked */
+	struct cairn_import *outer; /* the import this one is nested in, or NULL */
+	uint64_t nested_unpacked;   /* what finished nested imports unpacked */
+	int spool_fd;               /* the entry being read, if it may be an archive */
 	uint64_t snapshot_size;
 	uint64_t snapshot_entries; /* the written snapshot's dirents */
 	char error[1024];
@@ -128,6 +135,25 @@ uint64_t import_input_size(const struct cairn_import *imp);
  * is named after the file, --strip-components. Returns 0, 1 when the entry
  * is to be skipped, or -errno (message on imp). */
 int import_input_entry(struct cairn_import *imp, struct archive *a, struct archive_entry *entry);
+/* ---- import_nested.c: archives inside archives (cairn add -r) ---- */
+
+/* Before each entry: drops the spool of the one before. */
+void import_nested_entry(struct cairn_import *imp);
+/* A block of a regular file's data: the first one decides (by its magic
+ * bytes) whether the file may be an archive, and then every block is
+ * spooled to a temp file. Returns 0 or -errno (message on imp). */
+int import_nested_block(struct cairn_import *imp, const void *data, size_t size, int64_t offset);
+/* After a spooled file was placed at the last component of imp->parts in
+ * directory node parent: when it opens as an archive, its entries become a
+ * directory in its place and the file is kept as NAME.orig. A file that
+ * does not open as one stays a file. Returns 0 or -errno (message on imp). */
+int import_nested_expand(struct cairn_import *imp, uint32_t parent);
+/* Counts one more entry against max_entries, of this archive and of the
+ * archives it is nested in. Returns 0 or -E2BIG (message on imp). */
+int import_count_entry(struct cairn_import *imp);
+/* The ratio bound of each archive imp is nested in, with what every
+ * level below it unpacked. Returns 0 or -E2BIG (message on imp). */
+int import_nested_check_ratio(struct cairn_import *imp);
 
 /* ---- import.c, for the decoder ---- */
 

@@ -164,6 +164,12 @@ int cairn_index_getattr(struct cairn_index *idx, uint64_t ino, struct cairn_inde
 int cairn_index_lookup(struct cairn_index *idx, uint64_t dir, const char *name, size_t len,
 		       uint64_t *ret_ino);
 
+/* Earlier versions of entries (an archive that held NAME more than once):
+ * with show, each directory also lists, after its own entries, NAME.versions
+ * for each such NAME, a directory holding the earlier ones as 1..N-1 in
+ * archive order, and lookup finds them (a real entry of that name wins).
+ * Set it before the handle is shared. */
+void cairn_index_show_versions(struct cairn_index *idx, bool show);
 struct cairn_index_dirent {
 	uint64_t ino;
 	const char *name; /* NUL-terminated, owned by idx */
@@ -326,7 +332,14 @@ struct cairn_import_options {
 	 * borrowed until cairn_import_archive returns. */
 	const char *const *passphrases;
 	size_t passphrase_count;
+	/* Archives inside the archive (a tar in a tar, a .deb's data.tar.xz,
+	 * a jar in a war) become directories, down to this many levels; 0:
+	 * none. See import_nested.c and docs/FORMAT.md. */
+	unsigned recursion_depth;
 };
+/* What `cairn add -r` asks for. */
+#define CAIRN_IMPORT_RECURSION_DEPTH 4u
+
 #define CAIRN_IMPORT_MAX_ENTRIES (16u << 20)
 #define CAIRN_IMPORT_MAX_RATIO   1000u
 #define CAIRN_IMPORT_NO_RATIO    UINT64_MAX

@@ -63,12 +63,20 @@ struct snap_header {
 	uint64_t file_bytes;  /* sum of their sizes */
 	int64_t created_sec;  /* when the snapshot was written (Unix time) */
 	uint64_t skipped;     /* archive entries skipped with a warning */
-	uint8_t reserved[32];
+	/* version 2: the DIRENTS range of the links to NAME.versions
+	 * directories (versions.c); version 1: zero */
+	uint64_t versions_start;
+	uint64_t versions_count;
+	uint8_t reserved[16];
 	uint64_t checksum; /* of bytes [0, 120) and then the section table */
 };
 _Static_assert(sizeof(struct snap_header) == 128, "snapshot header is 128 bytes");
 _Static_assert(offsetof(struct snap_header, inode_count) == 32, "snapshot header layout");
 _Static_assert(offsetof(struct snap_header, checksum) == 120, "snapshot header layout");
+_Static_assert(offsetof(struct snap_header, versions_start) == 88, "snapshot header layout");
+/* Written only when the snapshot keeps earlier versions of entries: version
+ * 1 readers refuse it as unsupported. */
+#define SNAP_VERSION_VERSIONS 2u
 /* header flags: the archive was damaged (cairn add --partial); the snapshot
  * holds the entries read before the damage was found */
 #define SNAP_FLAG_PARTIAL 1u
@@ -202,6 +210,9 @@ struct cairn_index {
 	const uint8_t *xattrs;
 	uint64_t xattrs_size;
 
+	uint64_t versions_start, versions_count; /* links to NAME.versions, in DIRENTS */
+	bool show_versions;                      /* cairn_index_show_versions */
+
 	pthread_mutex_t error_lock; /* protects error while failed is false */
 	atomic_bool failed;         /* set once error holds a corruption message */
 	char error[512];
@@ -301,8 +312,20 @@ struct tree {
 	struct intern chunk_index;
 	struct buf xattrs;
 	struct intern xattr_index;
-	int64_t implied_mtime; /* of directories only implied by paths */
-	bool root_listed;      /* the archive had an entry for the root */
+	/* what a later entry replaced, in archive order (versions.c) */
+	struct tree_version {
+		uint32_t node, inode;
+		size_t seq; /* archive order */
+	} * versions;
+	size_t version_count, version_cap;
+	/* at write time: the NAME.versions directory nodes, and what holds them */
+	struct tree_vdir {
+		uint32_t node, holder;
+	} * vdirs;
+	size_t vdir_count;
+	uint64_t hidden_dirents; /* the versions' dirents and links */
+	int64_t implied_mtime;   /* of directories only implied by paths */
+	bool root_listed;        /* the archive had an entry for the root */
 };
 
 int tree_init(struct tree *tree, int64_t implied_mtime);
@@ -312,6 +335,10 @@ void tree_release(struct tree *tree);
 int tree_intern_string(struct tree *tree, const void *data, size_t len, uint32_t *ret);
 /* Adds a new inode (copied from proto). Returns its index or -errno. */
 int64_t tree_add_inode(struct tree *tree, const struct tree_inode *proto);
+/* Adds the name (parent, name) for inode; the name must not be there yet
+ * (tree_lookup). Returns the new node's index or -errno. */
+int64_t tree_add_node(struct tree *tree, uint32_t parent, const char *name, size_t len,
+		      uint32_t inode);
 /* The node named name in directory node parent, or -1. */
 int64_t tree_lookup(const struct tree *tree, uint32_t parent, const char *name, size_t len);
 
@@ -358,6 +385,36 @@ int tree_check_replace(const struct tree *tree, uint32_t parent, const char *nam
 int64_t tree_put(struct tree *tree, uint32_t parent, const char *name, size_t len, uint32_t inode);
 /* The node for parts without creating anything, or -1. */
 int64_t tree_find(const struct tree *tree, const struct path_parts *parts);
+
+/* ---- earlier versions of entries (versions.c) ---- */
+
+/* The parent of the NAME.versions directory nodes before they are numbered:
+ * above every node index, so they sort after every other node. */
+#define TREE_VDIR_PARENT UINT32_MAX
+/* Remembers that inode was at node before a later entry replaced it.
+ * Returns 0 or -ENOMEM. */
+int tree_version_add(struct tree *tree, uint32_t node, uint32_t inode);
+/* Before the layout: a NAME.versions directory node per name with earlier
+ * versions (parent TREE_VDIR_PARENT), holding them as "1".."N-1" in archive
+ * order. Returns 0 or -errno. */
+int versions_materialize(struct tree *tree);
+/* Sorts tree->vdirs by (the holder's inode number, name): the order their
+ * inode numbers and links follow. */
+void versions_sort(struct tree *tree);
+/* The dirent that links NAME.versions directory i into its holder. */
+void versions_link(const struct tree *tree, size_t i, struct snap_dirent *ret);
+/* Reader side, for read.c: the i-th NAME.versions link of directory dir
+ * (1 and *ret), 0 past the last; and the lookup of NAME.versions in dir. */
+int versions_readdir(struct cairn_index *idx, uint64_t dir, uint64_t i,
+		     struct cairn_index_dirent *ret);
+int versions_lookup(struct cairn_index *idx, uint64_t dir, const char *name, size_t len,
+		    uint64_t *ret_ino);
+/* The inode number of the first NAME.versions directory: every inode below
+ * it is the tree's. UINT64_MAX without versions. */
+uint64_t versions_first_inode(const struct cairn_index *idx);
+/* For check.c: counts, in refs, the links that name each NAME.versions
+ * directory. Returns 0 or -EBADMSG for a damaged link. */
+int versions_check_links(struct cairn_index *idx, uint32_t *refs);
 
 /* Writes the snapshot file for tree to fd (positioned at 0). Returns 0 or
  * -errno with a message in msg. */

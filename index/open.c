@@ -99,10 +99,10 @@ static int check_header(struct cairn_index *idx, const struct cairn_store *store
 
 	if (idx->size < sizeof(*h) || memcmp(h->magic, SNAP_MAGIC, 8) != 0)
 		return open_fail(idx, -EBADMSG, "not a cairn snapshot (bad magic)");
-	if (h->version != SNAP_VERSION)
+	if (h->version != SNAP_VERSION && h->version != SNAP_VERSION_VERSIONS)
 		return open_fail(idx, h->version > SNAP_VERSION ? -EOPNOTSUPP : -EBADMSG,
-				 "format version %u; this cairn reads version %u", h->version,
-				 SNAP_VERSION);
+				 "format version %u; this cairn reads versions %u and %u",
+				 h->version, SNAP_VERSION, SNAP_VERSION_VERSIONS);
 	if (h->header_size != sizeof(*h) || h->section_count != SNAP_SECTION_COUNT ||
 	    idx->size < sizeof(*h) + table_size)
 		return open_fail(idx, -EBADMSG, "damaged header (sizes)");
@@ -192,6 +192,13 @@ static int check_counts(struct cairn_index *idx)
 
 	if (h->inode_count != idx->inode_count || h->dirent_count != idx->dirent_count)
 		return open_fail(idx, -EBADMSG, "header counts disagree with the sections");
+	if (h->version == SNAP_VERSION_VERSIONS) {
+		if (h->versions_start > idx->dirent_count ||
+		    h->versions_count > idx->dirent_count - h->versions_start)
+			return open_fail(idx, -EBADMSG, "the versions links lie outside DIRENTS");
+		idx->versions_start = h->versions_start;
+		idx->versions_count = h->versions_count;
+	}
 	if (idx->inode_count == 0 || idx->inode_count > UINT32_MAX)
 		return open_fail(idx, -EBADMSG, "bad inode count %llu",
 				 (unsigned long long)idx->inode_count);
@@ -311,13 +318,26 @@ int cairn_index_open_flags(struct cairn_index *idx, const struct cairn_store *st
 	return r;
 }
 
+/* The tree's dirents: the versions' directories list theirs after every
+ * directory of the tree, and their links follow. */
+static uint64_t visible_dirents(const struct cairn_index *idx)
+{
+	if (idx->versions_count == 0)
+		return idx->dirent_count;
+	uint32_t first = idx->dirents[idx->versions_start].inode;
+	if (first == 0 || first > idx->inode_count ||
+	    idx->inodes[first - 1].data > idx->versions_start)
+		return idx->dirent_count;
+	return idx->inodes[first - 1].data;
+}
+
 void cairn_index_info(const struct cairn_index *idx, struct cairn_index_info *ret)
 {
 	const struct snap_header *h = idx->header;
 	const struct snap_source *src = idx->source;
 	struct cairn_index_info info = {
 		.inode_count = h->inode_count,
-		.dirent_count = h->dirent_count,
+		.dirent_count = visible_dirents(idx),
 		.entry_count = h->entry_count,
 		.skipped = h->skipped,
 		.partial = (h->flags & SNAP_FLAG_PARTIAL) != 0,

@@ -203,7 +203,7 @@ int cairn_index_lookup(struct cairn_index *idx, uint64_t dir, const char *name, 
 		else
 			lo = mid + 1;
 	}
-	return -ENOENT;
+	return idx->show_versions ? versions_lookup(idx, dir, name, len, ret_ino) : -ENOENT;
 }
 
 int cairn_index_readdir(struct cairn_index *idx, uint64_t dir, uint64_t pos,
@@ -215,7 +215,7 @@ int cairn_index_readdir(struct cairn_index *idx, uint64_t dir, uint64_t pos,
 	if (r < 0)
 		return r;
 	if (pos >= inode->count)
-		return 0;
+		return idx->show_versions ? versions_readdir(idx, dir, pos - inode->count, ret) : 0;
 	const struct snap_dirent *d = &idx->dirents[inode->data + pos];
 	const char *name = dirent_name(idx, dir, d);
 	if (!name)
@@ -230,6 +230,11 @@ int cairn_index_readdir(struct cairn_index *idx, uint64_t dir, uint64_t pos,
 		.type = d->type,
 	};
 	return 1;
+}
+
+void cairn_index_show_versions(struct cairn_index *idx, bool show)
+{
+	idx->show_versions = show;
 }
 
 int cairn_index_readlink(struct cairn_index *idx, uint64_t ino, const char **ret_target,

@@ -278,6 +278,12 @@ static int64_t add_node(struct tree *tree, uint32_t parent, const char *name, si
 	return n;
 }
 
+int64_t tree_add_node(struct tree *tree, uint32_t parent, const char *name, size_t len,
+		      uint32_t inode)
+{
+	return add_node(tree, parent, name, len, inode);
+}
+
 int tree_init(struct tree *tree, int64_t implied_mtime)
 {
 	static const uint8_t reserved[POOL_RESERVED];
@@ -309,6 +315,8 @@ void tree_release(struct tree *tree)
 	free(tree->nodes);
 	free(tree->inodes);
 	free(tree->map);
+	free(tree->versions);
+	free(tree->vdirs);
 	buf_release(&tree->strings);
 	buf_release(&tree->chunks);
 	buf_release(&tree->xattrs);
@@ -383,6 +391,11 @@ int64_t tree_put(struct tree *tree, uint32_t parent, const char *name, size_t le
 		*old = *new;
 		old->children = children;
 		return tree->nodes[n].inode;
+	}
+	if (tree->nodes[n].inode != inode) {
+		int r = tree_version_add(tree, (uint32_t)n, tree->nodes[n].inode);
+		if (r < 0)
+			return r;
 	}
 	tree->nodes[n].inode = inode;
 	return inode;

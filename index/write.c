@@ -145,18 +145,12 @@ static void number_inode(struct tree *tree, struct layout *l, struct tree_inode 
 	}
 }
 
-/* Breadth first: numbers, link counts, parents, dirent ranges. */
-static void layout_number(struct tree *tree, struct layout *l)
+/* Breadth first from the queue's entry qi on: numbers, link counts,
+ * parents, dirent ranges. Returns the dirent index it reached. */
+static uint64_t layout_walk(struct tree *tree, struct layout *l, size_t qi, uint64_t dirent_index,
+			    uint32_t shared_below)
 {
-	uint64_t dirent_index = 0;
-
-	for (size_t i = 0; i < tree->inode_count; i++)
-		tree->inodes[i].number = 0;
-	struct tree_inode *root = &tree->inodes[tree->nodes[0].inode];
-	number_inode(tree, l, root, tree->nodes[0].inode);
-	root->parent = root->number;
-	l->queue[l->queue_len++] = 0;
-	for (size_t qi = 0; qi < l->queue_len; qi++) {
+	for (; qi < l->queue_len; qi++) {
 		uint32_t q = l->queue[qi];
 		struct tree_inode *dir = &tree->inodes[tree->nodes[q].inode];
 		uint32_t subdirs = 0;
@@ -168,7 +162,10 @@ static void layout_number(struct tree *tree, struct layout *l)
 			struct tree_inode *child = &tree->inodes[tree->nodes[c].inode];
 			if (child->number == 0)
 				number_inode(tree, l, child, tree->nodes[c].inode);
-			child->nlink++;
+			/* An earlier version that another name of the tree
+			 * still has: its link count stays the tree's. */
+			if (child->number >= shared_below)
+				child->nlink++;
 			if (S_ISDIR(child->mode)) {
 				child->parent = dir->number;
 				l->queue[l->queue_len++] = c;
@@ -177,6 +174,32 @@ static void layout_number(struct tree *tree, struct layout *l)
 		}
 		dir->nlink = 2 + subdirs;
 	}
+	return dirent_index;
+}
+
+/* The tree from the root, then the NAME.versions directories (versions.c),
+ * numbered after it in the order of their links. */
+static void layout_number(struct tree *tree, struct layout *l)
+{
+	for (size_t i = 0; i < tree->inode_count; i++)
+		tree->inodes[i].number = 0;
+	struct tree_inode *root = &tree->inodes[tree->nodes[0].inode];
+	number_inode(tree, l, root, tree->nodes[0].inode);
+	root->parent = root->number;
+	l->queue[l->queue_len++] = 0;
+	uint64_t visible = layout_walk(tree, l, 0, 0, 0);
+	size_t qi = l->queue_len;
+	uint32_t first = (uint32_t)l->inode_count + 1;
+	versions_sort(tree);
+	for (size_t i = 0; i < tree->vdir_count; i++) {
+		const struct tree_vdir *v = &tree->vdirs[i];
+		struct tree_inode *dir = &tree->inodes[tree->nodes[v->node].inode];
+		number_inode(tree, l, dir, tree->nodes[v->node].inode);
+		dir->parent = tree->inodes[tree->nodes[v->holder].inode].number;
+		l->queue[l->queue_len++] = v->node;
+	}
+	tree->hidden_dirents =
+		layout_walk(tree, l, qi, visible, first) - visible + tree->vdir_count;
 }
 
 static void layout_release(struct layout *l)
@@ -250,6 +273,7 @@ static int write_dirents(struct out *o, const struct tree *tree, const struct la
 	return 0;
 }
 
+/* The dirents of every directory; the versions' links follow them. */
 static uint64_t dirent_total(const struct layout *l)
 {
 	uint64_t total = 0;
@@ -257,6 +281,18 @@ static uint64_t dirent_total(const struct layout *l)
 	for (size_t qi = 0; qi < l->queue_len; qi++)
 		total += l->child_start[l->queue[qi] + 1] - l->child_start[l->queue[qi]];
 	return total;
+}
+
+static int write_version_links(struct out *o, const struct tree *tree)
+{
+	for (size_t i = 0; i < tree->vdir_count; i++) {
+		struct snap_dirent d;
+		versions_link(tree, i, &d);
+		int r = out_write(o, &d, sizeof(d));
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 static int write_sections(struct out *o, struct tree *tree, const struct layout *l,
@@ -275,6 +311,8 @@ static int write_sections(struct out *o, struct tree *tree, const struct layout 
 		r = section_begin(o, &s[2], SECTION_DIRENTS, sizeof(struct snap_dirent));
 	if (r == 0)
 		r = write_dirents(o, tree, l);
+	if (r == 0)
+		r = write_version_links(o, tree);
 	section_end(o);
 	const struct buf *pools[3] = {&tree->strings, &tree->chunks, &tree->xattrs};
 	for (int i = 0; r == 0 && i < 3; i++) {
@@ -286,17 +324,19 @@ static int write_sections(struct out *o, struct tree *tree, const struct layout 
 	return r;
 }
 
-static int write_header(struct out *o, const struct layout *l, const struct write_totals *t,
-			const struct snap_section *s)
+static int write_header(struct out *o, const struct tree *tree, const struct layout *l,
+			const struct write_totals *t, const struct snap_section *s)
 {
 	struct snap_header h = {
-		.version = SNAP_VERSION,
+		.version = tree->vdir_count ? SNAP_VERSION_VERSIONS : SNAP_VERSION,
 		.header_size = sizeof(h),
 		.section_count = SNAP_SECTION_COUNT,
 		.flags = t->partial ? SNAP_FLAG_PARTIAL : 0,
 		.file_size = o->pos,
 		.inode_count = l->inode_count,
-		.dirent_count = dirent_total(l),
+		.dirent_count = dirent_total(l) + tree->vdir_count,
+		.versions_start = tree->vdir_count ? dirent_total(l) : 0,
+		.versions_count = tree->vdir_count,
 		.entry_count = t->entry_count,
 		.file_count = l->file_count,
 		.file_bytes = l->file_bytes,
@@ -329,7 +369,9 @@ int tree_write(struct tree *tree, const struct cairn_store *store, int fd,
 				   SNAP_SECTION_COUNT * sizeof(struct snap_section)];
 
 	o.buf = malloc(OUT_BUF_SIZE);
-	int r = o.buf ? layout_sort(tree, &l) : -ENOMEM;
+	int r = o.buf ? versions_materialize(tree) : -ENOMEM;
+	if (r == 0)
+		r = layout_sort(tree, &l);
 	if (r == 0) {
 		layout_number(tree, &l);
 		r = out_write(&o, zeros, sizeof(zeros));
@@ -339,7 +381,7 @@ int tree_write(struct tree *tree, const struct cairn_store *store, int fd,
 	if (r == 0)
 		r = out_flush(&o);
 	if (r == 0)
-		r = write_header(&o, &l, totals, sections);
+		r = write_header(&o, tree, &l, totals, sections);
 	if (r < 0)
 		cairn_format(msg, msg_size, "writing the snapshot: %s", strerror(-r));
 	layout_release(&l);

@@ -71,6 +71,9 @@ struct cairn_mount_options {
 	/* Show the archive's security.capability xattrs: without it they are
 	 * hidden, so that -o suid alone never grants file capabilities. */
 	bool caps;
+	/* -o versions: NAME.versions directories show the earlier versions of
+	 * entries an archive held more than once (cairn_index_show_versions) */
+	bool versions;
 	int64_t uid, gid; /* -1: as recorded */
 	int32_t umask;    /* -1: none */
 	int32_t dmask;    /* on directories, after umask; -1: none */

@@ -206,6 +206,10 @@ static int apply_option(struct cairn_mount_options *o, char *opt)
 		o->passthrough = false;
 		return 0;
 	}
+	if (strcmp(opt, "versions") == 0) {
+		o->versions = true;
+		return 0;
+	}
 	return -EINVAL;
 }
 

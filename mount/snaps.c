@@ -20,6 +20,7 @@ struct snap_table {
 	bool merged;                 /* several sources in one tree */
 	bool by_position;            /* a list of sources: slot = position + 1 */
 	struct snap *snaps;          /* sorted by name, or in the sources' order */
+	bool versions;               /* -o versions */
 	size_t count;
 	uint32_t *slot_map; /* open addressing: slot -> snap index + 1 */
 	size_t slot_map_cap;
@@ -137,7 +138,8 @@ static void log_open_failure(struct snap_table *table, const struct snap *snap,
 	if (*why)
 		mount_log(table->log, CAIRN_LOG_ERROR, "%s", why);
 	else
-		mount_log(table->log, CAIRN_LOG_ERROR, "snapshot %s: %s", snap->snapshot, strerror(-r));
+		mount_log(table->log, CAIRN_LOG_ERROR, "snapshot %s: %s", snap->snapshot,
+			  strerror(-r));
 }
 
 int snap_index(struct snap_table *table, struct snap *snap, struct cairn_index **ret)
@@ -164,6 +166,7 @@ int snap_index(struct snap_table *table, struct snap *snap, struct cairn_index *
 			log_open_failure(table, snap, idx, r);
 			cairn_index_free(TAKE_PTR(idx));
 		} else {
+			cairn_index_show_versions(idx, table->versions);
 			cairn_index_prefetch(idx);
 			atomic_store_explicit(&snap->idx, idx, memory_order_release);
 		}
@@ -352,6 +355,7 @@ static int source_open(struct snap_table *table, const struct cairn_mount_source
 		cairn_format(msg, msg_size, "%s", cairn_index_error(idx));
 		return r;
 	}
+	cairn_index_show_versions(idx, table->versions);
 	cairn_index_info(idx, &info);
 	if (snap->slot && info.inode_count >= (1ull << SLOT_SHIFT)) {
 		cairn_format(msg, msg_size, "snapshot %s: too many inodes to serve with others",
@@ -411,6 +415,7 @@ int snap_table_open(const struct cairn_mount_options *o, struct cairn_store *sto
 		return -ENOMEM;
 	table->store = store;
 	table->log = log;
+	table->versions = o->versions;
 	int r = 0;
 	if (o->snapshot || o->source_count) {
 		r = sources_open(table, o, msg, msg_size);

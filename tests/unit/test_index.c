@@ -1067,12 +1067,25 @@ struct sample {
 	size_t size;
 };
 
+/* The tree, then later versions of two entries (a file over a file, a file
+ * over an empty directory): a snapshot of format version 2, with
+ * NAME.versions directories for the hostile tests to damage. */
 static void sample_make(struct sample *s)
 {
 	char archive[PATH_MAX], path[PATH_MAX];
 	size_t n;
-	const struct fx_entry *entries = tree_entries(&n);
+	const struct fx_entry *tree = tree_entries(&n);
+	struct fx_entry entries[32];
+	static const struct fx_entry later[] = {
+		{.path = "alpha", .mode = S_IFREG | 0644, .data = "two\n", .size = 4, .mtime = 7},
+		{.path = "flip/", .mode = S_IFDIR | 0755, .mtime = 8},
+		{.path = "flip", .mode = S_IFREG | 0644, .data = "f", .size = 1, .mtime = 9},
+	};
 
+	ck_assert_uint_le(n + ARRAY_SIZE(later), ARRAY_SIZE(entries));
+	memcpy(entries, tree, n * sizeof(*tree));
+	memcpy(entries + n, later, sizeof(later));
+	n += ARRAY_SIZE(later);
 	s->store = fx_store();
 	fx_write_tar(test_path(archive, sizeof(archive), "tree.tar"), entries, n);
 	ck_assert_int_eq(fx_import(s->store, archive, "tree"), 0);
@@ -1115,9 +1128,13 @@ START_TEST(test_hostile_header)
 		ck_assert_msg(r == -EBADMSG || r == -EOPNOTSUPP, "byte %zu: %d", i, r);
 	}
 	/* Each check on its own, checksums off. */
+	ck_assert_uint_eq(((const struct snap_header *)s.data)->version, SNAP_VERSION_VERSIONS);
 	memcpy(bad, s.data, s.size);
-	h->version = 2;
+	h->version = 3;
 	ck_assert_int_eq(open_bytes(&s, bad, s.size, INDEX_OPEN_NO_CHECKSUMS), -EOPNOTSUPP);
+	memcpy(bad, s.data, s.size);
+	h->versions_count = h->dirent_count;
+	ck_assert_int_eq(open_bytes(&s, bad, s.size, INDEX_OPEN_NO_CHECKSUMS), -EBADMSG);
 	memcpy(bad, s.data, s.size);
 	h->file_size++;
 	ck_assert_int_eq(open_bytes(&s, bad, s.size, INDEX_OPEN_NO_CHECKSUMS), -EBADMSG);
