@@ -78,8 +78,10 @@ int import_input_setup(struct cairn_import *imp, struct archive *a)
 	if (imp->charset && set_charset(imp, a) < 0)
 		return -EINVAL;
 	/* Bids only when no other format does, and only on a stream the
-	 * decoder takes apart (import_input_entry checks it took a layer off). */
-	if (imp->pipe)
+	 * decoder takes apart (import_input_entry checks it took a layer off).
+	 * Not inside an archive (add -r): a compressed file there is a file,
+	 * not an archive to expand. */
+	if (imp->pipe && !imp->outer)
 		archive_read_support_format_raw(a);
 	return 0;
 }

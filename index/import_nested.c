@@ -402,6 +402,10 @@ static int nested_new(struct cairn_import *imp, struct cairn_import **ret)
 		.max_ratio = imp->max_ratio,
 		.ratio_slack = imp->ratio_slack,
 		.recursion_depth = imp->nest_depth - 1,
+		/* an encrypted zip inside, names in the same legacy charset */
+		.charset = imp->charset,
+		.passphrases = imp->passphrases,
+		.passphrase_count = imp->passphrase_count,
 	};
 	struct cairn_import *nested;
 
