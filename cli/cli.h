@@ -143,16 +143,21 @@ const char *cli_passwords_prompt(void *userdata, const char *archive, const char
 void cli_take_encoding_option(char *opts, char *charset, size_t size);
 /* A split archive's parts (add_split.c). */
 struct cli_split {
-	char base[4096]; /* the path without ".001": names the archive */
+	char base[4096]; /* names the archive: NAME for NAME.001, NAME.rar for RAR volumes */
+	char prefix[4096]; /* the parts' names without what numbers them */
+	int naming; /* NAME.001, NAME.part1.rar or NAME.rar, NAME.r00 (add_split.c) */
+	int width;  /* of the parts' numbers */
 	int fds[512];
 	size_t count;
 	uint64_t size; /* of all the parts */
 };
 /* Whether path is the first part of a split archive (NAME.001, 3 to 6
- * digits): 1 with every part opened (NAME.002, ... up to the first that
- * does not exist), 0 when it is not one, -1 when a part cannot be opened,
- * is not a regular file, or is missing while a later one exists (the error
- * printed, nothing left open). */
+ * digits) or of a multi-volume RAR archive (NAME.part1.rar, part01, ...;
+ * NAME.rar whose archive header says it is a volume, then NAME.r00,
+ * NAME.r01, ...): 1 with every part opened (up to the first that does not
+ * exist), 0 when it is not one, -1 when a part cannot be opened, is not a
+ * regular file, or is missing while a later one exists, or RAR 4 volumes
+ * fail cairn_rar_volumes_check (the error printed, nothing left open). */
 int cli_split_open(const char *path, struct cli_split *split);
 /* Closes the parts. */
 void cli_split_close(struct cli_split *split);

@@ -54,6 +54,9 @@ static void add_help(void)
 	       "a snapshot of one file, named without the suffix, with the file's mtime.\n"
 	       "A split archive is added by its first part, NAME.001 (NAME.zip.001, ...):\n"
 	       "the parts that follow are read as one file, and the snapshot named NAME.\n"
+	       "A multi-volume RAR archive is added by its first volume, NAME.part1.rar\n"
+	       "(or NAME.rar with NAME.r00, NAME.r01, ...): the volumes are read as one\n"
+	       "archive named NAME; a volume missing or damaged is an error naming it.\n"
 	       "Exit status: 0 all added, 1 an archive failed (it committed nothing).\n");
 }
 

@@ -400,6 +400,19 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label);
  * -ENOMEM, or -EINVAL (not a regular file; message on imp). */
 int cairn_import_set_parts(struct cairn_import *imp, const int *fds, size_t count);
 
+/* Multi-volume RAR 4 archives (rar_volumes.c). Whether fd (a regular file)
+ * starts with a RAR 4 archive header that marks a volume: 1, else 0. */
+int cairn_rar_is_volume(int fd);
+/* Walks the blocks of the RAR 4 volumes fds (in order; borrowed, regular
+ * files) for what libarchive does not check: the CRCs of the parts of split
+ * files and of stored files, files that do not continue in the next volume,
+ * a last volume that announces a next one. Returns 0; -EBADMSG with msg
+ * ("ENTRY: why", or "why" alone) and *ret_volume the index of the volume at
+ * fault; -ENOENT when the last volume announces a next one (msg: the file
+ * that continues there, or ""); or another -errno of a read. */
+int cairn_rar_volumes_check(const int *fds, size_t count, size_t *ret_volume, char *msg,
+			    size_t msg_size);
+
 /* The id of the archive's raw bytes, after cairn_import_archive. */
 void cairn_import_source_id(const struct cairn_import *imp, struct cairn_id *ret);
 

@@ -53,6 +53,26 @@ static bool strip_suffix(char *name, const char *suffix)
 	return true;
 }
 
+/* The first volume of a multi-volume RAR archive is named as the whole:
+ * NAME.part1.rar (part01, ...) as NAME.rar, as `cairn add` reads it
+ * (cli/add_split.c). */
+static void strip_rar_volume(char *name)
+{
+	size_t len = strlen(name);
+
+	if (len < 4 || strcmp(name + len - 4, ".rar") != 0)
+		return;
+	name[len - 4] = '\0';
+	char *part = strrchr(name, '.');
+	if (part && part > name && strncmp(part, ".part", 5) == 0) {
+		size_t digits = strspn(part + 5, "0123456789");
+		if (digits >= 1 && digits <= 6 && !part[5 + digits] &&
+		    strtoul(part + 5, NULL, 10) == 1)
+			*part = '\0';
+	}
+	strcat(name, ".rar");
+}
+
 int cairn_snapshot_default_name(const char *path, char *buf, size_t buf_size, char *msg,
 				size_t msg_size)
 {
@@ -68,6 +88,7 @@ int cairn_snapshot_default_name(const char *path, char *buf, size_t buf_size, ch
 	if (strlen(base) >= buf_size)
 		return -ENAMETOOLONG;
 	strcpy(buf, base);
+	strip_rar_volume(buf);
 	for (size_t i = 0; i < ARRAY_SIZE(compressions); i++)
 		if (strip_suffix(buf, compressions[i]))
 			break;

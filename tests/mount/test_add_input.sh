@@ -17,6 +17,13 @@
 #  - split archives: NAME.tar.001, .zip.001, .7z.001 (four parts each) are
 #    read as one file, named NAME; hostile: a missing middle part, a FIFO
 #    or /dev/zero among the parts (no hang), a damaged part.
+#  - multi-volume RAR 4 (mkrar_volumes.py: a file across 3 volumes, one
+#    across 2, small files between): NAME.part1.rar, .part01.rar,
+#    .part001.rar and NAME.rar, NAME.r00, ... read as one archive named
+#    NAME, mounted, cat and extracted equal to the generator's tree, also
+#    through `cairn mount NAME.part1.rar`; hostile: a missing middle or last
+#    volume, a FIFO or /dev/zero for a volume (no hang), a flipped byte in a
+#    stored member (a split one and a whole one) fail naming the volume.
 #
 # usage: test_add_input.sh CAIRN MTOOL COMPARE LIB
 . "$4" add_input "$@"
@@ -393,5 +400,85 @@ rm "$SP/7z/parts.7z.003"
 cp "$SP/7z/away" "$SP/7z/parts.7z.003"
 printf 'XXXXXXXX' | dd of="$SP/7z/parts.7z.003" bs=1 seek=1000 conv=notrunc 2>/dev/null
 refused "split: a damaged part" "parts.7z: " add -q --name split-damaged "$SP/7z/parts.7z.001"
+
+# ---- multi-volume RAR ----
+
+RV=$WORK/rarvol
+MKRARV=$(dirname "$COMPARE")/mkrar_volumes.py
+mkdir -p "$WORK/ref/rarvol"
+for naming in part1 part01 part001 old; do
+	mkdir -p "$RV/$naming"
+	python3 "$MKRARV" "$RV/$naming" "$naming" "$naming" "$WORK/ref/rarvol" >"$WORK/vols" ||
+		fail "mkrar_volumes.py $naming"
+	first=$(head -1 "$WORK/vols")
+	if ! "$CAIRN" -s "$STORE" add -q --name "rar-$naming" "$RV/$naming/$first"; then
+		fail "rar volumes $first: cairn add"
+		continue
+	fi
+	rm -rf "$WORK/x-$naming"
+	if "$CAIRN" -s "$STORE" extract "rar-$naming" "$WORK/x-$naming"; then
+		same "$WORK/x-$naming" "$WORK/ref/rarvol" "rar volumes $first ($(wc -l <"$WORK/vols") volumes): extract"
+	else
+		fail "rar volumes $first: cairn extract"
+	fi
+	"$CAIRN" -s "$STORE" cat "rar-$naming:big.bin" >"$WORK/out" &&
+		check "rar volumes $first: cat big.bin (3 volumes)" cmp -s "$WORK/out" "$WORK/ref/rarvol/big.bin" ||
+		fail "rar volumes $first: cat"
+done
+mnt=$WORK/mnt-rarvol
+if mount_at "$mnt" rar-part001; then
+	same "$mnt" "$WORK/ref/rarvol" "rar volumes .part001.rar: mount"
+	check "rar volumes: unmount" unmount "$mnt"
+else
+	fail "rar volumes: cairn mount rar-part001"
+fi
+# The default name is NAME's, for add and for the one-step mount.
+"$CAIRN" -s "$STORE" add -q "$RV/old/old.rar" &&
+	check "rar volumes: old.rar is added as old" "$CAIRN" -s "$STORE" info old >/dev/null ||
+	fail "rar volumes: add old.rar without --name"
+mnt=$WORK/mnt-rarvol-onestep
+if mount_at "$mnt" "$RV/part1/part1.part1.rar"; then
+	same "$mnt" "$WORK/ref/rarvol" "cairn mount part1.part1.rar"
+	check "cairn mount part1.part1.rar: unmount" unmount "$mnt"
+	check "cairn mount part1.part1.rar: the snapshot is part1" \
+		"$CAIRN" -s "$STORE" info part1 >/dev/null
+else
+	fail "cairn mount part1.part1.rar"
+fi
+# Hostile: a missing middle or last volume, a FIFO or /dev/zero for a
+# volume (no hang), a flipped byte in stored data (split or whole).
+V=$RV/part1/part1
+mv "$V.part2.rar" "$WORK/away"
+refused "rar volumes: a missing middle volume" 'part1.part2.rar: missing, though part 3 exists' \
+	add -q --name rar-missing "$V.part1.rar"
+mv "$WORK/away" "$V.part2.rar"
+mv "$V.part4.rar" "$WORK/away"
+refused "rar volumes: a missing last volume" 'part1.part4.rar: missing \(tail.bin continues in it\)' \
+	add -q --name rar-missing "$V.part1.rar"
+mv "$WORK/away" "$V.part4.rar"
+mv "$RV/old/old.r00" "$WORK/away"
+refused "rar volumes: old naming, a missing middle volume" 'old.r00: missing, though part 3 exists' \
+	add -q --name rar-missing "$RV/old/old.rar"
+mv "$WORK/away" "$RV/old/old.r00"
+mv "$V.part3.rar" "$WORK/away"
+mkfifo "$V.part3.rar"
+refused "rar volumes: a FIFO for a volume" 'part1.part3.rar: not a regular file' \
+	add -q --name rar-fifo "$V.part1.rar"
+rm "$V.part3.rar"
+ln -s /dev/zero "$V.part3.rar"
+refused "rar volumes: /dev/zero for a volume" 'part1.part3.rar: not a regular file' \
+	add -q --name rar-zero "$V.part1.rar"
+rm "$V.part3.rar"
+mv "$WORK/away" "$V.part3.rar"
+cp "$V.part2.rar" "$WORK/away"
+printf 'X' | dd of="$V.part2.rar" bs=1 seek=5000 conv=notrunc 2>/dev/null
+refused "rar volumes: a damaged middle volume" 'part1.part2.rar: big.bin: CRC error' \
+	add -q --name rar-damaged "$V.part1.rar"
+mv "$WORK/away" "$V.part2.rar"
+cp "$V.part3.rar" "$WORK/away"
+python3 -c 'import sys; p = sys.argv[1]; d = bytearray(open(p, "rb").read()); d[d.index(b"small\n")] ^= 1; open(p, "wb").write(d)' "$V.part3.rar"
+refused "rar volumes: a damaged stored file in a volume" 'part1.part3.rar: d/small.txt: CRC error' \
+	add -q --name rar-damaged "$V.part1.rar"
+mv "$WORK/away" "$V.part3.rar"
 
 finish

@@ -928,6 +928,16 @@ START_TEST(test_names)
 	ck_assert_str_eq(buf, "pkg_1.0_amd64");
 	cairn_snapshot_default_name("data.zip", buf, sizeof(buf), msg, sizeof(msg));
 	ck_assert_str_eq(buf, "data");
+	/* The first volume of a RAR archive names the whole; a later one does
+	 * not, nor a name that is only ".part1.rar". */
+	cairn_snapshot_default_name("d/film.part01.rar", buf, sizeof(buf), msg, sizeof(msg));
+	ck_assert_str_eq(buf, "film");
+	cairn_snapshot_default_name("film.part1.rar", buf, sizeof(buf), msg, sizeof(msg));
+	ck_assert_str_eq(buf, "film");
+	cairn_snapshot_default_name("film.part2.rar", buf, sizeof(buf), msg, sizeof(msg));
+	ck_assert_str_eq(buf, "film.part2");
+	cairn_snapshot_default_name(".part1.rar", buf, sizeof(buf), msg, sizeof(msg));
+	ck_assert_str_eq(buf, ".part1");
 	ck_assert_int_eq(cairn_snapshot_default_name(".tar", buf, sizeof(buf), msg, sizeof(msg)),
 			 -EINVAL);
 }
