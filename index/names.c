@@ -73,6 +73,19 @@ static void strip_rar_volume(char *name)
 	strcat(name, ".rar");
 }
 
+/* The first part of a split archive is named as the whole: NAME.zip.001
+ * (3 to 6 digits, as cli/add_split.c finds parts) as NAME.zip. */
+static void strip_split_part(char *name)
+{
+	char *dot = strrchr(name, '.');
+
+	if (!dot || dot == name)
+		return;
+	size_t digits = strspn(dot + 1, "0123456789");
+	if (digits >= 3 && digits <= 6 && !dot[1 + digits] && strtoul(dot + 1, NULL, 10) == 1)
+		*dot = '\0';
+}
+
 int cairn_snapshot_default_name(const char *path, char *buf, size_t buf_size, char *msg,
 				size_t msg_size)
 {
@@ -89,6 +102,7 @@ int cairn_snapshot_default_name(const char *path, char *buf, size_t buf_size, ch
 		return -ENAMETOOLONG;
 	strcpy(buf, base);
 	strip_rar_volume(buf);
+	strip_split_part(buf);
 	for (size_t i = 0; i < ARRAY_SIZE(compressions); i++)
 		if (strip_suffix(buf, compressions[i]))
 			break;

@@ -374,13 +374,18 @@ done
 	check "split: named parts, read" grep -q small "$WORK/out" || fail "split: add without --name"
 "$CAIRN" -s "$STORE" add "$SP/tar/parts.tar.001" >"$WORK/out" 2>&1
 check "split: adding it again is a no-op" grep -q unchanged "$WORK/out"
-# One step: cairn mount NAME.001.
+# One step: cairn mount NAME.001, named NAME as add names it.
+mkdir -p "$SP/one"
+for part in "$SP"/zip/parts.zip.0*; do
+	cp "$part" "$SP/one/solo.zip.${part##*.}"
+done
 mnt=$WORK/mnt-split-onestep
-if mount_at "$mnt" "$SP/zip/parts.zip.001"; then
-	same "$mnt" "$WORK/ref/split-zip" "cairn mount parts.zip.001"
-	check "cairn mount parts.zip.001: unmount" unmount "$mnt"
+if mount_at "$mnt" "$SP/one/solo.zip.001"; then
+	same "$mnt" "$WORK/ref/split-zip" "cairn mount solo.zip.001"
+	check "cairn mount solo.zip.001: unmount" unmount "$mnt"
+	check "cairn mount solo.zip.001: snapshot solo" "$CAIRN" -s "$STORE" info solo
 else
-	fail "cairn mount parts.zip.001"
+	fail "cairn mount solo.zip.001"
 fi
 # Hostile: a missing middle part, a FIFO or /dev/zero for a part (no hang),
 # a damaged part (the error names the archive).

@@ -938,6 +938,13 @@ START_TEST(test_names)
 	ck_assert_str_eq(buf, "film.part2");
 	cairn_snapshot_default_name(".part1.rar", buf, sizeof(buf), msg, sizeof(msg));
 	ck_assert_str_eq(buf, ".part1");
+	/* So does the first part of a split archive, not a later one. */
+	cairn_snapshot_default_name("d/big.7z.001", buf, sizeof(buf), msg, sizeof(msg));
+	ck_assert_str_eq(buf, "big");
+	cairn_snapshot_default_name("parts.tar.gz.0001", buf, sizeof(buf), msg, sizeof(msg));
+	ck_assert_str_eq(buf, "parts");
+	cairn_snapshot_default_name("parts.zip.002", buf, sizeof(buf), msg, sizeof(msg));
+	ck_assert_str_eq(buf, "parts.zip.002");
 	ck_assert_int_eq(cairn_snapshot_default_name(".tar", buf, sizeof(buf), msg, sizeof(msg)),
 			 -EINVAL);
 }
