@@ -296,7 +296,7 @@ static int content_read(struct cairn_import *imp, struct archive *a, struct cont
 		la_int64_t offset;
 		int r = archive_read_data_block(a, &data, &size, &offset);
 		if (r == ARCHIVE_EOF)
-			return 0;
+			return import_rar_check(imp, a); /* stored RAR 4 data */
 		if (r < ARCHIVE_WARN)
 			return import_fail(imp, imp->read_errno ? -imp->read_errno : -EBADMSG, "%s",
 					   import_reason(imp, a));

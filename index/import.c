@@ -137,6 +137,9 @@ static void hash_input(struct cairn_import *imp, const void *data, size_t size)
 {
 	if (imp->in_pos == imp->hashed) {
 		cairn_file_hasher_update(&imp->source_hasher, data, size);
+		/* A decoder's thread: its output is walked instead. */
+		if (!imp->pipe)
+			import_rar_feed(imp, data, size);
 		imp->hashed += size;
 	}
 	imp->in_pos += size;
@@ -250,6 +253,8 @@ static la_int64_t on_skip(struct archive *a, void *userdata, la_int64_t request)
 static void hash_more(struct cairn_import *imp, const void *data, size_t size)
 {
 	cairn_file_hasher_update(&imp->source_hasher, data, size);
+	if (!imp->pipe)
+		import_rar_feed(imp, data, size);
 	imp->hashed += size;
 	if (imp->hashed > imp->raw_read)
 		imp->raw_read = imp->hashed;
@@ -484,6 +489,7 @@ static int read_entries(struct cairn_import *imp, struct archive *a)
 			return import_fail(imp, imp->read_errno ? -imp->read_errno : -EBADMSG,
 					   "after %llu entries: %s",
 					   (unsigned long long)imp->entries, import_reason(imp, a));
+		import_rar_entry(imp, a);
 		int counted = import_count_entry(imp);
 		if (counted < 0)
 			return counted;
@@ -628,6 +634,8 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 		if (cut)
 			r = 0;
 	}
+	if (r == 0 && !imp->partial)
+		r = import_rar_finish(imp, a);
 	if (r == 0)
 		r = check_some_entries(imp, cut);
 	if (r == 0 && cut)

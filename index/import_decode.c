@@ -396,6 +396,7 @@ la_ssize_t import_pipe_read(struct archive *a, void *userdata, const void **ret_
 		pipe->reading = true;
 		*ret_buf = pipe->blocks[pipe->head];
 		n = (la_ssize_t)pipe->sizes[pipe->head];
+		import_rar_feed(imp, *ret_buf, (size_t)n); /* a .rar.gz */
 	} else if (pipe->error) {
 		/* A read error keeps its errno; bad data is EBADMSG. */
 		imp->read_errno = pipe->read_errno;

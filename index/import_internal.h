@@ -21,6 +21,24 @@
  * where the ratio bound is checked (import_check_ratio). */
 #define IMPORT_FEED_SIZE (64u << 10)
 
+/* import_rar.c: the walk of a RAR 4 stream's blocks as they pass. */
+enum import_rar_phase { WALK_MARKER, WALK_HEADER, WALK_DATA, WALK_OFF };
+
+struct import_rar {
+	enum import_rar_phase phase;
+	uint8_t head[320];  /* a block header's first bytes: a file's name (cut) */
+	size_t have;        /* bytes of the marker or block header seen */
+	size_t head_size;   /* the block header's HEAD_SIZE; 0: not seen yet */
+	uint64_t data_left; /* of the block's data */
+	bool check;         /* the data are a whole stored file's: CRC them */
+	uint32_t crc, want;
+	char name[256];
+	uint64_t files;   /* file headers seen (a file's first part only) */
+	uint64_t entries; /* RAR entries libarchive handed out */
+	uint64_t bad;     /* the first damaged file (from 1, as files); 0: none */
+	char bad_name[256];
+};
+
 struct cairn_import {
 	struct cairn_store *store;
 	struct cairn_writer *writer;
@@ -86,6 +104,8 @@ struct cairn_import {
 	struct import_part *split_parts; /* a split archive's parts; NULL: just fd */
 	size_t part_count;
 	uint64_t part_pos; /* the read position across the parts */
+
+	struct import_rar rar; /* import_rar.c */
 };
 
 /* Records "LABEL: PATH: message" (or "LABEL: message" between entries) and
@@ -135,6 +155,21 @@ uint64_t import_input_size(const struct cairn_import *imp);
  * is named after the file, --strip-components. Returns 0, 1 when the entry
  * is to be skipped, or -errno (message on imp). */
 int import_input_entry(struct cairn_import *imp, struct archive *a, struct archive_entry *entry);
+/* ---- import_rar.c: CRCs of a RAR 4 archive's stored members ---- */
+
+/* The input's next bytes, in order from its start (the raw input, or the
+ * decoder's output when there is a decoder). */
+void import_rar_feed(struct cairn_import *imp, const void *data, size_t size);
+/* After libarchive handed out an entry's header. */
+void import_rar_entry(struct cairn_import *imp, struct archive *a);
+/* After an entry's data were read: fails the import (-EBADMSG, message on
+ * imp) when the walk found a stored member's data, this one's or one
+ * before it, damaged. */
+int import_rar_check(struct cairn_import *imp, struct archive *a);
+/* Before the commit, once all the input went past: the same, for any
+ * member. */
+int import_rar_finish(struct cairn_import *imp, struct archive *a);
+
 /* ---- import_nested.c: archives inside archives (cairn add -r) ---- */
 
 /* Before each entry: drops the spool of the one before. */

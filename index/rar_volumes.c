@@ -11,36 +11,11 @@
  * not looked into (libarchive decrypts and checks those as it can).
  */
 #include "index_internal.h"
+#include "rar4.h"
 
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
-
-#define RAR_MARKER       "Rar!\x1a\x07\x00"
-#define HEAD_MAIN        0x73
-#define HEAD_FILE        0x74
-#define HEAD_NEWSUB      0x7a
-#define HEAD_END         0x7b
-#define LONG_BLOCK       0x8000
-#define MHD_VOLUME       0x0001
-#define MHD_PASSWORD     0x0080
-#define LHD_SPLIT_BEFORE 0x0001
-#define LHD_SPLIT_AFTER  0x0002
-#define LHD_PASSWORD     0x0004
-#define LHD_LARGE        0x0100
-#define EARC_NEXT_VOLUME 0x0001
-#define METHOD_STORE     0x30
-#define FILE_FIXED       32 /* a file header's size without the name */
-
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 int cairn_rar_is_volume(int fd)
 {
@@ -49,7 +24,7 @@ int cairn_rar_is_volume(int fd)
 	if (cairn_pread_full(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head))
 		return 0;
 	return memcmp(head, RAR_MARKER, 7) == 0 && head[9] == HEAD_MAIN &&
-	       (le16(head + 10) & MHD_VOLUME);
+	       (rar_le16(head + 10) & MHD_VOLUME);
 }
 
 /* The walk across the volumes: the file cut at the end of the last one. */
@@ -97,9 +72,9 @@ static int walk_missing(struct rar_walk *w, const char *name)
 static int walk_file(struct rar_walk *w, int fd, const uint8_t *h, size_t size, uint64_t offset,
 		     uint64_t pack)
 {
-	unsigned flags = le16(h + 3);
+	unsigned flags = rar_le16(h + 3);
 	size_t fixed = FILE_FIXED + (flags & LHD_LARGE ? 8 : 0);
-	size_t name_len = le16(h + 26);
+	size_t name_len = rar_le16(h + 26);
 	char name[256];
 
 	if (size < fixed + name_len)
@@ -131,7 +106,7 @@ static int walk_file(struct rar_walk *w, int fd, const uint8_t *h, size_t size, 
 			return r;
 		whole_crc = (uint32_t)crc32_combine(w->crc, part_crc, (z_off_t)pack);
 	}
-	uint32_t want = le32(h + 16);
+	uint32_t want = rar_le32(h + 16);
 	if ((after && part_crc != want) || (!after && stored && whole_crc != want))
 		return walk_fail(w, name, "CRC error (a damaged volume)");
 	w->crc = whole_crc;
@@ -145,22 +120,22 @@ static int walk_volume(struct rar_walk *w, int fd, uint64_t size, bool last)
 	uint64_t at = 7;
 
 	if (cairn_pread_full(fd, h, 14, 0) != 14 || memcmp(h, RAR_MARKER, 7) != 0 ||
-	    h[9] != HEAD_MAIN || !(le16(h + 10) & MHD_VOLUME))
+	    h[9] != HEAD_MAIN || !(rar_le16(h + 10) & MHD_VOLUME))
 		return walk_fail(w, "", "not a RAR volume");
-	if (le16(h + 10) & MHD_PASSWORD)
+	if (rar_le16(h + 10) & MHD_PASSWORD)
 		return 1; /* encrypted headers: nothing to walk */
 	while (at + 7 <= size) {
 		if (cairn_pread_full(fd, h, 7, at) != 7)
 			return walk_fail(w, "", "truncated");
-		unsigned type = h[2], flags = le16(h + 3), head_size = le16(h + 5);
-		bool has_data = (flags & LONG_BLOCK) || type == HEAD_FILE || type == HEAD_NEWSUB;
+		unsigned type = h[2], flags = rar_le16(h + 3), head_size = rar_le16(h + 5);
+		bool has_data = rar_block_has_data(type, flags);
 		if (head_size < 7 + (has_data ? 4 : 0) || at + head_size > size)
 			return walk_fail(w, "", "a damaged block header");
 		if (cairn_pread_full(fd, h, head_size, at) != (ssize_t)head_size)
 			return walk_fail(w, "", "truncated");
-		uint64_t data = has_data ? le32(h + 7) : 0;
+		uint64_t data = has_data ? rar_le32(h + 7) : 0;
 		if (type == HEAD_FILE && (flags & LHD_LARGE) && head_size >= FILE_FIXED + 8)
-			data |= (uint64_t)le32(h + 32) << 32;
+			data |= (uint64_t)rar_le32(h + 32) << 32;
 		if (type == HEAD_FILE) {
 			if (head_size < FILE_FIXED)
 				return walk_fail(w, "", "a damaged file header");
