@@ -71,6 +71,8 @@ static void mount_help(void)
 	       "      background_min=SIZE   larger files are first served while their blob is\n"
 	       "                            made in the background (default 16M)\n"
 	       "      nopassthrough         read every file through cairn\n"
+	       "      readdirplus=WHEN      listings carry attributes: always (default),\n"
+	       "                            auto (where the kernel expects stats), never\n"
 	       "      nomerge               several sources: a directory for each\n"
 	       "      threads=N             FUSE worker threads (default: one per core, 2-16)\n");
 }
