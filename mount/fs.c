@@ -17,10 +17,11 @@
 #define TIMEOUT 86400.0
 
 #define STATS_XATTR "user.cairn.stats"
+#define CAPS_XATTR  "security.capability"
 
+/* One more request of a kind reached the daemon (user.cairn.stats). */
 #define count_request(req, counter)                                                                \
 	atomic_fetch_add(&((struct fs *)fuse_req_userdata(req))->stats.counter, 1)
-#define CAPS_XATTR "security.capability"
 
 _Static_assert(FUSE_ROOT_ID == CAIRN_INDEX_ROOT, "a snapshot's root is the mount's root");
 
@@ -624,9 +625,10 @@ static void fs_init_round_trips(struct fs *fs, struct fuse_conn_info *conn)
 {
 	fs->no_opendir = conn_want(conn, FUSE_CAP_NO_OPENDIR_SUPPORT);
 	fs->no_open = !passthrough_on(fs->pt) && conn_want(conn, FUSE_CAP_NO_OPEN_SUPPORT);
-	/* Attributes with the names cost the daemon a getattr per entry and
-	 * the kernel an inode per entry, which a names-only walk never uses;
-	 * the kernel's heuristic (auto) sends them where stats follow. */
+	/* Attributes with the names (always, the default) spare the stats
+	 * that follow a listing their LOOKUPs; names only (never) spare a
+	 * names-only walk the attributes. The kernel's heuristic (auto) was
+	 * slower than either on the linux tree (BENCHMARKS.md, issue 9). */
 	conn_unwant(conn, FUSE_CAP_READDIRPLUS);
 	conn_unwant(conn, FUSE_CAP_READDIRPLUS_AUTO);
 	if (fs->o.readdirplus != CAIRN_RDPLUS_NEVER && conn_want(conn, FUSE_CAP_READDIRPLUS) &&
