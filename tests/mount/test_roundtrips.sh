@@ -56,8 +56,8 @@ walk() {
 # nothing (with "opens", opens neither). Up to three tries: anyone's
 # drop_caches on this machine empties the kernel's caches too.
 twice() {
-	local label=$1 mnt=$2 root=$3 before after try
-	for try in 1 2 3; do
+	local label=$1 mnt=$2 root=$3 before after
+	for _ in 1 2 3; do
 		walk "$root"
 		before=$(counters "$mnt" "${4:-}")
 		walk "$root"
