@@ -75,6 +75,8 @@ static void mount_help(void)
 	       "      nopassthrough         read every file through cairn\n"
 	       "      versions              NAME.versions/1..N-1: the earlier versions of entries\n"
 	       "                            the archive held more than once (NAME is the last)\n"
+	       "      readdirplus=WHEN      listings carry attributes: always (default),\n"
+	       "                            auto (where the kernel expects stats), never\n"
 	       "      nomerge               several sources: a directory for each\n"
 	       "      threads=N             FUSE worker threads (default: one per core, 2-16)\n"
 	       "      encoding=CHARSET      as --encoding, when ARCHIVE is added\n"

@@ -67,6 +67,12 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs *fs = fuse_req_userdata(req);
 	struct open_file *of = NULL;
 
+	/* The kernel then opens files itself (keep_cache), without OPEN or
+	 * RELEASE; READs come with no handle (op_read). */
+	if (fs->no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	int r = do_open(fs, req, ino, fi, &of);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
@@ -81,15 +87,44 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
-/* Reads through the daemon into this thread's reply buffer. */
-static ssize_t do_read(struct fs *fs, struct open_file *of, size_t size, off_t off,
-		       uint8_t **ret_buf)
+/* The file of a READ or LSEEK: its open's, or without one (no_open) found
+ * by inode into *tmp, with the sequential hint of its slot. */
+static int file_of(struct fs *fs, fuse_ino_t ino, const struct fuse_file_info *fi,
+		   struct open_file *tmp, struct open_file **ret, _Atomic uint64_t **ret_next)
 {
+	struct snap *snap;
+
+	if (fi->fh) {
+		*ret = (struct open_file *)(uintptr_t)fi->fh;
+		*ret_next = &(*ret)->next_offset;
+		return 0;
+	}
+	memset(tmp, 0, sizeof(*tmp));
+	int r = snap_table_index(fs->snaps, ino, -EISDIR, &snap, &tmp->idx, &tmp->ino);
+	if (r < 0)
+		return r;
+	r = cairn_index_file(tmp->idx, tmp->ino, &tmp->file);
+	if (r < 0)
+		return snap_index_error(fs->snaps, tmp->idx, r);
+	*ret = tmp;
+	*ret_next = &fs->seq_hint[ino % (sizeof(fs->seq_hint) / sizeof(fs->seq_hint[0]))];
+	return 0;
+}
+
+/* Reads through the daemon into this thread's reply buffer. */
+static ssize_t do_read(struct fs *fs, fuse_ino_t ino, const struct fuse_file_info *fi, size_t size,
+		       off_t off, uint8_t **ret_buf)
+{
+	struct open_file tmp, *of;
+	_Atomic uint64_t *next;
+
+	int r = file_of(fs, ino, fi, &tmp, &of, &next);
+	if (r < 0)
+		return r;
 	uint8_t *buf = read_path_reply_buffer(fs->reads, size ? size : 1);
 	if (!buf)
 		return -ENOMEM;
-	ssize_t n = read_path_read(fs->reads, of->idx, of->ino, &of->next_offset, (uint64_t)off,
-				   buf, size);
+	ssize_t n = read_path_read(fs->reads, of->idx, of->ino, next, (uint64_t)off, buf, size);
 	if (n < 0) {
 		atomic_fetch_add(&fs->stats.read_errors, 1);
 		return n == -EBADMSG ? -EIO : n;
@@ -101,12 +136,10 @@ static ssize_t do_read(struct fs *fs, struct open_file *of, size_t size, off_t o
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
-	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
 	uint8_t *buf;
 
-	(void)ino;
 	atomic_fetch_add(&fs->stats.reads, 1);
-	ssize_t n = do_read(fs, of, size, off, &buf);
+	ssize_t n = do_read(fs, ino, fi, size, off, &buf);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -125,16 +158,22 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 /* SEEK_DATA and SEEK_HOLE, from the file's runs; the kernel does the rest. */
-static int64_t do_lseek(struct fs *fs, struct open_file *of, uint64_t off, int whence)
+static int64_t do_lseek(struct fs *fs, fuse_ino_t ino, const struct fuse_file_info *fi,
+			uint64_t off, int whence)
 {
 	struct cairn_index_run run;
+	struct open_file tmp, *of;
+	_Atomic uint64_t *next;
 	uint32_t i;
 
 	if (whence != SEEK_DATA && whence != SEEK_HOLE)
 		return -EINVAL;
+	int r = file_of(fs, ino, fi, &tmp, &of, &next);
+	if (r < 0)
+		return r;
 	if (off >= of->file.size)
 		return -ENXIO;
-	int r = cairn_index_find_run(of->idx, of->ino, off, &i);
+	r = cairn_index_find_run(of->idx, of->ino, off, &i);
 	for (; r == 0 && i < of->file.run_count; i++) {
 		r = cairn_index_run(of->idx, of->ino, i, &run);
 		if (r == 0 && run.hole == (whence == SEEK_HOLE))
@@ -147,10 +186,7 @@ static int64_t do_lseek(struct fs *fs, struct open_file *of, uint64_t off, int w
 
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
-	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
-
-	(void)ino;
-	int64_t r = do_lseek(fuse_req_userdata(req), of, (uint64_t)off, whence);
+	int64_t r = do_lseek(fuse_req_userdata(req), ino, fi, (uint64_t)off, whence);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else

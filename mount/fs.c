@@ -19,6 +19,10 @@
 #define STATS_XATTR "user.cairn.stats"
 #define CAPS_XATTR  "security.capability"
 
+/* One more request of a kind reached the daemon (user.cairn.stats). */
+#define count_request(req, counter)                                                                \
+	atomic_fetch_add(&((struct fs *)fuse_req_userdata(req))->stats.counter, 1)
+
 _Static_assert(FUSE_ROOT_ID == CAIRN_INDEX_ROOT, "a snapshot's root is the mount's root");
 
 /* ---- attributes ---- */
@@ -98,6 +102,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 
 	(void)fi;
+	count_request(req, getattrs);
 	int r = do_getattr(fuse_req_userdata(req), ino, &st);
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -143,6 +148,8 @@ static int do_lookup(struct fs *fs, fuse_ino_t parent, const char *name, struct 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fuse_entry_param e;
+
+	count_request(req, lookups);
 	int r = do_lookup(fuse_req_userdata(req), parent, name, &e);
 
 	if (r == -ENOENT) {
@@ -189,6 +196,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	const char *target;
 
+	count_request(req, readlinks);
 	int r = do_readlink(fuse_req_userdata(req), ino, &target);
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -214,7 +222,16 @@ static int do_opendir(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int r = do_opendir(fuse_req_userdata(req), ino, fi);
+	struct fs *fs = fuse_req_userdata(req);
+
+	count_request(req, opendirs);
+	/* The kernel then opens every directory itself, with the same
+	 * cache_readdir and keep_cache, and sends no OPENDIR or RELEASEDIR. */
+	if (fs->no_opendir) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	int r = do_opendir(fs, ino, fi);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -345,6 +362,7 @@ static void reply_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
 {
 	struct dir_out out = {.req = req, .size = size, .plus = plus};
 
+	count_request(req, readdirs);
 	_cleanup_free_ char *buf = out.buf = malloc(size ? size : 1);
 	int r = buf ? do_readdir(fuse_req_userdata(req), ino, off, &out) : -ENOMEM;
 	if (r < 0)
@@ -407,6 +425,20 @@ static int stats_text(struct fs *fs, char *buf, size_t size)
 			(unsigned long long)atomic_load(&s->read_errors));
 }
 
+/* The request counters, appended to the stats line (replacing its "\n"). */
+static int requests_text(struct fs *fs, char *buf, size_t size)
+{
+	const struct fs_stats *s = &fs->stats;
+
+	return snprintf(buf, size,
+			" lookups=%llu getattrs=%llu readlinks=%llu opendirs=%llu readdirs=%llu\n",
+			(unsigned long long)atomic_load(&s->lookups),
+			(unsigned long long)atomic_load(&s->getattrs),
+			(unsigned long long)atomic_load(&s->readlinks),
+			(unsigned long long)atomic_load(&s->opendirs),
+			(unsigned long long)atomic_load(&s->readdirs));
+}
+
 static void reply_xattr_value(fuse_req_t req, const void *value, size_t len, size_t size)
 {
 	if (size == 0)
@@ -450,6 +482,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	/* The mount's counters, on its root only, for tests and the curious. */
 	if (ino == FUSE_ROOT_ID && strcmp(name, STATS_XATTR) == 0) {
 		int n = stats_text(fs, text, sizeof(text));
+		n += requests_text(fs, text + n - 1, sizeof(text) - (size_t)n + 1) - 1;
 		reply_xattr_value(req, text, (size_t)n, size);
 		return;
 	}
@@ -585,6 +618,24 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	op_erofs(req);
 }
 
+/* The requests whose answer never changes, turned off at the first one:
+ * OPENDIR, and OPEN where no open can pass through (passthrough needs its
+ * OPEN, and the kernel's no_open is for every file of the connection). */
+static void fs_init_round_trips(struct fs *fs, struct fuse_conn_info *conn)
+{
+	fs->no_opendir = conn_want(conn, FUSE_CAP_NO_OPENDIR_SUPPORT);
+	fs->no_open = !passthrough_on(fs->pt) && conn_want(conn, FUSE_CAP_NO_OPEN_SUPPORT);
+	/* Attributes with the names (always, the default) spare the stats
+	 * that follow a listing their LOOKUPs; names only (never) spare a
+	 * names-only walk the attributes. The kernel's heuristic (auto) was
+	 * slower than either on the linux tree (BENCHMARKS.md, issue 9). */
+	conn_unwant(conn, FUSE_CAP_READDIRPLUS);
+	conn_unwant(conn, FUSE_CAP_READDIRPLUS_AUTO);
+	if (fs->o.readdirplus != CAIRN_RDPLUS_NEVER && conn_want(conn, FUSE_CAP_READDIRPLUS) &&
+	    fs->o.readdirplus == CAIRN_RDPLUS_AUTO)
+		conn_want(conn, FUSE_CAP_READDIRPLUS_AUTO);
+}
+
 /* What init negotiates with the kernel, and the log line saying which read
  * path is in use and why. */
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -602,6 +653,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		mount_log(&fs->log, CAIRN_LOG_INFO,
 			  "passthrough reads off (%s): reads come through cairn",
 			  why ? why : "the kernel refused it");
+	fs_init_round_trips(fs, conn);
 }
 
 const struct fuse_lowlevel_ops cairn_fs_ops = {

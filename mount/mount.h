@@ -87,7 +87,10 @@ struct cairn_mount_options {
 	struct cairn_mount_id_range gidmap[CAIRN_MOUNT_ID_RANGES_MAX];
 	unsigned uidmap_count, gidmap_count;
 	unsigned threads; /* FUSE worker threads; 0: default */
-	bool debug;       /* libfuse debug output */
+	/* READDIRPLUS (names with attributes) for every listing, where the
+	 * kernel's heuristic wants it, or never: -o readdirplus=always|auto|never */
+	enum { CAIRN_RDPLUS_ALWAYS, CAIRN_RDPLUS_AUTO, CAIRN_RDPLUS_NEVER } readdirplus;
+	bool debug; /* libfuse debug output */
 	cairn_mount_log_fn log;
 	void *log_userdata;
 };

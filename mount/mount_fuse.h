@@ -59,6 +59,10 @@ void passthrough_free(struct passthrough *pt);
  * on, else why it is off (a static string; NULL and still off means the
  * kernel refused it). */
 const char *passthrough_init_conn(struct passthrough *pt, struct fuse_conn_info *conn);
+/* Asks for capability flag (a FUSE_CAP_*) through the same API, where the
+ * kernel offers it; returns whether it is on. */
+bool conn_want(struct fuse_conn_info *conn, uint64_t flag);
+void conn_unwant(struct fuse_conn_info *conn, uint64_t flag);
 /* Whether opens may pass through now (it turns off when the kernel refuses
  * a backing file). */
 bool passthrough_on(struct passthrough *pt);
@@ -79,6 +83,9 @@ struct fs_stats {
 	atomic_uint_fast64_t opens_cached; /* small files, keep_cache */
 	atomic_uint_fast64_t opens_direct; /* blob not ready: direct_io fallback */
 	atomic_uint_fast64_t read_errors;
+	/* Metadata requests that reached the daemon: what the kernel caches
+	 * (entries, attributes, symlinks, directory pages) is asked once. */
+	atomic_uint_fast64_t lookups, getattrs, readlinks, opendirs, readdirs;
 };
 
 /* What the ops serve: the parts below, made and freed by session.c. */
@@ -99,6 +106,13 @@ struct fs {
 	uint32_t owner_uid, owner_gid; /* of the store root directory and snapshot dirs */
 	int64_t start_sec;
 	struct fs_stats stats;
+	/* Set at init where the kernel takes ENOSYS for "never ask again"
+	 * (fs_init_round_trips): OPENDIR always, OPEN where nothing can pass
+	 * through. Without an open a READ carries no handle: its file is
+	 * found by inode, and whether it continues a sequential read by a
+	 * hint per inode slot (a collision costs a readahead at most). */
+	bool no_opendir, no_open;
+	_Atomic uint64_t seq_hint[64];
 };
 
 /* The attributes of inode ino of a snapshot, as the mount shows them

@@ -51,6 +51,20 @@ void cairn_mount_options_default(struct cairn_mount_options *o)
 	};
 }
 
+static int apply_readdirplus(struct cairn_mount_options *o, const char *value)
+{
+	static const char *const names[] = {[CAIRN_RDPLUS_ALWAYS] = "always",
+					    [CAIRN_RDPLUS_AUTO] = "auto",
+					    [CAIRN_RDPLUS_NEVER] = "never"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(value, names[i]) == 0) {
+			o->readdirplus = i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
 static int parse_id(const char *text, int64_t *ret)
 {
 	uint64_t value;
@@ -161,6 +175,8 @@ static int apply_value_option(struct cairn_mount_options *o, const char *key, co
 	if (strcmp(key, "uidmap") == 0 || strcmp(key, "gidmap") == 0 || strcmp(key, "umask") == 0 ||
 	    strcmp(key, "dmask") == 0 || strcmp(key, "fmask") == 0)
 		return apply_owner_option(o, key, value);
+	if (strcmp(key, "readdirplus") == 0)
+		return apply_readdirplus(o, value);
 	if (strcmp(key, "threads") == 0) {
 		if (cairn_parse_size(value, &size) < 0 || size == 0 || size > 256)
 			return -EINVAL;

@@ -232,10 +232,18 @@ const char *passthrough_init_conn(struct passthrough *pt, struct fuse_conn_info 
 	}
 	fuse_unset_feature_flag(conn, FUSE_CAP_WRITEBACK_CACHE);
 	fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
-	fuse_set_feature_flag(conn, FUSE_CAP_READDIRPLUS);
-	fuse_unset_feature_flag(conn, FUSE_CAP_READDIRPLUS_AUTO);
 	fuse_set_feature_flag(conn, FUSE_CAP_CACHE_SYMLINKS);
 	return why;
+}
+
+bool conn_want(struct fuse_conn_info *conn, uint64_t flag)
+{
+	return fuse_set_feature_flag(conn, flag);
+}
+
+void conn_unwant(struct fuse_conn_info *conn, uint64_t flag)
+{
+	fuse_unset_feature_flag(conn, flag);
 }
 
 int passthrough_new(const struct cairn_mount_options *o, struct blob_cache *blobs,

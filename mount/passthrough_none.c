@@ -29,10 +29,22 @@ void passthrough_free(struct passthrough *pt)
 const char *passthrough_init_conn(struct passthrough *pt, struct fuse_conn_info *conn)
 {
 	(void)pt;
-	conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_READDIRPLUS_AUTO);
-	conn->want |= conn->capable &
-		      (FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS | FUSE_CAP_CACHE_SYMLINKS);
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	conn->want |= conn->capable & (FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_CACHE_SYMLINKS);
 	return "cairn was built against libfuse older than 3.17";
+}
+
+bool conn_want(struct fuse_conn_info *conn, uint64_t flag)
+{
+	if (!(conn->capable & flag))
+		return false;
+	conn->want |= (unsigned)flag;
+	return true;
+}
+
+void conn_unwant(struct fuse_conn_info *conn, uint64_t flag)
+{
+	conn->want &= ~(unsigned)flag;
 }
 
 bool passthrough_on(struct passthrough *pt)

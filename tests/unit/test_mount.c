@@ -415,6 +415,25 @@ START_TEST(test_options_sizes)
 }
 END_TEST
 
+START_TEST(test_options_readdirplus)
+{
+	struct cairn_mount_options o;
+	char msg[256] = "";
+
+	cairn_mount_options_default(&o);
+	ck_assert_int_eq(o.readdirplus, CAIRN_RDPLUS_ALWAYS);
+	ck_assert_int_eq(cairn_mount_options_parse(&o, "readdirplus=never", msg, sizeof(msg)), 0);
+	ck_assert_int_eq(o.readdirplus, CAIRN_RDPLUS_NEVER);
+	ck_assert_int_eq(cairn_mount_options_parse(&o, "readdirplus=auto", msg, sizeof(msg)), 0);
+	ck_assert_int_eq(o.readdirplus, CAIRN_RDPLUS_AUTO);
+	ck_assert_int_eq(cairn_mount_options_parse(&o, "readdirplus=always", msg, sizeof(msg)), 0);
+	ck_assert_int_eq(o.readdirplus, CAIRN_RDPLUS_ALWAYS);
+	ck_assert_int_eq(cairn_mount_options_parse(&o, "readdirplus=sometimes", msg, sizeof(msg)),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(msg, "readdirplus=sometimes"));
+}
+END_TEST
+
 START_TEST(test_options_owners)
 {
 	struct cairn_mount_options o;
@@ -774,6 +793,7 @@ static Suite *mount_suite(void)
 		{"options_sizes", test_options_sizes, 1, 60},
 		{"options_bad", test_options_bad, 1, 60},
 		{"options_owners", test_options_owners, 1, 60},
+		{"options_readdirplus", test_options_readdirplus, 1, 60},
 		{"read_path", test_read_path, 1, 60},
 		{"blob_make_and_find", test_blob_make_and_find, 1, 60},
 		{"blob_damaged_remade", test_blob_damaged_remade, 1, 60},
