@@ -71,6 +71,9 @@ static void mount_help(void)
 	       "      background_min=SIZE   larger files are first served while their blob is\n"
 	       "                            made in the background (default 16M)\n"
 	       "      nopassthrough         read every file through cairn\n"
+	       "      io_uring, noio_uring  requests over FUSE io_uring (as root this turns the\n"
+	       "                            kernel's switch on) / over /dev/fuse (default:\n"
+	       "                            io_uring where libfuse and the kernel allow it)\n"
 	       "      nomerge               several sources: a directory for each\n"
 	       "      threads=N             FUSE worker threads (default: one per core, 2-16)\n");
 }

@@ -71,6 +71,20 @@ enum open_path passthrough_open(struct passthrough *pt, fuse_req_t req, struct o
  * open. */
 void passthrough_release(struct passthrough *pt, fuse_req_t req, struct open_file *of);
 
+/* ---- the transport (transport.c, or transport_none.c before libfuse
+ * 3.18: meson picks one) ---- */
+
+struct fs;
+/* Before the session starts: whether to ask libfuse for FUSE over io_uring
+ * (the library has it, the kernel allows it, the options want it). Logs the
+ * reason when not: the mount then uses /dev/fuse. */
+bool transport_prepare(struct fs *fs);
+/* At INIT: takes io_uring where it was asked for and the kernel offers it,
+ * and logs which transport serves the mount. */
+void transport_init_conn(struct fs *fs, struct fuse_conn_info *conn);
+/* "io_uring" or "dev_fuse": the channel req came over. */
+const char *transport_of(fuse_req_t req);
+
 /* ---- the filesystem (fs.c) ---- */
 
 struct fs_stats {
@@ -99,6 +113,7 @@ struct fs {
 	uint32_t owner_uid, owner_gid; /* of the store root directory and snapshot dirs */
 	int64_t start_sec;
 	struct fs_stats stats;
+	bool uring_asked; /* transport.c asked libfuse for io_uring */
 };
 
 /* The attributes of inode ino of a snapshot, as the mount shows them
