@@ -137,8 +137,7 @@ static void log_open_failure(struct snap_table *table, const struct snap *snap,
 	if (*why)
 		mount_log(table->log, CAIRN_LOG_ERROR, "%s", why);
 	else
-		mount_log(table->log, CAIRN_LOG_ERROR, "snapshot %s: %s", snap->snapshot,
-			  strerror(-r));
+		mount_log(table->log, CAIRN_LOG_ERROR, "snapshot %s: %s", snap->snapshot, strerror(-r));
 }
 
 int snap_index(struct snap_table *table, struct snap *snap, struct cairn_index **ret)
