@@ -76,11 +76,11 @@ void passthrough_release(struct passthrough *pt, fuse_req_t req, struct open_fil
 
 struct fs;
 /* Before the session starts: whether to ask libfuse for FUSE over io_uring
- * (the library has it, the kernel allows it, the options want it). Logs the
- * reason when not: the mount then uses /dev/fuse. */
+ * (the library has it, the kernel allows it, the options want it); keeps
+ * the reason when not: the mount then uses /dev/fuse. */
 bool transport_prepare(struct fs *fs);
 /* At INIT: takes io_uring where it was asked for and the kernel offers it,
- * and logs which transport serves the mount. */
+ * and logs which transport serves the mount and why. */
 void transport_init_conn(struct fs *fs, struct fuse_conn_info *conn);
 /* "io_uring" or "dev_fuse": the channel req came over. */
 const char *transport_of(fuse_req_t req);
@@ -113,7 +113,9 @@ struct fs {
 	uint32_t owner_uid, owner_gid; /* of the store root directory and snapshot dirs */
 	int64_t start_sec;
 	struct fs_stats stats;
-	bool uring_asked; /* transport.c asked libfuse for io_uring */
+	/* transport.c: why the mount is not served over io_uring; NULL: it is
+	 * asked for (the log line comes at INIT). */
+	const char *transport_why;
 };
 
 /* The attributes of inode ino of a snapshot, as the mount shows them

@@ -89,7 +89,7 @@ static const char *kernel_refuses(struct fs *fs, bool forced)
 bool transport_prepare(struct fs *fs)
 {
 	bool forced = fs->o.io_uring == CAIRN_MOUNT_URING_ON;
-	const char *why = NULL;
+	const char *why;
 
 	if (fs->o.io_uring == CAIRN_MOUNT_URING_OFF)
 		why = "-o noio_uring";
@@ -97,19 +97,20 @@ bool transport_prepare(struct fs *fs)
 		why = "this libfuse was built without io_uring; scripts/setup builds one with it";
 	else
 		why = kernel_refuses(fs, forced);
-	if (why) {
-		mount_log(&fs->log, forced ? CAIRN_LOG_WARNING : CAIRN_LOG_INFO,
-			  "transport: /dev/fuse (%s)", why);
-		return false;
-	}
-	fs->uring_asked = true;
-	return true;
+	/* Said at INIT, with the rest of what the connection settled. */
+	fs->transport_why = why;
+	return !why;
 }
 
 void transport_init_conn(struct fs *fs, struct fuse_conn_info *conn)
 {
-	if (!fs->uring_asked)
+	enum cairn_log_level level =
+		fs->o.io_uring == CAIRN_MOUNT_URING_ON ? CAIRN_LOG_WARNING : CAIRN_LOG_INFO;
+
+	if (fs->transport_why) {
+		mount_log(&fs->log, level, "transport: /dev/fuse (%s)", fs->transport_why);
 		return;
+	}
 	if (conn->capable_ext & FUSE_CAP_OVER_IO_URING) {
 		fuse_set_feature_flag(conn, FUSE_CAP_OVER_IO_URING);
 		mount_log(&fs->log, CAIRN_LOG_INFO,
@@ -117,8 +118,7 @@ void transport_init_conn(struct fs *fs, struct fuse_conn_info *conn)
 			  "fails to start, and /dev/fuse serves instead)");
 		return;
 	}
-	mount_log(&fs->log,
-		  fs->o.io_uring == CAIRN_MOUNT_URING_ON ? CAIRN_LOG_WARNING : CAIRN_LOG_INFO,
+	mount_log(&fs->log, level,
 		  "transport: /dev/fuse (the kernel did not offer io_uring on this connection)");
 }
 

@@ -6,21 +6,22 @@
 
 bool transport_prepare(struct fs *fs)
 {
-	if (fs->o.io_uring != CAIRN_MOUNT_URING_OFF)
+	(void)fs;
+	return false;
+}
+
+void transport_init_conn(struct fs *fs, struct fuse_conn_info *conn)
+{
+	(void)conn;
+	if (fs->o.io_uring == CAIRN_MOUNT_URING_OFF)
+		mount_log(&fs->log, CAIRN_LOG_INFO, "transport: /dev/fuse (-o noio_uring)");
+	else
 		mount_log(&fs->log,
 			  fs->o.io_uring == CAIRN_MOUNT_URING_ON ? CAIRN_LOG_WARNING
 								 : CAIRN_LOG_INFO,
 			  "transport: /dev/fuse (libfuse %s has no io_uring; it needs 3.18, which "
 			  "scripts/setup builds)",
 			  fuse_pkgversion());
-	else
-		mount_log(&fs->log, CAIRN_LOG_INFO, "transport: /dev/fuse (-o noio_uring)");
-	return false;
-}
-
-void transport_init_conn(struct fs *fs, struct fuse_conn_info *conn)
-{
-	(void)fs, (void)conn;
 }
 
 const char *transport_of(fuse_req_t req)

@@ -23,7 +23,7 @@ add tree "$WORK/tree.tar" || fail "cairn add"
 mnt=$WORK/mnt
 
 # mount_with OPTS: mounts tree on $mnt with -o OPTS (not mount_at, which
-# wants the suite's transport); stderr in $WORK/err.
+# wants the suite's transport).
 mount_with() {
 	MOUNTS+=("$mnt")
 	mkdir -p "$mnt"
@@ -32,79 +32,86 @@ mount_with() {
 	DAEMON[$mnt]=$(daemon_pid "$mnt")
 }
 
+# in_ns FAKE OPTS: in a private mount namespace where the kernel's switch
+# reads as the file FAKE (none: as it is), mounts tree in the foreground
+# with -o OPTS (its log on stderr, in $WORK/err), reads a file, prints the
+# stats and unmounts. Exit 3: bind mount, 4: mount, 5: read, 6: unmount.
+in_ns() {
+	unshare -m --propagation private bash -c '
+		cairn=$1 store=$2 cache=$3 mnt=$4 fake=$5 opts=$6 err=$7
+		sw=/sys/module/fuse/parameters/enable_uring
+		trap "\"$cairn\" umount \"$mnt\" 2>/dev/null || umount -l \"$mnt\" 2>/dev/null" EXIT
+		if [ -n "$fake" ] && [ -e $sw ]; then
+			mount --bind "$fake" $sw && mount -o remount,bind,ro $sw || exit 3
+		fi
+		"$cairn" -s "$store" mount -f -o "cache=$cache$opts" tree "$mnt" 2>"$err" &
+		pid=$!
+		for i in $(seq 1 200); do
+			mountpoint -q "$mnt" && break
+			kill -0 $pid 2>/dev/null || exit 4
+			sleep 0.05
+		done
+		cat "$mnt/dir/hello" >/dev/null || exit 5
+		getfattr --only-values -n user.cairn.stats "$mnt"
+		"$cairn" umount "$mnt" || exit 6
+		trap - EXIT
+		wait $pid || exit 6
+	' in_ns "$CAIRN" "$STORE" "$CACHE" "$mnt" "$1" "$2" "$WORK/err"
+}
+
+# served FAKE OPTS WANT LOG: the mount of in_ns is served over WANT and
+# logs LOG (a grep pattern).
+served() {
+	local what="switch ${1:-as it is} -o ${2#,}" out r
+	out=$(in_ns "$1" "$2")
+	r=$?
+	if [ $r != 0 ]; then
+		fail "$what: exit $r: $(cat "$WORK/err")"
+	elif [[ $out != *transport=$3* ]]; then
+		fail "$what: not served over $3: $out; $(cat "$WORK/err")"
+	elif ! grep -q "$4" "$WORK/err"; then
+		fail "$what: no log line '$4': $(cat "$WORK/err")"
+	else
+		pass
+	fi
+}
+
+mkdir -p "$mnt"
+unset CAIRN_FUSE_TRANSPORT # the default: io_uring where it can be
+
 # ---- forced off ----
 
-if mount_with noio_uring; then
-	[ "$(stat_of "$mnt" transport)" = dev_fuse ] ||
-		fail "-o noio_uring: served over $(stat_of "$mnt" transport)"
-	grep -q 'transport: /dev/fuse (-o noio_uring)' "$WORK/err" ||
-		fail "-o noio_uring: no log line: $(cat "$WORK/err")"
-	check "-o noio_uring: the tree" python3 "$COMPARE" --no-owner "$mnt" "$SRC"
-	unmount "$mnt" || fail "-o noio_uring: unmount"
-else
-	fail "-o noio_uring: mount failed: $(cat "$WORK/err")"
-fi
+served "" ,noio_uring dev_fuse 'transport: /dev/fuse (-o noio_uring)'
 
 # ---- forced on, where it can be ----
 
 if ! ldd "$CAIRN" | grep -q 'liburing\.so' || [ ! -e "$URING_SWITCH" ]; then
 	echo "# no io_uring in this libfuse or kernel: the forced-on case is not run"
-elif mount_with io_uring; then
-	[ "$(stat_of "$mnt" transport)" = io_uring ] ||
-		fail "-o io_uring: served over $(stat_of "$mnt" transport): $(cat "$WORK/err")"
-	check "-o io_uring: the tree" python3 "$COMPARE" --no-owner "$mnt" "$SRC"
-	[ "$(stat_of "$mnt" opens_passthrough)" -gt 0 ] ||
-		fail "-o io_uring: big did not pass through: $(getfattr --only-values -n user.cairn.stats "$mnt")"
-	unmount "$mnt" || fail "-o io_uring: unmount"
 else
-	fail "-o io_uring: mount failed: $(cat "$WORK/err")"
+	served "" ,io_uring io_uring 'transport: io_uring'
+	if mount_with io_uring; then
+		check "-o io_uring: the tree" python3 "$COMPARE" --no-owner "$mnt" "$SRC"
+		[ "$(stat_of "$mnt" opens_passthrough)" -gt 0 ] ||
+			fail "-o io_uring: big did not pass through: $(getfattr --only-values -n user.cairn.stats "$mnt")"
+		unmount "$mnt" || fail "-o io_uring: unmount"
+	else
+		fail "-o io_uring: mount failed: $(cat "$WORK/err")"
+	fi
 fi
 
-# ---- io_uring that cannot start ----
-
-# fallback FAKE OPTS: in a private mount namespace where the kernel's
-# switch reads as FAKE, mounts with OPTS, reads a file, prints the stats
-# and unmounts; the mount's stderr goes to $WORK/err.
-fallback() {
-	unshare -m --propagation private bash -c '
-		cairn=$1 store=$2 cache=$3 mnt=$4 fake=$5 opts=$6 err=$7
-		trap "\"$cairn\" umount \"$mnt\" 2>/dev/null || umount -l \"$mnt\" 2>/dev/null" EXIT
-		if [ -e /sys/module/fuse/parameters/enable_uring ]; then
-			mount --bind "$fake" /sys/module/fuse/parameters/enable_uring &&
-				mount -o remount,bind,ro /sys/module/fuse/parameters/enable_uring ||
-				exit 3
-		fi
-		"$cairn" -s "$store" mount -o "cache=$cache$opts" tree "$mnt" 2>"$err" || exit 4
-		cat "$mnt/dir/hello" >/dev/null || exit 5
-		getfattr --only-values -n user.cairn.stats "$mnt"
-		"$cairn" umount "$mnt" || exit 6
-		trap - EXIT
-	' fallback "$CAIRN" "$STORE" "$CACHE" "$mnt" "$1" "$2" "$WORK/err"
-}
+# ---- io_uring that cannot start: /dev/fuse, a log line, never a failure ----
 
 printf 'N\n' >"$WORK/switch-off"
-unset CAIRN_FUSE_TRANSPORT # the default: io_uring where it can be
 for fake in "$WORK/switch-off" /dev/null; do
-	for opts in ,io_uring ""; do
-		what="switch ${fake##*/}, -o ${opts#,}"
-		out=$(fallback "$fake" "$opts")
-		r=$?
-		if [ $r != 0 ]; then
-			fail "$what: exit $r (3: bind mount, 4: mount, 5: read, 6: unmount): $(cat "$WORK/err")"
-			continue
-		fi
-		[[ $out == *transport=dev_fuse* ]] || fail "$what: not served over /dev/fuse: $out"
-		if ldd "$CAIRN" | grep -q 'liburing\.so'; then
-			case $fake in
-			*switch-off) want="FUSE over io_uring is off" ;;
-			*) want="this kernel has no FUSE over io_uring" ;;
-			esac
-		else
-			want="has no io_uring"
-		fi
-		grep -q "transport: /dev/fuse (.*$want" "$WORK/err" ||
-			fail "$what: no fallback log line ($want): $(cat "$WORK/err")"
-		pass
-	done
+	if ! ldd "$CAIRN" | grep -q 'liburing\.so'; then
+		want="has no io_uring"
+	elif [ "$fake" = /dev/null ]; then
+		want="this kernel has no FUSE over io_uring"
+	else
+		want="FUSE over io_uring is off"
+	fi
+	served "$fake" ,io_uring dev_fuse "transport: /dev/fuse (.*$want"
+	served "$fake" "" dev_fuse "transport: /dev/fuse (.*$want"
 done
+
 finish
