@@ -410,19 +410,20 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &st);
 }
 
-static int stats_text(struct fs *fs, char *buf, size_t size)
+/* transport: the channel this very request came over (transport.c). */
+static int stats_text(struct fs *fs, fuse_req_t req, char *buf, size_t size)
 {
 	const struct fs_stats *s = &fs->stats;
 
 	return snprintf(buf, size,
 			"passthrough=%d reads=%llu opens_passthrough=%llu opens_cached=%llu "
-			"opens_direct=%llu blobs_made=%llu read_errors=%llu\n",
+			"opens_direct=%llu blobs_made=%llu read_errors=%llu transport=%s\n",
 			(int)passthrough_on(fs->pt), (unsigned long long)atomic_load(&s->reads),
 			(unsigned long long)atomic_load(&s->opens_passthrough),
 			(unsigned long long)atomic_load(&s->opens_cached),
 			(unsigned long long)atomic_load(&s->opens_direct),
 			(unsigned long long)blob_cache_made(fs->blobs),
-			(unsigned long long)atomic_load(&s->read_errors));
+			(unsigned long long)atomic_load(&s->read_errors), transport_of(req));
 }
 
 /* The request counters, appended to the stats line (replacing its "\n"). */
@@ -481,7 +482,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 	/* The mount's counters, on its root only, for tests and the curious. */
 	if (ino == FUSE_ROOT_ID && strcmp(name, STATS_XATTR) == 0) {
-		int n = stats_text(fs, text, sizeof(text));
+		int n = stats_text(fs, req, text, sizeof(text));
 		n += requests_text(fs, text + n - 1, sizeof(text) - (size_t)n + 1) - 1;
 		reply_xattr_value(req, text, (size_t)n, size);
 		return;

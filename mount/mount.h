@@ -37,6 +37,13 @@ struct cairn_mount_source {
 	const char *path; /* the directory served as its root; NULL or "": the root */
 };
 
+/* The channel requests come over (docs/cairn.1, "Transport"). */
+enum cairn_mount_uring {
+	CAIRN_MOUNT_URING_AUTO, /* io_uring where libfuse and the kernel allow it */
+	CAIRN_MOUNT_URING_ON,   /* -o io_uring: also turn the kernel's switch on (root) */
+	CAIRN_MOUNT_URING_OFF,  /* -o noio_uring: /dev/fuse */
+};
+
 struct cairn_mount_options {
 	const char *store_path; /* the store (required) */
 	const char *snapshot;   /* serve this snapshot; NULL: the whole store */
@@ -90,6 +97,7 @@ struct cairn_mount_options {
 	/* READDIRPLUS (names with attributes) for every listing, where the
 	 * kernel's heuristic wants it, or never: -o readdirplus=always|auto|never */
 	enum { CAIRN_RDPLUS_ALWAYS, CAIRN_RDPLUS_AUTO, CAIRN_RDPLUS_NEVER } readdirplus;
+	enum cairn_mount_uring io_uring;
 	bool debug; /* libfuse debug output */
 	cairn_mount_log_fn log;
 	void *log_userdata;

@@ -75,6 +75,20 @@ enum open_path passthrough_open(struct passthrough *pt, fuse_req_t req, struct o
  * open. */
 void passthrough_release(struct passthrough *pt, fuse_req_t req, struct open_file *of);
 
+/* ---- the transport (transport.c, or transport_none.c before libfuse
+ * 3.18: meson picks one) ---- */
+
+struct fs;
+/* Before the session starts: whether to ask libfuse for FUSE over io_uring
+ * (the library has it, the kernel allows it, the options want it); keeps
+ * the reason when not: the mount then uses /dev/fuse. */
+bool transport_prepare(struct fs *fs);
+/* At INIT: takes io_uring where it was asked for and the kernel offers it,
+ * and logs which transport serves the mount and why. */
+void transport_init_conn(struct fs *fs, struct fuse_conn_info *conn);
+/* "io_uring" or "dev_fuse": the channel req came over. */
+const char *transport_of(fuse_req_t req);
+
 /* ---- the filesystem (fs.c) ---- */
 
 struct fs_stats {
@@ -113,6 +127,9 @@ struct fs {
 	 * hint per inode slot (a collision costs a readahead at most). */
 	bool no_opendir, no_open;
 	_Atomic uint64_t seq_hint[64];
+	/* transport.c: why the mount is not served over io_uring; NULL: it is
+	 * asked for (the log line comes at INIT). */
+	const char *transport_why;
 };
 
 /* The attributes of inode ino of a snapshot, as the mount shows them

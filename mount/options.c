@@ -35,6 +35,20 @@ void mount_default_cache_dir(char *buf, size_t size)
 		snprintf(buf, size, "/var/cache/cairn");
 }
 
+/* CAIRN_FUSE_TRANSPORT=io_uring|dev_fuse: the default of -o io_uring /
+ * noio_uring, so that every mount a test (or a service) makes, whichever
+ * way it is made, uses one transport; anything else means neither. */
+static enum cairn_mount_uring transport_from_env(void)
+{
+	const char *env = getenv("CAIRN_FUSE_TRANSPORT");
+
+	if (env && strcmp(env, "io_uring") == 0)
+		return CAIRN_MOUNT_URING_ON;
+	if (env && strcmp(env, "dev_fuse") == 0)
+		return CAIRN_MOUNT_URING_OFF;
+	return CAIRN_MOUNT_URING_AUTO;
+}
+
 void cairn_mount_options_default(struct cairn_mount_options *o)
 {
 	*o = (struct cairn_mount_options){
@@ -48,6 +62,7 @@ void cairn_mount_options_default(struct cairn_mount_options *o)
 		.umask = -1,
 		.dmask = -1,
 		.fmask = -1,
+		.io_uring = transport_from_env(),
 	};
 }
 
@@ -194,6 +209,18 @@ static int apply_value_option(struct cairn_mount_options *o, const char *key, co
 	return 0;
 }
 
+/* -o io_uring / noio_uring: the last one wins, like mount(8)'s pairs. */
+static int apply_transport_option(struct cairn_mount_options *o, const char *opt)
+{
+	if (strcmp(opt, "io_uring") == 0)
+		o->io_uring = CAIRN_MOUNT_URING_ON;
+	else if (strcmp(opt, "noio_uring") == 0)
+		o->io_uring = CAIRN_MOUNT_URING_OFF;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static int apply_option(struct cairn_mount_options *o, char *opt)
 {
 	char *eq = strchr(opt, '=');
@@ -226,7 +253,7 @@ static int apply_option(struct cairn_mount_options *o, char *opt)
 		o->versions = true;
 		return 0;
 	}
-	return -EINVAL;
+	return apply_transport_option(o, opt);
 }
 
 int cairn_mount_options_parse(struct cairn_mount_options *o, const char *opts, char *msg,

@@ -172,18 +172,30 @@ static char *session_options(const struct fs *fs)
 	return opts;
 }
 
+/* fs.c's init, after the transport's part of the negotiation. */
+static void session_init(void *userdata, struct fuse_conn_info *conn)
+{
+	transport_init_conn(userdata, conn);
+	cairn_fs_ops.init(userdata, conn);
+}
+
 static struct fuse_session *session_new(struct fs *fs)
 {
 	_cleanup_free_ char *opts = session_options(fs);
-	char *argv[4] = {"cairn", "-o", opts, NULL};
+	char *argv[6] = {"cairn", "-o", opts, NULL};
 	int argc = 3;
 
 	if (!opts)
 		return NULL;
 	if (fs->o.debug)
 		argv[argc++] = "-d";
+	if (transport_prepare(fs))
+		argv[argc++] = "-oio_uring";
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct fuse_session *se = fuse_session_new(&args, &cairn_fs_ops, sizeof(cairn_fs_ops), fs);
+	/* libfuse copies the table. */
+	struct fuse_lowlevel_ops ops = cairn_fs_ops;
+	ops.init = session_init;
+	struct fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), fs);
 	fuse_opt_free_args(&args);
 	return se;
 }

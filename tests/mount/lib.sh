@@ -23,6 +23,30 @@ COMPARE=$(abs_path "$3")
 [ -r /dev/fuse ] && [ -w /dev/fuse ] || skip "/dev/fuse is not usable here"
 need_tools bsdtar tar python3 getfattr setfattr
 
+# The transport every mount of the test uses, whichever way it is made
+# (CAIRN_FUSE_TRANSPORT is the default of -o io_uring / noio_uring): meson
+# runs each mount test over /dev/fuse, and again as NAME_uring with
+# CAIRN_TEST_TRANSPORT=io_uring where libfuse has it. mount_at checks that
+# the mount really is served that way. The io_uring run turns the kernel's
+# machine-wide switch on (each mount would, as root, with -o io_uring).
+URING_SWITCH=/sys/module/fuse/parameters/enable_uring
+TRANSPORT=${CAIRN_TEST_TRANSPORT:-dev_fuse}
+case $TRANSPORT in
+io_uring)
+	ldd "$CAIRN" 2>/dev/null | grep -q 'liburing\.so' ||
+		skip "this build's libfuse has no io_uring"
+	[ -e "$URING_SWITCH" ] || skip "this kernel has no FUSE over io_uring"
+	[ "$(cat "$URING_SWITCH")" = Y ] || echo 1 >"$URING_SWITCH" ||
+		skip "cannot turn FUSE over io_uring on ($URING_SWITCH)"
+	;;
+dev_fuse) ;;
+*)
+	echo "CAIRN_TEST_TRANSPORT=$TRANSPORT: expected io_uring or dev_fuse" >&2
+	exit 1
+	;;
+esac
+export CAIRN_FUSE_TRANSPORT=$TRANSPORT
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-mount-$TEST_NAME-XXXXXX") || exit 1
 STORE=$WORK/store
 CACHE=$WORK/cache
@@ -72,6 +96,12 @@ mount_at() {
 			return 1
 		}
 		DAEMON[$mnt]=$(daemon_pid "$mnt")
+		local served
+		served=$(stat_of "$mnt" transport)
+		[ "$served" = "$TRANSPORT" ] || {
+			echo "$mnt is served over '$served', not $TRANSPORT"
+			return 1
+		}
 	fi
 	[ -s "$WORK/mount.err" ] && cat "$WORK/mount.err"
 	return $r

@@ -52,11 +52,11 @@ def problem(text):
 
 
 def stats(path):
-    """The counters of the mount that holds path."""
+    """The counters of the mount that holds path (and its transport, a word)."""
     while not os.path.ismount(path):
         path = os.path.dirname(path)
     text = os.getxattr(path, "user.cairn.stats").decode()
-    return {k: int(v) for k, v in (f.split("=") for f in text.split())}
+    return {k: int(v) if v.isdigit() else v for k, v in (f.split("=") for f in text.split())}
 
 
 def read_ref(ref, path):

@@ -434,6 +434,36 @@ START_TEST(test_options_readdirplus)
 }
 END_TEST
 
+/* -o io_uring / noio_uring, the last one winning, over the default that
+ * CAIRN_FUSE_TRANSPORT gives. */
+START_TEST(test_options_transport)
+{
+	struct cairn_mount_options o;
+	char msg[256] = "";
+
+	unsetenv("CAIRN_FUSE_TRANSPORT");
+	cairn_mount_options_default(&o);
+	ck_assert_int_eq(o.io_uring, CAIRN_MOUNT_URING_AUTO);
+	ck_assert_int_eq(cairn_mount_options_parse(&o, "io_uring", msg, sizeof(msg)), 0);
+	ck_assert_int_eq(o.io_uring, CAIRN_MOUNT_URING_ON);
+	ck_assert_int_eq(cairn_mount_options_parse(&o, "io_uring,noio_uring", msg, sizeof(msg)), 0);
+	ck_assert_int_eq(o.io_uring, CAIRN_MOUNT_URING_OFF);
+	ck_assert_int_eq(cairn_mount_options_parse(&o, "io_uring=1", msg, sizeof(msg)), -EINVAL);
+	setenv("CAIRN_FUSE_TRANSPORT", "dev_fuse", 1);
+	cairn_mount_options_default(&o);
+	ck_assert_int_eq(o.io_uring, CAIRN_MOUNT_URING_OFF);
+	ck_assert_int_eq(cairn_mount_options_parse(&o, "io_uring", msg, sizeof(msg)), 0);
+	ck_assert_int_eq(o.io_uring, CAIRN_MOUNT_URING_ON);
+	setenv("CAIRN_FUSE_TRANSPORT", "io_uring", 1);
+	cairn_mount_options_default(&o);
+	ck_assert_int_eq(o.io_uring, CAIRN_MOUNT_URING_ON);
+	setenv("CAIRN_FUSE_TRANSPORT", "fast", 1);
+	cairn_mount_options_default(&o);
+	ck_assert_int_eq(o.io_uring, CAIRN_MOUNT_URING_AUTO);
+	unsetenv("CAIRN_FUSE_TRANSPORT");
+}
+END_TEST
+
 START_TEST(test_options_owners)
 {
 	struct cairn_mount_options o;
@@ -792,6 +822,7 @@ static Suite *mount_suite(void)
 		{"inodes_one_snapshot", test_inodes_one_snapshot, 1, 60},
 		{"options_sizes", test_options_sizes, 1, 60},
 		{"options_bad", test_options_bad, 1, 60},
+		{"options_transport", test_options_transport, 1, 60},
 		{"options_owners", test_options_owners, 1, 60},
 		{"options_readdirplus", test_options_readdirplus, 1, 60},
 		{"read_path", test_read_path, 1, 60},
