@@ -53,8 +53,8 @@ static void mount_help(void)
 	       "                   become directories, the file kept as NAME.orig)\n"
 	       "  -f               stay in the foreground (log to stderr)\n"
 	       "  -d               debug: foreground, with libfuse's request log\n"
-	       "  -o OPTIONS       comma-separated:\n"
-	       "      allow_other           let other users in (turns on default_permissions)\n"
+	       "  -o OPTIONS       comma-separated:\n");
+	printf("      allow_other           let other users in (turns on default_permissions)\n"
 	       "      default_permissions   the kernel checks modes and owners as recorded\n"
 	       "      uid=N, gid=N, umask=M show every file with this owner / mask\n"
 	       "      dmask=M, fmask=M      mask directories / everything else (after umask)\n"
