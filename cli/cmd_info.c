@@ -21,6 +21,7 @@ struct info {
 /* The store's totals. */
 struct store_totals {
 	struct cairn_store_stats stats;
+	struct cairn_store_delta_stats deltas;
 	uint64_t snapshots;
 	uint64_t logical_bytes; /* all snapshots' file bytes */
 };
@@ -150,7 +151,11 @@ static void print_store_json(struct info *info, const struct store_totals *t)
 	cli_json_ratio(s->chunk_bytes, s->stored_bytes);
 	printf(", \"overall_ratio\": ");
 	cli_json_ratio(t->logical_bytes, s->pack_bytes);
-	printf("}\n");
+	printf(", \"delta_chunks\": %llu, \"delta_chunk_bytes\": %llu, \"delta_stored_bytes\": "
+	       "%llu, \"delta_saved_bytes\": %llu}\n",
+	       (unsigned long long)t->deltas.chunks, (unsigned long long)t->deltas.chunk_bytes,
+	       (unsigned long long)t->deltas.stored_bytes,
+	       (unsigned long long)t->deltas.saved_bytes);
 }
 
 static void print_store_text(struct info *info, const struct store_totals *t)
@@ -181,6 +186,11 @@ static void print_store_text(struct info *info, const struct store_totals *t)
 	     cli_ratio(s->chunk_bytes, s->stored_bytes, a, sizeof(a)));
 	line("overall", "%-12s logical / pack bytes",
 	     cli_ratio(t->logical_bytes, s->pack_bytes, a, sizeof(a)));
+	line("deltas", "%llu chunks, %s stored as %s, saving %s",
+	     (unsigned long long)t->deltas.chunks,
+	     cairn_format_bytes(t->deltas.chunk_bytes, a, sizeof(a)),
+	     cairn_format_bytes(t->deltas.stored_bytes, b, sizeof(b)),
+	     cairn_format_bytes(t->deltas.saved_bytes, c, sizeof(c)));
 }
 
 static int info_store(struct info *info)
@@ -188,6 +198,8 @@ static int info_store(struct info *info)
 	struct store_totals t = {0};
 
 	int r = cairn_store_stats(info->store, &t.stats);
+	if (r == 0)
+		r = cairn_store_delta_stats(info->store, &t.deltas);
 	if (r < 0) {
 		cli_error("%s: %s", cairn_store_path(info->store), strerror(-r));
 		return EXIT_ERROR;

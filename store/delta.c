@@ -25,7 +25,8 @@ int delta_read_ref(int fd, const struct table_entry *entry, struct delta_ref *re
 static int level_buffers(struct frame_reader *reader, const struct cairn_store *store,
 			 unsigned level)
 {
-	size_t payload_size = ZSTD_compressBound(store->params.chunk_max) + sizeof(struct delta_ref);
+	size_t payload_size =
+		ZSTD_compressBound(store->params.chunk_max) + sizeof(struct delta_ref);
 
 	if (!reader->delta[level].payload)
 		reader->delta[level].payload = malloc(payload_size);
@@ -36,8 +37,8 @@ static int level_buffers(struct frame_reader *reader, const struct cairn_store *
 
 /* The base's table entry and a pack fd for it (*own: close it after). */
 static const char *base_locate(struct frame_reader *reader, const struct cairn_store *store,
-			       const struct cairn_id *id, const struct table_entry **ret, int *ret_fd,
-			       bool *own)
+			       const struct cairn_id *id, const struct table_entry **ret,
+			       int *ret_fd, bool *own)
 {
 	const struct table_entry *base = table_find(store_table(store), id);
 
@@ -127,4 +128,81 @@ const char *delta_decode(struct frame_reader *reader, const struct cairn_store *
 		r = ZSTD_decompressDCtx(reader->dctx, out, entry->size, copy + sizeof(ref),
 					entry->stored_size - sizeof(ref));
 	return ZSTD_isError(r) || r != entry->size ? "does not decompress (delta)" : NULL;
+}
+
+/* ---- gc and info ---- */
+
+static bool dropped_get(const uint64_t *bits, uint64_t i)
+{
+	return bits[i / 64] >> (i % 64) & 1;
+}
+
+/* One pass over the live deltas; returns how many bases it revived. */
+static int64_t keep_pass(struct cairn_store *store, const struct chunk_table *table,
+			 uint64_t *dropped, void (*revive)(void *, uint64_t), void *ctx)
+{
+	int64_t revived = 0;
+
+	for (uint64_t i = 0; i < table->entry_count; i++) {
+		const struct table_entry *entry = &table->entries[i];
+		struct delta_ref ref;
+		struct cairn_id id;
+		if (entry->codec != CODEC_DELTA || dropped_get(dropped, i))
+			continue;
+		int fd = store_pack_fd(store, entry->pack_num);
+		if (fd < 0)
+			return fd;
+		int r = delta_read_ref(fd, entry, &ref);
+		if (r < 0)
+			return r;
+		memcpy(id.bytes, ref.base_id, CAIRN_ID_SIZE);
+		const struct table_entry *base = table_find(table, &id);
+		/* A missing base is damage verify reports; gc keeps the delta. */
+		uint64_t b = base ? (uint64_t)(base - table->entries) : 0;
+		if (base && dropped_get(dropped, b)) {
+			dropped[b / 64] &= ~(1ull << (b % 64));
+			revive(ctx, b);
+			revived++;
+		}
+	}
+	return revived;
+}
+
+int delta_keep_bases(struct cairn_store *store, const struct chunk_table *table, uint64_t *dropped,
+		     void (*revive)(void *, uint64_t), void *ctx)
+{
+	/* A revived base may be a delta itself: chains are at most
+	 * DELTA_MAX_DEPTH long, so that many passes reach every base. */
+	for (unsigned pass = 0; pass <= DELTA_MAX_DEPTH; pass++) {
+		int64_t r = keep_pass(store, table, dropped, revive, ctx);
+		if (r <= 0)
+			return (int)r;
+	}
+	return 0;
+}
+
+int cairn_store_delta_stats(struct cairn_store *store, struct cairn_store_delta_stats *ret)
+{
+	const struct chunk_table *table = store_table(store);
+	struct cairn_store_delta_stats stats = {0};
+
+	if (!table)
+		return -EBADF;
+	for (uint64_t i = 0; i < table->entry_count; i++) {
+		const struct table_entry *entry = &table->entries[i];
+		struct delta_ref ref;
+		if (entry->codec != CODEC_DELTA)
+			continue;
+		int fd = store_pack_fd(store, entry->pack_num);
+		int r = fd < 0 ? fd : delta_read_ref(fd, entry, &ref);
+		if (r < 0)
+			return r;
+		stats.chunks++;
+		stats.chunk_bytes += entry->size;
+		stats.stored_bytes += entry->stored_size;
+		if (ref.plain_size > entry->stored_size)
+			stats.saved_bytes += ref.plain_size - entry->stored_size;
+	}
+	*ret = stats;
+	return 0;
 }

@@ -68,8 +68,7 @@ struct sketch {
 
 /* Computes chunk's super-features with gear (the chunker's table). Returns
  * false when the chunk is too small or too uniform to sketch. */
-bool sketch_compute(const uint64_t gear[256], const uint8_t *data, size_t size,
-		    struct sketch *ret);
+bool sketch_compute(const uint64_t gear[256], const uint8_t *data, size_t size, struct sketch *ret);
 
 /* STORE/sketches mapped read-only: super-feature -> chunk id. */
 struct sketch_table;

@@ -29,7 +29,7 @@ struct cache_slot {
 
 struct delta_writer {
 	struct sketch_table *table;
-	uint64_t *map_sf; /* the session's super-features, open addressing */
+	uint64_t *map_sf;    /* the session's super-features, open addressing */
 	uint32_t *map_entry; /* entry index + 1; 0: empty */
 	size_t map_cap, map_count;
 	struct cache_slot *cache;
@@ -68,9 +68,13 @@ static int map_grow(struct delta_writer *d)
 	uint64_t *old_sf = d->map_sf;
 	uint32_t *old_entry = d->map_entry;
 	size_t old_cap = d->map_cap;
-	*d = (struct delta_writer){.table = d->table, .map_sf = sf, .map_entry = entry,
-				   .map_cap = cap, .map_count = d->map_count,
-				   .cache = d->cache, .cache_slots = d->cache_slots};
+	*d = (struct delta_writer){.table = d->table,
+				   .map_sf = sf,
+				   .map_entry = entry,
+				   .map_cap = cap,
+				   .map_count = d->map_count,
+				   .cache = d->cache,
+				   .cache_slots = d->cache_slots};
 	for (size_t i = 0; i < old_cap; i++) {
 		if (old_entry[i] == 0)
 			continue;
@@ -173,8 +177,8 @@ void delta_writer_free(struct cairn_writer *w)
 
 /* ---- choosing a base ---- */
 
-static void candidate_add(struct candidate *cands, unsigned *count, bool session,
-			  uint32_t index, const struct cairn_id *id)
+static void candidate_add(struct candidate *cands, unsigned *count, bool session, uint32_t index,
+			  const struct cairn_id *id)
 {
 	for (unsigned i = 0; i < *count; i++) {
 		if (cands[i].session == session &&
@@ -183,12 +187,14 @@ static void candidate_add(struct candidate *cands, unsigned *count, bool session
 			return;
 		}
 	}
-	cands[(*count)++] = (struct candidate){
-		.session = session, .index = index, .id = id ? *id : (struct cairn_id){{0}}, .hits = 1};
+	cands[(*count)++] = (struct candidate){.session = session,
+					       .index = index,
+					       .id = id ? *id : (struct cairn_id){{0}},
+					       .hits = 1};
 }
 
-static unsigned candidates_find(struct cairn_writer *w, const struct sketch *sketch,
-				size_t self, struct candidate *cands)
+static unsigned candidates_find(struct cairn_writer *w, const struct sketch *sketch, size_t self,
+				struct candidate *cands)
 {
 	unsigned count = 0;
 
@@ -239,8 +245,7 @@ static int base_from_session(struct cairn_writer *w, uint32_t index, struct delt
 
 /* A stored base: read (and checked against its id) through the writer's
  * frame reader. A damaged or unreadable one is simply not used. */
-static int base_from_store(struct cairn_writer *w, const struct cairn_id *id,
-			   struct delta_job *job)
+static int base_from_store(struct cairn_writer *w, const struct cairn_id *id, struct delta_job *job)
 {
 	const struct table_entry *base = table_find(store_table(w->store), id);
 	struct delta_ref ref = {.depth = 0};

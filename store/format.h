@@ -22,7 +22,7 @@
  * cairn that reads only version 1 refuses the store as unsupported instead
  * of misreading a delta. Readers take both. */
 #define CONFIG_VERSION_DELTA 2u
-#define KEY_SIZE       32
+#define KEY_SIZE             32
 
 struct config_disk {
 	char magic[8];

@@ -136,7 +136,8 @@ static bool entry_plausible(const struct cairn_store *store, const struct table_
 	       (entry->codec == CODEC_ZSTD ||
 		(entry->codec == CODEC_RAW && entry->stored_size == entry->frame_size) ||
 		(entry->codec == CODEC_DELTA && entry->members == 1 &&
-		 entry->frame_size == entry->size && entry->stored_size > sizeof(struct delta_ref) &&
+		 entry->frame_size == entry->size &&
+		 entry->stored_size > sizeof(struct delta_ref) &&
 		 entry->stored_size <= ZSTD_compressBound(max) + sizeof(struct delta_ref)));
 }
 

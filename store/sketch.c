@@ -28,8 +28,7 @@ static uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-bool sketch_compute(const uint64_t gear[256], const uint8_t *data, size_t size,
-		    struct sketch *ret)
+bool sketch_compute(const uint64_t gear[256], const uint8_t *data, size_t size, struct sketch *ret)
 {
 	uint64_t feature[SKETCH_FEATURES] = {0};
 	uint64_t mul[SKETCH_FEATURES];

@@ -195,6 +195,10 @@ const char *delta_decode(struct frame_reader *reader, const struct cairn_store *
 /* Reads the delta reference of entry (a CODEC_DELTA entry) from the pack
  * open on fd. Returns 0, or -EBADMSG/-errno. Not checked beyond its size. */
 int delta_read_ref(int fd, const struct table_entry *entry, struct delta_ref *ret);
+/* gc: clears the dropped bit of every base a live delta needs, down the
+ * chain, calling revive(ctx, index) for each. Returns 0 or -errno. */
+int delta_keep_bases(struct cairn_store *store, const struct chunk_table *table, uint64_t *dropped,
+		     void (*revive)(void *, uint64_t), void *ctx);
 
 /* Compares entry's stored chunk with data (entry->size bytes), decoding
  * through scratch (chunk_max bytes) when needed: 1 when equal (no re-hash:
@@ -243,7 +247,7 @@ struct cairn_store {
 	uint8_t hash_key[KEY_SIZE];
 	uint8_t chunk_secret[ID_VARIANTS][SECRET_SIZE];
 	uint8_t file_secret[SECRET_SIZE];
-	cairn_id_fn id_fn; /* NULL: the real one; set by tests only */
+	cairn_id_fn id_fn;       /* NULL: the real one; set by tests only */
 	uint32_t config_version; /* CONFIG_VERSION, or CONFIG_VERSION_DELTA once deltas may be in */
 
 	_Atomic(struct chunk_table *) table;
