@@ -58,7 +58,7 @@ void delta_session_reset(struct cairn_writer *w);
 
 /* ---- sketches (sketch.c) ---- */
 
-#define SKETCH_SUPER     3    /* super-features per chunk */
+#define SKETCH_SUPER     6    /* super-features per chunk */
 #define SKETCH_MIN_CHUNK 1024 /* smaller chunks get no sketch (and no base) */
 #define SKETCH_NAME      "sketches"
 

@@ -57,7 +57,7 @@ enum chunk_codec {
  * dictionary (ZSTD_CCtx_refPrefix). depth is 1 + the base's depth (0 for a
  * whole chunk) and at most DELTA_MAX_DEPTH, so a read decodes at most
  * DELTA_MAX_DEPTH + 1 frames. */
-#define DELTA_MAX_DEPTH 2
+#define DELTA_MAX_DEPTH 4
 struct delta_ref {
 	uint8_t base_id[CAIRN_ID_SIZE];
 	uint32_t base_size;

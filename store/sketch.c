@@ -168,7 +168,8 @@ int sketch_table_write(int dirfd, const struct sketch_table *table, const uint64
 
 	for (uint64_t i = 0; table && i < table->slot_count; i++)
 		used += table->slots[i].sf != 0;
-	while (slots < 2 * used)
+	/* Linear probing stays short up to three quarters full. */
+	while (slots * 3 < used * 4)
 		slots *= 2;
 	size_t size = sizeof(struct sketch_header) + slots * sizeof(struct sketch_slot);
 	_cleanup_free_ uint8_t *buf = calloc(1, size);

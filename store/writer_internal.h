@@ -36,7 +36,7 @@ enum entry_state {
 struct new_entry {
 	struct table_entry e; /* location written by a worker before state */
 	atomic_int state;
-	bool in_open_group; /* main thread only: bytes still in w->open_group */
+	bool in_open_group;  /* main thread only: bytes still in w->open_group */
 	uint8_t delta_depth; /* main thread only: its chain depth if stored as a delta */
 };
 
