@@ -17,6 +17,8 @@
 
 /* A delta is kept when it takes under this share of the plain frame. */
 #define DELTA_KEEP_PERCENT 80
+/* A delta under 1/DELTA_TINY of its chunk is kept without trying plain. */
+#define DELTA_TINY 32
 /* Bytes of recent new chunks kept in memory as bases for later ones. */
 #define DELTA_CACHE_BYTES (32u << 20)
 #define DELTA_CANDIDATES  (2 * SKETCH_SUPER)
@@ -322,6 +324,23 @@ int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_
 
 /* ---- the worker side ---- */
 
+/* The delta against the base into payload + its reference; returns its
+ * size, or 0 when zstd failed. */
+static size_t compress_delta(struct ZSTD_CCtx_s *cctx, const struct group *group,
+			     const struct delta_job *job, int level, uint8_t *out, size_t cap)
+{
+	size_t n = ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+
+	if (!ZSTD_isError(n))
+		n = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
+	if (!ZSTD_isError(n))
+		n = ZSTD_CCtx_refPrefix(cctx, job->base, job->base_size);
+	if (!ZSTD_isError(n))
+		n = ZSTD_compress2(cctx, out, cap, group->data, group->size);
+	ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+	return ZSTD_isError(n) ? 0 : n;
+}
+
 uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const struct group *group,
 			uint8_t *payload, size_t cap, uint8_t *ret_codec)
 {
@@ -330,21 +349,21 @@ uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const 
 	int level = w->store->params.zstd_level;
 
 	job->active = false;
+	size_t n = compress_delta(cctx, group, job, level, payload + ref_size, cap - ref_size);
+	/* A delta this small beats any plain frame zstd makes of source or
+	 * text: the plain frame is not worth its time (plain_size 0: not
+	 * measured). */
+	if (n > 0 && (ref_size + n) * DELTA_TINY < group->size) {
+		job->ref.plain_size = 0;
+		memcpy(payload, &job->ref, ref_size);
+		*ret_codec = CODEC_DELTA;
+		return (uint32_t)(ref_size + n);
+	}
 	size_t plain = ZSTD_compressCCtx(cctx, job->scratch, ZSTD_compressBound(group->size),
 					 group->data, group->size, level);
 	bool raw = ZSTD_isError(plain) || plain >= group->size;
 	uint32_t plain_size = raw ? group->size : (uint32_t)plain;
-
-	size_t n = ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
-	if (!ZSTD_isError(n))
-		n = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
-	if (!ZSTD_isError(n))
-		n = ZSTD_CCtx_refPrefix(cctx, job->base, job->base_size);
-	if (!ZSTD_isError(n))
-		n = ZSTD_compress2(cctx, payload + ref_size, cap - ref_size, group->data,
-				   group->size);
-	ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
-	if (!ZSTD_isError(n) && (ref_size + n) * 100 < (uint64_t)plain_size * DELTA_KEEP_PERCENT) {
+	if (n > 0 && (ref_size + n) * 100 < (uint64_t)plain_size * DELTA_KEEP_PERCENT) {
 		job->ref.plain_size = plain_size;
 		memcpy(payload, &job->ref, ref_size);
 		*ret_codec = CODEC_DELTA;

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 
 #define SKETCH_FEATURES    12
-#define SKETCH_SAMPLE_BITS 5 /* one position in 32 is sampled */
+#define SKETCH_SAMPLE_BITS 6 /* one position in 64 is sampled */
 #define SKETCH_MIN_SAMPLES 8
 
 static uint64_t mix64(uint64_t x)
@@ -28,28 +28,36 @@ static uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
+/* Each feature keeps the maximum of its transform of the sampled hashes. */
+static void sample_add(uint64_t feature[SKETCH_FEATURES], const uint64_t mul[SKETCH_FEATURES + 1],
+		       uint64_t hash)
+{
+	for (unsigned f = 0; f < SKETCH_FEATURES; f++) {
+		uint64_t t = hash * mul[f] + mul[f + 1];
+		feature[f] = t > feature[f] ? t : feature[f];
+	}
+}
+
 bool sketch_compute(const uint64_t gear[256], const uint8_t *data, size_t size, struct sketch *ret)
 {
 	uint64_t feature[SKETCH_FEATURES] = {0};
-	uint64_t mul[SKETCH_FEATURES];
+	uint64_t mul[SKETCH_FEATURES + 1];
+	const uint64_t sampled = 1ull << (64 - SKETCH_SAMPLE_BITS);
 	uint64_t hash = 0;
 	size_t samples = 0;
 
 	if (size < SKETCH_MIN_CHUNK)
 		return false;
-	for (unsigned i = 0; i < SKETCH_FEATURES; i++)
+	for (unsigned i = 0; i <= SKETCH_FEATURES; i++)
 		mul[i] = mix64(0x736b65746368ull + i) | 1;
+	/* The top bits of the gear hash depend on the last 64 bytes: a
+	 * content-defined sample, so an insertion shifts samples but keeps
+	 * them. The loop is the chunker's: one shift and add a byte. */
 	for (size_t i = 0; i < size; i++) {
 		hash = (hash << 1) + gear[data[i]];
-		/* The top bits depend on the last 64 bytes: a content-defined
-		 * sample, so an insertion shifts samples but keeps them. */
-		if (hash >> (64 - SKETCH_SAMPLE_BITS))
-			continue;
-		samples++;
-		for (unsigned f = 0; f < SKETCH_FEATURES; f++) {
-			uint64_t t = hash * mul[f] + mul[(f + 1) % SKETCH_FEATURES];
-			if (t > feature[f])
-				feature[f] = t;
+		if (__builtin_expect(hash < sampled, 0)) {
+			samples++;
+			sample_add(feature, mul, hash);
 		}
 	}
 	if (samples < SKETCH_MIN_SAMPLES)
