@@ -181,10 +181,26 @@ int delta_keep_bases(struct cairn_store *store, const struct chunk_table *table,
 	return 0;
 }
 
+/* What a delta kept without measuring its plain frame would have taken:
+ * its size at the compression ratio of the store's whole chunks. */
+static uint64_t plain_estimate(const struct chunk_table *table, uint32_t size)
+{
+	uint64_t whole = 0, stored = 0;
+
+	for (uint64_t i = 0; i < table->entry_count; i++) {
+		if (table->entries[i].codec == CODEC_DELTA)
+			continue;
+		whole += table->entries[i].size;
+		stored += entry_stored_share(&table->entries[i]);
+	}
+	return whole ? (uint64_t)size * stored / whole : size;
+}
+
 int cairn_store_delta_stats(struct cairn_store *store, struct cairn_store_delta_stats *ret)
 {
 	const struct chunk_table *table = store_table(store);
 	struct cairn_store_delta_stats stats = {0};
+	uint64_t unmeasured = 0, unmeasured_stored = 0;
 
 	if (!table)
 		return -EBADF;
@@ -200,8 +216,17 @@ int cairn_store_delta_stats(struct cairn_store *store, struct cairn_store_delta_
 		stats.chunks++;
 		stats.chunk_bytes += entry->size;
 		stats.stored_bytes += entry->stored_size;
-		if (ref.plain_size > entry->stored_size)
+		if (ref.plain_size == 0) {
+			unmeasured += entry->size;
+			unmeasured_stored += entry->stored_size;
+		} else if (ref.plain_size > entry->stored_size) {
 			stats.saved_bytes += ref.plain_size - entry->stored_size;
+		}
+	}
+	if (unmeasured > 0) {
+		uint64_t plain = plain_estimate(table, 1u << 20) * unmeasured >> 20;
+		if (plain > unmeasured_stored)
+			stats.saved_bytes += plain - unmeasured_stored;
 	}
 	*ret = stats;
 	return 0;

@@ -62,7 +62,10 @@ struct cairn_store_delta_stats {
 	uint64_t chunks;       /* chunks stored as deltas */
 	uint64_t chunk_bytes;  /* their uncompressed bytes */
 	uint64_t stored_bytes; /* their records' payload bytes */
-	uint64_t saved_bytes;  /* what their plain frames would have taken, less stored_bytes */
+	/* what their plain frames would have taken, less stored_bytes; for
+	 * deltas kept without trying a plain frame (under 1/32 of their
+	 * chunk), estimated at the ratio of the store's whole chunks */
+	uint64_t saved_bytes;
 };
 
 struct cairn_store;
