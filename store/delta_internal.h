@@ -77,8 +77,10 @@ struct sketch_table;
  * checked by bytes). Returns 0 or -ENOMEM. */
 int sketch_table_load(int dirfd, struct sketch_table **ret);
 void sketch_table_free(struct sketch_table *table);
-/* Whether sf is in table; the chunk id it names into *ret. */
-bool sketch_table_find(const struct sketch_table *table, uint64_t sf, struct cairn_id *ret);
+/* The entry of chunks (the current chunk table) that table names for sf,
+ * or NULL. */
+const struct table_entry *sketch_table_find(const struct sketch_table *table,
+					    const struct chunk_table *chunks, uint64_t sf);
 /* Writes table plus count new (sf, id) pairs (new ones win) to a temp file
  * and renames it over STORE/sketches. Returns 0 or -errno. */
 int sketch_table_write(int dirfd, const struct sketch_table *table, const uint64_t *sfs,

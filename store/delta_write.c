@@ -205,8 +205,12 @@ static unsigned candidates_find(struct cairn_writer *w, const struct sketch *ske
 		struct cairn_id id;
 		if (index != 0 && index - 1 != self)
 			candidate_add(cands, &count, true, index - 1, NULL);
-		if (sketch_table_find(w->delta->table, sketch->sf[s], &id))
+		const struct table_entry *stored =
+			sketch_table_find(w->delta->table, store_table(w->store), sketch->sf[s]);
+		if (stored) {
+			memcpy(id.bytes, stored->chunk_id, CAIRN_ID_SIZE);
 			candidate_add(cands, &count, false, 0, &id);
+		}
 	}
 	return count;
 }

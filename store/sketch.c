@@ -80,16 +80,20 @@ struct sketch_header {
 	char magic[8];
 	uint32_t version;
 	uint32_t reserved;
-	uint64_t slot_count; /* a power of two */
+	uint64_t slot_count; /* 1..2^32 - 1 */
 	uint64_t check;      /* XXH3-64 of the 24 bytes before it */
 };
 _Static_assert(sizeof(struct sketch_header) == 32, "sketch header is 32 bytes");
 
+/* A slot names its chunk by the first 8 bytes of its id, looked up in the
+ * chunk table: two thirds of the size of a whole id, and a wrong guess
+ * (two ids alike in 64 bits) only costs a futile delta attempt. */
+#define SKETCH_ID_PREFIX 8
 struct sketch_slot {
-	uint64_t sf; /* 0: empty */
-	uint8_t chunk_id[CAIRN_ID_SIZE];
-};
-_Static_assert(sizeof(struct sketch_slot) == 24, "sketch slot is 24 bytes");
+	uint32_t tag; /* the super-feature's high half, never 0; 0: empty */
+	uint8_t id_prefix[SKETCH_ID_PREFIX];
+} __attribute__((packed));
+_Static_assert(sizeof(struct sketch_slot) == 12, "sketch slot is 12 bytes");
 
 struct sketch_table {
 	void *map;
@@ -98,12 +102,25 @@ struct sketch_table {
 	uint64_t slot_count; /* 0: empty */
 };
 
+static uint32_t sf_tag(uint64_t sf)
+{
+	uint32_t tag = (uint32_t)(sf >> 32);
+
+	return tag ? tag : 1;
+}
+
+/* The home slot of a tag: scaled to the slot count, so that a table of any
+ * size is rebuilt from the tags alone. */
+static uint64_t tag_home(uint32_t tag, uint64_t slot_count)
+{
+	return (uint64_t)tag * slot_count >> 32;
+}
+
 static bool header_ok(const struct sketch_header *h, size_t size)
 {
 	return memcmp(h->magic, SKETCH_MAGIC, 8) == 0 && h->version == SKETCH_VERSION &&
 	       h->check == store_checksum(h, offsetof(struct sketch_header, check)) &&
-	       h->slot_count > 0 && (h->slot_count & (h->slot_count - 1)) == 0 &&
-	       h->slot_count <= (SIZE_MAX - sizeof(*h)) / sizeof(struct sketch_slot) &&
+	       h->slot_count > 0 && h->slot_count <= UINT32_MAX &&
 	       size == sizeof(*h) + h->slot_count * sizeof(struct sketch_slot);
 }
 
@@ -142,43 +159,66 @@ void sketch_table_free(struct sketch_table *table)
 	free(table);
 }
 
-bool sketch_table_find(const struct sketch_table *table, uint64_t sf, struct cairn_id *ret)
+/* The chunk table's entry whose id starts with prefix, or NULL. */
+static const struct table_entry *find_prefix(const struct chunk_table *chunks,
+					     const uint8_t prefix[SKETCH_ID_PREFIX])
 {
-	if (!table || table->slot_count == 0)
-		return false;
-	uint64_t mask = table->slot_count - 1;
-	for (uint64_t i = sf & mask, n = 0; n < table->slot_count; i = (i + 1) & mask, n++) {
-		if (table->slots[i].sf == 0)
-			return false;
-		if (table->slots[i].sf == sf) {
-			memcpy(ret->bytes, table->slots[i].chunk_id, CAIRN_ID_SIZE);
-			return true;
-		}
+	uint64_t lo = prefix[0] ? chunks->fanout[prefix[0] - 1] : 0;
+	uint64_t hi = chunks->fanout[prefix[0]];
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		int c = memcmp(chunks->entries[mid].chunk_id, prefix, SKETCH_ID_PREFIX);
+		if (c == 0)
+			return &chunks->entries[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	return false;
+	return NULL;
 }
 
-static void slot_put(struct sketch_slot *slots, uint64_t mask, uint64_t sf, const uint8_t *id)
+const struct table_entry *sketch_table_find(const struct sketch_table *table,
+					    const struct chunk_table *chunks, uint64_t sf)
 {
-	uint64_t i = sf & mask;
+	if (!table || table->slot_count == 0 || !chunks || chunks->entry_count == 0)
+		return NULL;
+	uint32_t tag = sf_tag(sf);
+	for (uint64_t i = tag_home(tag, table->slot_count), n = 0; n < table->slot_count; n++) {
+		const struct sketch_slot *slot = &table->slots[i];
+		if (slot->tag == 0)
+			return NULL;
+		if (slot->tag == tag)
+			return find_prefix(chunks, slot->id_prefix);
+		i = i + 1 == table->slot_count ? 0 : i + 1;
+	}
+	return NULL;
+}
 
-	while (slots[i].sf != 0 && slots[i].sf != sf)
-		i = (i + 1) & mask;
-	slots[i].sf = sf;
-	memcpy(slots[i].chunk_id, id, CAIRN_ID_SIZE);
+static void slot_put(struct sketch_slot *slots, uint64_t count, uint32_t tag,
+		     const uint8_t *id_prefix)
+{
+	uint64_t i = tag_home(tag, count);
+
+	while (slots[i].tag != 0 && slots[i].tag != tag)
+		i = i + 1 == count ? 0 : i + 1;
+	slots[i].tag = tag;
+	memcpy(slots[i].id_prefix, id_prefix, SKETCH_ID_PREFIX);
 }
 
 int sketch_table_write(int dirfd, const struct sketch_table *table, const uint64_t *sfs,
 		       const struct cairn_id *ids, size_t count)
 {
-	uint64_t used = count, slots = 1024;
+	uint64_t used = count;
 	char tmp_name[64];
 
 	for (uint64_t i = 0; table && i < table->slot_count; i++)
-		used += table->slots[i].sf != 0;
+		used += table->slots[i].tag != 0;
 	/* Linear probing stays short up to three quarters full. */
-	while (slots * 3 < used * 4)
-		slots *= 2;
+	uint64_t slots = used * 4 / 3 + 64;
+	if (slots > UINT32_MAX)
+		return -EFBIG;
 	size_t size = sizeof(struct sketch_header) + slots * sizeof(struct sketch_slot);
 	_cleanup_free_ uint8_t *buf = calloc(1, size);
 	if (!buf)
@@ -190,10 +230,10 @@ int sketch_table_write(int dirfd, const struct sketch_table *table, const uint64
 	h->slot_count = slots;
 	h->check = store_checksum(h, offsetof(struct sketch_header, check));
 	for (uint64_t i = 0; table && i < table->slot_count; i++)
-		if (table->slots[i].sf != 0)
-			slot_put(out, slots - 1, table->slots[i].sf, table->slots[i].chunk_id);
+		if (table->slots[i].tag != 0)
+			slot_put(out, slots, table->slots[i].tag, table->slots[i].id_prefix);
 	for (size_t i = 0; i < count; i++)
-		slot_put(out, slots - 1, sfs[i], ids[i].bytes);
+		slot_put(out, slots, sf_tag(sfs[i]), ids[i].bytes);
 	_cleanup_close_ int fd =
 		cairn_tmp_open(dirfd, "tmp-sketches-", "", 0600, tmp_name, sizeof(tmp_name));
 	if (fd < 0)
