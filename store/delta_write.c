@@ -207,7 +207,9 @@ static unsigned candidates_find(struct cairn_writer *w, const struct sketch *ske
 			candidate_add(cands, &count, true, index - 1, NULL);
 		const struct table_entry *stored =
 			sketch_table_find(w->delta->table, store_table(w->store), sketch->sf[s]);
-		if (stored) {
+		/* Never the chunk's own id (a damaged copy being stored anew). */
+		if (stored &&
+		    memcmp(stored->chunk_id, entry_at(w, self)->e.chunk_id, CAIRN_ID_SIZE) != 0) {
 			memcpy(id.bytes, stored->chunk_id, CAIRN_ID_SIZE);
 			candidate_add(cands, &count, false, 0, &id);
 		}
