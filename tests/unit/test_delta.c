@@ -345,8 +345,9 @@ static _Noreturn void gc_child(uint32_t rounds)
 	_exit(cairn_writer_gc(writer, live_rounds, &live, &stats) < 0 ? 2 : 0);
 }
 
-/* Forks child(), kills it after delay_us; returns the rounds it reported. */
-static uint32_t run_and_kill(bool gc, uint32_t first, unsigned delay_us)
+/* Forks the child, waits for wait reports, kills it after delay_us more;
+ * returns the next round not reported. */
+static uint32_t run_and_kill(bool gc, uint32_t first, uint32_t wait, unsigned delay_us)
 {
 	pid_t parent = getpid();
 	int fds[2], status;
@@ -364,6 +365,9 @@ static uint32_t run_and_kill(bool gc, uint32_t first, unsigned delay_us)
 		add_child(first, fds[1]);
 	}
 	close(fds[1]);
+	/* Waiting for reports is not timing: it lets the kill land later. */
+	while (next < first + wait && read(fds[0], &round, sizeof(round)) == sizeof(round))
+		ck_assert_uint_eq(round, next++);
 	usleep(delay_us);
 	kill(pid, SIGKILL);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
@@ -400,7 +404,7 @@ START_TEST(test_kill_add)
 	params.pack_max = 1 * MiB;
 	cairn_store_free(store_create_with(&params));
 	for (int k = 0; k < 30; k++) {
-		next = run_and_kill(false, next, (unsigned)(test_rand_next(&rng) % 20000));
+		next = run_and_kill(false, next, k % 2, (unsigned)(test_rand_next(&rng) % 20000));
 		assert_rounds(0, next);
 	}
 	ck_assert_uint_gt(next, 0);
@@ -420,9 +424,8 @@ START_TEST(test_kill_gc)
 		ck_assert_int_eq(system(cmd), 0);
 		cairn_store_free(store_create_with(&params));
 		uint32_t rounds = 0;
-		while (rounds < 40)
-			rounds = run_and_kill(false, rounds, 30000);
-		run_and_kill(true, rounds, (unsigned)(test_rand_next(&rng) % 30000));
+		rounds = run_and_kill(false, 0, 40, 0);
+		run_and_kill(true, rounds, 0, (unsigned)(test_rand_next(&rng) % 30000));
 		assert_rounds(rounds / 2, rounds);
 	}
 }
