@@ -215,6 +215,30 @@ static int info_store(struct info *info)
 
 /* ---- one snapshot ---- */
 
+/* Adds to others the bases its delta chunks need (down each chain): gc
+ * keeps them, so they are not the snapshot's alone. */
+static int add_bases(struct info *info, struct cairn_chunk_set *others)
+{
+	_cleanup_(cairn_chunk_set_freep) struct cairn_chunk_set *bases = NULL;
+	struct cairn_id id, base;
+	size_t pos = 0;
+
+	int r = cairn_chunk_set_new(&bases);
+	while (r == 0 && cairn_chunk_set_next(others, &pos, &id) == 1) {
+		/* A chain is at most a few deep; the bound only stops a loop. */
+		for (int depth = 0; depth < 16 && r == 0; depth++) {
+			if (cairn_store_chunk_base(info->store, &id, &base) != 1)
+				break;
+			r = cairn_chunk_set_add(bases, &base) < 0 ? -ENOMEM : 0;
+			id = base;
+		}
+	}
+	pos = 0;
+	while (r == 0 && cairn_chunk_set_next(bases, &pos, &id) == 1)
+		r = cairn_chunk_set_add(others, &id) < 0 ? -ENOMEM : 0;
+	return r;
+}
+
 /* Counts the chunks of mine (the snapshot's own set) that others lacks. */
 static void count_alone(struct info *info, const struct cairn_chunk_set *mine,
 			const struct cairn_chunk_set *others, struct snap_totals *t)
@@ -247,6 +271,8 @@ static int chunks_alone(struct info *info, struct cairn_index *idx, struct snap_
 	if (r == 0)
 		r = cairn_snapshot_chunk_set(info->store, info->snapshot, &others, msg,
 					     sizeof(msg));
+	if (r == 0 && (r = add_bases(info, others)) < 0)
+		cairn_format(msg, sizeof(msg), "%s", strerror(-r));
 	if (r == 0) {
 		count_alone(info, mine, others, t);
 		t->alone_known = true;

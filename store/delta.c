@@ -231,3 +231,22 @@ int cairn_store_delta_stats(struct cairn_store *store, struct cairn_store_delta_
 	*ret = stats;
 	return 0;
 }
+
+int cairn_store_chunk_base(struct cairn_store *store, const struct cairn_id *id,
+			   struct cairn_id *ret_base)
+{
+	const struct chunk_table *table = store_table(store);
+	const struct table_entry *entry = table ? table_find(table, id) : NULL;
+	struct delta_ref ref;
+
+	if (!entry)
+		return -ENOENT;
+	if (entry->codec != CODEC_DELTA)
+		return 0;
+	int fd = store_pack_fd(store, entry->pack_num);
+	int r = fd < 0 ? fd : delta_read_ref(fd, entry, &ref);
+	if (r < 0)
+		return r;
+	memcpy(ret_base->bytes, ref.base_id, CAIRN_ID_SIZE);
+	return 1;
+}

@@ -150,6 +150,11 @@ int cairn_store_stats(const struct cairn_store *store, struct cairn_store_stats 
  * small read per delta). Returns 0 or -errno. Not thread-safe with a
  * writer on the same handle. */
 int cairn_store_delta_stats(struct cairn_store *store, struct cairn_store_delta_stats *ret);
+/* Whether the chunk id is stored as a delta: returns 1 and its base's id in
+ * *ret_base, 0 when it is stored whole, -ENOENT when the store lacks it, or
+ * -errno (one small read). */
+int cairn_store_chunk_base(struct cairn_store *store, const struct cairn_id *id,
+			   struct cairn_id *ret_base);
 /* Whether the committed chunk table holds id; when it does and ret_size is not
  * NULL, writes the chunk's uncompressed size. Thread-safe. */
 bool cairn_store_has_chunk(const struct cairn_store *store, const struct cairn_id *id,
