@@ -42,10 +42,10 @@ int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_
 uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const struct group *group,
 			uint8_t *payload, size_t cap, uint8_t *ret_codec);
 /* Before the table is written: raises the store's config when the session
- * holds a delta. Returns 0 or -errno with a message on the writer. */
+ * holds a delta, and merges the session's sketches into STORE/sketches.
+ * Returns 0 or -errno with a message on the writer. */
 int delta_commit_prepare(struct cairn_writer *w);
-/* After the table is in place: merges the session's sketches into
- * STORE/sketches (a hint: a failure loses hints only) and maps it anew. */
+/* After the table is in place: maps STORE/sketches anew. */
 void delta_commit_done(struct cairn_writer *w);
 /* Forgets the session's sketches and cached bytes (commit or rollback). */
 void delta_session_reset(struct cairn_writer *w);
@@ -123,10 +123,10 @@ int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_
 uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const struct group *group,
 			uint8_t *payload, size_t cap, uint8_t *ret_codec);
 /* Before the table is written: raises the store's config when the session
- * holds a delta. Returns 0 or -errno with a message on the writer. */
+ * holds a delta, and merges the session's sketches into STORE/sketches.
+ * Returns 0 or -errno with a message on the writer. */
 int delta_commit_prepare(struct cairn_writer *w);
-/* After the table is in place: merges the session's sketches into
- * STORE/sketches (a hint: a failure loses hints only) and maps it anew. */
+/* After the table is in place: maps STORE/sketches anew. */
 void delta_commit_done(struct cairn_writer *w);
 /* Forgets the session's sketches and cached bytes (commit or rollback). */
 void delta_session_reset(struct cairn_writer *w);

@@ -382,7 +382,7 @@ uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const 
 
 /* ---- commit ---- */
 
-int delta_commit_prepare(struct cairn_writer *w)
+static int raise_config(struct cairn_writer *w)
 {
 	for (size_t i = 0; i < w->entry_count; i++) {
 		if (entry_at(w, i)->e.codec != CODEC_DELTA)
@@ -395,17 +395,20 @@ int delta_commit_prepare(struct cairn_writer *w)
 	return 0;
 }
 
-void delta_commit_done(struct cairn_writer *w)
+/* The session's sketches merged into STORE/sketches. Written before the
+ * chunk table: a hint naming chunks a failed commit never stored only
+ * costs a futile lookup, and a failing disk fails the commit cleanly. */
+static int write_sketches(struct cairn_writer *w)
 {
 	struct delta_writer *d = w->delta;
 	size_t count = 0;
 
 	if (d->map_count == 0)
-		return;
+		return 0;
 	_cleanup_free_ uint64_t *sfs = malloc(d->map_count * sizeof(*sfs));
 	_cleanup_free_ struct cairn_id *ids = malloc(d->map_count * sizeof(*ids));
 	if (!sfs || !ids)
-		return;
+		return -ENOMEM;
 	for (size_t i = 0; i < d->map_cap; i++) {
 		if (d->map_entry[i] == 0)
 			continue;
@@ -413,9 +416,25 @@ void delta_commit_done(struct cairn_writer *w)
 		memcpy(ids[count++].bytes, entry_at(w, d->map_entry[i] - 1)->e.chunk_id,
 		       CAIRN_ID_SIZE);
 	}
+	int r = sketch_table_write(w->store->dirfd, d->table, sfs, ids, count);
+	if (r < 0)
+		writer_set_error(w, "%s/%s: %s", w->store->path, SKETCH_NAME, strerror(-r));
+	return r;
+}
+
+int delta_commit_prepare(struct cairn_writer *w)
+{
+	int r = raise_config(w);
+
+	return r < 0 ? r : write_sketches(w);
+}
+
+void delta_commit_done(struct cairn_writer *w)
+{
+	struct delta_writer *d = w->delta;
 	struct sketch_table *table = NULL;
-	if (sketch_table_write(w->store->dirfd, d->table, sfs, ids, count) == 0 &&
-	    sketch_table_load(w->store->dirfd, &table) == 0) {
+
+	if (d->map_count > 0 && sketch_table_load(w->store->dirfd, &table) == 0) {
 		sketch_table_free(d->table);
 		d->table = table;
 	}
