@@ -70,13 +70,9 @@ static int map_grow(struct delta_writer *d)
 	uint64_t *old_sf = d->map_sf;
 	uint32_t *old_entry = d->map_entry;
 	size_t old_cap = d->map_cap;
-	*d = (struct delta_writer){.table = d->table,
-				   .map_sf = sf,
-				   .map_entry = entry,
-				   .map_cap = cap,
-				   .map_count = d->map_count,
-				   .cache = d->cache,
-				   .cache_slots = d->cache_slots};
+	d->map_sf = sf;
+	d->map_entry = entry;
+	d->map_cap = cap;
 	for (size_t i = 0; i < old_cap; i++) {
 		if (old_entry[i] == 0)
 			continue;
