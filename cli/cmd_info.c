@@ -21,6 +21,7 @@ struct info {
 /* The store's totals. */
 struct store_totals {
 	struct cairn_store_stats stats;
+	struct cairn_store_delta_stats deltas;
 	uint64_t snapshots;
 	uint64_t logical_bytes; /* all snapshots' file bytes */
 };
@@ -150,7 +151,11 @@ static void print_store_json(struct info *info, const struct store_totals *t)
 	cli_json_ratio(s->chunk_bytes, s->stored_bytes);
 	printf(", \"overall_ratio\": ");
 	cli_json_ratio(t->logical_bytes, s->pack_bytes);
-	printf("}\n");
+	printf(", \"delta_chunks\": %llu, \"delta_chunk_bytes\": %llu, \"delta_stored_bytes\": "
+	       "%llu, \"delta_saved_bytes\": %llu}\n",
+	       (unsigned long long)t->deltas.chunks, (unsigned long long)t->deltas.chunk_bytes,
+	       (unsigned long long)t->deltas.stored_bytes,
+	       (unsigned long long)t->deltas.saved_bytes);
 }
 
 static void print_store_text(struct info *info, const struct store_totals *t)
@@ -181,6 +186,11 @@ static void print_store_text(struct info *info, const struct store_totals *t)
 	     cli_ratio(s->chunk_bytes, s->stored_bytes, a, sizeof(a)));
 	line("overall", "%-12s logical / pack bytes",
 	     cli_ratio(t->logical_bytes, s->pack_bytes, a, sizeof(a)));
+	line("deltas", "%llu chunks, %s stored as %s, saving %s",
+	     (unsigned long long)t->deltas.chunks,
+	     cairn_format_bytes(t->deltas.chunk_bytes, a, sizeof(a)),
+	     cairn_format_bytes(t->deltas.stored_bytes, b, sizeof(b)),
+	     cairn_format_bytes(t->deltas.saved_bytes, c, sizeof(c)));
 }
 
 static int info_store(struct info *info)
@@ -188,6 +198,8 @@ static int info_store(struct info *info)
 	struct store_totals t = {0};
 
 	int r = cairn_store_stats(info->store, &t.stats);
+	if (r == 0)
+		r = cairn_store_delta_stats(info->store, &t.deltas);
 	if (r < 0) {
 		cli_error("%s: %s", cairn_store_path(info->store), strerror(-r));
 		return EXIT_ERROR;
@@ -202,6 +214,30 @@ static int info_store(struct info *info)
 }
 
 /* ---- one snapshot ---- */
+
+/* Adds to others the bases its delta chunks need (down each chain): gc
+ * keeps them, so they are not the snapshot's alone. */
+static int add_bases(struct info *info, struct cairn_chunk_set *others)
+{
+	_cleanup_(cairn_chunk_set_freep) struct cairn_chunk_set *bases = NULL;
+	struct cairn_id id, base;
+	size_t pos = 0;
+
+	int r = cairn_chunk_set_new(&bases);
+	while (r == 0 && cairn_chunk_set_next(others, &pos, &id) == 1) {
+		/* A chain is at most a few deep; the bound only stops a loop. */
+		for (int depth = 0; depth < 16 && r == 0; depth++) {
+			if (cairn_store_chunk_base(info->store, &id, &base) != 1)
+				break;
+			r = cairn_chunk_set_add(bases, &base) < 0 ? -ENOMEM : 0;
+			id = base;
+		}
+	}
+	pos = 0;
+	while (r == 0 && cairn_chunk_set_next(bases, &pos, &id) == 1)
+		r = cairn_chunk_set_add(others, &id) < 0 ? -ENOMEM : 0;
+	return r;
+}
 
 /* Counts the chunks of mine (the snapshot's own set) that others lacks. */
 static void count_alone(struct info *info, const struct cairn_chunk_set *mine,
@@ -235,6 +271,8 @@ static int chunks_alone(struct info *info, struct cairn_index *idx, struct snap_
 	if (r == 0)
 		r = cairn_snapshot_chunk_set(info->store, info->snapshot, &others, msg,
 					     sizeof(msg));
+	if (r == 0 && (r = add_bases(info, others)) < 0)
+		cairn_format(msg, sizeof(msg), "%s", strerror(-r));
 	if (r == 0) {
 		count_alone(info, mine, others, t);
 		t->alone_known = true;

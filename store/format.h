@@ -17,7 +17,12 @@
 
 #define CONFIG_MAGIC   "CAIRNCFG"
 #define CONFIG_VERSION 1u
-#define KEY_SIZE       32
+/* Version 2: the store may hold delta records (CODEC_DELTA). A writer
+ * raises a version 1 store to 2 before it commits its first delta, so a
+ * cairn that reads only version 1 refuses the store as unsupported instead
+ * of misreading a delta. Readers take both. */
+#define CONFIG_VERSION_DELTA 2u
+#define KEY_SIZE             32
 
 struct config_disk {
 	char magic[8];
@@ -44,7 +49,24 @@ _Static_assert(offsetof(struct config_disk, checksum) == 120, "config layout");
 enum chunk_codec {
 	CODEC_RAW = 0,
 	CODEC_ZSTD = 1,
+	CODEC_DELTA = 2, /* one member; payload: struct delta_ref, then a zstd frame */
 };
+
+/* A delta record's payload starts with this reference to its base: the
+ * zstd frame after it was made with the base chunk's bytes as a prefix
+ * dictionary (ZSTD_CCtx_refPrefix). depth is 1 + the base's depth (0 for a
+ * whole chunk) and at most DELTA_MAX_DEPTH, so a read decodes at most
+ * DELTA_MAX_DEPTH + 1 frames. */
+#define DELTA_MAX_DEPTH 4
+struct delta_ref {
+	uint8_t base_id[CAIRN_ID_SIZE];
+	uint32_t base_size;
+	uint8_t depth;
+	uint8_t reserved[3];
+	uint32_t plain_size; /* payload bytes the chunk took as a plain frame (info's "saved") */
+	uint32_t reserved2;
+};
+_Static_assert(sizeof(struct delta_ref) == 32, "delta reference is 32 bytes");
 
 struct pack_header {
 	char magic[8];

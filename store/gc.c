@@ -61,6 +61,19 @@ static int gc_mark(struct gc *gc, cairn_chunk_live_fn live, void *userdata)
 	return 0;
 }
 
+/* A dead base that a live delta needs lives on (delta_keep_bases). */
+static void gc_revive(void *ctx, uint64_t i)
+{
+	struct gc *gc = ctx;
+	const struct table_entry *entry = &gc->table->entries[i];
+	size_t pack = pack_index(gc->table, entry);
+
+	gc->stats.chunks_dropped--;
+	if (pack != SIZE_MAX && entry->frame_size > 0)
+		gc->live_bytes[pack] +=
+			(uint64_t)entry->stored_size * entry->size / entry->frame_size;
+}
+
 /* A pack is rewritten when more than a tenth of it is no longer used. */
 static void gc_choose(struct gc *gc)
 {
@@ -161,6 +174,12 @@ static int gc_run(struct gc *gc, cairn_chunk_live_fn live, void *userdata)
 	int r = gc_mark(gc, live, userdata);
 	if (r < 0)
 		return r;
+	r = delta_keep_bases(gc->store, gc->table, gc->dropped, gc_revive, gc);
+	if (r < 0) {
+		writer_set_error(gc->writer, "%s: reading a delta's base reference: %s",
+				 gc->store->path, strerror(-r));
+		return r;
+	}
 	gc_choose(gc);
 	/* The commit may free the old table: keep the numbers to delete. */
 	_cleanup_free_ uint32_t *doomed = malloc((gc->table->pack_count + 1) * sizeof(*doomed));

@@ -67,6 +67,10 @@ void frame_reader_release(struct frame_reader *reader)
 {
 	ZSTD_freeDCtx(reader->dctx);
 	free(reader->record);
+	for (unsigned i = 0; i < DELTA_MAX_DEPTH; i++) {
+		free(reader->delta[i].payload);
+		free(reader->delta[i].base);
+	}
 	for (unsigned i = 0; i < FRAME_READER_MAX_FRAMES; i++)
 		free(reader->frames[i].data);
 	*reader = (struct frame_reader){0};
@@ -130,7 +134,11 @@ static bool entry_plausible(const struct cairn_store *store, const struct table_
 	       entry->inner_offset <= entry->frame_size - entry->size &&
 	       entry->stored_size <= ZSTD_compressBound(max) && entry->variant < ID_VARIANTS &&
 	       (entry->codec == CODEC_ZSTD ||
-		(entry->codec == CODEC_RAW && entry->stored_size == entry->frame_size));
+		(entry->codec == CODEC_RAW && entry->stored_size == entry->frame_size) ||
+		(entry->codec == CODEC_DELTA && entry->members == 1 &&
+		 entry->frame_size == entry->size &&
+		 entry->stored_size > sizeof(struct delta_ref) &&
+		 entry->stored_size <= ZSTD_compressBound(max) + sizeof(struct delta_ref)));
 }
 
 /* Checks the record header and that entry is one of its members. */
@@ -162,11 +170,14 @@ static const char *record_check(const struct table_entry *entry, const uint8_t *
 	return found ? NULL : "is not in the record the chunk table names";
 }
 
-static const char *frame_decode(struct frame_reader *reader, const struct table_entry *entry,
-				void *out)
+static const char *frame_decode(struct frame_reader *reader, const struct cairn_store *store,
+				const struct table_entry *entry, void *out, char *why,
+				size_t why_size)
 {
 	const uint8_t *payload = reader->record + record_head_size(entry->members);
 
+	if (entry->codec == CODEC_DELTA)
+		return delta_decode(reader, store, entry, payload, out, why, why_size);
 	if (entry->codec == CODEC_RAW) {
 		memcpy(out, payload, entry->frame_size);
 		return NULL;
@@ -178,12 +189,13 @@ static const char *frame_decode(struct frame_reader *reader, const struct table_
 
 /* Finds entry's chunk bytes: decoded into out (a lone chunk) or inside the
  * reader's frame. Returns a pointer to them, or NULL with *ret set. */
-static const uint8_t *frame_fetch(struct frame_reader *reader, const struct cairn_store *store,
-				  int fd, const struct table_entry *entry, void *out,
-				  size_t out_size, char *msg, size_t msg_size, int64_t *ret)
+const uint8_t *frame_fetch(struct frame_reader *reader, const struct cairn_store *store, int fd,
+			   const struct table_entry *entry, void *out, size_t out_size, char *msg,
+			   size_t msg_size, int64_t *ret)
 {
 	const char *why;
 	char sizes[96];
+	char delta_why[400];
 
 	/* Plausibility first: a size over chunk_max is damage, not a small
 	 * buffer, and every way out must leave a message. */
@@ -230,11 +242,14 @@ static const uint8_t *frame_fetch(struct frame_reader *reader, const struct cair
 		slot = frame_victim(reader);
 		slot->valid = false;
 	}
-	if ((why = frame_decode(reader, entry, direct ? out : slot->data))) {
+	/* A delta is a lone chunk (direct); decoding its base reuses the
+	 * record buffer and the frame slots, never out. */
+	if ((why = frame_decode(reader, store, entry, direct ? out : slot->data, delta_why,
+				sizeof(delta_why)))) {
 		*ret = read_fail(entry, msg, msg_size, why);
 		return NULL;
 	}
-	reader->record_valid = true;
+	reader->record_valid = entry->codec != CODEC_DELTA;
 	reader->record_pack = entry->pack_num;
 	reader->record_offset = entry->offset;
 	if (direct)

@@ -151,12 +151,14 @@ static int config_read(struct cairn_store *store)
 		store_set_error(store, "%s/config is damaged (checksum mismatch)", store->path);
 		return -EBADMSG;
 	}
-	if (disk.version != CONFIG_VERSION) {
+	if (disk.version != CONFIG_VERSION && disk.version != CONFIG_VERSION_DELTA) {
 		store_set_error(store,
-				"%s/config: store format version %u; this cairn reads version %u",
-				store->path, disk.version, CONFIG_VERSION);
-		return disk.version > CONFIG_VERSION ? -EOPNOTSUPP : -EBADMSG;
+				"%s/config: store format version %u; this cairn reads versions %u "
+				"and %u",
+				store->path, disk.version, CONFIG_VERSION, CONFIG_VERSION_DELTA);
+		return disk.version > CONFIG_VERSION_DELTA ? -EOPNOTSUPP : -EBADMSG;
 	}
+	store->config_version = disk.version;
 	store->params = (struct cairn_store_params){
 		.chunk_min = disk.chunk_min,
 		.chunk_avg = disk.chunk_avg,
@@ -174,13 +176,13 @@ static int config_read(struct cairn_store *store)
 }
 
 static int config_write(int dirfd, const struct cairn_store_params *params,
-			const uint8_t key[KEY_SIZE])
+			const uint8_t key[KEY_SIZE], uint32_t version)
 {
 	struct config_disk disk = {0};
 	char tmp_name[64];
 
 	memcpy(disk.magic, CONFIG_MAGIC, 8);
-	disk.version = CONFIG_VERSION;
+	disk.version = version;
 	disk.size = sizeof(disk);
 	disk.chunk_min = params->chunk_min;
 	disk.chunk_avg = params->chunk_avg;
@@ -199,6 +201,19 @@ static int config_write(int dirfd, const struct cairn_store_params *params,
 		r = cairn_commit_file(dirfd, fd, tmp_name, CONFIG_NAME, NULL);
 	if (r < 0)
 		unlinkat(dirfd, tmp_name, 0);
+	return r;
+}
+
+int store_config_raise(struct cairn_store *store)
+{
+	if (store->config_version >= CONFIG_VERSION_DELTA)
+		return 0;
+	int r = config_write(store->dirfd, &store->params, store->hash_key, CONFIG_VERSION_DELTA);
+	if (r < 0)
+		store_set_error(store, "%s/config: raising it to version %u: %s", store->path,
+				CONFIG_VERSION_DELTA, strerror(-r));
+	else
+		store->config_version = CONFIG_VERSION_DELTA;
 	return r;
 }
 
@@ -380,7 +395,7 @@ static int store_create_locked(struct cairn_store *store, const char *path,
 		return r;
 	}
 	/* The config goes last: a store without one is not a store yet. */
-	r = config_write(store->dirfd, params, key);
+	r = config_write(store->dirfd, params, key, CONFIG_VERSION);
 	if (r < 0) {
 		store_set_error(store, "%s/config: %s", path, strerror(-r));
 		return r;

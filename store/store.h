@@ -57,6 +57,17 @@ struct cairn_store_stats {
 	uint64_t pack_bytes;   /* sum of pack file sizes, headers included */
 };
 
+/* The delta chunks of a store (cairn_store_delta_stats). */
+struct cairn_store_delta_stats {
+	uint64_t chunks;       /* chunks stored as deltas */
+	uint64_t chunk_bytes;  /* their uncompressed bytes */
+	uint64_t stored_bytes; /* their records' payload bytes */
+	/* what their plain frames would have taken, less stored_bytes; for
+	 * deltas kept without trying a plain frame (under 1/32 of their
+	 * chunk), estimated at the ratio of the store's whole chunks */
+	uint64_t saved_bytes;
+};
+
 struct cairn_store;
 struct cairn_unpacker;
 struct cairn_writer;
@@ -135,6 +146,15 @@ int cairn_store_pin(struct cairn_store *store);
 
 /* Sums over the current chunk table (O(chunks)). Returns 0 or -errno. */
 int cairn_store_stats(const struct cairn_store *store, struct cairn_store_stats *ret);
+/* Sums over the store's delta chunks, reading each one's reference (one
+ * small read per delta). Returns 0 or -errno. Not thread-safe with a
+ * writer on the same handle. */
+int cairn_store_delta_stats(struct cairn_store *store, struct cairn_store_delta_stats *ret);
+/* Whether the chunk id is stored as a delta: returns 1 and its base's id in
+ * *ret_base, 0 when it is stored whole, -ENOENT when the store lacks it, or
+ * -errno (one small read). */
+int cairn_store_chunk_base(struct cairn_store *store, const struct cairn_id *id,
+			   struct cairn_id *ret_base);
 /* Whether the committed chunk table holds id; when it does and ret_size is not
  * NULL, writes the chunk's uncompressed size. Thread-safe. */
 bool cairn_store_has_chunk(const struct cairn_store *store, const struct cairn_id *id,

@@ -146,6 +146,19 @@ struct frame_reader {
 		uint64_t used;
 	} frames[FRAME_READER_MAX_FRAMES];
 	uint64_t clock;
+	/* Per level of a delta chain being decoded (delta.c), made on first
+	 * use: the delta's payload, copied out of record before its base is
+	 * read, and the base's bytes. */
+	unsigned delta_level;
+	struct {
+		uint8_t *payload;
+		uint8_t *base;
+	} delta[DELTA_MAX_DEPTH];
+	/* Finds a delta's base that the chunk table does not list (the
+	 * writer's session, not yet committed), or NULL. */
+	int (*session_base)(void *ctx, const struct cairn_id *id, const struct table_entry **ret,
+			    int *ret_fd, bool *ret_own_fd);
+	void *session_ctx;
 };
 /* frames: how many decompressed frames to keep, 1..FRAME_READER_MAX_FRAMES. */
 int frame_reader_init(struct frame_reader *reader, const struct cairn_store_params *params,
@@ -160,6 +173,32 @@ void frame_reader_forget(struct frame_reader *reader);
 int64_t frame_reader_get(struct frame_reader *reader, const struct cairn_store *store, int fd,
 			 const struct table_entry *entry, void *out, size_t out_size, char *msg,
 			 size_t msg_size);
+
+/* Fetches entry's chunk bytes, checked against the record but not yet
+ * against the id: decoded into out (a lone chunk) or inside the reader's
+ * frame cache. Returns a pointer to them, or NULL with *ret set and a
+ * message. */
+const uint8_t *frame_fetch(struct frame_reader *reader, const struct cairn_store *store, int fd,
+			   const struct table_entry *entry, void *out, size_t out_size, char *msg,
+			   size_t msg_size, int64_t *ret);
+
+/* ---- delta records (delta.c) ---- */
+
+/* Decodes the delta record of entry (payload: its stored_size bytes) into
+ * out (entry->size bytes): reads its base through reader (the table, else
+ * reader->session_base), checks the base against its id, then decodes with
+ * the base as prefix. The caller checks out against entry's id. Returns NULL
+ * or why it failed (in why, or a constant). */
+const char *delta_decode(struct frame_reader *reader, const struct cairn_store *store,
+			 const struct table_entry *entry, const uint8_t *payload, void *out,
+			 char *why, size_t why_size);
+/* Reads the delta reference of entry (a CODEC_DELTA entry) from the pack
+ * open on fd. Returns 0, or -EBADMSG/-errno. Not checked beyond its size. */
+int delta_read_ref(int fd, const struct table_entry *entry, struct delta_ref *ret);
+/* gc: clears the dropped bit of every base a live delta needs, down the
+ * chain, calling revive(ctx, index) for each. Returns 0 or -errno. */
+int delta_keep_bases(struct cairn_store *store, const struct chunk_table *table, uint64_t *dropped,
+		     void (*revive)(void *, uint64_t), void *ctx);
 
 /* Compares entry's stored chunk with data (entry->size bytes), decoding
  * through scratch (chunk_max bytes) when needed: 1 when equal (no re-hash:
@@ -208,7 +247,8 @@ struct cairn_store {
 	uint8_t hash_key[KEY_SIZE];
 	uint8_t chunk_secret[ID_VARIANTS][SECRET_SIZE];
 	uint8_t file_secret[SECRET_SIZE];
-	cairn_id_fn id_fn; /* NULL: the real one; set by tests only */
+	cairn_id_fn id_fn;       /* NULL: the real one; set by tests only */
+	uint32_t config_version; /* CONFIG_VERSION, or CONFIG_VERSION_DELTA once deltas may be in */
 
 	_Atomic(struct chunk_table *) table;
 	struct chunk_table *retired; /* replaced tables some unpacker may still use */
@@ -237,6 +277,11 @@ bool store_is_leftover(const char *name, enum leftover_dir where, const struct c
 /* cairn_openat_beneath's way without openat2 (path.c): one O_NOFOLLOW
  * openat per name. Exposed for the unit tests, which check both ways. */
 int path_open_walk(int dirfd, const char *path, int flags, mode_t mode);
+
+/* Rewrites config at CONFIG_VERSION_DELTA unless it is there already (the
+ * writer, holding the lock, before it commits its first delta). Returns 0
+ * or -errno with a message on the store. */
+int store_config_raise(struct cairn_store *store);
 
 /* The current table; never NULL on a bound store. */
 static inline const struct chunk_table *store_table(const struct cairn_store *store)

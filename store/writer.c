@@ -172,7 +172,7 @@ static int writer_alloc(struct cairn_writer *w, unsigned threads)
 	if (!w->chunk_group)
 		return -ENOMEM;
 	cairn_chunker_init(&w->chunker, params);
-	return 0;
+	return delta_writer_new(w);
 }
 
 int cairn_writer_open(struct cairn_store *store, unsigned flags, unsigned threads,
@@ -227,6 +227,7 @@ void cairn_writer_free(struct cairn_writer *w)
 	free(w->sealed);
 	free(w->refs);
 	free(w->confirm_buf);
+	delta_writer_free(w);
 	frame_reader_release(&w->reader);
 	pthread_cond_destroy(&w->work_cond);
 	pthread_cond_destroy(&w->done_cond);

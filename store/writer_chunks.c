@@ -243,7 +243,10 @@ static int store_new(struct cairn_writer *w, const struct cairn_id *id, unsigned
 		return -ENOMEM;
 	w->stats.chunks_new++;
 	w->stats.bytes_new += size;
-	if (size < w->store->params.chunk_avg)
+	int r = delta_consider(w, entry, w->chunk_group->data);
+	if (r < 0)
+		return r;
+	if (r == 0 && size < w->store->params.chunk_avg)
 		return group_small(w, entry, w->chunk_group->data);
 	return submit_large(w, entry);
 }
@@ -295,6 +298,23 @@ int cairn_writer_put(struct cairn_writer *w, const void *data, size_t size, stru
 	memcpy(w->chunk_group->data, data, size);
 	w->stats.bytes_in += size;
 	return store_chunk(w, (uint32_t)size, ret);
+}
+
+/* ---- for delta_write.c ---- */
+
+struct new_entry *writer_find_new(struct cairn_writer *w, const struct cairn_id *id)
+{
+	return map_find(w, id);
+}
+
+int writer_new_entry_fd(struct cairn_writer *w, struct new_entry *entry, bool *ret_own)
+{
+	int fd = session_entry_fd(w, entry);
+
+	*ret_own = fd >= 0;
+	if (fd == -EAGAIN)
+		fd = store_pack_fd(w->store, entry->e.pack_num);
+	return fd;
 }
 
 /* ---- files ---- */

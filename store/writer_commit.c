@@ -81,6 +81,7 @@ static void session_reset(struct cairn_writer *w)
 	if (w->map)
 		memset(w->map, 0, w->map_cap * sizeof(*w->map));
 	w->sealed_count = 0;
+	delta_session_reset(w);
 }
 
 int cairn_writer_commit(struct cairn_writer *w)
@@ -105,7 +106,11 @@ int writer_commit_with(struct cairn_writer *w, const uint64_t *old_dropped,
 	}
 	bool renamed = false;
 	if (r == 0)
+		r = delta_commit_prepare(w);
+	if (r == 0)
 		r = write_table(w, old_dropped, old_pack_dropped, &renamed);
+	if (r == 0)
+		delta_commit_done(w);
 	/* Once the new table is in place, the session's packs are the store's:
 	 * a failure after that must not make free or rollback delete them. */
 	if (renamed)

@@ -22,6 +22,7 @@
 #define CAIRN_STORE_WRITER_INTERNAL_H
 
 #include "store_internal.h"
+#include "delta_internal.h"
 
 #define BLOCK_SHIFT 12
 #define BLOCK_SIZE  (1u << BLOCK_SHIFT)
@@ -35,7 +36,8 @@ enum entry_state {
 struct new_entry {
 	struct table_entry e; /* location written by a worker before state */
 	atomic_int state;
-	bool in_open_group; /* main thread only: bytes still in w->open_group */
+	bool in_open_group;  /* main thread only: bytes still in w->open_group */
+	uint8_t delta_depth; /* main thread only: its chain depth if stored as a delta */
 };
 
 /* Chunk bytes on their way to a pack: one frame's worth. */
@@ -44,6 +46,7 @@ struct group {
 	uint32_t size;
 	unsigned count;
 	struct new_entry *members[RECORD_MAX_MEMBERS];
+	struct delta_job *delta; /* delta_write.c; NULL until first used */
 };
 
 struct cairn_writer {
@@ -88,6 +91,7 @@ struct cairn_writer {
 	struct frame_reader reader; /* for confirming dedup hits */
 	uint8_t *confirm_buf;
 	struct cairn_writer_stats stats;
+	struct delta_writer *delta; /* delta_write.c: sketches, recent chunks */
 	char error[512];
 };
 
@@ -128,6 +132,14 @@ int wait_idle(struct cairn_writer *w);
 /* Returns an empty group, or NULL when out of memory. */
 struct group *group_get(struct cairn_writer *w);
 void group_free(struct group *group);
+
+/* ---- the session's new chunks (writer_chunks.c), for delta_write.c ---- */
+
+/* The session's entry with id, or NULL. */
+struct new_entry *writer_find_new(struct cairn_writer *w, const struct cairn_id *id);
+/* Waits until entry (submitted) is stored and returns a fd of its pack:
+ * *ret_own says the caller closes it. Returns the fd or -errno. */
+int writer_new_entry_fd(struct cairn_writer *w, struct new_entry *entry, bool *ret_own);
 
 /* ---- commit and rollback (writer_commit.c) ---- */
 

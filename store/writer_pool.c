@@ -25,6 +25,9 @@ static uint32_t compress_group(struct cairn_writer *w, struct worker_ctx *ctx,
 {
 	size_t head = record_head_size(group->count);
 	uint8_t *payload = ctx->record + head;
+	if (group->delta && group->delta->active && group->count == 1)
+		return delta_compress(w, ctx->cctx, group, payload, ctx->record_cap - head,
+				      ret_codec);
 	size_t n = ZSTD_compressCCtx(ctx->cctx, payload, ctx->record_cap - head, group->data,
 				     group->size, w->store->params.zstd_level);
 
@@ -163,6 +166,8 @@ struct group *group_get(struct cairn_writer *w)
 	if (group) {
 		group->size = 0;
 		group->count = 0;
+		if (group->delta)
+			group->delta->active = false;
 	}
 	return group;
 }
@@ -170,6 +175,11 @@ struct group *group_get(struct cairn_writer *w)
 void group_free(struct group *group)
 {
 	if (group) {
+		if (group->delta) {
+			free(group->delta->base);
+			free(group->delta->scratch);
+			free(group->delta);
+		}
 		free(group->data);
 		free(group);
 	}

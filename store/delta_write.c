@@ -1,0 +1,451 @@
+/* delta_write.c: the writer's delta chunks. For each new chunk the calling
+ * thread computes a sketch (sketch.c) and looks for a similar chunk: among
+ * the session's recent new chunks (super-feature map in memory, their bytes
+ * in a bounded cache) and in the store's sketch table (any snapshot, any
+ * name). When one is found its bytes go with the chunk's group to a
+ * worker, which compresses the chunk plain and with the base as a zstd
+ * prefix and keeps the delta only when it is clearly smaller. Chains are
+ * bounded (DELTA_MAX_DEPTH): a base at the bound is not used, the chunk is
+ * stored whole (a rebase). The chunk's id stays the id of its bytes, and
+ * dedup hits are still confirmed by bytes (writer_chunks.c).
+ */
+#include "writer_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <zstd.h>
+
+/* A delta is kept when it takes under this share of the plain frame. */
+#define DELTA_KEEP_PERCENT 80
+/* A delta under 1/DELTA_TINY of its chunk is kept without trying plain. */
+#define DELTA_TINY 32
+/* Bytes of recent new chunks kept in memory as bases for later ones. */
+#define DELTA_CACHE_BYTES (32u << 20)
+#define DELTA_CANDIDATES  (2 * SKETCH_SUPER)
+
+struct cache_slot {
+	uint32_t entry; /* index + 1 of the entry whose bytes these are; 0: none */
+	uint32_t size;
+	uint8_t *data;
+};
+
+struct delta_writer {
+	struct sketch_table *table;
+	uint64_t *map_sf;    /* the session's super-features, open addressing */
+	uint32_t *map_entry; /* entry index + 1; 0: empty */
+	size_t map_cap, map_count;
+	struct cache_slot *cache;
+	size_t cache_slots;
+};
+
+struct candidate {
+	bool session;
+	uint32_t index; /* session: entry index */
+	struct cairn_id id;
+	unsigned hits;
+};
+
+/* ---- the session's super-features ---- */
+
+static size_t map_find_slot(const struct delta_writer *d, uint64_t sf)
+{
+	size_t i = (size_t)sf & (d->map_cap - 1);
+
+	while (d->map_entry[i] != 0 && d->map_sf[i] != sf)
+		i = (i + 1) & (d->map_cap - 1);
+	return i;
+}
+
+static int map_grow(struct delta_writer *d)
+{
+	size_t cap = d->map_cap ? d->map_cap * 2 : 4096;
+	uint64_t *sf = calloc(cap, sizeof(*sf));
+	uint32_t *entry = calloc(cap, sizeof(*entry));
+
+	if (!sf || !entry) {
+		free(sf);
+		free(entry);
+		return -ENOMEM;
+	}
+	uint64_t *old_sf = d->map_sf;
+	uint32_t *old_entry = d->map_entry;
+	size_t old_cap = d->map_cap;
+	d->map_sf = sf;
+	d->map_entry = entry;
+	d->map_cap = cap;
+	for (size_t i = 0; i < old_cap; i++) {
+		if (old_entry[i] == 0)
+			continue;
+		size_t slot = map_find_slot(d, old_sf[i]);
+		d->map_sf[slot] = old_sf[i];
+		d->map_entry[slot] = old_entry[i];
+	}
+	free(old_sf);
+	free(old_entry);
+	return 0;
+}
+
+static int map_put(struct delta_writer *d, uint64_t sf, size_t index)
+{
+	if ((d->map_count + 1) * 2 > d->map_cap && map_grow(d) < 0)
+		return -ENOMEM;
+	size_t slot = map_find_slot(d, sf);
+	d->map_count += d->map_entry[slot] == 0;
+	d->map_sf[slot] = sf;
+	d->map_entry[slot] = (uint32_t)(index + 1);
+	return 0;
+}
+
+static uint32_t map_get(const struct delta_writer *d, uint64_t sf)
+{
+	if (d->map_cap == 0)
+		return 0;
+	return d->map_entry[map_find_slot(d, sf)];
+}
+
+/* ---- the cache of recent chunks' bytes ---- */
+
+static void cache_put(struct delta_writer *d, size_t index, const uint8_t *data, uint32_t size)
+{
+	struct cache_slot *slot = &d->cache[index % d->cache_slots];
+	uint8_t *buf = realloc(slot->data, size);
+
+	if (!buf)
+		return; /* only a base the less */
+	memcpy(buf, data, size);
+	*slot = (struct cache_slot){.entry = (uint32_t)(index + 1), .size = size, .data = buf};
+}
+
+static const struct cache_slot *cache_get(const struct delta_writer *d, uint32_t index)
+{
+	const struct cache_slot *slot = &d->cache[index % d->cache_slots];
+
+	return slot->entry == index + 1 ? slot : NULL;
+}
+
+/* ---- finding the session's bases for the frame reader ---- */
+
+static int session_base(void *ctx, const struct cairn_id *id, const struct table_entry **ret,
+			int *ret_fd, bool *ret_own_fd)
+{
+	struct cairn_writer *w = ctx;
+	struct new_entry *entry = writer_find_new(w, id);
+
+	if (!entry || entry->in_open_group)
+		return -ENOENT;
+	int fd = writer_new_entry_fd(w, entry, ret_own_fd);
+	if (fd < 0)
+		return fd;
+	*ret = &entry->e;
+	*ret_fd = fd;
+	return 0;
+}
+
+int delta_writer_new(struct cairn_writer *w)
+{
+	struct delta_writer *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	w->delta = d;
+	d->cache_slots = DELTA_CACHE_BYTES / w->store->params.chunk_avg;
+	d->cache = calloc(d->cache_slots, sizeof(*d->cache));
+	if (!d->cache || sketch_table_load(w->store->dirfd, &d->table) < 0)
+		return -ENOMEM;
+	w->reader.session_base = session_base;
+	w->reader.session_ctx = w;
+	return 0;
+}
+
+void delta_writer_free(struct cairn_writer *w)
+{
+	struct delta_writer *d = w->delta;
+
+	if (!d)
+		return;
+	sketch_table_free(d->table);
+	free(d->map_sf);
+	free(d->map_entry);
+	for (size_t i = 0; d->cache && i < d->cache_slots; i++)
+		free(d->cache[i].data);
+	free(d->cache);
+	free(d);
+	w->delta = NULL;
+}
+
+/* ---- choosing a base ---- */
+
+static void candidate_add(struct candidate *cands, unsigned *count, bool session, uint32_t index,
+			  const struct cairn_id *id)
+{
+	for (unsigned i = 0; i < *count; i++) {
+		if (cands[i].session == session &&
+		    (session ? cands[i].index == index : cairn_id_compare(&cands[i].id, id) == 0)) {
+			cands[i].hits++;
+			return;
+		}
+	}
+	cands[(*count)++] = (struct candidate){.session = session,
+					       .index = index,
+					       .id = id ? *id : (struct cairn_id){{0}},
+					       .hits = 1};
+}
+
+static unsigned candidates_find(struct cairn_writer *w, const struct sketch *sketch, size_t self,
+				struct candidate *cands)
+{
+	unsigned count = 0;
+
+	for (unsigned s = 0; s < SKETCH_SUPER; s++) {
+		uint32_t index = map_get(w->delta, sketch->sf[s]);
+		struct cairn_id id;
+		if (index != 0 && index - 1 != self)
+			candidate_add(cands, &count, true, index - 1, NULL);
+		const struct table_entry *stored =
+			sketch_table_find(w->delta->table, store_table(w->store), sketch->sf[s]);
+		/* Never the chunk's own id (a damaged copy being stored anew). */
+		if (stored &&
+		    memcmp(stored->chunk_id, entry_at(w, self)->e.chunk_id, CAIRN_ID_SIZE) != 0) {
+			memcpy(id.bytes, stored->chunk_id, CAIRN_ID_SIZE);
+			candidate_add(cands, &count, false, 0, &id);
+		}
+	}
+	return count;
+}
+
+static struct delta_job *job_get(struct cairn_writer *w, struct group *group)
+{
+	size_t max = w->store->params.chunk_max;
+
+	if (!group->delta && (group->delta = calloc(1, sizeof(*group->delta)))) {
+		group->delta->base = malloc(max);
+		group->delta->scratch = malloc(ZSTD_compressBound(max));
+	}
+	if (!group->delta || !group->delta->base || !group->delta->scratch)
+		return NULL;
+	return group->delta;
+}
+
+/* A session base: its bytes from the cache. Its entry must be in a pack
+ * before the delta is (a reader of the delta reads it back from there). */
+static int base_from_session(struct cairn_writer *w, uint32_t index, struct delta_job *job)
+{
+	struct new_entry *base = entry_at(w, index);
+	const struct cache_slot *slot = cache_get(w->delta, index);
+
+	if (!slot || base->delta_depth >= DELTA_MAX_DEPTH)
+		return 0;
+	if (base->in_open_group) {
+		int r = submit_group(w, TAKE_PTR(w->open_group));
+		if (r < 0)
+			return r;
+	}
+	memcpy(job->base, slot->data, slot->size);
+	job->base_size = slot->size;
+	memcpy(job->ref.base_id, base->e.chunk_id, CAIRN_ID_SIZE);
+	job->ref.depth = (uint8_t)(base->delta_depth + 1);
+	return 1;
+}
+
+/* A stored base: read (and checked against its id) through the writer's
+ * frame reader. A damaged or unreadable one is simply not used. */
+static int base_from_store(struct cairn_writer *w, const struct cairn_id *id, struct delta_job *job)
+{
+	const struct table_entry *base = table_find(store_table(w->store), id);
+	struct delta_ref ref = {.depth = 0};
+	char msg[400];
+
+	if (!base)
+		return 0;
+	int fd = store_pack_fd(w->store, base->pack_num);
+	if (fd < 0)
+		return 0;
+	if (base->codec == CODEC_DELTA && delta_read_ref(fd, base, &ref) < 0)
+		return 0;
+	if (ref.depth >= DELTA_MAX_DEPTH)
+		return 0;
+	if (frame_reader_get(&w->reader, w->store, fd, base, job->base, w->store->params.chunk_max,
+			     msg, sizeof(msg)) < 0)
+		return 0;
+	job->base_size = base->size;
+	memcpy(job->ref.base_id, base->chunk_id, CAIRN_ID_SIZE);
+	job->ref.depth = (uint8_t)(ref.depth + 1);
+	return 1;
+}
+
+static int base_choose(struct cairn_writer *w, struct candidate *cands, unsigned count,
+		       struct delta_job *job)
+{
+	for (unsigned round = 0; round < count; round++) {
+		unsigned best = 0;
+		for (unsigned i = 1; i < count; i++)
+			if (cands[i].hits > cands[best].hits)
+				best = i;
+		if (cands[best].hits == 0)
+			return 0;
+		int r = cands[best].session ? base_from_session(w, cands[best].index, job)
+					    : base_from_store(w, &cands[best].id, job);
+		if (r != 0)
+			return r;
+		cands[best].hits = 0;
+	}
+	return 0;
+}
+
+int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_t *data)
+{
+	struct delta_writer *d = w->delta;
+	struct candidate cands[DELTA_CANDIDATES];
+	struct sketch sketch;
+	size_t self = w->entry_count - 1;
+
+	entry->delta_depth = 0;
+	if (!sketch_compute(w->chunker.gear, data, entry->e.size, &sketch))
+		return 0;
+	unsigned count = candidates_find(w, &sketch, self, cands);
+	int r = 0;
+	struct delta_job *job = count > 0 ? job_get(w, w->chunk_group) : NULL;
+	if (job) {
+		job->ref = (struct delta_ref){.base_size = 0};
+		r = base_choose(w, cands, count, job);
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			job->ref.base_size = job->base_size;
+			job->active = true;
+			entry->delta_depth = job->ref.depth;
+		}
+	}
+	/* Remembered after the search: a chunk is never its own base. */
+	for (unsigned s = 0; s < SKETCH_SUPER; s++)
+		if (map_put(d, sketch.sf[s], self) < 0)
+			break;
+	cache_put(d, self, data, entry->e.size);
+	return r;
+}
+
+/* ---- the worker side ---- */
+
+/* The delta against the base into payload + its reference; returns its
+ * size, or 0 when zstd failed. */
+static size_t compress_delta(struct ZSTD_CCtx_s *cctx, const struct group *group,
+			     const struct delta_job *job, int level, uint8_t *out, size_t cap)
+{
+	size_t n = ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+
+	if (!ZSTD_isError(n))
+		n = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
+	if (!ZSTD_isError(n))
+		n = ZSTD_CCtx_refPrefix(cctx, job->base, job->base_size);
+	if (!ZSTD_isError(n))
+		n = ZSTD_compress2(cctx, out, cap, group->data, group->size);
+	ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+	return ZSTD_isError(n) ? 0 : n;
+}
+
+uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const struct group *group,
+			uint8_t *payload, size_t cap, uint8_t *ret_codec)
+{
+	struct delta_job *job = group->delta;
+	size_t ref_size = sizeof(struct delta_ref);
+	int level = w->store->params.zstd_level;
+
+	job->active = false;
+	size_t n = compress_delta(cctx, group, job, level, payload + ref_size, cap - ref_size);
+	/* A delta this small beats any plain frame zstd makes of source or
+	 * text: the plain frame is not worth its time (plain_size 0: not
+	 * measured). */
+	if (n > 0 && (ref_size + n) * DELTA_TINY < group->size) {
+		job->ref.plain_size = 0;
+		memcpy(payload, &job->ref, ref_size);
+		*ret_codec = CODEC_DELTA;
+		return (uint32_t)(ref_size + n);
+	}
+	size_t plain = ZSTD_compressCCtx(cctx, job->scratch, ZSTD_compressBound(group->size),
+					 group->data, group->size, level);
+	bool raw = ZSTD_isError(plain) || plain >= group->size;
+	uint32_t plain_size = raw ? group->size : (uint32_t)plain;
+	if (n > 0 && (ref_size + n) * 100 < (uint64_t)plain_size * DELTA_KEEP_PERCENT) {
+		job->ref.plain_size = plain_size;
+		memcpy(payload, &job->ref, ref_size);
+		*ret_codec = CODEC_DELTA;
+		return (uint32_t)(ref_size + n);
+	}
+	memcpy(payload, raw ? group->data : job->scratch, plain_size);
+	*ret_codec = raw ? CODEC_RAW : CODEC_ZSTD;
+	return plain_size;
+}
+
+/* ---- commit ---- */
+
+static int raise_config(struct cairn_writer *w)
+{
+	for (size_t i = 0; i < w->entry_count; i++) {
+		if (entry_at(w, i)->e.codec != CODEC_DELTA)
+			continue;
+		int r = store_config_raise(w->store);
+		if (r < 0)
+			writer_set_error(w, "%s", w->store->error);
+		return r;
+	}
+	return 0;
+}
+
+/* The session's sketches merged into STORE/sketches. Written before the
+ * chunk table: a hint naming chunks a failed commit never stored only
+ * costs a futile lookup, and a failing disk fails the commit cleanly. */
+static int write_sketches(struct cairn_writer *w)
+{
+	struct delta_writer *d = w->delta;
+	size_t count = 0;
+
+	if (d->map_count == 0)
+		return 0;
+	_cleanup_free_ uint64_t *sfs = malloc(d->map_count * sizeof(*sfs));
+	_cleanup_free_ struct cairn_id *ids = malloc(d->map_count * sizeof(*ids));
+	if (!sfs || !ids)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->map_cap; i++) {
+		if (d->map_entry[i] == 0)
+			continue;
+		sfs[count] = d->map_sf[i];
+		memcpy(ids[count++].bytes, entry_at(w, d->map_entry[i] - 1)->e.chunk_id,
+		       CAIRN_ID_SIZE);
+	}
+	int r = sketch_table_write(w->store->dirfd, d->table, sfs, ids, count);
+	if (r < 0)
+		writer_set_error(w, "%s/%s: %s", w->store->path, SKETCH_NAME, strerror(-r));
+	return r;
+}
+
+int delta_commit_prepare(struct cairn_writer *w)
+{
+	int r = raise_config(w);
+
+	return r < 0 ? r : write_sketches(w);
+}
+
+void delta_commit_done(struct cairn_writer *w)
+{
+	struct delta_writer *d = w->delta;
+	struct sketch_table *table = NULL;
+
+	if (d->map_count > 0 && sketch_table_load(w->store->dirfd, &table) == 0) {
+		sketch_table_free(d->table);
+		d->table = table;
+	}
+}
+
+void delta_session_reset(struct cairn_writer *w)
+{
+	struct delta_writer *d = w->delta;
+
+	if (!d)
+		return;
+	if (d->map_cap) {
+		memset(d->map_entry, 0, d->map_cap * sizeof(*d->map_entry));
+		d->map_count = 0;
+	}
+	for (size_t i = 0; i < d->cache_slots; i++)
+		d->cache[i].entry = 0;
+}

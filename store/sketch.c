@@ -1,0 +1,247 @@
+/* sketch.c: resemblance sketches of chunks and the store's table of them
+ * (STORE/sketches, docs/FORMAT.md). A sketch is a few super-features in the
+ * style of N-transform/Finesse with Odess's content-defined sampling: a
+ * gear hash rolls over the chunk, positions whose hash has its top bits
+ * clear are sampled, each of SKETCH_FEATURES linear transforms of the
+ * sampled hashes keeps its maximum, and groups of features hash into one
+ * super-feature. Two chunks sharing a super-feature very likely share most
+ * of their content, which is what a delta base needs. The table maps
+ * super-features to chunk ids; it is only a hint, rewritten at commit.
+ */
+#include "delta_internal.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#define SKETCH_FEATURES    12
+#define SKETCH_SAMPLE_BITS 6 /* one position in 64 is sampled */
+#define SKETCH_MIN_SAMPLES 8
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* Each feature keeps the maximum of its transform of the sampled hashes. */
+static void sample_add(uint64_t feature[SKETCH_FEATURES], const uint64_t mul[SKETCH_FEATURES + 1],
+		       uint64_t hash)
+{
+	for (unsigned f = 0; f < SKETCH_FEATURES; f++) {
+		uint64_t t = hash * mul[f] + mul[f + 1];
+		feature[f] = t > feature[f] ? t : feature[f];
+	}
+}
+
+bool sketch_compute(const uint64_t gear[256], const uint8_t *data, size_t size, struct sketch *ret)
+{
+	uint64_t feature[SKETCH_FEATURES] = {0};
+	uint64_t mul[SKETCH_FEATURES + 1];
+	const uint64_t sampled = 1ull << (64 - SKETCH_SAMPLE_BITS);
+	uint64_t hash = 0;
+	size_t samples = 0;
+
+	if (size < SKETCH_MIN_CHUNK)
+		return false;
+	for (unsigned i = 0; i <= SKETCH_FEATURES; i++)
+		mul[i] = mix64(0x736b65746368ull + i) | 1;
+	/* The top bits of the gear hash depend on the last 64 bytes: a
+	 * content-defined sample, so an insertion shifts samples but keeps
+	 * them. The loop is the chunker's: one shift and add a byte. */
+	for (size_t i = 0; i < size; i++) {
+		hash = (hash << 1) + gear[data[i]];
+		if (__builtin_expect(hash < sampled, 0)) {
+			samples++;
+			sample_add(feature, mul, hash);
+		}
+	}
+	if (samples < SKETCH_MIN_SAMPLES)
+		return false;
+	for (unsigned s = 0; s < SKETCH_SUPER; s++) {
+		uint64_t sf = 0x5346ull + s;
+		for (unsigned f = 0; f < SKETCH_FEATURES / SKETCH_SUPER; f++)
+			sf = mix64(sf ^ feature[s * (SKETCH_FEATURES / SKETCH_SUPER) + f]);
+		ret->sf[s] = sf ? sf : 1;
+	}
+	return true;
+}
+
+/* ---- the table file ---- */
+
+#define SKETCH_MAGIC   "CAIRNSK1"
+#define SKETCH_VERSION 1u
+
+struct sketch_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t reserved;
+	uint64_t slot_count; /* 1..2^32 - 1 */
+	uint64_t check;      /* XXH3-64 of the 24 bytes before it */
+};
+_Static_assert(sizeof(struct sketch_header) == 32, "sketch header is 32 bytes");
+
+/* A slot names its chunk by the first 8 bytes of its id, looked up in the
+ * chunk table: two thirds of the size of a whole id, and a wrong guess
+ * (two ids alike in 64 bits) only costs a futile delta attempt. */
+#define SKETCH_ID_PREFIX 8
+struct sketch_slot {
+	uint32_t tag; /* the super-feature's high half, never 0; 0: empty */
+	uint8_t id_prefix[SKETCH_ID_PREFIX];
+} __attribute__((packed));
+_Static_assert(sizeof(struct sketch_slot) == 12, "sketch slot is 12 bytes");
+
+struct sketch_table {
+	void *map;
+	size_t map_size;
+	const struct sketch_slot *slots;
+	uint64_t slot_count; /* 0: empty */
+};
+
+static uint32_t sf_tag(uint64_t sf)
+{
+	uint32_t tag = (uint32_t)(sf >> 32);
+
+	return tag ? tag : 1;
+}
+
+/* The home slot of a tag: scaled to the slot count, so that a table of any
+ * size is rebuilt from the tags alone. */
+static uint64_t tag_home(uint32_t tag, uint64_t slot_count)
+{
+	return (uint64_t)tag * slot_count >> 32;
+}
+
+static bool header_ok(const struct sketch_header *h, size_t size)
+{
+	return memcmp(h->magic, SKETCH_MAGIC, 8) == 0 && h->version == SKETCH_VERSION &&
+	       h->check == store_checksum(h, offsetof(struct sketch_header, check)) &&
+	       h->slot_count > 0 && h->slot_count <= UINT32_MAX &&
+	       size == sizeof(*h) + h->slot_count * sizeof(struct sketch_slot);
+}
+
+int sketch_table_load(int dirfd, struct sketch_table **ret)
+{
+	struct sketch_table *table = calloc(1, sizeof(*table));
+	struct stat st;
+
+	if (!table)
+		return -ENOMEM;
+	*ret = table;
+	_cleanup_close_ int fd = cairn_open_file_beneath(dirfd, SKETCH_NAME, O_RDONLY, 0);
+	if (fd < 0 || fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(struct sketch_header))
+		return 0;
+	void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return 0;
+	const struct sketch_header *h = map;
+	if (!header_ok(h, (size_t)st.st_size)) {
+		munmap(map, (size_t)st.st_size);
+		return 0;
+	}
+	table->map = map;
+	table->map_size = (size_t)st.st_size;
+	table->slots = (const struct sketch_slot *)(h + 1);
+	table->slot_count = h->slot_count;
+	return 0;
+}
+
+void sketch_table_free(struct sketch_table *table)
+{
+	if (!table)
+		return;
+	if (table->map)
+		munmap(table->map, table->map_size);
+	free(table);
+}
+
+/* The chunk table's entry whose id starts with prefix, or NULL. */
+static const struct table_entry *find_prefix(const struct chunk_table *chunks,
+					     const uint8_t prefix[SKETCH_ID_PREFIX])
+{
+	uint64_t lo = prefix[0] ? chunks->fanout[prefix[0] - 1] : 0;
+	uint64_t hi = chunks->fanout[prefix[0]];
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		int c = memcmp(chunks->entries[mid].chunk_id, prefix, SKETCH_ID_PREFIX);
+		if (c == 0)
+			return &chunks->entries[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+const struct table_entry *sketch_table_find(const struct sketch_table *table,
+					    const struct chunk_table *chunks, uint64_t sf)
+{
+	if (!table || table->slot_count == 0 || !chunks || chunks->entry_count == 0)
+		return NULL;
+	uint32_t tag = sf_tag(sf);
+	for (uint64_t i = tag_home(tag, table->slot_count), n = 0; n < table->slot_count; n++) {
+		const struct sketch_slot *slot = &table->slots[i];
+		if (slot->tag == 0)
+			return NULL;
+		if (slot->tag == tag)
+			return find_prefix(chunks, slot->id_prefix);
+		i = i + 1 == table->slot_count ? 0 : i + 1;
+	}
+	return NULL;
+}
+
+static void slot_put(struct sketch_slot *slots, uint64_t count, uint32_t tag,
+		     const uint8_t *id_prefix)
+{
+	uint64_t i = tag_home(tag, count);
+
+	while (slots[i].tag != 0 && slots[i].tag != tag)
+		i = i + 1 == count ? 0 : i + 1;
+	slots[i].tag = tag;
+	memcpy(slots[i].id_prefix, id_prefix, SKETCH_ID_PREFIX);
+}
+
+int sketch_table_write(int dirfd, const struct sketch_table *table, const uint64_t *sfs,
+		       const struct cairn_id *ids, size_t count)
+{
+	uint64_t used = count;
+	char tmp_name[64];
+
+	for (uint64_t i = 0; table && i < table->slot_count; i++)
+		used += table->slots[i].tag != 0;
+	/* Linear probing stays short up to three quarters full. */
+	uint64_t slots = used * 4 / 3 + 64;
+	if (slots > UINT32_MAX)
+		return -EFBIG;
+	size_t size = sizeof(struct sketch_header) + slots * sizeof(struct sketch_slot);
+	_cleanup_free_ uint8_t *buf = calloc(1, size);
+	if (!buf)
+		return -ENOMEM;
+	struct sketch_header *h = (struct sketch_header *)buf;
+	struct sketch_slot *out = (struct sketch_slot *)(h + 1);
+	memcpy(h->magic, SKETCH_MAGIC, 8);
+	h->version = SKETCH_VERSION;
+	h->slot_count = slots;
+	h->check = store_checksum(h, offsetof(struct sketch_header, check));
+	for (uint64_t i = 0; table && i < table->slot_count; i++)
+		if (table->slots[i].tag != 0)
+			slot_put(out, slots, table->slots[i].tag, table->slots[i].id_prefix);
+	for (size_t i = 0; i < count; i++)
+		slot_put(out, slots, sf_tag(sfs[i]), ids[i].bytes);
+	_cleanup_close_ int fd =
+		cairn_tmp_open(dirfd, "tmp-sketches-", "", 0600, tmp_name, sizeof(tmp_name));
+	if (fd < 0)
+		return fd;
+	int r = cairn_write_all(fd, buf, size);
+	if (r == 0)
+		r = cairn_commit_file(dirfd, fd, tmp_name, SKETCH_NAME, NULL);
+	if (r < 0)
+		unlinkat(dirfd, tmp_name, 0);
+	return r;
+}
