@@ -281,6 +281,22 @@ int cairn_writer_file_write(struct cairn_writer *writer, const void *data, size_
 int cairn_writer_file_end(struct cairn_writer *writer, uint64_t *ret_size,
 			  const struct cairn_chunk_ref **ret_chunks, size_t *ret_count);
 
+/* Files handed over without waiting: the calling thread only copies their
+ * bytes; threads cut, hash and deduplicate them. cairn_writer_file_end_async
+ * ends a file; its result (size and chunks, the array valid during the call)
+ * reaches fn later, on the calling thread, during a later file_begin,
+ * file_write, file_end or cairn_writer_files_flush, always in the order the
+ * files ended, cookie as given. A non-zero return from fn fails that call.
+ * A synchronous file_end first delivers every result before its own. */
+typedef int (*cairn_writer_file_fn)(void *userdata, uint64_t cookie, uint64_t size,
+				    const struct cairn_chunk_ref *chunks, size_t count);
+void cairn_writer_set_file_fn(struct cairn_writer *writer, cairn_writer_file_fn fn,
+			      void *userdata);
+int cairn_writer_file_end_async(struct cairn_writer *writer, uint64_t cookie);
+/* Waits for every file ended so far and delivers the results not yet
+ * delivered. Returns 0 or -errno (the first failure of the threads, or fn's). */
+int cairn_writer_files_flush(struct cairn_writer *writer);
+
 /* Makes everything put so far durable and visible: waits for the threads,
  * seals and fsyncs the open pack, writes the merged chunk table to a temp
  * file, fsyncs it and renames it into place. The store handle then reads the
