@@ -10,6 +10,7 @@
 #include "import_internal.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -63,6 +64,7 @@ int cairn_import_new(struct cairn_store *store, struct cairn_writer *writer,
 		options && options->ratio_slack ? options->ratio_slack : CAIRN_IMPORT_RATIO_SLACK;
 	imp->keep_partial = options && options->partial;
 	imp->in_buf = malloc(IMPORT_READ_SIZE);
+	imp->in_cur = imp->in_buf;
 	if (!imp->in_buf) {
 		free(imp);
 		return -ENOMEM;
@@ -75,10 +77,13 @@ void cairn_import_free(struct cairn_import *imp)
 {
 	if (!imp)
 		return;
+	import_prefetch_stop(imp);
 	tree_release(&imp->tree);
 	path_parts_release(&imp->parts);
 	path_parts_release(&imp->link_parts);
 	buf_release(&imp->runs);
+	buf_release(&imp->done_runs);
+	free(imp->pending);
 	free(imp->in_buf);
 	free(imp->label);
 	free(imp);
@@ -163,11 +168,27 @@ la_ssize_t import_next_slice(struct cairn_import *imp, const void **ret_buf)
 	size_t n = imp->in_len - imp->in_off;
 	if (n > IMPORT_FEED_SIZE)
 		n = IMPORT_FEED_SIZE;
-	const uint8_t *slice = imp->in_buf + imp->in_off;
+	const uint8_t *slice = imp->in_cur + imp->in_off;
 	imp->in_off += n;
 	hash_input(imp, slice, n);
 	*ret_buf = slice;
 	return (la_ssize_t)n;
+}
+
+/* A stream's next block. When none is waiting, the store writer first
+ * hands on what it holds: a pipe that stalls must not hold back the file
+ * data read before it. */
+static ssize_t stream_read(struct cairn_import *imp)
+{
+	struct pollfd pfd = {.fd = imp->fd, .events = POLLIN};
+	ssize_t n;
+
+	if (poll(&pfd, 1, 0) == 0)
+		cairn_writer_files_kick(imp->writer);
+	do
+		n = read(imp->fd, imp->in_buf, IMPORT_READ_SIZE);
+	while (n < 0 && errno == EINTR);
+	return n;
 }
 
 /* Reads IMPORT_READ_SIZE at a time and hands libarchive IMPORT_FEED_SIZE
@@ -180,9 +201,11 @@ static la_ssize_t on_read(struct archive *a, void *userdata, const void **ret_bu
 
 	if (imp->in_off == imp->in_len) {
 		ssize_t n;
-		do
-			n = read(imp->fd, imp->in_buf, IMPORT_READ_SIZE);
-		while (n < 0 && errno == EINTR);
+		imp->in_cur = imp->in_buf;
+		if (imp->prefetch && (n = import_prefetch_read(imp, imp->in_pos, &imp->in_cur)) < 0)
+			errno = (int)-n;
+		else if (!imp->prefetch)
+			n = stream_read(imp);
 		if (n < 0) {
 			imp->read_errno = errno;
 			imp->read_failed = true;
@@ -592,9 +615,14 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 	int r = import_open_input(imp, fd, label);
 	if (r < 0)
 		return r;
+	import_content_start(imp);
 	/* Only the decoder's layers check a gzip or lz4 stream's checksums. */
-	if (import_input_is_compressed(imp) && (r = import_pipe_start(imp)) < 0)
-		return import_fail(imp, r, "starting the decoder: %s", strerror(-r));
+	if (import_input_is_compressed(imp)) {
+		if ((r = import_pipe_start(imp)) < 0)
+			return import_fail(imp, r, "starting the decoder: %s", strerror(-r));
+	} else if (imp->seekable && (r = import_prefetch_start(imp)) < 0) {
+		return import_fail(imp, r, "starting the reader: %s", strerror(-r));
+	}
 	struct archive *a = archive_new(imp);
 	bool opened = false;
 	r = a ? open_archive(imp, a) : import_fail(imp, -ENOMEM, "out of memory");
@@ -606,7 +634,12 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 	}
 	if (r == -EBADMSG && opened)
 		r = keep_partial(imp);
+	/* The files read so far get their chunk lists (a partial snapshot's too). */
+	if (r == 0)
+		r = import_content_flush(imp);
+	cairn_writer_set_file_fn(imp->writer, NULL, NULL);
 	import_pipe_stop(imp);
+	import_prefetch_stop(imp);
 	bool cut = false;
 	if (r == 0) {
 		record_format(imp, a);

@@ -290,9 +290,12 @@ int cairn_writer_file_end(struct cairn_writer *writer, uint64_t *ret_size,
  * A synchronous file_end first delivers every result before its own. */
 typedef int (*cairn_writer_file_fn)(void *userdata, uint64_t cookie, uint64_t size,
 				    const struct cairn_chunk_ref *chunks, size_t count);
-void cairn_writer_set_file_fn(struct cairn_writer *writer, cairn_writer_file_fn fn,
-			      void *userdata);
+void cairn_writer_set_file_fn(struct cairn_writer *writer, cairn_writer_file_fn fn, void *userdata);
 int cairn_writer_file_end_async(struct cairn_writer *writer, uint64_t cookie);
+/* Hands on the bytes copied so far without waiting for a full batch: for a
+ * caller about to block on its input (a pipe that stalls would otherwise
+ * hold them back). */
+void cairn_writer_files_kick(struct cairn_writer *writer);
 /* Waits for every file ended so far and delivers the results not yet
  * delivered. Returns 0 or -errno (the first failure of the threads, or fn's). */
 int cairn_writer_files_flush(struct cairn_writer *writer);

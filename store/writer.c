@@ -9,6 +9,7 @@
 #include "writer_internal.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -157,7 +158,11 @@ static int writer_alloc(struct cairn_writer *w, unsigned threads)
 	const struct cairn_store_params *params = &w->store->params;
 
 	if (threads == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		/* The CPUs this process may run on (taskset), not all online. */
+		cpu_set_t set;
+		long n = sched_getaffinity(0, sizeof(set), &set) == 0
+				 ? CPU_COUNT(&set)
+				 : sysconf(_SC_NPROCESSORS_ONLN);
 		threads = n > 0 ? (unsigned)n : 1;
 	}
 	w->thread_count = threads > 64 ? 64 : threads;

@@ -165,7 +165,7 @@ struct cairn_writer {
 	uint64_t seq_file_size;
 	struct cairn_chunk_ref *seq_refs; /* the file in sequence's chunks */
 	size_t seq_ref_count, seq_ref_cap;
-	struct group *open_group; /* small new chunks gathered so far, or NULL */
+	struct group *open_group;   /* small new chunks gathered so far, or NULL */
 	struct frame_reader reader; /* for confirming dedup hits */
 	uint8_t *confirm_buf;
 	struct cairn_writer_stats stats;

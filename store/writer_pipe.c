@@ -24,7 +24,7 @@
 #include <string.h>
 
 #define BATCH_MIN_SIZE (4u << 20)
-#define BATCH_PIECES 4096u
+#define BATCH_PIECES   4096u
 
 /* ---- cutting (cutter threads) ---- */
 
@@ -61,6 +61,7 @@ static void *cutter_main(void *arg)
 	struct cairn_writer *w = arg;
 	struct cairn_chunker chunker;
 
+	pthread_setname_np(pthread_self(), "cairn-cut");
 	cairn_chunker_init(&chunker, &w->store->params);
 	pthread_mutex_lock(&w->pipe_lock);
 	for (;;) {
@@ -161,8 +162,8 @@ static int seq_continue(struct cairn_writer *w, const struct batch *b, const str
 		if (pos == end)
 			return 0;
 		int cut;
-		uint32_t n = (uint32_t)cairn_chunker_scan(&w->chunker, b->data + pos, end - pos,
-							  &cut);
+		uint32_t n =
+			(uint32_t)cairn_chunker_scan(&w->chunker, b->data + pos, end - pos, &cut);
 		if (!cut && !(p->flags & PIECE_END)) {
 			memcpy(w->carry, b->data + pos, n);
 			w->carry_len = n;
@@ -253,6 +254,7 @@ static void *sequencer_main(void *arg)
 {
 	struct cairn_writer *w = arg;
 
+	pthread_setname_np(pthread_self(), "cairn-seq");
 	pthread_mutex_lock(&w->pipe_lock);
 	for (;;) {
 		while (!w->pipe_stopping &&
@@ -314,7 +316,8 @@ static int collect(struct cairn_writer *w)
 			continue;
 		}
 		if (d->ref_count > w->ref_cap) {
-			struct cairn_chunk_ref *copy = realloc(w->refs, d->ref_count * sizeof(*copy));
+			struct cairn_chunk_ref *copy =
+				realloc(w->refs, d->ref_count * sizeof(*copy));
 			if (!copy)
 				return -ENOMEM;
 			w->refs = copy;
@@ -352,8 +355,7 @@ static int batch_take(struct cairn_writer *w)
 /* Starts a piece in the batch being filled, handing it on first when full. */
 static int piece_add(struct cairn_writer *w, uint32_t flags)
 {
-	if (w->batch &&
-	    (w->batch->piece_count == w->piece_cap || w->batch->used == w->batch_size))
+	if (w->batch && (w->batch->piece_count == w->piece_cap || w->batch->used == w->batch_size))
 		batch_submit(w);
 	int r = w->batch ? 0 : batch_take(w);
 	if (r < 0)
@@ -423,7 +425,7 @@ int cairn_writer_file_write(struct cairn_writer *w, const void *data, size_t siz
 		return -EINVAL;
 	w->file_size += size;
 	while (size > 0) {
-		if (w->batch->used == w->batch_size) {
+		if (!w->batch || w->batch->used == w->batch_size) {
 			int r = piece_add(w, 0); /* the file goes on in the next batch */
 			if (r < 0)
 				return r;
@@ -445,7 +447,8 @@ int cairn_writer_file_write(struct cairn_writer *w, const void *data, size_t siz
 static struct piece *file_close(struct cairn_writer *w, uint32_t flags)
 {
 	w->in_file = false;
-	if (!w->batch || w->batch->piece_count == 0)
+	/* A kick handed the file's last piece on: it ends in an empty one. */
+	if (!w->batch && piece_add(w, 0) < 0)
 		return NULL;
 	struct piece *p = &w->batch->pieces[w->batch->piece_count - 1];
 	p->flags |= flags;
@@ -483,6 +486,12 @@ int cairn_writer_file_end(struct cairn_writer *w, uint64_t *ret_size,
 	return 0;
 }
 
+void cairn_writer_files_kick(struct cairn_writer *w)
+{
+	if (w->batch && w->batch->used > 0)
+		batch_submit(w);
+}
+
 int cairn_writer_files_flush(struct cairn_writer *w)
 {
 	if (w->in_file)
@@ -496,8 +505,8 @@ static int pipe_alloc(struct cairn_writer *w)
 {
 	const struct cairn_store_params *params = &w->store->params;
 
-	w->batch_size = params->chunk_max * 2 > BATCH_MIN_SIZE ? params->chunk_max * 2
-							       : BATCH_MIN_SIZE;
+	w->batch_size =
+		params->chunk_max * 2 > BATCH_MIN_SIZE ? params->chunk_max * 2 : BATCH_MIN_SIZE;
 	w->piece_cap = BATCH_PIECES;
 	/* A cutter's cuts are chunk_min apart, plus each piece's end. */
 	w->cut_cap = w->batch_size / params->chunk_min + w->piece_cap + 1;
