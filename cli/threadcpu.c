@@ -1,9 +1,11 @@
 /* threadcpu.c: with CAIRN_THREAD_CPU set, `cairn add` ends by saying on
  * stderr how its CPU time split between its threads, by role, from
  * /proc/self/task/<tid>/{comm,stat} (the threads name themselves): the
- * calling thread that reads the archive ("cairn"), the cutters, the
- * sequencer, the compression workers; what threads that already ended used
- * (a compressed stream's decoder) is the rest of getrusage(RUSAGE_SELF).
+ * calling thread that parses the archive and copies file data ("cairn"),
+ * the input's read-ahead or decoding thread ("io": cairn-io, cairn-decode,
+ * joined at each archive's end, so counted as the rest of
+ * getrusage(RUSAGE_SELF)), the cutters, the sequencer, the compression
+ * workers and any other thread.
  * bench/add-scaling reads the line; it shows whether the reading thread
  * bounds how far an add scales with cores.
  */
@@ -17,12 +19,15 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-enum { ROLE_READ, ROLE_CUT, ROLE_SEQ, ROLE_ZSTD, ROLE_OTHER, ROLE_COUNT };
+enum { ROLE_READ, ROLE_IO, ROLE_CUT, ROLE_SEQ, ROLE_ZSTD, ROLE_OTHER, ROLE_COUNT };
 
 static int role_of(const char *comm)
 {
-	static const char *const names[] = {"cairn", "cairn-cut", "cairn-seq", "cairn-zstd"};
+	static const char *const names[] = {"cairn", "cairn-io", "cairn-cut", "cairn-seq",
+					    "cairn-zstd"};
 
+	if (strcmp(comm, "cairn-decode") == 0)
+		return ROLE_IO;
 	for (int i = 0; i < ROLE_OTHER; i++)
 		if (strcmp(comm, names[i]) == 0)
 			return i;
@@ -76,12 +81,12 @@ void cli_thread_cpu_report(void)
 	double total = (double)self.ru_utime.tv_sec + self.ru_utime.tv_usec / 1e6 +
 		       (double)self.ru_stime.tv_sec + self.ru_stime.tv_usec / 1e6;
 	if (total > seen)
-		sec[ROLE_OTHER] += total - seen; /* threads that ended */
+		sec[ROLE_IO] += total - seen; /* ended: each archive's read-ahead or decoder */
 	else
 		total = seen;
 	fprintf(stderr,
-		"thread cpu: read %.2f s, cut %.2f s, sequence %.2f s, compress %.2f s, other "
-		"%.2f s, total %.2f s, read share %.3f\n",
-		sec[ROLE_READ], sec[ROLE_CUT], sec[ROLE_SEQ], sec[ROLE_ZSTD], sec[ROLE_OTHER],
+		"thread cpu: read %.2f s, io %.2f s, cut %.2f s, sequence %.2f s, compress %.2f s, "
+		"other %.2f s, total %.2f s, read share %.3f\n",
+		sec[ROLE_READ], sec[ROLE_IO], sec[ROLE_CUT], sec[ROLE_SEQ], sec[ROLE_ZSTD], sec[ROLE_OTHER],
 		total, total > 0 ? sec[ROLE_READ] / total : 0.0);
 }

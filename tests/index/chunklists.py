@@ -4,6 +4,8 @@ lists that does not depend on the store's hash key.
 
   chunklists.py make OUT.tar     write the tar (the same bytes every time)
   chunklists.py digest SNAPSHOT  print the digest of the snapshot file
+  chunklists.py chunks SNAPSHOT  the same over the CHUNKS section alone (a
+                                 pipe's snapshot differs in its root's mtime)
 
 The tar mixes what the writer's pipeline must cut exactly as one sequential
 pass: hundreds of small and empty files (many to a batch), random and
@@ -19,6 +21,7 @@ the order of the lists and which chunks are equal, not the keyed ids.
 """
 import hashlib
 import io
+import os
 import random
 import struct
 import sys
@@ -45,9 +48,10 @@ def make(path):
             info.mode = 0o644
             info.uname = info.gname = 'root'
             tar.addfile(info, io.BytesIO(data))
+    os.utime(path, (1700000000, 1700000000))  # the root directory's mtime
 
 
-def digest(path):
+def digest(path, only_chunks=False):
     b = open(path, 'rb').read()
     count = struct.unpack_from('<I', b, 16)[0]
     sections = {}
@@ -55,7 +59,7 @@ def digest(path):
         kind, _, off, size, _ = struct.unpack_from('<IIQQQ', b, 128 + 32 * i)
         sections[kind] = b[off:off + size]
     h = hashlib.sha256()
-    for kind in (2, 3, 4):  # INODES, DIRENTS, STRINGS
+    for kind in () if only_chunks else (2, 3, 4):  # INODES, DIRENTS, STRINGS
         h.update(sections.get(kind, b''))
     chunks, seen, pos, lists, runs = sections[5], {}, 0, 0, 0
     while pos < len(chunks):
@@ -74,6 +78,9 @@ def digest(path):
 
 
 if __name__ == '__main__':
-    if len(sys.argv) != 3 or sys.argv[1] not in ('make', 'digest'):
+    if len(sys.argv) != 3 or sys.argv[1] not in ('make', 'digest', 'chunks'):
         sys.exit(__doc__)
-    (make if sys.argv[1] == 'make' else digest)(sys.argv[2])
+    if sys.argv[1] == 'make':
+        make(sys.argv[2])
+    else:
+        digest(sys.argv[2], sys.argv[1] == 'chunks')
