@@ -202,10 +202,13 @@ static la_ssize_t on_read(struct archive *a, void *userdata, const void **ret_bu
 	if (imp->in_off == imp->in_len) {
 		ssize_t n;
 		imp->in_cur = imp->in_buf;
-		if (imp->prefetch && (n = import_prefetch_read(imp, imp->in_pos, &imp->in_cur)) < 0)
-			errno = (int)-n;
-		else if (!imp->prefetch)
+		if (imp->prefetch) {
+			n = import_prefetch_read(imp, imp->in_pos, &imp->in_cur);
+			if (n < 0)
+				errno = (int)-n;
+		} else {
 			n = stream_read(imp);
+		}
 		if (n < 0) {
 			imp->read_errno = errno;
 			imp->read_failed = true;
