@@ -87,6 +87,6 @@ void cli_thread_cpu_report(void)
 	fprintf(stderr,
 		"thread cpu: read %.2f s, io %.2f s, cut %.2f s, sequence %.2f s, compress %.2f s, "
 		"other %.2f s, total %.2f s, read share %.3f\n",
-		sec[ROLE_READ], sec[ROLE_IO], sec[ROLE_CUT], sec[ROLE_SEQ], sec[ROLE_ZSTD], sec[ROLE_OTHER],
-		total, total > 0 ? sec[ROLE_READ] / total : 0.0);
+		sec[ROLE_READ], sec[ROLE_IO], sec[ROLE_CUT], sec[ROLE_SEQ], sec[ROLE_ZSTD],
+		sec[ROLE_OTHER], total, total > 0 ? sec[ROLE_READ] / total : 0.0);
 }
