@@ -223,8 +223,9 @@ int64_t cairn_unpacker_get_neighbours(struct cairn_unpacker *unpacker, const str
 /* ---- writing ----
  *
  * One writer at a time per store (an exclusive flock on STORE/lock); readers
- * are never blocked. A writer runs a pool of compression threads; its calls
- * must come from one thread. Nothing it writes is visible to readers before
+ * are never blocked. A writer runs threads that cut and hash files' bytes
+ * (cutters), deduplicate them in order (the sequencer) and compress them
+ * (workers); its calls must come from one thread. Nothing it writes is visible to readers before
  * cairn_writer_commit. */
 
 #define CAIRN_WRITER_NOWAIT 1u /* fail with -EWOULDBLOCK instead of waiting for the lock */
@@ -250,7 +251,8 @@ struct cairn_writer_stats {
 /* Takes the store's write lock (waiting for it unless flags has
  * CAIRN_WRITER_NOWAIT), removes leftovers of writers that died (temp files,
  * packs no table lists; counted in the writer's stats) and starts threads
- * (0: one per core). On failure the message is on the store handle. */
+ * (0: as many cutters and workers as CPUs the process may run on). On
+ * failure the message is on the store handle. */
 int cairn_writer_open(struct cairn_store *store, unsigned flags, unsigned threads,
 		      struct cairn_writer **ret);
 /* Abandons everything not committed, removes its temp files, stops the threads
