@@ -510,7 +510,9 @@ static int pipe_alloc(struct cairn_writer *w)
 	w->piece_cap = BATCH_PIECES;
 	/* A cutter's cuts are chunk_min apart, plus each piece's end. */
 	w->cut_cap = w->batch_size / params->chunk_min + w->piece_cap + 1;
-	w->batch_total = w->thread_count + 3;
+	/* Enough for every cutter, the sequencer and the one being filled;
+	 * capped, as each is batch_size of memory. */
+	w->batch_total = w->thread_count + 3 < 16 ? w->thread_count + 3 : 16;
 	w->batch_all = calloc(w->batch_total, sizeof(*w->batch_all));
 	w->batch_free = calloc(w->batch_total, sizeof(*w->batch_free));
 	w->batch_ring = calloc(w->batch_total, sizeof(*w->batch_ring));
