@@ -337,5 +337,6 @@ int cli_add(const struct cli *cli, const struct cli_add_options *options,
 		}
 	}
 	cli_passwords_release(&add.passwords);
+	cli_thread_cpu_report(); /* CAIRN_THREAD_CPU: before the writer's threads end */
 	return status;
 }

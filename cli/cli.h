@@ -172,6 +172,9 @@ void cli_charset_locale(void);
  * when every archive was added (or already there), else EXIT_ERROR. */
 int cli_add(const struct cli *cli, const struct cli_add_options *options,
 	    const char *const *archives, int count);
+/* With CAIRN_THREAD_CPU set, says on stderr how the process's CPU time split
+ * between its threads by role (threadcpu.c). */
+void cli_thread_cpu_report(void);
 
 /* ---- one-step mounts (onestep.c) ---- */
 

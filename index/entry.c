@@ -227,6 +227,8 @@ static int add_run(struct cairn_import *imp, const uint8_t id[CAIRN_ID_SIZE], ui
 
 static int writer_fail(struct cairn_import *imp, int r)
 {
+	if (imp->content_failed)
+		return r; /* an earlier file's chunk list failed: imp->error says why */
 	return import_fail(imp, r, "storing its content: %s", cairn_writer_error(imp->writer));
 }
 
@@ -316,30 +318,36 @@ static int content_read(struct cairn_import *imp, struct archive *a, struct cont
 	}
 }
 
-/* The file id names the run list (docs/FORMAT.md "Ids"); a hole's zero id
- * stands for its zeros, which are never hashed. */
-static void file_id_of_runs(struct cairn_import *imp, struct cairn_id *ret)
+/* An ordinary file (one extent, no holes) does not wait for its chunks:
+ * the inode gets them later (import_content.c). */
+static int content_defer(struct cairn_import *imp, struct content *c, struct tree_inode *inode,
+			 bool *ret_deferred)
 {
-	const struct snap_run *runs =
-		(const struct snap_run *)(imp->runs.data + sizeof(struct snap_chunk_list));
-	size_t count = (imp->runs.size - sizeof(struct snap_chunk_list)) / sizeof(struct snap_run);
-	struct cairn_file_hasher hasher;
+	bool short_sparse = c->declared >= 0 && c->pos < (uint64_t)c->declared;
 
-	cairn_file_id_init(&hasher, imp->store);
-	for (size_t i = 0; i < count; i++) {
-		struct cairn_id id;
-		memcpy(id.bytes, runs[i].chunk_id, CAIRN_ID_SIZE);
-		cairn_file_id_add_run(&hasher, &id, runs[i].end);
-	}
-	cairn_file_hasher_final(&hasher, ret);
+	*ret_deferred = false;
+	if (c->holes || short_sparse || c->segments > 1)
+		return 0;
+	int r = c->segments == 0 ? cairn_writer_file_begin(imp->writer) : 0;
+	if (r == 0)
+		r = import_content_defer(imp);
+	if (r < 0)
+		return writer_fail(imp, r);
+	c->in_segment = false;
+	inode->size = c->pos;
+	*ret_deferred = true;
+	return 0;
 }
 
-static int content_finish(struct cairn_import *imp, struct content *c, struct tree_inode *inode)
+static int content_finish(struct cairn_import *imp, struct content *c, struct tree_inode *inode,
+			  bool *ret_deferred)
 {
 	static const uint8_t hole[CAIRN_ID_SIZE];
 	struct snap_chunk_list *head = (struct snap_chunk_list *)imp->runs.data;
-	int r = 0;
+	int r = content_defer(imp, c, inode, ret_deferred);
 
+	if (r < 0 || *ret_deferred)
+		return r;
 	if (c->in_segment)
 		r = segment_end(imp, c);
 	if (r == 0 && c->declared >= 0 && c->pos < (uint64_t)c->declared) {
@@ -362,32 +370,10 @@ static int content_finish(struct cairn_import *imp, struct content *c, struct tr
 	head->run_count = (uint32_t)((imp->runs.size - sizeof(*head)) / sizeof(struct snap_run));
 	head->flags = c->holes ? CHUNK_LIST_SPARSE : 0;
 	struct cairn_id id;
-	file_id_of_runs(imp, &id);
+	import_file_id_of_runs(imp, &imp->runs, &id);
 	memcpy(head->file_id, id.bytes, CAIRN_ID_SIZE);
 	inode->size = c->pos;
 	return 0;
-}
-
-/* Stores the run list once per distinct content (equal bytes, not just an
- * equal file id, as invariant 3 asks). */
-static int content_intern(struct cairn_import *imp, struct tree_inode *inode)
-{
-	struct tree *tree = &imp->tree;
-	uint64_t hash, offset;
-
-	memcpy(&hash, imp->runs.data, sizeof(hash));
-	if (intern_find(&tree->chunk_index, &tree->chunks, hash, imp->runs.data, imp->runs.size,
-			&offset)) {
-		inode->data = offset;
-		return 0;
-	}
-	offset = tree->chunks.size;
-	int r = buf_append(&tree->chunks, imp->runs.data, imp->runs.size);
-	if (r == 0)
-		r = intern_add(&tree->chunk_index, hash, offset, imp->runs.size);
-	if (r == 0)
-		inode->data = offset;
-	return r;
 }
 
 static int entry_content(struct cairn_import *imp, struct archive *a, struct archive_entry *entry,
@@ -415,10 +401,11 @@ static int entry_content(struct cairn_import *imp, struct archive *a, struct arc
 	int r = buf_append(&imp->runs, &head, sizeof(head));
 	if (r == 0 && !negative)
 		r = content_read(imp, a, &c);
+	bool deferred = false;
 	if (r == 0)
-		r = content_finish(imp, &c, inode);
-	if (r == 0)
-		r = content_intern(imp, inode);
+		r = content_finish(imp, &c, inode, &deferred);
+	if (r == 0 && !deferred)
+		r = import_content_intern(imp, &imp->runs, &inode->data);
 	if (r == 0 && c.pos > (uint64_t)INT64_MAX)
 		return import_fail(imp, -E2BIG, "it is too large");
 	return r;
@@ -461,6 +448,8 @@ static int put_inode(struct cairn_import *imp, uint32_t parent, const struct tre
 	const struct path_parts *p = &imp->parts;
 	int64_t ino = tree_add_inode(&imp->tree, proto);
 
+	if (ino >= 0)
+		import_content_bind(imp, (uint32_t)ino);
 	if (ino >= 0)
 		ino = tree_put(&imp->tree, parent, p->name[p->count - 1], p->len[p->count - 1],
 			       (uint32_t)ino);
@@ -520,8 +509,10 @@ static int entry_hardlink(struct cairn_import *imp, struct archive *a, struct ar
 		r = entry_xattrs(imp, entry, &proto.xattrs);
 	if (r == 0)
 		r = entry_content(imp, a, entry, &proto);
-	if (r == 0)
+	if (r == 0) {
 		imp->tree.inodes[inode] = proto;
+		import_content_bind(imp, inode);
+	}
 	return r;
 }
 

@@ -10,6 +10,7 @@
 #include "import_internal.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -66,6 +67,7 @@ int cairn_import_new(struct cairn_store *store, struct cairn_writer *writer,
 	imp->nest_depth = imp->nest_max = options ? options->recursion_depth : 0;
 	imp->spool_fd = -1;
 	imp->in_buf = malloc(IMPORT_READ_SIZE);
+	imp->in_cur = imp->in_buf;
 	if (!imp->in_buf) {
 		free(imp);
 		return -ENOMEM;
@@ -78,6 +80,7 @@ void cairn_import_free(struct cairn_import *imp)
 {
 	if (!imp)
 		return;
+	import_prefetch_stop(imp);
 	tree_release(&imp->tree);
 	path_parts_release(&imp->parts);
 	path_parts_release(&imp->link_parts);
@@ -85,6 +88,8 @@ void cairn_import_free(struct cairn_import *imp)
 	free(imp->split_parts);
 	if (imp->spool_fd >= 0)
 		close(imp->spool_fd);
+	buf_release(&imp->done_runs);
+	free(imp->pending);
 	free(imp->in_buf);
 	free(imp->label);
 	free(imp);
@@ -172,11 +177,27 @@ la_ssize_t import_next_slice(struct cairn_import *imp, const void **ret_buf)
 	size_t n = imp->in_len - imp->in_off;
 	if (n > IMPORT_FEED_SIZE)
 		n = IMPORT_FEED_SIZE;
-	const uint8_t *slice = imp->in_buf + imp->in_off;
+	const uint8_t *slice = imp->in_cur + imp->in_off;
 	imp->in_off += n;
 	hash_input(imp, slice, n);
 	*ret_buf = slice;
 	return (la_ssize_t)n;
+}
+
+/* A stream's next block. When none is waiting, the store writer first
+ * hands on what it holds: a pipe that stalls must not hold back the file
+ * data read before it. */
+static ssize_t stream_read(struct cairn_import *imp)
+{
+	struct pollfd pfd = {.fd = imp->fd, .events = POLLIN};
+	ssize_t n;
+
+	if (poll(&pfd, 1, 0) == 0)
+		cairn_writer_files_kick(imp->writer);
+	do
+		n = import_input_read(imp, imp->in_buf, IMPORT_READ_SIZE);
+	while (n < 0 && errno == EINTR);
+	return n;
 }
 
 /* Reads IMPORT_READ_SIZE at a time and hands libarchive IMPORT_FEED_SIZE
@@ -189,9 +210,14 @@ static la_ssize_t on_read(struct archive *a, void *userdata, const void **ret_bu
 
 	if (imp->in_off == imp->in_len) {
 		ssize_t n;
-		do
-			n = import_input_read(imp, imp->in_buf, IMPORT_READ_SIZE);
-		while (n < 0 && errno == EINTR);
+		imp->in_cur = imp->in_buf;
+		if (imp->prefetch) {
+			n = import_prefetch_read(imp, imp->in_pos, &imp->in_cur);
+			if (n < 0)
+				errno = (int)-n;
+		} else {
+			n = stream_read(imp);
+		}
 		if (n < 0) {
 			imp->read_errno = errno;
 			imp->read_failed = true;
@@ -608,9 +634,14 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 	int r = import_open_input(imp, fd, label);
 	if (r < 0)
 		return r;
+	import_content_start(imp);
 	/* Only the decoder's layers check a gzip or lz4 stream's checksums. */
-	if (import_input_is_compressed(imp) && (r = import_pipe_start(imp)) < 0)
-		return import_fail(imp, r, "starting the decoder: %s", strerror(-r));
+	if (import_input_is_compressed(imp)) {
+		if ((r = import_pipe_start(imp)) < 0)
+			return import_fail(imp, r, "starting the decoder: %s", strerror(-r));
+	} else if (imp->seekable && (r = import_prefetch_start(imp)) < 0) {
+		return import_fail(imp, r, "starting the reader: %s", strerror(-r));
+	}
 	struct archive *a = archive_new(imp);
 	bool opened = false;
 	r = a ? import_input_setup(imp, a) : import_fail(imp, -ENOMEM, "out of memory");
@@ -624,7 +655,12 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 	}
 	if (r == -EBADMSG && opened)
 		r = keep_partial(imp);
+	/* The files read so far get their chunk lists (a partial snapshot's too). */
+	if (r == 0)
+		r = import_content_flush(imp);
+	cairn_writer_set_file_fn(imp->writer, NULL, NULL);
 	import_pipe_stop(imp);
+	import_prefetch_stop(imp);
 	bool cut = false;
 	if (r == 0) {
 		record_format(imp, a);

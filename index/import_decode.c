@@ -342,6 +342,7 @@ static bool pipe_put(struct decode_pipe *pipe, const uint8_t *p, size_t size)
 static void *decoder_main(void *arg)
 {
 	struct decode_pipe *pipe = arg;
+	pthread_setname_np(pthread_self(), "cairn-decode");
 	int r = build_layers(pipe);
 	struct decode_layer *top = &pipe->layers[pipe->layer_count - 1];
 
@@ -388,6 +389,13 @@ la_ssize_t import_pipe_read(struct archive *a, void *userdata, const void **ret_
 		pipe->count--;
 		pipe->reading = false;
 		pthread_cond_broadcast(&pipe->cond);
+	}
+	if (pipe->count == 0 && !pipe->done) {
+		/* The decoder is behind (a stalled pipe, say): the store writer
+		 * hands on what it holds meanwhile. */
+		pthread_mutex_unlock(&pipe->lock);
+		cairn_writer_files_kick(imp->writer);
+		pthread_mutex_lock(&pipe->lock);
 	}
 	while (pipe->count == 0 && !pipe->done)
 		pthread_cond_wait(&pipe->cond, &pipe->lock);

@@ -60,13 +60,15 @@ struct cairn_import {
 	uint64_t input_size;       /* 0 when unknown */
 	uint64_t unpacked;         /* file data bytes libarchive handed out */
 	uint8_t *in_buf;
-	size_t in_off, in_len;    /* in_buf holds [in_off, in_len) not yet handed out */
-	int read_errno;           /* why the read callback failed */
-	bool stopped;             /* the read callback failed the import; imp->error says why */
-	bool read_failed;         /* a read callback returned -1 (libarchive may
-				     swallow it while it chooses the format) */
-	bool at_end;              /* the last read callback returned 0: the input ended */
-	struct decode_pipe *pipe; /* a compressed stream decoded on its own thread */
+	size_t in_off, in_len;     /* in_buf holds [in_off, in_len) not yet handed out */
+	int read_errno;            /* why the read callback failed */
+	bool stopped;              /* the read callback failed the import; imp->error says why */
+	bool read_failed;          /* a read callback returned -1 (libarchive may
+				      swallow it while it chooses the format) */
+	bool at_end;               /* the last read callback returned 0: the input ended */
+	struct decode_pipe *pipe;  /* a compressed stream decoded on its own thread */
+	struct prefetch *prefetch; /* a plain file read ahead on its own thread */
+	const uint8_t *in_cur;     /* the block being handed out: in_buf or a prefetched one */
 	struct cairn_file_hasher source_hasher;
 	struct snap_source source;
 	char *label;
@@ -75,6 +77,13 @@ struct cairn_import {
 	struct tree tree;
 	struct path_parts parts, link_parts;
 	struct buf runs; /* snap_chunk_list + snap_runs of the file being read */
+	/* files whose chunk lists the writer hands back later (import_content.c) */
+	struct buf done_runs; /* the chunk list of a file handed back */
+	uint32_t *pending;    /* their inodes, in order; UINT32_MAX until bound */
+	size_t pending_head, pending_len, pending_cap;
+	uint64_t pending_base; /* the cookie of pending[0] */
+	bool content_unbound;  /* the last entry's content is pending, its inode not placed */
+	bool content_failed;   /* a handed-back file failed the import; imp->error says why */
 	struct cairn_writer_stats base_stats;
 	uint64_t entries, skipped;
 	const char *entry_path; /* of the entry being read, for messages */
@@ -119,6 +128,32 @@ void import_warn(struct cairn_import *imp, const char *fmt, ...) _printf_(2, 3);
 /* Adds one archive entry to the tree, reading its data. Returns 0 or -errno
  * (message on imp). */
 int import_entry(struct cairn_import *imp, struct archive *a, struct archive_entry *entry);
+
+/* ---- a plain file read ahead (import_prefetch.c) ---- */
+
+/* Starts reading the input ahead from imp->in_pos. Returns 0 or -errno. */
+int import_prefetch_start(struct cairn_import *imp);
+/* The block read at offset (*ret valid until the next call): its size, 0 at
+ * the end, or -errno. */
+ssize_t import_prefetch_read(struct cairn_import *imp, uint64_t offset, const uint8_t **ret);
+/* Stops the thread; what libarchive holds is copied to in_buf. */
+void import_prefetch_stop(struct cairn_import *imp);
+
+/* ---- contents handed back later (import_content.c) ---- */
+
+/* Ends the file being written without waiting for its chunks: the writer's
+ * threads cut and store it while the archive reads on. */
+int import_content_defer(struct cairn_import *imp);
+/* Names the inode the deferred content belongs to. */
+void import_content_bind(struct cairn_import *imp, uint32_t ino);
+/* Waits for every deferred content and fills in its inode. */
+int import_content_flush(struct cairn_import *imp);
+/* The file id over a chunk list (snap_chunk_list + runs) and the list stored
+ * once per distinct content in the tree; used for every file. */
+void import_file_id_of_runs(struct cairn_import *imp, const struct buf *runs, struct cairn_id *ret);
+int import_content_intern(struct cairn_import *imp, const struct buf *runs, uint64_t *ret);
+/* Starts handing chunk lists back to imp (cairn_writer_set_file_fn). */
+void import_content_start(struct cairn_import *imp);
 /* Fails the import (-E2BIG) when the archive unpacks to more than the
  * ratio bound allows (cairn_import_options); a decompression bomb. */
 int import_check_ratio(struct cairn_import *imp, struct archive *a);

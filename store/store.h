@@ -243,8 +243,9 @@ int64_t cairn_unpacker_get_neighbours(struct cairn_unpacker *unpacker, const str
 /* ---- writing ----
  *
  * One writer at a time per store (an exclusive flock on STORE/lock); readers
- * are never blocked. A writer runs a pool of compression threads; its calls
- * must come from one thread. Nothing it writes is visible to readers before
+ * are never blocked. A writer runs threads that cut and hash files' bytes
+ * (cutters), deduplicate them in order (the sequencer) and compress them
+ * (workers); its calls must come from one thread. Nothing it writes is visible to readers before
  * cairn_writer_commit. */
 
 #define CAIRN_WRITER_NOWAIT 1u /* fail with -EWOULDBLOCK instead of waiting for the lock */
@@ -270,7 +271,8 @@ struct cairn_writer_stats {
 /* Takes the store's write lock (waiting for it unless flags has
  * CAIRN_WRITER_NOWAIT), removes leftovers of writers that died (temp files,
  * packs no table lists; counted in the writer's stats) and starts threads
- * (0: one per core). On failure the message is on the store handle. */
+ * (0: as many cutters and workers as CPUs the process may run on). On
+ * failure the message is on the store handle. */
 int cairn_writer_open(struct cairn_store *store, unsigned flags, unsigned threads,
 		      struct cairn_writer **ret);
 /* Abandons everything not committed, removes its temp files, stops the threads
@@ -300,6 +302,25 @@ int cairn_writer_file_begin(struct cairn_writer *writer);
 int cairn_writer_file_write(struct cairn_writer *writer, const void *data, size_t size);
 int cairn_writer_file_end(struct cairn_writer *writer, uint64_t *ret_size,
 			  const struct cairn_chunk_ref **ret_chunks, size_t *ret_count);
+
+/* Files handed over without waiting: the calling thread only copies their
+ * bytes; threads cut, hash and deduplicate them. cairn_writer_file_end_async
+ * ends a file; its result (size and chunks, the array valid during the call)
+ * reaches fn later, on the calling thread, during a later file_begin,
+ * file_write, file_end or cairn_writer_files_flush, always in the order the
+ * files ended, cookie as given. A non-zero return from fn fails that call.
+ * A synchronous file_end first delivers every result before its own. */
+typedef int (*cairn_writer_file_fn)(void *userdata, uint64_t cookie, uint64_t size,
+				    const struct cairn_chunk_ref *chunks, size_t count);
+void cairn_writer_set_file_fn(struct cairn_writer *writer, cairn_writer_file_fn fn, void *userdata);
+int cairn_writer_file_end_async(struct cairn_writer *writer, uint64_t cookie);
+/* Hands on the bytes copied so far without waiting for a full batch: for a
+ * caller about to block on its input (a pipe that stalls would otherwise
+ * hold them back). */
+void cairn_writer_files_kick(struct cairn_writer *writer);
+/* Waits for every file ended so far and delivers the results not yet
+ * delivered. Returns 0 or -errno (the first failure of the threads, or fn's). */
+int cairn_writer_files_flush(struct cairn_writer *writer);
 
 /* Makes everything put so far durable and visible: waits for the threads,
  * seals and fsyncs the open pack, writes the merged chunk table to a temp

@@ -9,6 +9,7 @@
 #include "writer_internal.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,7 +39,8 @@ struct cairn_store *writer_store(const struct cairn_writer *w)
 
 bool writer_is_dirty(const struct cairn_writer *w)
 {
-	return w->entry_count > 0 || w->open_group || w->in_file;
+	return w->entry_count > 0 || w->open_group || w->in_file ||
+	       (w->batch && w->batch->piece_count > 0);
 }
 
 struct frame_reader *writer_reader(struct cairn_writer *w)
@@ -55,7 +57,10 @@ void cairn_writer_stats(const struct cairn_writer *writer, struct cairn_writer_s
 {
 	struct cairn_writer *w = (struct cairn_writer *)writer;
 
-	*ret = w->stats;
+	/* The sequencer updates stats while it holds a batch. */
+	pthread_mutex_lock(&w->pipe_lock);
+	*ret = w->seq_sequenced == w->seq_submitted ? w->stats : w->pub_stats;
+	pthread_mutex_unlock(&w->pipe_lock);
 	pthread_mutex_lock(&w->lock);
 	ret->bytes_stored = w->bytes_stored;
 	pthread_mutex_unlock(&w->lock);
@@ -153,7 +158,11 @@ static int writer_alloc(struct cairn_writer *w, unsigned threads)
 	const struct cairn_store_params *params = &w->store->params;
 
 	if (threads == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		/* The CPUs this process may run on (taskset), not all online. */
+		cpu_set_t set;
+		long n = sched_getaffinity(0, sizeof(set), &set) == 0
+				 ? CPU_COUNT(&set)
+				 : sysconf(_SC_NPROCESSORS_ONLN);
 		threads = n > 0 ? (unsigned)n : 1;
 	}
 	w->thread_count = threads > 64 ? 64 : threads;
@@ -171,7 +180,6 @@ static int writer_alloc(struct cairn_writer *w, unsigned threads)
 	w->chunk_group = group_get(w);
 	if (!w->chunk_group)
 		return -ENOMEM;
-	cairn_chunker_init(&w->chunker, params);
 	return delta_writer_new(w);
 }
 
@@ -188,6 +196,8 @@ int cairn_writer_open(struct cairn_store *store, unsigned flags, unsigned thread
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->work_cond, NULL);
 	pthread_cond_init(&w->done_cond, NULL);
+	pthread_mutex_init(&w->pipe_lock, NULL);
+	pthread_cond_init(&w->pipe_cond, NULL);
 	int r = take_lock(w, flags);
 	if (r == 0)
 		r = writer_refresh(w);
@@ -198,6 +208,8 @@ int cairn_writer_open(struct cairn_store *store, unsigned flags, unsigned thread
 	}
 	if (r == 0)
 		r = writer_start_threads(w);
+	if (r == 0)
+		r = pipe_start(w);
 	if (r < 0) {
 		cairn_writer_free(w);
 		return r;
@@ -210,13 +222,14 @@ void cairn_writer_free(struct cairn_writer *w)
 {
 	if (!w)
 		return;
+	pipe_stop(w); /* the sequencer hands groups to the workers */
 	writer_stop_threads(w);
 	if (w->store->packs_dirfd >= 0)
 		writer_abandon(w);
 	for (size_t i = 0; i < w->free_count; i++)
 		group_free(w->free_groups[i]);
-	group_free(w->chunk_group);
 	group_free(w->open_group);
+	group_free(w->chunk_group);
 	for (size_t i = 0; i < w->block_count; i++)
 		free(w->blocks[i]);
 	free(w->blocks);
@@ -232,6 +245,8 @@ void cairn_writer_free(struct cairn_writer *w)
 	pthread_cond_destroy(&w->work_cond);
 	pthread_cond_destroy(&w->done_cond);
 	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->pipe_cond);
+	pthread_mutex_destroy(&w->pipe_lock);
 	if (w->lock_fd >= 0)
 		close(w->lock_fd);
 	free(w);

@@ -1,11 +1,12 @@
-/* writer_chunks.c: the session's new chunks, on the calling thread. Each
+/* writer_chunks.c: the session's new chunks, on the sequencer (or the
+ * calling thread for put and gc, while no file is in the pipeline). Each
  * chunk is looked up among the session's new chunks (an open-addressing map
  * over blocks of entries) and the store's table; a hit counts only once its
  * bytes compare equal with the stored or pending copy, and a collision
  * re-hashes with the next id variant. New chunks below chunk_avg are grouped
  * into one frame, larger ones are a frame of their own; full groups go to
- * the pool (writer_pool.c). Files are cut here too: the chunker runs over
- * the bytes as they come and each cut stores a chunk.
+ * the pool (writer_pool.c). chunk_prepare is the per-chunk work that runs
+ * in parallel, before a chunk's turn in sequence (writer_pipe.c).
  */
 #include "writer_internal.h"
 
@@ -218,24 +219,26 @@ static int group_small(struct cairn_writer *w, struct new_entry *entry, const ui
 	return 0;
 }
 
-/* A chunk of chunk_avg or more is a frame of its own: the writer's chunk
- * group goes to the workers as it is and a fresh one takes its place. */
-static int submit_large(struct cairn_writer *w, struct new_entry *entry)
+/* A chunk of chunk_avg or more is a frame of its own. */
+static int submit_large(struct cairn_writer *w, struct new_entry *entry, const uint8_t *data)
 {
-	struct group *next = group_get(w);
+	/* w->chunk_group may carry the base delta_consider chose for it. */
+	struct group *group = TAKE_PTR(w->chunk_group);
 
-	if (!next)
+	if (!group && !(group = group_get(w)))
 		return -ENOMEM;
-	struct group *group = w->chunk_group;
-	w->chunk_group = next;
+	memcpy(group->data, data, entry->e.size);
 	group->size = entry->e.size;
 	group->count = 1;
 	group->members[0] = entry;
-	return submit_group(w, group);
+	int r = submit_group(w, group);
+	if (r == 0 && !(w->chunk_group = group_get(w)))
+		r = -ENOMEM;
+	return r;
 }
 
 static int store_new(struct cairn_writer *w, const struct cairn_id *id, unsigned variant,
-		     uint32_t size)
+		     const uint8_t *data, uint32_t size)
 {
 	struct new_entry *entry = entry_add(w, id, variant, size);
 
@@ -243,12 +246,12 @@ static int store_new(struct cairn_writer *w, const struct cairn_id *id, unsigned
 		return -ENOMEM;
 	w->stats.chunks_new++;
 	w->stats.bytes_new += size;
-	int r = delta_consider(w, entry, w->chunk_group->data);
+	int r = delta_consider(w, entry, data);
 	if (r < 0)
 		return r;
 	if (r == 0 && size < w->store->params.chunk_avg)
-		return group_small(w, entry, w->chunk_group->data);
-	return submit_large(w, entry);
+		return group_small(w, entry, data);
+	return submit_large(w, entry, data);
 }
 
 int writer_restore_chunk(struct cairn_writer *w, const struct table_entry *old, const void *data)
@@ -259,28 +262,35 @@ int writer_restore_chunk(struct cairn_writer *w, const struct table_entry *old, 
 	struct new_entry *entry = entry_add(w, &id, old->variant, old->size);
 	if (!entry)
 		return -ENOMEM;
-	memcpy(w->chunk_group->data, data, old->size);
 	if (old->size < w->store->params.chunk_avg)
-		return group_small(w, entry, w->chunk_group->data);
-	return submit_large(w, entry);
+		return group_small(w, entry, data);
+	return submit_large(w, entry, data);
 }
 
-/* Stores the chunk of size bytes in w->chunk_group->data. */
-static int store_chunk(struct cairn_writer *w, uint32_t size, struct cairn_id *ret)
+void chunk_prepare(struct cairn_writer *w, const uint8_t *data, uint32_t size, struct cut *cut)
 {
-	const uint8_t *data = w->chunk_group->data;
+	store_chunk_id(w->store, data, size, 0, &cut->id);
+	cut->prepared = true;
+}
+
+int store_chunk(struct cairn_writer *w, const uint8_t *data, uint32_t size,
+		const struct cut *prepared, struct cairn_id *ret)
+{
 	struct cairn_id id;
 
 	w->stats.chunks_in++;
 	for (unsigned variant = 0; variant < ID_VARIANTS; variant++) {
-		store_chunk_id(w->store, data, size, variant, &id);
+		if (variant == 0 && prepared && prepared->prepared)
+			id = prepared->id;
+		else
+			store_chunk_id(w->store, data, size, variant, &id);
 		int r = find_chunk(w, &id, data, size);
 		if (r == CONFIRM_DIFFERENT) {
 			w->stats.collisions++;
 			continue;
 		}
 		if (r == CONFIRM_ABSENT)
-			r = store_new(w, &id, variant, size);
+			r = store_new(w, &id, variant, data, size);
 		if (r < 0)
 			return r;
 		*ret = id;
@@ -295,9 +305,11 @@ int cairn_writer_put(struct cairn_writer *w, const void *data, size_t size, stru
 {
 	if (size == 0 || size > w->store->params.chunk_max || w->in_file)
 		return -EINVAL;
-	memcpy(w->chunk_group->data, data, size);
+	int r = pipe_drain(w); /* the sequencer's state is then this thread's */
+	if (r < 0)
+		return r;
 	w->stats.bytes_in += size;
-	return store_chunk(w, (uint32_t)size, ret);
+	return store_chunk(w, data, (uint32_t)size, NULL, ret);
 }
 
 /* ---- for delta_write.c ---- */
@@ -315,81 +327,4 @@ int writer_new_entry_fd(struct cairn_writer *w, struct new_entry *entry, bool *r
 	if (fd == -EAGAIN)
 		fd = store_pack_fd(w->store, entry->e.pack_num);
 	return fd;
-}
-
-/* ---- files ---- */
-
-int cairn_writer_file_begin(struct cairn_writer *w)
-{
-	if (w->in_file)
-		return -EBUSY;
-	cairn_chunker_reset(&w->chunker);
-	w->in_file = true;
-	w->file_size = 0;
-	w->chunk_group->size = 0;
-	w->ref_count = 0;
-	return 0;
-}
-
-static int emit_chunk(struct cairn_writer *w)
-{
-	struct cairn_id id;
-	uint32_t size = w->chunk_group->size;
-
-	if (w->ref_count == w->ref_cap) {
-		size_t cap = w->ref_cap ? w->ref_cap * 2 : 64;
-		struct cairn_chunk_ref *refs = realloc(w->refs, cap * sizeof(*refs));
-		if (!refs)
-			return -ENOMEM;
-		w->refs = refs;
-		w->ref_cap = cap;
-	}
-	int r = store_chunk(w, size, &id);
-	w->chunk_group->size = 0;
-	if (r < 0)
-		return r;
-	w->refs[w->ref_count++] = (struct cairn_chunk_ref){.id = id, .size = size};
-	return 0;
-}
-
-int cairn_writer_file_write(struct cairn_writer *w, const void *data, size_t size)
-{
-	const uint8_t *p = data;
-
-	if (!w->in_file)
-		return -EINVAL;
-	w->file_size += size;
-	w->stats.bytes_in += size;
-	while (size > 0) {
-		int cut;
-		size_t n = cairn_chunker_scan(&w->chunker, p, size, &cut);
-		struct group *chunk = w->chunk_group;
-		memcpy(chunk->data + chunk->size, p, n);
-		chunk->size += (uint32_t)n;
-		p += n;
-		size -= n;
-		if (cut) {
-			int r = emit_chunk(w);
-			if (r < 0)
-				return r;
-		}
-	}
-	return 0;
-}
-
-int cairn_writer_file_end(struct cairn_writer *w, uint64_t *ret_size,
-			  const struct cairn_chunk_ref **ret_chunks, size_t *ret_count)
-{
-	if (!w->in_file)
-		return -EINVAL;
-	w->in_file = false;
-	if (w->chunk_group->size > 0) {
-		int r = emit_chunk(w);
-		if (r < 0)
-			return r;
-	}
-	*ret_size = w->file_size;
-	*ret_chunks = w->refs;
-	*ret_count = w->ref_count;
-	return 0;
 }

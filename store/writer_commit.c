@@ -94,7 +94,9 @@ int writer_commit_with(struct cairn_writer *w, const uint64_t *old_dropped,
 {
 	if (w->in_file)
 		return -EBUSY;
-	int r = w->open_group ? submit_group(w, TAKE_PTR(w->open_group)) : 0;
+	int r = pipe_drain(w);
+	if (r == 0 && w->open_group)
+		r = submit_group(w, TAKE_PTR(w->open_group));
 	if (r == 0)
 		r = wait_idle(w);
 	if (r == 0)
@@ -130,7 +132,8 @@ int writer_commit_with(struct cairn_writer *w, const uint64_t *old_dropped,
 int cairn_writer_rollback(struct cairn_writer *w)
 {
 	/* In-flight groups finish (or fail) first: they write into the packs
-	 * that are about to go. */
+	 * that are about to go; the sequencer feeds them. */
+	pipe_reset(w);
 	wait_idle(w);
 	pthread_mutex_lock(&w->lock);
 	if (w->open_group) {
@@ -141,9 +144,6 @@ int cairn_writer_rollback(struct cairn_writer *w)
 	pthread_mutex_unlock(&w->lock);
 	writer_abandon(w);
 	session_reset(w);
-	w->in_file = false;
-	w->chunk_group->size = 0;
-	w->ref_count = 0;
 	frame_reader_forget(&w->reader);
 	return 0;
 }

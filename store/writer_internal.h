@@ -1,6 +1,9 @@
-/* writer_internal.h: what the writer's files share. Adding chunks to a
- * store: the calling thread cuts, hashes and deduplicates; a pool of threads
- * compresses new chunks and appends them to the open pack. New chunks
+/* writer_internal.h: what the writer's files share. Adding files to a
+ * store is a pipeline (writer_pipe.c): the calling thread only copies file
+ * bytes into large batches; cutter threads cut them and hash each chunk; a
+ * sequencer thread takes the batches in order, deduplicates and groups the
+ * chunks and hands the file chunk lists back; a pool of threads compresses
+ * new chunks and appends them to the open pack. New chunks
  * smaller than chunk_avg are gathered into groups of up to chunk_max bytes
  * that compress as one frame (small files gain most of the ratio they would
  * lose alone). A dedup hit is only trusted after comparing bytes with the
@@ -11,7 +14,8 @@
  * The files, each calling only those listed after it (and writer_set_error):
  *   writer.c         the handle: open (the store's lock, leftovers), free, stats
  *   writer_commit.c  commit, rollback, abandoning an uncommitted session
- *   writer_chunks.c  the session's new chunks: dedup, grouping, files
+ *   writer_pipe.c    files: batches, the cutters, the sequencer, file results
+ *   writer_chunks.c  the session's new chunks: dedup, grouping
  *   writer_pool.c    the compression worker pool and its groups
  *   pack_write.c     appending records to the open pack, sealing it
  */
@@ -36,8 +40,8 @@ enum entry_state {
 struct new_entry {
 	struct table_entry e; /* location written by a worker before state */
 	atomic_int state;
-	bool in_open_group;  /* main thread only: bytes still in w->open_group */
-	uint8_t delta_depth; /* main thread only: its chain depth if stored as a delta */
+	bool in_open_group;  /* sequencer only: bytes still in w->open_group */
+	uint8_t delta_depth; /* sequencer only: its chain depth if stored as a delta */
 };
 
 /* Chunk bytes on their way to a pack: one frame's worth. */
@@ -47,6 +51,49 @@ struct group {
 	unsigned count;
 	struct new_entry *members[RECORD_MAX_MEMBERS];
 	struct delta_job *delta; /* delta_write.c; NULL until first used */
+};
+
+/* ---- the file pipeline's batches (writer_pipe.c) ---- */
+
+/* A chunk end found by a cutter, and the chunk's prepared id (variant 0). */
+struct cut {
+	uint32_t end; /* batch offset just past the chunk */
+	bool prepared;
+	struct cairn_id id;
+};
+
+enum {
+	PIECE_BEGIN = 1, /* the file starts here: the cutter's cuts are the real ones */
+	PIECE_END = 2,   /* the file ends here */
+	PIECE_SYNC = 4,  /* its result goes to cairn_writer_file_end, not the callback */
+};
+
+/* One file's bytes within a batch. A piece that continues a file is cut as
+ * if a chunk began at its start; the sequencer resynchronises (see
+ * writer_pipe.c). */
+struct piece {
+	uint32_t start, len;
+	uint32_t flags;
+	uint32_t first_cut, cut_count;
+	uint32_t tail_len; /* the cutter's chunker state at the piece's end */
+	uint64_t tail_hash;
+	uint64_t cookie;
+};
+
+struct batch {
+	uint8_t *data;
+	uint32_t used;
+	struct piece *pieces;
+	uint32_t piece_count;
+	struct cut *cuts;
+	bool cut_done; /* pipe_lock */
+};
+
+/* A finished file, waiting for the calling thread to collect it. */
+struct file_done {
+	uint64_t cookie, size;
+	size_t first_ref, ref_count;
+	bool sync;
 };
 
 struct cairn_writer {
@@ -76,18 +123,55 @@ struct cairn_writer {
 	uint32_t next_pack_num;
 	uint64_t bytes_stored;
 
-	/* main thread only */
+	/* the file pipeline (writer_pipe.c); pipe_lock protects down to
+	 * "calling thread only" */
+	pthread_mutex_t pipe_lock;
+	pthread_cond_t pipe_cond; /* any change below: broadcast */
+	uint32_t batch_size, piece_cap, cut_cap;
+	unsigned batch_total, batch_free_count, cutters_started;
+	bool sequencer_started, pipe_stopping;
+	struct batch *batch_all;   /* batch_total batches */
+	struct batch **batch_free; /* free ones */
+	struct batch **batch_ring; /* submitted ones, at seq % batch_total */
+	uint64_t seq_submitted, seq_cut_next, seq_sequenced;
+	int pipe_error; /* the sequencer's first failure, message in error */
+	struct file_done *done;
+	size_t done_count, done_cap;
+	struct cairn_chunk_ref *done_refs;
+	size_t done_ref_count, done_ref_cap;
+	struct cairn_writer_stats pub_stats; /* stats as of the last batch sequenced */
+	pthread_t *cutters;
+	pthread_t sequencer;
+
+	/* calling thread only */
+	struct batch *batch; /* being filled, or NULL */
+	cairn_writer_file_fn file_fn;
+	void *file_data;
+	bool in_file;
+	uint64_t file_size;
+	struct cairn_chunk_ref *refs; /* the last synchronous file's chunks */
+	size_t ref_count, ref_cap;
+	struct file_done *taken_done; /* collected results, swapped with done */
+	size_t taken_done_cap;
+	struct cairn_chunk_ref *taken_refs;
+	size_t taken_ref_cap;
+
+	/* the sequencer (or the calling thread while no file is in the
+	 * pipeline: put, gc, commit, rollback) */
 	struct new_entry **blocks;
 	size_t block_count, entry_count;
 	uint32_t *map; /* open addressing: entry index + 1, 0 = empty */
 	size_t map_cap;
-	struct cairn_chunker chunker;
-	struct group *chunk_group; /* data holds the chunk being cut */
-	struct group *open_group;  /* small new chunks gathered so far, or NULL */
-	bool in_file;
-	uint64_t file_size;
-	struct cairn_chunk_ref *refs;
-	size_t ref_count, ref_cap;
+	struct cairn_chunker chunker; /* the real cut state of the file in sequence */
+	/* sequencer: the group the next large new chunk goes out in, which
+	 * delta_consider may give a base (a delta is a group of its own) */
+	struct group *chunk_group;
+	uint8_t *carry; /* chunk_max: the chunk that spans batches */
+	uint32_t carry_len;
+	uint64_t seq_file_size;
+	struct cairn_chunk_ref *seq_refs; /* the file in sequence's chunks */
+	size_t seq_ref_count, seq_ref_cap;
+	struct group *open_group;   /* small new chunks gathered so far, or NULL */
 	struct frame_reader reader; /* for confirming dedup hits */
 	uint8_t *confirm_buf;
 	struct cairn_writer_stats stats;
@@ -140,6 +224,32 @@ struct new_entry *writer_find_new(struct cairn_writer *w, const struct cairn_id 
 /* Waits until entry (submitted) is stored and returns a fd of its pack:
  * *ret_own says the caller closes it. Returns the fd or -errno. */
 int writer_new_entry_fd(struct cairn_writer *w, struct new_entry *entry, bool *ret_own);
+
+/* ---- one chunk (writer_chunks.c) ---- */
+
+/* The per-chunk work done off the sequencer, on a cutter thread (or on the
+ * sequencer for the few chunks that span batches): today the chunk's id
+ * (variant 0). A further per-chunk step (a sketch, say) belongs here, its
+ * result in struct cut. */
+void chunk_prepare(struct cairn_writer *w, const uint8_t *data, uint32_t size, struct cut *cut);
+/* Deduplicates and stores one chunk (sequencer): prepared is its
+ * chunk_prepare result or NULL. Writes its id to *ret. */
+int store_chunk(struct cairn_writer *w, const uint8_t *data, uint32_t size,
+		const struct cut *prepared, struct cairn_id *ret);
+
+/* ---- the file pipeline (writer_pipe.c) ---- */
+
+/* Allocates the batches and starts the cutters and the sequencer. Returns 0
+ * or -errno with a message on the store handle. */
+int pipe_start(struct cairn_writer *w);
+/* Stops and joins them, dropping whatever is queued; frees the batches. */
+void pipe_stop(struct cairn_writer *w);
+/* Submits the batch being filled and waits until the sequencer has taken
+ * every batch; returns its sticky failure. Callers then own the
+ * sequencer's state. */
+int pipe_drain(struct cairn_writer *w);
+/* Forgets an unfinished file, the sequencer's failure and uncollected results. */
+void pipe_reset(struct cairn_writer *w);
 
 /* ---- commit and rollback (writer_commit.c) ---- */
 

@@ -67,11 +67,12 @@ static void *worker_main(void *arg)
 	struct cairn_writer *w = arg;
 	struct worker_ctx ctx = {.cctx = ZSTD_createCCtx()};
 
-	/* The calling thread (decoding the archive, cutting, hashing) is the
-	 * critical path whenever compression keeps up; workers yield the CPU
-	 * to it and take what is left. When they fall behind, the calling
-	 * thread blocks on the full queue and they get every core anyway.
-	 * Linux keeps a nice value per thread. */
+	/* The calling thread (reading the archive), the cutters and the
+	 * sequencer (writer_pipe.c) are the critical path whenever compression
+	 * keeps up; workers yield the CPU to them and take what is left. When
+	 * they fall behind, the sequencer blocks on the full queue and they get
+	 * every core anyway. Linux keeps a nice value per thread. */
+	pthread_setname_np(pthread_self(), "cairn-zstd");
 	errno = 0;
 	int nice_now = getpriority(PRIO_PROCESS, 0);
 	if (errno == 0)
