@@ -443,10 +443,16 @@ int import_nested_expand(struct cairn_import *imp, uint32_t parent)
 		spool_set_mtime(fd, &imp->tree.inodes[imp->tree.nodes[node].inode]);
 	if (asprintf(&label, "%s: %s", imp->label, imp->entry_path) < 0)
 		return -ENOMEM;
-	int r = nested_new(imp, &nested);
+	/* The writer hands finished files back to one import at a time: the
+	 * outer's so far first, then the nested one's, then the outer's again. */
+	int r = import_content_flush(imp);
+	if (r < 0)
+		return r;
+	r = nested_new(imp, &nested);
 	if (r < 0)
 		return r;
 	r = cairn_import_archive(nested, fd, label);
+	import_content_start(imp);
 	/* Not an archive after all (no format, or its first header fails):
 	 * it nested nothing, and stays a plain file. */
 	if (r == -EBADMSG && nested->entries == 0)
