@@ -201,8 +201,9 @@ static int post_result(struct cairn_writer *w, const struct piece *p)
 	}
 	if (w->done_count < w->done_cap &&
 	    w->done_ref_count + w->seq_ref_count <= w->done_ref_cap) {
-		memcpy(w->done_refs + w->done_ref_count, w->seq_refs,
-		       w->seq_ref_count * sizeof(*w->seq_refs));
+		if (w->seq_ref_count) /* an empty file has none, and maybe no array yet */
+			memcpy(w->done_refs + w->done_ref_count, w->seq_refs,
+			       w->seq_ref_count * sizeof(*w->seq_refs));
 		w->done[w->done_count++] = (struct file_done){
 			.cookie = p->cookie,
 			.size = w->seq_file_size,
@@ -323,7 +324,8 @@ static int collect(struct cairn_writer *w)
 			w->refs = copy;
 			w->ref_cap = d->ref_count;
 		}
-		memcpy(w->refs, refs + d->first_ref, d->ref_count * sizeof(*refs));
+		if (d->ref_count)
+			memcpy(w->refs, refs + d->first_ref, d->ref_count * sizeof(*refs));
 		w->ref_count = d->ref_count;
 	}
 	return r;
