@@ -143,10 +143,10 @@ const char *cli_passwords_prompt(void *userdata, const char *archive, const char
 void cli_take_encoding_option(char *opts, char *charset, size_t size);
 /* A split archive's parts (add_split.c). */
 struct cli_split {
-	char base[4096]; /* names the archive: NAME for NAME.001, NAME.rar for RAR volumes */
+	char base[4096];   /* names the archive: NAME for NAME.001, NAME.rar for RAR volumes */
 	char prefix[4096]; /* the parts' names without what numbers them */
-	int naming; /* NAME.001, NAME.part1.rar or NAME.rar, NAME.r00 (add_split.c) */
-	int width;  /* of the parts' numbers */
+	int naming;        /* NAME.001, NAME.part1.rar or NAME.rar, NAME.r00 (add_split.c) */
+	int width;         /* of the parts' numbers */
 	int fds[512];
 	size_t count;
 	uint64_t size; /* of all the parts */

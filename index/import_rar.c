@@ -126,8 +126,8 @@ static void head_done(struct import_rar *w)
 static size_t feed_head(struct import_rar *w, const uint8_t *p, size_t size)
 {
 	size_t need = w->phase == WALK_MARKER ? RAR_MARKER_SIZE
-		      : w->head_size == 0    ? RAR_BLOCK_FIXED
-					     : w->head_size;
+		      : w->head_size == 0     ? RAR_BLOCK_FIXED
+					      : w->head_size;
 	size_t n = need - w->have < size ? need - w->have : size;
 
 	if (w->have < sizeof(w->head)) {
