@@ -380,6 +380,16 @@ int pipe_drain(struct cairn_writer *w)
 	return r < 0 ? r : c;
 }
 
+void pipe_trim(struct cairn_writer *w)
+{
+	pthread_mutex_lock(&w->pipe_lock);
+	for (size_t i = 0; i < w->batch_free_count; i++)
+		cairn_drop_pages(w->batch_free[i]->data, w->batch_size);
+	pthread_mutex_unlock(&w->pipe_lock);
+	if (w->batch && w->batch->piece_count == 0 && w->batch->used == 0)
+		cairn_drop_pages(w->batch->data, w->batch_size);
+}
+
 void pipe_reset(struct cairn_writer *w)
 {
 	if (w->batch) {
