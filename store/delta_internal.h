@@ -81,10 +81,15 @@ void sketch_table_free(struct sketch_table *table);
  * or NULL. */
 const struct table_entry *sketch_table_find(const struct sketch_table *table,
 					    const struct chunk_table *chunks, uint64_t sf);
-/* Writes table plus count new (sf, id) pairs (new ones win) to a temp file
- * and renames it over STORE/sketches. Returns 0 or -errno. */
-int sketch_table_write(int dirfd, const struct sketch_table *table, const uint64_t *sfs,
-		       const struct cairn_id *ids, size_t count);
+/* Yields the next new (sf, id) pair into *sf and *id; false at the end. */
+typedef bool (*sketch_next_fn)(void *ctx, uint64_t *sf, const uint8_t **id);
+/* Writes table plus count new (sf, id) pairs from next (new ones win) to a
+ * temp file and renames it over STORE/sketches. The pairs are streamed, not
+ * copied, and table's pages are dropped as they are read (they are a clean
+ * file mapping), so the new table's buffer is the only sizeable memory.
+ * Returns 0 or -errno. */
+int sketch_table_write(int dirfd, const struct sketch_table *table, size_t count,
+		       sketch_next_fn next, void *ctx);
 
 /* ---- the writer's delta hook (delta_write.c) ---- */
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define SKETCH_FEATURES    12
 #define SKETCH_SAMPLE_BITS 6 /* one position in 64 is sampled */
@@ -207,8 +208,29 @@ static void slot_put(struct sketch_slot *slots, uint64_t count, uint32_t tag,
 	memcpy(slots[i].id_prefix, id_prefix, SKETCH_ID_PREFIX);
 }
 
-int sketch_table_write(int dirfd, const struct sketch_table *table, const uint64_t *sfs,
-		       const struct cairn_id *ids, size_t count)
+/* Puts the old table's slots into out, dropping its pages behind the copy:
+ * otherwise the whole old table stays resident next to the new one. */
+static void slots_copy_old(const struct sketch_table *table, struct sketch_slot *out,
+			   uint64_t slots)
+{
+	const uint64_t step = (1u << 20) / sizeof(struct sketch_slot);
+	long page = sysconf(_SC_PAGESIZE);
+	uintptr_t dropped = (uintptr_t)table->map;
+
+	for (uint64_t i = 0; i < table->slot_count; i++) {
+		if (table->slots[i].tag != 0)
+			slot_put(out, slots, table->slots[i].tag, table->slots[i].id_prefix);
+		if ((i + 1) % step != 0 && i + 1 != table->slot_count)
+			continue;
+		uintptr_t end = (uintptr_t)&table->slots[i + 1] & ~((uintptr_t)page - 1);
+		if (end > dropped)
+			madvise((void *)dropped, end - dropped, MADV_DONTNEED);
+		dropped = end > dropped ? end : dropped;
+	}
+}
+
+int sketch_table_write(int dirfd, const struct sketch_table *table, size_t count,
+		       sketch_next_fn next, void *ctx)
 {
 	uint64_t used = count;
 	char tmp_name[64];
@@ -229,11 +251,12 @@ int sketch_table_write(int dirfd, const struct sketch_table *table, const uint64
 	h->version = SKETCH_VERSION;
 	h->slot_count = slots;
 	h->check = store_checksum(h, offsetof(struct sketch_header, check));
-	for (uint64_t i = 0; table && i < table->slot_count; i++)
-		if (table->slots[i].tag != 0)
-			slot_put(out, slots, table->slots[i].tag, table->slots[i].id_prefix);
-	for (size_t i = 0; i < count; i++)
-		slot_put(out, slots, sf_tag(sfs[i]), ids[i].bytes);
+	if (table && table->slot_count > 0)
+		slots_copy_old(table, out, slots);
+	uint64_t sf;
+	const uint8_t *id;
+	while (next(ctx, &sf, &id))
+		slot_put(out, slots, sf_tag(sf), id);
 	_cleanup_close_ int fd =
 		cairn_tmp_open(dirfd, "tmp-sketches-", "", 0600, tmp_name, sizeof(tmp_name));
 	if (fd < 0)

@@ -8,9 +8,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int cairn_write_all(int fd, const void *buf, size_t size)
 {
@@ -224,4 +226,14 @@ int cairn_parse_size(const char *text, uint64_t *ret)
 		return -EINVAL;
 	*ret = (uint64_t)value << shift;
 	return 0;
+}
+
+void cairn_drop_pages(void *buf, size_t size)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = ((uintptr_t)buf + page - 1) & ~(page - 1);
+	uintptr_t end = ((uintptr_t)buf + size) & ~(page - 1);
+
+	if (buf && end > start)
+		madvise((void *)start, end - start, MADV_DONTNEED);
 }

@@ -60,6 +60,9 @@ int cairn_pwrite_all(int fd, const void *buf, size_t size, uint64_t offset);
 /* Reads up to size bytes at offset, retrying on EINTR and short reads, and
  * stops only at end of file. Returns the count read (>= 0) or -errno. */
 ssize_t cairn_pread_full(int fd, void *buf, size_t size, uint64_t offset);
+/* Gives the whole pages inside buf back to the kernel (they read as zeros
+ * until written again): for idle buffers whose contents do not matter. */
+void cairn_drop_pages(void *buf, size_t size);
 
 /* fsyncs the directory dirfd/path ("." for dirfd itself). Returns 0 or -errno. */
 int cairn_fsync_dir(int dirfd, const char *path);

@@ -107,8 +107,13 @@ int writer_commit_with(struct cairn_writer *w, const uint64_t *old_dropped,
 			writer_set_error(w, "%s/packs: fsync: %s", w->store->path, strerror(-r));
 	}
 	bool renamed = false;
-	if (r == 0)
+	if (r == 0) {
+		/* Every batch and group is idle now: their pages go back to
+		 * the kernel before the commit builds its tables in memory. */
+		pipe_trim(w);
+		groups_trim(w);
 		r = delta_commit_prepare(w);
+	}
 	if (r == 0)
 		r = write_table(w, old_dropped, old_pack_dropped, &renamed);
 	if (r == 0)

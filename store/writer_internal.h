@@ -215,6 +215,8 @@ int submit_group(struct cairn_writer *w, struct group *group);
 int wait_idle(struct cairn_writer *w);
 /* Returns an empty group, or NULL when out of memory. */
 struct group *group_get(struct cairn_writer *w);
+/* Drops the pages of the free groups' buffers (at commit, all are free). */
+void groups_trim(struct cairn_writer *w);
 void group_free(struct group *group);
 
 /* ---- the session's new chunks (writer_chunks.c), for delta_write.c ---- */
@@ -250,6 +252,8 @@ void pipe_stop(struct cairn_writer *w);
 int pipe_drain(struct cairn_writer *w);
 /* Forgets an unfinished file, the sequencer's failure and uncollected results. */
 void pipe_reset(struct cairn_writer *w);
+/* Drops the pages of the idle batches' data (after pipe_drain, all are). */
+void pipe_trim(struct cairn_writer *w);
 
 /* ---- commit and rollback (writer_commit.c) ---- */
 

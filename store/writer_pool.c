@@ -173,6 +173,22 @@ struct group *group_get(struct cairn_writer *w)
 	return group;
 }
 
+void groups_trim(struct cairn_writer *w)
+{
+	size_t max = w->store->params.chunk_max;
+
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < w->free_count; i++) {
+		struct group *group = w->free_groups[i];
+		cairn_drop_pages(group->data, max);
+		if (group->delta) {
+			cairn_drop_pages(group->delta->base, max);
+			cairn_drop_pages(group->delta->scratch, ZSTD_compressBound(max));
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
 void group_free(struct group *group)
 {
 	if (group) {

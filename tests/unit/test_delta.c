@@ -3,13 +3,15 @@
  * reads back exactly; chains stop at DELTA_MAX_DEPTH (a rebase); a
  * collision on a delta's id is still told apart by bytes; a damaged base is
  * an error naming the chunk, never wrong bytes; gc keeps bases that live
- * deltas need; and a kill -9 while deltas are written or gc'd leaves a
- * store that verifies clean.
+ * deltas need; a kill -9 while deltas are written or gc'd leaves a
+ * store that verifies clean; and the sketch table's streamed rewrite keeps
+ * old and new pairs (new ones win) while dropping the old one's pages.
  */
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
+#include "delta_internal.h"
 #include "test_store_util.h"
 
 #define VERSION_SIZE (20 * KiB)
@@ -431,6 +433,106 @@ START_TEST(test_kill_gc)
 }
 END_TEST
 
+/* ---- the sketch table's rewrite ---- */
+
+enum { SK_OLD = 120000, SK_NEW = 40000, SK_REPLACED = 15000 };
+
+/* Pair i: a distinct tag (an odd multiplier is a bijection mod 2^32). */
+static uint64_t sk_sf(size_t i)
+{
+	return (uint64_t)((uint32_t)(i + 1) * 2654435761u) << 32;
+}
+
+struct sk_pairs {
+	const struct cairn_id *ids;
+	size_t first, end, at;
+};
+
+static bool sk_next(void *ctx, uint64_t *sf, const uint8_t **id)
+{
+	struct sk_pairs *p = ctx;
+
+	if (p->at == p->end)
+		return false;
+	*sf = sk_sf(p->first + p->at);
+	*id = p->ids[p->at++].bytes;
+	return true;
+}
+
+static int sk_id_compare(const void *a, const void *b)
+{
+	return memcmp(a, b, CAIRN_ID_SIZE);
+}
+
+/* A chunk table holding ids (sorted into entries), for prefix lookups. */
+static void sk_chunks(struct chunk_table *chunks, struct table_entry *entries, uint32_t *fanout,
+		      const struct cairn_id *ids, size_t count)
+{
+	memset(entries, 0, count * sizeof(*entries));
+	for (size_t i = 0; i < count; i++)
+		memcpy(entries[i].chunk_id, ids[i].bytes, CAIRN_ID_SIZE);
+	qsort(entries, count, sizeof(*entries), sk_id_compare);
+	memset(fanout, 0, 256 * sizeof(*fanout));
+	for (size_t i = 0; i < count; i++)
+		fanout[entries[i].chunk_id[0]]++;
+	for (unsigned b = 1; b < 256; b++)
+		fanout[b] += fanout[b - 1];
+	*chunks = (struct chunk_table){.fanout = fanout, .entries = entries, .entry_count = count};
+}
+
+static void sk_assert_id(const struct sketch_table *table, const struct chunk_table *chunks,
+			 size_t i, const struct cairn_id *want)
+{
+	const struct table_entry *e = sketch_table_find(table, chunks, sk_sf(i));
+
+	ck_assert_ptr_nonnull(e);
+	ck_assert_mem_eq(e->chunk_id, want->bytes, CAIRN_ID_SIZE);
+}
+
+/* A rewrite streams the new pairs (new ones win over the old table's) and
+ * drops the old table's pages behind its copy: the old mapping still reads
+ * the same afterwards (the pages come back from the file, now unlinked),
+ * and the new file holds both. The old table spans several 1 MiB steps. */
+START_TEST(test_sketch_rewrite)
+{
+	_cleanup_free_ struct cairn_id *ids = test_alloc((SK_OLD + SK_NEW) * sizeof(*ids));
+	_cleanup_free_ struct table_entry *entries =
+		test_alloc((SK_OLD + SK_NEW) * sizeof(*entries));
+	uint32_t fanout[256];
+	struct chunk_table chunks;
+	struct sketch_table *old = NULL, *merged = NULL;
+	char dir[] = "/tmp/cairn-sketch-XXXXXX";
+	char cmd[64];
+
+	test_fill_random(ids, (SK_OLD + SK_NEW) * sizeof(*ids), 7);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY);
+	ck_assert_int_ge(dirfd, 0);
+	sk_chunks(&chunks, entries, fanout, ids, SK_OLD + SK_NEW);
+
+	struct sk_pairs first = {.ids = ids, .first = 0, .end = SK_OLD};
+	ck_assert_int_eq(sketch_table_write(dirfd, NULL, SK_OLD, sk_next, &first), 0);
+	ck_assert_int_eq(sketch_table_load(dirfd, &old), 0);
+	/* The new pairs: SK_REPLACED of the old tags, then new ones. */
+	size_t from = SK_OLD - SK_REPLACED;
+	struct sk_pairs second = {.ids = ids + SK_OLD, .first = from, .end = SK_NEW};
+	ck_assert_int_eq(sketch_table_write(dirfd, old, SK_NEW, sk_next, &second), 0);
+	ck_assert_int_eq(sketch_table_load(dirfd, &merged), 0);
+
+	for (size_t i = 0; i < SK_OLD; i++)
+		sk_assert_id(old, &chunks, i, &ids[i]);
+	for (size_t i = 0; i < from; i++)
+		sk_assert_id(merged, &chunks, i, &ids[i]);
+	for (size_t i = 0; i < SK_NEW; i++)
+		sk_assert_id(merged, &chunks, from + i, &ids[SK_OLD + i]);
+	sketch_table_free(old);
+	sketch_table_free(merged);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	close(dirfd);
+}
+END_TEST
+
 static Suite *delta_suite(void)
 {
 	Suite *suite = suite_create("delta");
@@ -443,6 +545,7 @@ static Suite *delta_suite(void)
 		{"gc_keeps_base", test_gc_keeps_base, 1, 10},
 		{"kill_add", test_kill_add, 1, 120},
 		{"kill_gc", test_kill_gc, 1, 120},
+		{"sketch_rewrite", test_sketch_rewrite, 1, 30},
 	};
 
 	return test_suite_add(suite, cases, ARRAY_SIZE(cases));

@@ -2,13 +2,17 @@
  * The cut points are those of one sequential pass of the chunker over each
  * file, whatever the data (random, text, zeros that never resynchronise),
  * the feed sizes, the files around it and a batch handed on early; results
- * handed back later come in order and equal the waiting calls' results; and
- * no chunk id is computed on the thread that writes the files.
+ * handed back later come in order and equal the waiting calls' results;
+ * no chunk id is computed on the thread that writes the files; and a commit
+ * gives the idle batches' and groups' pages back to the kernel.
  */
 #include "test_store_util.h"
+#include "writer_internal.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* The chunk sizes one sequential pass of the chunker gives. */
 static size_t expected_cuts(const struct cairn_store *store, const uint8_t *data, size_t size,
@@ -76,7 +80,7 @@ static int collect_fn(void *userdata, uint64_t cookie, uint64_t size,
 	return 0;
 }
 
-/* Files of every kind, larger than a batch (4 MiB) and tiny, sent without
+/* Files of every kind, larger than a batch (2 MiB) and tiny, sent without
  * waiting (one batch handed on early, mid-file), then the same files
  * waiting for each: same chunks, cut as one pass cuts them. */
 START_TEST(test_pipe_cuts)
@@ -179,12 +183,50 @@ START_TEST(test_pipe_off_writing_thread)
 }
 END_TEST
 
+/* Resident pages among the whole pages inside buf (mincore). */
+static size_t resident_pages(const void *buf, size_t size)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = ((uintptr_t)buf + page - 1) & ~(page - 1);
+	uintptr_t end = ((uintptr_t)buf + size) & ~(page - 1);
+	size_t pages = (end - start) / page, count = 0;
+	_cleanup_free_ unsigned char *vec = test_alloc(pages ? pages : 1);
+
+	ck_assert_int_eq(mincore((void *)start, end - start, vec), 0);
+	for (size_t i = 0; i < pages; i++)
+		count += vec[i] & 1;
+	return count;
+}
+
+/* After a commit every batch and group is idle, and their pages are given
+ * back before the commit builds its tables (its peak memory). */
+START_TEST(test_commit_drops_idle_pages)
+{
+	const size_t size = 12 * MiB;
+	_cleanup_free_ uint8_t *data = mixed_data(size, 78);
+	_cleanup_(cairn_store_freep) struct cairn_store *store = store_create_small();
+	_cleanup_(cairn_writer_freep) struct cairn_writer *writer = writer_new(store);
+	struct file_result file = {0};
+
+	write_file(writer, data, size, 64 * KiB, &file);
+	file_result_release(&file);
+	commit(writer);
+	ck_assert_uint_gt(writer->group_count, 0);
+	for (unsigned i = 0; i < writer->batch_total; i++)
+		ck_assert_uint_eq(resident_pages(writer->batch_all[i].data, writer->batch_size), 0);
+	for (size_t i = 0; i < writer->free_count; i++)
+		ck_assert_uint_eq(
+			resident_pages(writer->free_groups[i]->data, store->params.chunk_max), 0);
+}
+END_TEST
+
 static Suite *store_pipe_suite(void)
 {
 	Suite *suite = suite_create("store_pipe");
 	const struct test_case cases[] = {
 		{"pipe_cuts", test_pipe_cuts, DATA_KINDS * 3, 60},
 		{"pipe_off_writing_thread", test_pipe_off_writing_thread, 1, 30},
+		{"commit_drops_idle_pages", test_commit_drops_idle_pages, 1, 30},
 	};
 
 	return test_suite_add(suite, cases, ARRAY_SIZE(cases));
