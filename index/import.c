@@ -346,24 +346,7 @@ static int hash_rest(struct cairn_import *imp)
 
 int cairn_archive_id(const struct cairn_store *store, int fd, struct cairn_id *ret)
 {
-	struct cairn_file_hasher hasher;
-	uint64_t offset = 0;
-	_cleanup_free_ uint8_t *buf = malloc(IMPORT_READ_SIZE);
-
-	if (!buf)
-		return -ENOMEM;
-	cairn_file_hasher_init(&hasher, store);
-	for (;;) {
-		ssize_t n = cairn_pread_full(fd, buf, IMPORT_READ_SIZE, offset);
-		if (n < 0)
-			return (int)n;
-		if (n == 0)
-			break;
-		cairn_file_hasher_update(&hasher, buf, (size_t)n);
-		offset += (uint64_t)n;
-	}
-	cairn_file_hasher_final(&hasher, ret);
-	return 0;
+	return cairn_archive_id_parts(store, &fd, 1, ret);
 }
 
 /* ---- the archive ---- */

@@ -5,51 +5,6 @@
  */
 #ifndef CAIRN_BUILDING_STORE
 #error "delta_internal.h is internal to store/; use store.h"
-/* ---- the writer's delta hook (delta_write.c) ---- */
-
-struct cairn_writer;
-struct group;
-struct new_entry;
-struct ZSTD_CCtx_s;
-
-/* A group's delta work, made on first use and kept with the group: when
- * active, the group is one chunk that the worker encodes against base too
- * and keeps as a delta when clearly smaller (delta_compress). */
-struct delta_job {
-	bool active;
-	uint32_t base_size;
-	struct delta_ref ref;
-	uint8_t *base;    /* chunk_max bytes */
-	uint8_t *scratch; /* compress bound of chunk_max */
-};
-
-/* Sets up w->delta: the store's sketch table, the session's sketches and
- * recent chunk bytes, and w->reader's way to the session's bases. Returns
- * 0 or -ENOMEM. */
-int delta_writer_new(struct cairn_writer *w);
-void delta_writer_free(struct cairn_writer *w);
-/* The per-chunk hook, called once for each new chunk (entry, the session's
- * last, its bytes at data) before it is grouped or submitted: sketches it,
- * remembers it as a base for later chunks, and looks for a base for it
- * among the session's recent chunks and the store's sketch table. Returns
- * 1 when it attached a base to w->chunk_group (the chunk must then be
- * submitted as a group of its own), 0 when not, or -errno. */
-int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_t *data);
-/* Worker side: compresses group (one chunk with an active job) both plain
- * and against its base into payload (cap bytes), keeping the delta when it
- * is under DELTA_KEEP_PERCENT of the plain frame. Returns the payload size
- * and the codec. */
-uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const struct group *group,
-			uint8_t *payload, size_t cap, uint8_t *ret_codec);
-/* Before the table is written: raises the store's config when the session
- * holds a delta, and merges the session's sketches into STORE/sketches.
- * Returns 0 or -errno with a message on the writer. */
-int delta_commit_prepare(struct cairn_writer *w);
-/* After the table is in place: maps STORE/sketches anew. */
-void delta_commit_done(struct cairn_writer *w);
-/* Forgets the session's sketches and cached bytes (commit or rollback). */
-void delta_session_reset(struct cairn_writer *w);
-
 #endif
 #ifndef CAIRN_STORE_DELTA_INTERNAL_H
 #define CAIRN_STORE_DELTA_INTERNAL_H
