@@ -62,6 +62,22 @@ abs_path() {
 	esac
 }
 
+# store_fingerprint DIR [NAME...]: every file under DIR with a hash of its
+# bytes, but the lock and the NAMEs (readers, say): what a refused command
+# must leave as it was.
+store_fingerprint() {
+	(
+		cd "$1" || exit 1
+		shift
+		skip="! -name lock"
+		for name in "$@"; do
+			skip="$skip ! -name $name"
+		done
+		# shellcheck disable=SC2086
+		find . -type f $skip -print0 | sort -z | xargs -0 sha256sum
+	)
+}
+
 # finish_hook: what an area's lib does before the tally (unmounting, say);
 # it redefines this.
 finish_hook() {

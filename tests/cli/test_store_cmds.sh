@@ -86,8 +86,7 @@ pack_bytes() {
 
 # What a store holds: every file's name and bytes, but the lock files.
 fingerprint() {
-	(cd "${1:-$STORE}" && find . -type f ! -name lock ! -name readers -print0 | sort -z |
-		xargs -0 sha256sum)
+	store_fingerprint "${1:-$STORE}" readers
 }
 
 # extracts_as NAME ARCHIVE: `cairn extract NAME` equals `bsdtar -x ARCHIVE`.

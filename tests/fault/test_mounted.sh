@@ -96,7 +96,7 @@ snapshot_matches store a ref/a2 && snapshot_matches store c ref/c && pass ||
 # ---- gc while mounted ----
 "$CAIRN" -s store rm -q b || fail "rm b"
 fingerprint() {
-	(cd store && find . -type f ! -name lock ! -name readers -print0 | sort -z | xargs -0 sha256sum)
+	store_fingerprint store readers
 }
 before=$(fingerprint)
 msg=$("$CAIRN" -s store gc -q 2>&1)

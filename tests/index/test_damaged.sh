@@ -33,7 +33,7 @@ cairn init >/dev/null || fail "init"
 
 # What a store holds: every file's name and bytes, but the lock.
 fingerprint() {
-	(cd "$STORE" && find . -type f ! -name lock -print0 | sort -z | xargs -0 sha256sum)
+	store_fingerprint "$STORE"
 }
 
 # refused ARCHIVE PATTERN [stdin]: the add fails with exit 1 and one line

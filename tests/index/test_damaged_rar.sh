@@ -65,7 +65,7 @@ bsdtar -cf "$D/nested-good.tar" -C "$WORK/in" small.rar
 
 # What a store holds: every file's name and bytes, but the lock.
 fingerprint() {
-	(cd "$STORE" && find . -type f ! -name lock -print0 | sort -z | xargs -0 sha256sum)
+	store_fingerprint "$STORE"
 }
 
 # refused LABEL PATTERN ADD-ARGS...: the add fails with exit 1 and one line

@@ -30,7 +30,7 @@ cairn() {
 
 # What a store holds: every file's name and bytes, but the lock.
 fingerprint() {
-	(cd "$STORE" && find . -type f ! -name lock -print0 | sort -z | xargs -0 sha256sum)
+	store_fingerprint "$STORE"
 }
 
 # expect_failure ARCHIVE PATTERN [add options]: the add fails (exit 1) with

@@ -31,7 +31,7 @@ cairn init >/dev/null 2>&1 || fail "init"
 
 # What a store holds: every file's name and bytes, but the lock.
 fingerprint() {
-	(cd "$STORE" && find . -type f ! -name lock -print0 | sort -z | xargs -0 sha256sum)
+	store_fingerprint "$STORE"
 }
 
 # refused ARCHIVE PATTERN: the add exits 1 with one line that names the

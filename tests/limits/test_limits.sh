@@ -74,7 +74,7 @@ measure() {
 }
 
 fingerprint() {
-	(cd "$STORE" && find . -type f ! -name lock ! -name readers -print0 | sort -z | xargs -0 sha256sum)
+	store_fingerprint "$STORE" readers
 }
 
 # refused NAME PATTERN LIMIT_MIB MKTAR_ARGS... [-- ADD_ARGS...]: the add of
