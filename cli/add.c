@@ -187,19 +187,57 @@ static int report_existing(struct add *add, const char *name, int existing)
 	return EXIT_ERROR;
 }
 
-static int import_and_commit(struct add *add, struct cairn_import *imp, int fd, const char *path,
-			     int existing)
+/* The passphrases to try, the k-th rotation of those given (and the one
+ * typed at the prompt, once there is one). */
+static size_t passphrase_order(const struct add *add, size_t k, const char **order)
+{
+	const char *all[ARRAY_SIZE(add->passwords.lines) + 1];
+	size_t n = 0;
+
+	for (size_t i = 0; i < add->passwords.count; i++)
+		all[n++] = add->passwords.lines[i];
+	if (add->passwords.typed[0])
+		all[n++] = add->passwords.typed;
+	for (size_t i = 0; i < n; i++)
+		order[i] = all[(i + k) % n];
+	return n;
+}
+
+/* Whether the import that failed (or kept a partial snapshot) is run again
+ * with the passphrases in another order: an encrypted entry's data did not
+ * decode, which a wrong passphrase that passed zip's one-byte check does,
+ * another order is left to try, and the input can be read again from its
+ * start. */
+static bool retry_passphrases(struct add *add, const struct cairn_import *imp, int r,
+			      size_t attempt, size_t count, const char *path)
+{
+	struct cairn_import_stats stats;
+
+	if (!cairn_import_encrypted_data_failed(imp) || attempt + 1 >= count ||
+	    strcmp(path, "-") == 0)
+		return false;
+	if (r == 0) {
+		cairn_import_stats(imp, &stats);
+		if (!stats.partial)
+			return false;
+	}
+	if (cairn_writer_rollback(add->writer) < 0)
+		return false;
+	char line[1200];
+	snprintf(line, sizeof(line),
+		 "%s; reading the archive again with the passphrases in another order "
+		 "(zip's traditional encryption lets 1 wrong passphrase in 256 pass its check)",
+		 r < 0 ? cairn_import_error(imp) : "dropped the partial snapshot");
+	on_warn(add, line);
+	return true;
+}
+
+static int import_and_commit(struct add *add, struct cairn_import *imp, int existing)
 {
 	struct cairn_import_stats stats;
 	struct cairn_id id;
 	struct cairn_index_info info = {0};
 
-	int r = cairn_import_archive(imp, fd, strcmp(path, "-") == 0 ? "stdin" : path);
-	clear_line(add);
-	if (r < 0) {
-		cli_error("%s", cairn_import_error(imp));
-		return EXIT_ERROR;
-	}
 	if (existing == EXISTING_UNKNOWN) {
 		/* A stream: only now is its id known. */
 		_cleanup_(cairn_index_freep) struct cairn_index *idx = cairn_index_new();
@@ -211,7 +249,7 @@ static int import_and_commit(struct add *add, struct cairn_import *imp, int fd, 
 			return report_existing(add, add->current,
 					       same ? EXISTING_SAME : EXISTING_OTHER);
 	}
-	r = cairn_import_commit(imp, add->current, add->o->replace ? CAIRN_IMPORT_REPLACE : 0);
+	int r = cairn_import_commit(imp, add->current, add->o->replace ? CAIRN_IMPORT_REPLACE : 0);
 	if (r < 0) {
 		cli_error("%s", cairn_import_error(imp));
 		return EXIT_ERROR;
@@ -223,32 +261,51 @@ static int import_and_commit(struct add *add, struct cairn_import *imp, int fd, 
 
 static int add_import(struct add *add, int fd, const char *path, int existing)
 {
+	const char *order[ARRAY_SIZE(add->passwords.lines) + 1];
 	struct cairn_import_options options = {.max_entries = add->o->max_entries,
 					       .max_ratio = add->o->max_ratio,
 					       .partial = add->o->partial,
 					       .strip_components = add->o->strip_components,
 					       .charset = add->o->charset,
-					       .passphrases =
-						       (const char *const *)add->passwords.lines,
-					       .passphrase_count = add->passwords.count,
-
+					       .passphrases = order,
 					       .recursion_depth = add->o->recursion_depth};
-	_cleanup_(cairn_import_freep) struct cairn_import *imp = NULL;
 
-	if (cairn_import_new(add->store, add->writer, &options, &imp) < 0) {
-		cli_error("out of memory");
-		return EXIT_ERROR;
+	for (size_t attempt = 0;; attempt++) {
+		_cleanup_(cairn_import_freep) struct cairn_import *imp = NULL;
+
+		options.passphrase_count = passphrase_order(add, attempt, order);
+		if (cairn_import_new(add->store, add->writer, &options, &imp) < 0) {
+			cli_error("out of memory");
+			return EXIT_ERROR;
+		}
+		cairn_import_set_warn(imp, on_warn, add);
+		cairn_import_set_passphrase(imp, cli_passwords_prompt, &add->passwords);
+		if (add->split.count &&
+		    cairn_import_set_parts(imp, add->split.fds, add->split.count) < 0) {
+			cli_error("%s", cairn_import_error(imp));
+			return EXIT_ERROR;
+		}
+		if (add->progress)
+			cairn_import_set_progress(imp, on_progress, add);
+		add->start_ns = add->shown_ns = cairn_now_ns();
+		int r = cairn_import_archive(imp, fd, strcmp(path, "-") == 0 ? "stdin" : path);
+		clear_line(add);
+		/* The prompt's answer, if one was typed, is in the next order. */
+		size_t count = passphrase_order(add, attempt, order);
+		if (retry_passphrases(add, imp, r, attempt, count, path))
+			continue;
+		if (r < 0) {
+			bool stream = count > 1 && strcmp(path, "-") == 0 &&
+				      cairn_import_encrypted_data_failed(imp);
+			cli_error(
+				"%s%s", cairn_import_error(imp),
+				stream ? " (read from a file, not stdin, the archive could be read "
+					 "again with the passphrases in another order)"
+				       : "");
+			return EXIT_ERROR;
+		}
+		return import_and_commit(add, imp, existing);
 	}
-	cairn_import_set_warn(imp, on_warn, add);
-	cairn_import_set_passphrase(imp, cli_passwords_prompt, &add->passwords);
-	if (add->split.count && cairn_import_set_parts(imp, add->split.fds, add->split.count) < 0) {
-		cli_error("%s", cairn_import_error(imp));
-		return EXIT_ERROR;
-	}
-	if (add->progress)
-		cairn_import_set_progress(imp, on_progress, add);
-	add->start_ns = add->shown_ns = cairn_now_ns();
-	return import_and_commit(add, imp, fd, path, existing);
 }
 
 /* label names the archive (a split one's base name), path is the file to

@@ -401,6 +401,10 @@ static int entry_content(struct cairn_import *imp, struct archive *a, struct arc
 	int r = buf_append(&imp->runs, &head, sizeof(head));
 	if (r == 0 && !negative)
 		r = content_read(imp, a, &c);
+	/* Zip's traditional encryption checks a passphrase against one byte:
+	 * 1 in 256 wrong ones pass, and the entry's data then fail to decode. */
+	if (r == -EBADMSG && archive_entry_is_data_encrypted(entry))
+		imp->encrypted_data_failed = true;
 	bool deferred = false;
 	if (r == 0)
 		r = content_finish(imp, &c, inode, &deferred);

@@ -31,6 +31,11 @@ void cairn_import_set_passphrase(struct cairn_import *imp, cairn_import_passphra
 	imp->passphrase_data = userdata;
 }
 
+bool cairn_import_encrypted_data_failed(const struct cairn_import *imp)
+{
+	return imp->encrypted_data_failed;
+}
+
 /* libarchive asks again each time the passphrases it has fail: the caller
  * is asked once, and then the answer is no, which fails the entry. */
 static const char *on_passphrase(struct archive *a, void *userdata)

@@ -110,6 +110,7 @@ struct cairn_import {
 	cairn_import_passphrase_fn passphrase_fn;
 	void *passphrase_data;
 	bool passphrase_asked;
+	bool encrypted_data_failed;      /* an encrypted entry's data did not decode */
 	struct import_part *split_parts; /* a split archive's parts; NULL: just fd */
 	size_t part_count;
 	uint64_t part_pos; /* the read position across the parts */

@@ -384,6 +384,13 @@ typedef const char *(*cairn_import_passphrase_fn)(void *userdata, const char *ar
 						  const char *entry);
 void cairn_import_set_passphrase(struct cairn_import *imp, cairn_import_passphrase_fn fn,
 				 void *userdata);
+/* After a failed cairn_import_archive: whether an encrypted entry's data
+ * failed to decode, which is what a wrong passphrase that passed the
+ * format's check does (zip's traditional encryption checks one byte, so 1
+ * wrong passphrase in 256 passes it, and libarchive keeps the first that
+ * passes). With several passphrases, an import with the others first may
+ * succeed. */
+bool cairn_import_encrypted_data_failed(const struct cairn_import *imp);
 
 /* Reads the archive from fd (not closed; a regular file is read from its
  * start and may be seeked, anything else is read as a stream). label names
