@@ -137,6 +137,7 @@ static void print_store_json(struct info *info, const struct store_totals *t)
 
 	printf("{\"store\": ");
 	cli_json_string(cairn_store_path(info->store));
+	printf(", \"chunk_ids\": \"%s\"", p->id_hash == CAIRN_ID_SHA256 ? "hmac-sha256" : "xxh3");
 	printf(", \"chunk_min\": %u, \"chunk_avg\": %u, \"chunk_max\": %u, \"zstd_level\": %d, "
 	       "\"pack_max\": %llu, \"snapshots\": %llu, \"chunks\": %llu, \"packs\": %llu, "
 	       "\"logical_bytes\": %llu, \"chunk_bytes\": %llu, \"stored_bytes\": %llu, "
@@ -170,6 +171,10 @@ static void print_store_text(struct info *info, const struct store_totals *t)
 	     cairn_format_bytes(p->chunk_max, c, sizeof(c)));
 	line("compression", "zstd level %d, packs sealed at %s", p->zstd_level,
 	     cairn_format_bytes(p->pack_max, a, sizeof(a)));
+	line("chunk ids", "%s",
+	     p->id_hash == CAIRN_ID_SHA256
+		     ? "HMAC-SHA-256 (128 bits; resists crafted collisions)"
+		     : "keyed XXH3-128 (detects damage, not crafted collisions)");
 	line("snapshots", "%llu", (unsigned long long)t->snapshots);
 	line("chunks", "%llu in %llu pack%s", (unsigned long long)s->chunk_count,
 	     (unsigned long long)s->pack_count, s->pack_count == 1 ? "" : "s");

@@ -19,7 +19,10 @@ static void init_help(void)
 	       "  --chunk-avg SIZE  average chunk, a power of two (default 64K)\n"
 	       "  --chunk-max SIZE  largest chunk (default 256K)\n"
 	       "  --level N         zstd level, 1-19 (default 3)\n"
-	       "  --pack-size SIZE  seal pack files at this size (default 64M)\n");
+	       "  --pack-size SIZE  seal pack files at this size (default 64M)\n"
+	       "  --ids FUNCTION    how chunks are named: xxh3 (default; fast, detects\n"
+	       "                    damage) or sha256 (HMAC-SHA-256: resists chunks\n"
+	       "                    crafted to collide, for a store others can write)\n");
 }
 
 enum {
@@ -28,6 +31,7 @@ enum {
 	OPT_CHUNK_MAX,
 	OPT_LEVEL,
 	OPT_PACK_SIZE,
+	OPT_IDS,
 };
 
 static int parse_size_option(const struct cli *cli, const char *name, uint64_t limit, uint64_t *ret)
@@ -46,6 +50,7 @@ static int init_parse(struct cli *cli, int argc, char **argv, struct cairn_store
 		{"chunk-max", required_argument, NULL, OPT_CHUNK_MAX},
 		{"level", required_argument, NULL, OPT_LEVEL},
 		{"pack-size", required_argument, NULL, OPT_PACK_SIZE},
+		{"ids", required_argument, NULL, OPT_IDS},
 		{0},
 	};
 	uint64_t size;
@@ -73,6 +78,15 @@ static int init_parse(struct cli *cli, int argc, char **argv, struct cairn_store
 			break;
 		case OPT_PACK_SIZE:
 			r = parse_size_option(cli, "--pack-size", UINT64_MAX, &params->pack_max);
+			break;
+		case OPT_IDS:
+			if (strcmp(optarg, "xxh3") == 0)
+				params->id_hash = CAIRN_ID_XXH3;
+			else if (strcmp(optarg, "sha256") == 0)
+				params->id_hash = CAIRN_ID_SHA256;
+			else
+				return cli_usage_error(cli, "invalid --ids '%s' (xxh3 or sha256)",
+						       optarg);
 			break;
 		default:
 			r = cli_common_option(cli, c, init_help);

@@ -22,7 +22,13 @@
  * cairn that reads only version 1 refuses the store as unsupported instead
  * of misreading a delta. Readers take both. */
 #define CONFIG_VERSION_DELTA 2u
-#define KEY_SIZE             32
+/* Version 3: the chunk ids are made by the function config.id_hash names
+ * (CAIRN_ID_SHA256: HMAC-SHA-256); the store may hold delta records too. A
+ * store is made at version 3 when its ids are not XXH3-128, so a cairn that
+ * knows only XXH3 ids refuses it as unsupported instead of finding every
+ * chunk damaged. */
+#define CONFIG_VERSION_IDS 3u
+#define KEY_SIZE           32
 
 struct config_disk {
 	char magic[8];
@@ -34,11 +40,13 @@ struct config_disk {
 	int32_t zstd_level;
 	uint64_t pack_max;
 	uint8_t hash_key[KEY_SIZE];
-	uint8_t reserved[48];
+	uint8_t id_hash; /* enum cairn_id_hash; 0 below version 3 */
+	uint8_t reserved[47];
 	uint64_t checksum; /* XXH3-64 of the 120 bytes before it */
 };
 _Static_assert(sizeof(struct config_disk) == 128, "config is 128 bytes");
 _Static_assert(offsetof(struct config_disk, hash_key) == 40, "config layout");
+_Static_assert(offsetof(struct config_disk, id_hash) == 72, "config layout");
 _Static_assert(offsetof(struct config_disk, checksum) == 120, "config layout");
 
 #define PACK_MAGIC        "CAIRNPK1"

@@ -1,6 +1,8 @@
-/* hash.c: chunk ids, file ids and checksums. All ids are XXH3-128 keyed by
- * secrets derived from the store's random key, so ids of one store say
- * nothing about another's content; checksums of metadata are plain XXH3-64.
+/* hash.c: chunk ids, file ids and checksums. All ids are keyed by secrets
+ * derived from the store's random key, so ids of one store say nothing about
+ * another's content: file ids are XXH3-128, chunk ids XXH3-128 or, in a
+ * store made for it, HMAC-SHA-256 truncated to 128 bits (OpenSSL), which
+ * resists crafted collisions; checksums of metadata are plain XXH3-64.
  * xxhash is compiled inline here for speed; no other file includes it.
  */
 #define XXH_INLINE_ALL
@@ -8,6 +10,8 @@
 
 #include "store_internal.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <string.h>
 
 _Static_assert(sizeof(XXH3_state_t) <= sizeof(struct cairn_file_hasher), "hasher state fits");
@@ -50,11 +54,38 @@ static void derive_secret(const uint8_t key[KEY_SIZE], const char *domain, unsig
 	XXH3_generateSecret(out, SECRET_SIZE, seed, sizeof(seed));
 }
 
+/* CAIRN_ID_SHA256's key of a variant: SHA-256 of the store's key, the
+ * domain "cairn-chunk-v1" and the variant byte. */
+static void derive_mac_key(const uint8_t key[KEY_SIZE], unsigned variant, uint8_t out[32])
+{
+	static const char domain[14] = "cairn-chunk-v1";
+	uint8_t seed[KEY_SIZE + sizeof(domain) + 1];
+	unsigned int len = 32;
+
+	memcpy(seed, key, KEY_SIZE);
+	memcpy(seed + KEY_SIZE, domain, sizeof(domain));
+	seed[sizeof(seed) - 1] = (uint8_t)variant;
+	if (!EVP_Digest(seed, sizeof(seed), out, &len, EVP_sha256(), NULL))
+		abort(); /* only when OpenSSL is broken: no id could be made */
+}
+
 void store_derive_secrets(struct cairn_store *store)
 {
-	for (unsigned v = 0; v < ID_VARIANTS; v++)
+	for (unsigned v = 0; v < ID_VARIANTS; v++) {
 		derive_secret(store->hash_key, "chunk", v, store->chunk_secret[v]);
+		derive_mac_key(store->hash_key, v, store->chunk_mac_key[v]);
+	}
 	derive_secret(store->hash_key, "file", 0, store->file_secret);
+}
+
+static void mac_id(const uint8_t key[32], const void *data, size_t size, struct cairn_id *ret)
+{
+	uint8_t mac[32];
+	unsigned int len = sizeof(mac);
+
+	if (!HMAC(EVP_sha256(), key, 32, data, size, mac, &len))
+		abort(); /* only when OpenSSL is broken: no id could be made */
+	memcpy(ret->bytes, mac, CAIRN_ID_SIZE);
 }
 
 static void id_from_hash(XXH128_hash_t hash, struct cairn_id *ret)
@@ -70,6 +101,10 @@ void store_chunk_id(const struct cairn_store *store, const void *data, size_t si
 {
 	if (store->id_fn) {
 		store->id_fn(store, data, size, variant, ret);
+		return;
+	}
+	if (store->params.id_hash == CAIRN_ID_SHA256) {
+		mac_id(store->chunk_mac_key[variant], data, size, ret);
 		return;
 	}
 	id_from_hash(XXH3_128bits_withSecret(data, size, store->chunk_secret[variant], SECRET_SIZE),

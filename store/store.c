@@ -50,6 +50,8 @@ int cairn_store_params_check(const struct cairn_store_params *p, char *msg, size
 		why = "the zstd level must lie between 1 and 19";
 	else if (p->pack_max < (1u << 20) || p->pack_max > (4ull << 30))
 		why = "the pack size bound must lie between 1 MiB and 4 GiB";
+	else if (p->id_hash != CAIRN_ID_XXH3 && p->id_hash != CAIRN_ID_SHA256)
+		why = "unknown chunk id function";
 	if (why && msg)
 		cairn_format(msg, msg_size, "%s", why);
 	return why ? -EINVAL : 0;
@@ -151,12 +153,18 @@ static int config_read(struct cairn_store *store)
 		store_set_error(store, "%s/config is damaged (checksum mismatch)", store->path);
 		return -EBADMSG;
 	}
-	if (disk.version != CONFIG_VERSION && disk.version != CONFIG_VERSION_DELTA) {
+	if (disk.version < CONFIG_VERSION || disk.version > CONFIG_VERSION_IDS) {
 		store_set_error(store,
 				"%s/config: store format version %u; this cairn reads versions %u "
-				"and %u",
-				store->path, disk.version, CONFIG_VERSION, CONFIG_VERSION_DELTA);
-		return disk.version > CONFIG_VERSION_DELTA ? -EOPNOTSUPP : -EBADMSG;
+				"to %u",
+				store->path, disk.version, CONFIG_VERSION, CONFIG_VERSION_IDS);
+		return disk.version > CONFIG_VERSION_IDS ? -EOPNOTSUPP : -EBADMSG;
+	}
+	/* Below version 3 the byte was reserved, and zero. */
+	if ((disk.version < CONFIG_VERSION_IDS) != (disk.id_hash == CAIRN_ID_XXH3)) {
+		store_set_error(store, "%s/config is damaged (chunk id function %u at version %u)",
+				store->path, disk.id_hash, disk.version);
+		return -EBADMSG;
 	}
 	store->config_version = disk.version;
 	store->params = (struct cairn_store_params){
@@ -165,6 +173,7 @@ static int config_read(struct cairn_store *store)
 		.chunk_max = disk.chunk_max,
 		.zstd_level = disk.zstd_level,
 		.pack_max = disk.pack_max,
+		.id_hash = disk.id_hash,
 	};
 	if (cairn_store_params_check(&store->params, why, sizeof(why)) < 0) {
 		store_set_error(store, "%s/config is damaged: %s", store->path, why);
@@ -190,6 +199,7 @@ static int config_write(int dirfd, const struct cairn_store_params *params,
 	disk.zstd_level = params->zstd_level;
 	disk.pack_max = params->pack_max;
 	memcpy(disk.hash_key, key, KEY_SIZE);
+	disk.id_hash = params->id_hash;
 	disk.checksum = store_checksum(&disk, offsetof(struct config_disk, checksum));
 
 	_cleanup_close_ int fd =
@@ -395,7 +405,8 @@ static int store_create_locked(struct cairn_store *store, const char *path,
 		return r;
 	}
 	/* The config goes last: a store without one is not a store yet. */
-	r = config_write(store->dirfd, params, key, CONFIG_VERSION);
+	r = config_write(store->dirfd, params, key,
+			 params->id_hash == CAIRN_ID_XXH3 ? CONFIG_VERSION : CONFIG_VERSION_IDS);
 	if (r < 0) {
 		store_set_error(store, "%s/config: %s", path, strerror(-r));
 		return r;

@@ -42,6 +42,18 @@ struct cairn_store_params {
 	uint32_t chunk_max; /* no chunk is longer */
 	int32_t zstd_level; /* 1..19 */
 	uint64_t pack_max;  /* a pack is sealed once it reaches this many bytes */
+	uint8_t id_hash;    /* enum cairn_id_hash: how chunk ids are made */
+};
+
+/* How a store names its chunks; fixed at init. Both are keyed by the
+ * store's random key, so ids of one store say nothing about another's
+ * content. XXH3-128 is fast and detects damage, but anyone who knows the
+ * key (who can read the store's config) can craft two chunks with one id;
+ * HMAC-SHA-256 (truncated to 128 bits: about 2^64 work to find a
+ * collision) resists that, for stores that others can write. */
+enum cairn_id_hash {
+	CAIRN_ID_XXH3 = 0,
+	CAIRN_ID_SHA256 = 1,
 };
 
 /* Limits on the parameters (checked by cairn_store_params_check). */

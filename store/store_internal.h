@@ -246,6 +246,7 @@ struct cairn_store {
 	struct cairn_store_params params;
 	uint8_t hash_key[KEY_SIZE];
 	uint8_t chunk_secret[ID_VARIANTS][SECRET_SIZE];
+	uint8_t chunk_mac_key[ID_VARIANTS][32]; /* CAIRN_ID_SHA256's HMAC keys */
 	uint8_t file_secret[SECRET_SIZE];
 	cairn_id_fn id_fn;       /* NULL: the real one; set by tests only */
 	uint32_t config_version; /* CONFIG_VERSION, or CONFIG_VERSION_DELTA once deltas may be in */
