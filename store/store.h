@@ -120,6 +120,14 @@ const char *cairn_store_error(const struct cairn_store *store);
  * two at once, the second gets -EEXIST once the first is done. */
 int cairn_store_create(struct cairn_store *store, const char *path,
 		       const struct cairn_store_params *params);
+/* cairn_store_create with like's parameters and hash key (like: an open
+ * store), so that chunk ids, file ids and snapshot files are the same bytes
+ * in both: for `cairn copy` into a new store. Returns as cairn_store_create. */
+int cairn_store_create_like(struct cairn_store *store, const char *path,
+			    const struct cairn_store *like);
+/* Whether two open stores share their hash key, so that the same bytes have
+ * the same chunk id (and the same file ids and checksums) in both. */
+bool cairn_store_same_key(const struct cairn_store *a, const struct cairn_store *b);
 /* Binds the handle to the existing store at path: reads and checks the config
  * and maps the chunk table. Takes no lock. path itself may be a symlink;
  * nothing inside the store is ever reached through one (path.h). Returns 0,
