@@ -24,6 +24,7 @@
 struct id_pair {
 	struct cairn_id src, dst;
 	uint64_t serial; /* the last snapshot that named it; 0: an empty slot */
+	bool sent;       /* sent by this copy, not yet counted */
 };
 
 struct id_map {
@@ -72,6 +73,9 @@ static void map_clear(struct id_map *m)
 	m->count = 0;
 }
 
+/* The most chunks one record holds (store/format.h's RECORD_MAX_MEMBERS). */
+#define RECORD_CHUNKS_MAX 256
+
 /* ---- the handle ---- */
 
 /* The chunks decoded with the last one read: a small chunk's record holds
@@ -88,6 +92,10 @@ struct cairn_copy {
 	struct cairn_writer *writer;
 	struct cairn_unpacker *unpacker;
 	bool same_key;
+	/* same key: records copied whole when the snapshot wants all their
+	 * chunks (want: the snapshot's chunks) */
+	struct cairn_record_copier *copier;
+	struct cairn_chunk_set *want;
 	uint8_t *buf; /* one chunk of src */
 	size_t buf_size;
 	struct neighbours near;
@@ -130,7 +138,10 @@ int cairn_copy_new(struct cairn_store *src, struct cairn_store *dst, struct cair
 	c->buf = malloc(c->buf_size);
 	c->near.data = malloc(c->near.cap);
 	int r = c->buf && c->near.data ? cairn_unpacker_new(src, &c->unpacker) : -ENOMEM;
+	if (r == 0 && c->same_key)
+		r = cairn_record_copier_new(src, writer, &c->copier);
 	if (r < 0) {
+		cairn_unpacker_free(c->unpacker);
 		free(c->buf);
 		free(c->near.data);
 		return r;
@@ -144,6 +155,8 @@ void cairn_copy_free(struct cairn_copy *copy)
 	if (!copy)
 		return;
 	cairn_unpacker_free(copy->unpacker);
+	cairn_record_copier_free(copy->copier);
+	cairn_chunk_set_free(copy->want);
 	free(copy->buf);
 	free(copy->near.data);
 	free(copy->map.slots);
@@ -203,6 +216,39 @@ static void file_path(struct cairn_index *idx, uint64_t ino, char *out, size_t s
 		at = dir;
 	}
 	snprintf(out, size, "%.*s", (int)(sizeof(path) - tail - 1), path + tail + 1);
+}
+
+/* A chunk the record copier stored before the walk met it: counted as sent
+ * when it is met. */
+#define SERIAL_SENT UINT64_MAX
+
+static struct id_pair *map_add(struct cairn_copy *c, const struct cairn_id *id,
+			       const struct cairn_id *dst, bool sent)
+{
+	struct id_pair *pair = map_probe(c->map.slots, c->map.cap, id);
+
+	if (!pair->serial) {
+		*pair = (struct id_pair){
+			.src = *id, .dst = *dst, .serial = SERIAL_SENT, .sent = sent};
+		c->map.count++;
+	}
+	return pair;
+}
+
+/* cairn_chunk_copied_fn: a chunk of a record copied whole. */
+static void on_copied(void *userdata, const struct cairn_id *id, uint32_t size)
+{
+	(void)size;
+	map_add(userdata, id, id, true);
+}
+
+/* cairn_chunk_want_fn: a record is copied whole only when the snapshot
+ * names all its chunks. */
+static bool want(void *userdata, const struct cairn_id *id)
+{
+	const struct cairn_copy *c = userdata;
+
+	return cairn_chunk_set_contains(c->want, id);
 }
 
 /* ---- one chunk ---- */
@@ -298,6 +344,16 @@ static int transfer(struct cairn_copy *c, uint64_t ino, const struct cairn_id *i
 		*ret = *id;
 		return 0;
 	}
+	if (c->copier) {
+		int r = cairn_record_copier_copy(c->copier, id, want, on_copied, c);
+		if (r < 0)
+			return chunk_fail(c, r, ino, id, "%s",
+					  cairn_record_copier_error(c->copier));
+		if (r > 0) {
+			*ret = *id;
+			return 1;
+		}
+	}
 	return send_chunk(c, ino, id, size, ret);
 }
 
@@ -309,30 +365,29 @@ static int map_chunk(void *userdata, uint64_t ino, const struct cairn_id *id, ui
 	struct cairn_copy *c = userdata;
 	struct id_map *m = &c->map;
 
-	if ((m->count + 1) * 4 > m->cap * 3 && map_grow(m) < 0)
-		return copy_fail(c, -ENOMEM, "out of memory");
+	/* room for a whole record's chunks, which on_copied may add */
+	while ((m->count + RECORD_CHUNKS_MAX + 1) * 4 > m->cap * 3)
+		if (map_grow(m) < 0)
+			return copy_fail(c, -ENOMEM, "out of memory");
 	struct id_pair *pair = map_probe(m->slots, m->cap, id);
 	if (pair->serial == c->serial) {
 		*ret = pair->dst;
 		return 0;
 	}
+	if (!pair->serial) {
+		struct cairn_id dst;
+		int r = transfer(c, ino, id, size, &dst);
+		if (r < 0)
+			return r;
+		pair = map_add(c, id, &dst, r == 1);
+	}
 	c->stats.chunks++;
 	c->stats.bytes += size;
-	if (pair->serial) { /* sent or found for an earlier snapshot */
-		pair->serial = c->serial;
-		c->stats.chunks_present++;
-		*ret = pair->dst;
-		return 0;
-	}
-	int r = transfer(c, ino, id, size, &pair->dst);
-	if (r < 0)
-		return r;
-	pair->src = *id;
+	c->stats.chunks_sent += pair->sent;
+	c->stats.chunks_present += !pair->sent;
+	c->stats.bytes_sent += pair->sent ? size : 0;
+	pair->sent = false; /* for later snapshots: there already */
 	pair->serial = c->serial;
-	m->count++;
-	c->stats.chunks_sent += r;
-	c->stats.chunks_present += !r;
-	c->stats.bytes_sent += r ? size : 0;
 	*ret = pair->dst;
 	return 0;
 }
@@ -492,6 +547,16 @@ int cairn_copy_snapshot(struct cairn_copy *copy, const char *name, const char *n
 	if (r < 0)
 		return copy_fail(copy, r, "%s: snapshot %s: %s", cairn_store_path(copy->src), name,
 				 cairn_index_error(idx));
+	if (copy->copier) {
+		cairn_chunk_set_free(TAKE_PTR(copy->want));
+		r = cairn_chunk_set_new(&copy->want);
+		if (r == 0)
+			r = cairn_chunk_set_add_snapshot(copy->want, idx);
+		if (r < 0)
+			return copy_fail(
+				copy, r, "%s: snapshot %s: %s", cairn_store_path(copy->src), name,
+				*cairn_index_error(idx) ? cairn_index_error(idx) : strerror(-r));
+	}
 	copy->idx = idx;
 	copy->name = name;
 	copy->serial++;

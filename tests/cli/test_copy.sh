@@ -91,6 +91,7 @@ done
 cmp -s SRC/config NEW/config || fail "NEW's config is not SRC's (key, parameters)"
 [ "$(json NEW chunks)" = "$(json SRC chunks)" ] || fail "chunk counts differ"
 [ "$(json NEW chunk_bytes)" = "$(json SRC chunk_bytes)" ] || fail "NEW holds a chunk twice"
+[ "$(json NEW delta_chunks)" -gt 0 ] || fail "no delta copied as a delta"
 c -s NEW verify -q || fail "verify NEW"
 check "NEW:a as bsdtar -x" same_as_tar NEW a ref-a
 check "NEW:b as bsdtar -x" same_as_tar NEW b ref-b

@@ -132,7 +132,6 @@ static void sample_free(struct sample *s)
 	free(s->fresh);
 }
 
-
 /* ---- the map: chunks sent through a writer on the other store ---- */
 
 struct sender {
@@ -277,9 +276,8 @@ START_TEST(test_same_key)
 
 	sample_make(&s);
 	struct cairn_store *like = cairn_store_new();
-	ck_assert_int_eq(cairn_store_create_like(like, test_path(path, sizeof(path), "like"),
-						 s.store),
-			 0);
+	ck_assert_int_eq(
+		cairn_store_create_like(like, test_path(path, sizeof(path), "like"), s.store), 0);
 	ck_assert(cairn_store_same_key(like, s.store));
 	ck_assert_int_eq(memcmp(cairn_store_params(like), cairn_store_params(s.store),
 				sizeof(struct cairn_store_params)),
@@ -374,8 +372,65 @@ START_TEST(test_copy_api)
 }
 END_TEST
 
+static struct cairn_store *like_store(struct cairn_store *src, const char *name)
+{
+	char path[PATH_MAX];
+	struct cairn_store *store = cairn_store_new();
+
+	ck_assert_ptr_nonnull(store);
+	ck_assert_int_eq(cairn_store_create_like(store, test_path(path, sizeof(path), name), src),
+			 0);
+	return store;
+}
+
+static void no_damage(void *userdata, const char *problem)
+{
+	(void)userdata;
+	ck_abort_msg("verify: %s", problem);
+}
+
+/* Same key: records are copied as they are stored; the snapshot files are
+ * the source's bytes and the store verifies. */
+START_TEST(test_copy_same_key)
+{
+	struct sample s;
+	struct cairn_copy_stats st;
+	struct cairn_store_stats a, b;
+	char msg[1024], pa[PATH_MAX], pb[PATH_MAX];
+
+	sample_make(&s);
+	struct cairn_store *dst = like_store(s.store, "like");
+	const char *names[] = {"one", "two"};
+	for (size_t k = 0; k < 2; k++) {
+		int r = copy_one(s.store, dst, names[k], &st, msg, sizeof(msg));
+		ck_assert_msg(r == 0, "copy: %s", msg);
+		ck_assert(!st.rekeyed);
+		ck_assert_uint_eq(st.chunks_sent + st.chunks_present, st.chunks);
+		if (k == 0)
+			ck_assert_uint_eq(st.chunks_sent, st.chunks);
+		snprintf(pa, sizeof(pa), "%s/snapshots/%s", cairn_store_path(s.store), names[k]);
+		snprintf(pb, sizeof(pb), "%s/snapshots/%s", cairn_store_path(dst), names[k]);
+		size_t na, nb;
+		uint8_t *da = test_read_file(pa, &na), *db = test_read_file(pb, &nb);
+		ck_assert_uint_eq(na, nb);
+		ck_assert_int_eq(memcmp(da, db, na), 0);
+		free(da);
+		free(db);
+	}
+	ck_assert_int_eq(cairn_store_verify(dst, no_damage, NULL), 0);
+	ck_assert_int_eq(cairn_store_stats(s.store, &a), 0);
+	ck_assert_int_eq(cairn_store_stats(dst, &b), 0);
+	ck_assert_uint_eq(a.chunk_count, b.chunk_count);
+	ck_assert_uint_eq(a.chunk_bytes, b.chunk_bytes);
+	cairn_store_free(dst);
+	sample_free(&s);
+}
+END_TEST
+
 /* A damaged pack in the source: the copy fails naming the snapshot, the
- * file and the chunk, and dst gets no snapshot and no chunk. */
+ * file and the chunk, and dst gets no snapshot and no chunk. _i: 0 into a
+ * store of another key (chunks read and put), 1 of the same key (records
+ * copied as they are). */
 START_TEST(test_copy_damaged)
 {
 	struct sample s;
@@ -384,9 +439,9 @@ START_TEST(test_copy_damaged)
 	char msg[1024], path[PATH_MAX];
 
 	sample_make(&s);
+	struct cairn_store *dst = _i ? like_store(s.store, "like") : other_store("other");
 	snprintf(path, sizeof(path), "%s/packs/00000001.pack", cairn_store_path(s.store));
 	test_flip_byte(path, test_file_size(path) / 2);
-	struct cairn_store *dst = other_store("other");
 	ck_assert_int_eq(cairn_store_stats(dst, &before), 0);
 	int r = copy_one(s.store, dst, "one", &st, msg, sizeof(msg));
 	ck_assert_int_eq(r, -EBADMSG);
@@ -407,7 +462,8 @@ static Suite *rekey_suite(void)
 		{"same_key", test_same_key, 1, 60},
 		{"map_fails", test_map_fails, 1, 60},
 		{"copy_api", test_copy_api, 1, 60},
-		{"copy_damaged", test_copy_damaged, 1, 60},
+		{"copy_same_key", test_copy_same_key, 1, 60},
+		{"copy_damaged", test_copy_damaged, 2, 60},
 	};
 
 	return test_suite_add(s, cases, ARRAY_SIZE(cases));
