@@ -9,8 +9,9 @@
 # existing name is refused without --replace; a chunk above DST's
 # chunk_max and a flipped byte in a SRC pack fail with one line naming
 # store, snapshot, file and chunk, DST left as it was; kill -9 in the
-# middle of a large copy leaves DST as it was (verify: leftovers only),
-# and the next copy lands.
+# middle of a large copy, into a store of another key and into one of the
+# same key (records copied as they are), leaves DST as it was (verify:
+# leftovers only), and the next copy lands.
 #
 # usage: test_copy.sh CAIRN COMPARE_PY
 set -u
@@ -188,33 +189,46 @@ c -s TARGET verify -q || fail "verify TARGET after the failed copy"
 head -c $((96 << 20)) /dev/urandom >large.bin
 bsdtar -cf large.tar large.bin && rm large.bin
 c -s SRC add -q large.tar || fail "add large.tar"
-# Another key (every chunk read and stored) and small packs: the copy seals
-# many, and is killed after ten, in the middle.
-c init --pack-size 1M KILL >/dev/null && c -s KILL add -q b.tar || fail "make KILL"
-committed() { (cd KILL && sha256sum config chunks snapshots/*); }
-before=$(committed)
-packs=$(($(ls KILL/packs | wc -l) + 10))
-killed=0
-for _ in 1 2 3; do
-	"$CAIRN" copy -q SRC KILL large &
-	pid=$!
-	for _ in $(seq 2000); do
-		[ "$(ls KILL/packs | wc -l)" -ge $packs ] && break
-		sleep 0.005
+# kill_mid_copy FROM TO: copies FROM's snapshot large into TO (which has
+# small packs) and kills the copy after it sealed ten more packs; then TO
+# must verify with leftovers only, its committed state as before, and the
+# next copy must land whole.
+kill_mid_copy() {
+	local from=$1 to=$2 before packs killed=0 status
+	committed() { (cd "$to" && sha256sum config chunks snapshots/* 2>/dev/null); }
+	before=$(committed)
+	packs=$(($(ls "$to/packs" | wc -l) + 10))
+	for _ in 1 2 3; do
+		"$CAIRN" copy -q "$from" "$to" large &
+		pid=$!
+		for _ in $(seq 2000); do
+			[ "$(ls "$to/packs" | wc -l)" -ge $packs ] && break
+			sleep 0.005
+		done
+		kill -9 "$pid"
+		wait "$pid"
+		status=$?
+		[ ! -e "$to/snapshots/large" ] && [ $status = 137 ] && killed=1 && break
+		c -s "$to" rm large # it ended before the kill: again
 	done
-	kill -9 "$pid"
-	wait "$pid"
-	status=$?
-	[ ! -e KILL/snapshots/large ] && [ $status = 137 ] && killed=1 && break
-	c -s KILL rm large # it ended before the kill: again
-done
-[ $killed = 1 ] || fail "the copy always ended before the kill"
-c -s KILL verify >out 2>&1 || fail "verify after kill -9: $(cat out)"
-grep -q "leftover files .* of interrupted writers" out || fail "no leftovers: $(cat out)"
-[ "$(committed)" = "$before" ] || fail "the killed copy changed KILL's committed state"
-c copy -q SRC KILL large || fail "copy after the kill"
-c -s KILL verify -q || fail "verify after the copy that followed the kill"
-c -s KILL cat large:large.bin | cmp -s - <(bsdtar -xOf large.tar large.bin) ||
-	fail "large.bin differs after the copy"
+	[ $killed = 1 ] || fail "$to: the copy always ended before the kill"
+	c -s "$to" verify >out 2>&1 || fail "$to: verify after kill -9: $(cat out)"
+	grep -q "leftover files .* of interrupted writers" out || fail "$to: no leftovers: $(cat out)"
+	[ "$(committed)" = "$before" ] || fail "the killed copy changed $to's committed state"
+	c copy -q "$from" "$to" large || fail "$to: copy after the kill"
+	c -s "$to" verify -q || fail "$to: verify after the copy that followed the kill"
+	c -s "$to" cat large:large.bin | cmp -s - <(bsdtar -xOf large.tar large.bin) ||
+		fail "$to: large.bin differs after the copy"
+}
+
+# Another key (every chunk read and stored again) and small packs.
+c init --pack-size 1M KILL >/dev/null && c -s KILL add -q b.tar || fail "make KILL"
+kill_mid_copy SRC KILL
+# The same key (records copied as they are): a source with small packs,
+# whose first copy makes the destination alike.
+c init --pack-size 1M SRC1M >/dev/null && c -s SRC1M add -q b.tar large.tar || fail "SRC1M"
+c copy -q SRC1M LIKE b || fail "copy into LIKE"
+cmp -s SRC1M/config LIKE/config || fail "LIKE is not made like SRC1M"
+kill_mid_copy SRC1M LIKE
 
 finish
