@@ -37,6 +37,7 @@ int cmd_extract(struct cli *cli, int argc, char **argv);
 int cmd_info(struct cli *cli, int argc, char **argv);
 int cmd_rm(struct cli *cli, int argc, char **argv);
 int cmd_gc(struct cli *cli, int argc, char **argv);
+int cmd_copy(struct cli *cli, int argc, char **argv);
 int cmd_mount(struct cli *cli, int argc, char **argv);
 int cmd_umount(struct cli *cli, int argc, char **argv);
 /* mount.cairn SOURCE DIR -o OPTS, as mount(8) runs it. */
@@ -59,6 +60,10 @@ struct cairn_store *cli_open_store(const struct cli *cli);
 /* The same, but a store that does not exist yet is created (saying so on
  * stderr), as `cairn add` does. */
 struct cairn_store *cli_open_or_create_store(const struct cli *cli);
+/* The same, but a store created is made with like's parameters and hash
+ * key (`cairn copy` into a new store). */
+struct cairn_store *cli_open_or_create_store_like(const struct cli *cli,
+						  const struct cairn_store *like);
 
 /* Sizes ("64K", "1MiB", "4096") are parsed by cairn_parse_size (util.h),
  * the same parser mount/ uses for -o cache_size and the like. */

@@ -101,7 +101,7 @@ char *cli_store_path(const struct cli *cli)
 
 /* Another add may be creating the store at the same time: then this one
  * finds it made (-EEXIST) and opens it. */
-static struct cairn_store *create_store(const char *path)
+static struct cairn_store *create_store(const char *path, const struct cairn_store *like)
 {
 	int r = cairn_mkdir_p(path, 0700, true);
 	if (r < 0) {
@@ -113,7 +113,8 @@ static struct cairn_store *create_store(const char *path)
 		cli_error("out of memory");
 		return NULL;
 	}
-	r = cairn_store_create(store, path, NULL);
+	r = like ? cairn_store_create_like(store, path, like)
+		 : cairn_store_create(store, path, NULL);
 	if (r == 0) {
 		fprintf(stderr, "cairn: created a new store in %s\n", path);
 		return TAKE_PTR(store);
@@ -141,7 +142,8 @@ static struct cairn_store *checked(struct cairn_store *store)
 	return store;
 }
 
-static struct cairn_store *open_store(const struct cli *cli, bool create)
+static struct cairn_store *open_store(const struct cli *cli, bool create,
+				      const struct cairn_store *like)
 {
 	_cleanup_free_ char *path = cli_store_path(cli);
 	if (!path)
@@ -153,7 +155,7 @@ static struct cairn_store *open_store(const struct cli *cli, bool create)
 	}
 	int r = cairn_store_open(store, path);
 	if (r == -ENOENT && create)
-		return checked(create_store(path));
+		return checked(create_store(path, like));
 	if (r < 0) {
 		cli_error("%s", cairn_store_error(store));
 		return NULL;
@@ -163,12 +165,18 @@ static struct cairn_store *open_store(const struct cli *cli, bool create)
 
 struct cairn_store *cli_open_store(const struct cli *cli)
 {
-	return open_store(cli, false);
+	return open_store(cli, false, NULL);
 }
 
 struct cairn_store *cli_open_or_create_store(const struct cli *cli)
 {
-	return open_store(cli, true);
+	return open_store(cli, true, NULL);
+}
+
+struct cairn_store *cli_open_or_create_store_like(const struct cli *cli,
+						  const struct cairn_store *like)
+{
+	return open_store(cli, true, like);
 }
 
 int cli_parse_int(const char *text, long min, long max, long *ret)

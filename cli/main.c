@@ -23,6 +23,7 @@ static const struct command commands[] = {
 	{"extract", cmd_extract, "restore a snapshot, or part of one, into a directory"},
 	{"info", cmd_info, "show what the store, or a snapshot, holds and costs"},
 	{"verify", cmd_verify, "check the store and its snapshots, or some snapshots"},
+	{"copy", cmd_copy, "copy snapshots to another store, sending only missing chunks"},
 	{"rm", cmd_rm, "remove snapshots (gc then frees their space)"},
 	{"gc", cmd_gc, "drop chunks no snapshot uses and repack"},
 	{"mount", cmd_mount, "serve the store, or a snapshot, as a read-only filesystem"},

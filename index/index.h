@@ -453,6 +453,57 @@ int cairn_archive_id(const struct cairn_store *store, int fd, struct cairn_id *r
 int cairn_archive_id_parts(const struct cairn_store *store, const int *fds, size_t count,
 			   struct cairn_id *ret);
 
+/* ---- copying snapshots between stores (copy.c) ----
+ *
+ * A copy sends a snapshot's chunks that the destination lacks and then
+ * the snapshot itself, rewritten under the destination's hash key when the
+ * keys differ (chunk ids, file ids, checksums; the rest byte for byte).
+ * Every chunk read from the source is checked against its id; the
+ * destination's writer confirms a chunk it already holds by its bytes.
+ * With the same key, a chunk id the destination's table holds is taken as
+ * that chunk and not read. */
+
+struct cairn_copy;
+
+struct cairn_copy_stats {
+	uint64_t chunks;         /* distinct chunks the snapshot names */
+	uint64_t chunks_sent;    /* of those, stored in the destination by this copy */
+	uint64_t chunks_present; /* of those, there already */
+	uint64_t bytes;          /* uncompressed bytes of the distinct chunks */
+	uint64_t bytes_sent;     /* of those, sent */
+	uint64_t stored_bytes;   /* payload bytes the sent chunks took in packs */
+	uint64_t snapshot_size;  /* bytes of the snapshot file */
+	bool rekeyed;            /* the stores' keys differ: ids were made again */
+};
+
+/* A copier from src into dst through writer (open on dst, borrowed; all
+ * three must outlive the copier). Returns 0 and the handle in *ret, or
+ * -ENOMEM. Not thread-safe: one thread uses it, as the writer. */
+int cairn_copy_new(struct cairn_store *src, struct cairn_store *dst, struct cairn_writer *writer,
+		   struct cairn_copy **ret);
+/* Accepts NULL. */
+void cairn_copy_free(struct cairn_copy *copy);
+static inline void cairn_copy_freep(struct cairn_copy **p)
+{
+	cairn_copy_free(*p);
+}
+/* The last failure's one-line message: the store, the snapshot, and for a
+ * chunk the file and the chunk's id. Valid until the next call. */
+const char *cairn_copy_error(const struct cairn_copy *copy);
+
+#define CAIRN_COPY_REPLACE 1u /* replace dst's snapshot of that name */
+/* Copies src's snapshot name into dst as new_name: its chunks that dst
+ * lacks, committed by the writer, then the snapshot (temp file, fsync,
+ * rename), so it never names an uncommitted chunk. Returns 0 (copied, and
+ * *ret, which may be NULL, says what was done), 1 (dst has new_name from
+ * the same archive bytes already: nothing done), -EEXIST (dst has another
+ * new_name and flags lack CAIRN_COPY_REPLACE), -EFBIG (a chunk is larger
+ * than dst's chunk_max), -EBADMSG (a damaged chunk or snapshot in src), or
+ * another -errno; on failure the writer is rolled back, nothing of the
+ * snapshot is left in dst, and the message is on copy. */
+int cairn_copy_snapshot(struct cairn_copy *copy, const char *name, const char *new_name,
+			unsigned flags, struct cairn_copy_stats *ret);
+
 /* Reading file contents: the content reader and its chunk sources. */
 #include "content.h"
 

@@ -186,6 +186,22 @@ bool index_section_intact(const struct cairn_index *idx, uint32_t i);
  * first damaged one. */
 uint32_t index_authenticate(const struct cairn_index *idx);
 
+/* ---- a snapshot for another store (rekey.c) ---- */
+
+/* What chunk src (of size bytes, named by a run of inode ino) is called in
+ * the other store: writes it to *ret and returns 0, or -errno, which ends
+ * the rewrite. Called once per run naming a chunk, in inode order. */
+typedef int (*index_id_map_fn)(void *userdata, uint64_t ino, const struct cairn_id *src,
+			       uint64_t size, struct cairn_id *ret);
+/* A copy of src's snapshot file (opened and checked) for store dst: each
+ * run's chunk id as map says, each chunk list's file id made from its new
+ * runs, every section's checksum and the header's under dst's key; all
+ * else as in src. Same key and an unchanged map: the same bytes. Returns 0
+ * with the malloc'd bytes in *ret_data and their size in *ret_size, or
+ * -errno (map's, or -EBADMSG from src's accessors: message on src). */
+int index_rekey(struct cairn_index *src, const struct cairn_store *dst, index_id_map_fn map,
+		void *userdata, uint8_t **ret_data, size_t *ret_size);
+
 /* ---- the reader handle ---- */
 
 struct cairn_index {

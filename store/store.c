@@ -369,8 +369,9 @@ static int store_prepare_dir(struct cairn_store *store, const char *path)
 	return 0;
 }
 
+/* key NULL: a fresh random key. */
 static int store_create_locked(struct cairn_store *store, const char *path,
-			       const struct cairn_store_params *params)
+			       const struct cairn_store_params *params, const uint8_t *like_key)
 {
 	struct cairn_store_params defaults;
 	uint8_t key[KEY_SIZE];
@@ -389,7 +390,9 @@ static int store_create_locked(struct cairn_store *store, const char *path,
 	int r = store_prepare_dir(store, path);
 	if (r < 0)
 		return r;
-	if (getrandom(key, sizeof(key), 0) != sizeof(key)) {
+	if (like_key)
+		memcpy(key, like_key, KEY_SIZE);
+	else if (getrandom(key, sizeof(key), 0) != sizeof(key)) {
 		r = -errno;
 		store_set_error(store, "cannot make a hash key: %s", strerror(errno));
 		return r;
@@ -417,11 +420,26 @@ static int store_create_locked(struct cairn_store *store, const char *path,
 int cairn_store_create(struct cairn_store *store, const char *path,
 		       const struct cairn_store_params *params)
 {
-	int r = store_create_locked(store, path, params);
+	int r = store_create_locked(store, path, params, NULL);
 
 	if (store->dirfd >= 0)
 		flock(store->dirfd, LOCK_UN);
 	return r;
+}
+
+int cairn_store_create_like(struct cairn_store *store, const char *path,
+			    const struct cairn_store *like)
+{
+	int r = store_create_locked(store, path, &like->params, like->hash_key);
+
+	if (store->dirfd >= 0)
+		flock(store->dirfd, LOCK_UN);
+	return r;
+}
+
+bool cairn_store_same_key(const struct cairn_store *a, const struct cairn_store *b)
+{
+	return a->id_fn == b->id_fn && memcmp(a->hash_key, b->hash_key, KEY_SIZE) == 0;
 }
 
 /* ---- tables and pack fds ---- */

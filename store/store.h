@@ -132,6 +132,14 @@ const char *cairn_store_error(const struct cairn_store *store);
  * two at once, the second gets -EEXIST once the first is done. */
 int cairn_store_create(struct cairn_store *store, const char *path,
 		       const struct cairn_store_params *params);
+/* cairn_store_create with like's parameters and hash key (like: an open
+ * store), so that chunk ids, file ids and snapshot files are the same bytes
+ * in both: for `cairn copy` into a new store. Returns as cairn_store_create. */
+int cairn_store_create_like(struct cairn_store *store, const char *path,
+			    const struct cairn_store *like);
+/* Whether two open stores share their hash key, so that the same bytes have
+ * the same chunk id (and the same file ids and checksums) in both. */
+bool cairn_store_same_key(const struct cairn_store *a, const struct cairn_store *b);
 /* Binds the handle to the existing store at path: reads and checks the config
  * and maps the chunk table. Takes no lock. path itself may be a symlink;
  * nothing inside the store is ever reached through one (path.h). Returns 0,
@@ -347,6 +355,42 @@ int cairn_writer_commit(struct cairn_writer *writer);
 int cairn_writer_rollback(struct cairn_writer *writer);
 /* Counters since the writer was opened. */
 void cairn_writer_stats(const struct cairn_writer *writer, struct cairn_writer_stats *ret);
+
+/* ---- copying records between stores of one key (writer_copy.c) ---- */
+
+struct cairn_record_copier;
+/* Whether the caller wants chunk id copied. */
+typedef bool (*cairn_chunk_want_fn)(void *userdata, const struct cairn_id *id);
+/* Told of each chunk a copy stored. */
+typedef void (*cairn_chunk_copied_fn)(void *userdata, const struct cairn_id *id, uint32_t size);
+
+/* A copier of records from src into writer's store, which must have src's
+ * hash key (cairn_store_same_key): both borrowed, outliving the copier.
+ * Returns 0 and the handle in *ret, or -ENOMEM. Used on the writer's
+ * thread. */
+int cairn_record_copier_new(struct cairn_store *src, struct cairn_writer *writer,
+			    struct cairn_record_copier **ret);
+/* Accepts NULL. */
+void cairn_record_copier_free(struct cairn_record_copier *copier);
+static inline void cairn_record_copier_freep(struct cairn_record_copier **p)
+{
+	cairn_record_copier_free(*p);
+}
+/* The last failure's message (naming the pack, offset and chunk). */
+const char *cairn_record_copier_error(const struct cairn_record_copier *copier);
+/* Copies the record of src that holds chunk id into the writer's open
+ * pack with its stored bytes as they are (no recompression), when it is
+ * not a delta and every chunk in it is one want() accepts and one the
+ * destination holds neither committed nor in this session. Each chunk is
+ * decoded and checked against its id first. Then copied() is called for
+ * each of them, and they are the session's like put chunks (commit,
+ * rollback). Returns the number of chunks stored (>= 1), 0 when the record
+ * does not qualify (nothing done: read and put the chunk instead),
+ * -ENOENT when src lacks id, or -errno (-EBADMSG: damaged; message on the
+ * copier). */
+int cairn_record_copier_copy(struct cairn_record_copier *copier, const struct cairn_id *id,
+			     cairn_chunk_want_fn want, cairn_chunk_copied_fn copied,
+			     void *userdata);
 
 /* ---- garbage collection ---- */
 

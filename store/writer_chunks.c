@@ -314,6 +314,12 @@ int cairn_writer_put(struct cairn_writer *w, const void *data, size_t size, stru
 
 /* ---- for delta_write.c ---- */
 
+struct new_entry *writer_entry_add(struct cairn_writer *w, const struct cairn_id *id,
+				   unsigned variant, uint32_t size)
+{
+	return entry_add(w, id, variant, size);
+}
+
 struct new_entry *writer_find_new(struct cairn_writer *w, const struct cairn_id *id)
 {
 	return map_find(w, id);

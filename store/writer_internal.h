@@ -16,6 +16,7 @@
  *   writer_commit.c  commit, rollback, abandoning an uncommitted session
  *   writer_pipe.c    files: batches, the cutters, the sequencer, file results
  *   writer_chunks.c  the session's new chunks: dedup, grouping
+ *   writer_copy.c    records copied as they are from a store of the same key
  *   writer_pool.c    the compression worker pool and its groups
  *   pack_write.c     appending records to the open pack, sealing it
  */
@@ -223,6 +224,10 @@ void group_free(struct group *group);
 
 /* The session's entry with id, or NULL. */
 struct new_entry *writer_find_new(struct cairn_writer *w, const struct cairn_id *id);
+/* A new entry of the session for id (pending, located by whoever appends
+ * its record: writer_copy.c), or NULL when out of memory. */
+struct new_entry *writer_entry_add(struct cairn_writer *w, const struct cairn_id *id,
+				   unsigned variant, uint32_t size);
 /* Waits until entry (submitted) is stored and returns a fd of its pack:
  * *ret_own says the caller closes it. Returns the fd or -errno. */
 int writer_new_entry_fd(struct cairn_writer *w, struct new_entry *entry, bool *ret_own);
