@@ -439,7 +439,8 @@ int cairn_store_create_like(struct cairn_store *store, const char *path,
 
 bool cairn_store_same_key(const struct cairn_store *a, const struct cairn_store *b)
 {
-	return a->id_fn == b->id_fn && memcmp(a->hash_key, b->hash_key, KEY_SIZE) == 0;
+	return a->id_fn == b->id_fn && a->params.id_hash == b->params.id_hash &&
+	       memcmp(a->hash_key, b->hash_key, KEY_SIZE) == 0;
 }
 
 /* ---- tables and pack fds ---- */

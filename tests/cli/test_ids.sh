@@ -65,6 +65,17 @@ check "gc" "$CAIRN" -s "$S" gc -q
 check "verify after gc" "$CAIRN" -s "$S" verify -q
 check "cat after gc" sh -c '"$1" -s "$2" cat two:big.bin | cmp -s - "$3"' sh "$CAIRN" "$S" "$WORK/ref/big.bin"
 
+# cairn copy: a new store keeps the function (and the key); a store with
+# XXH3 ids gets the snapshot under its own ids.
+check "copy to a new store" "$CAIRN" copy -q "$S" "$WORK/copy"
+check "the copy's ids are HMAC-SHA-256" sh -c '"$1" -s "$2" info | grep -q "chunk ids *HMAC-SHA-256"' sh "$CAIRN" "$WORK/copy"
+check "the copy's config is the same" cmp -s "$S/config" "$WORK/copy/config"
+check "init an xxh3 store" "$CAIRN" init "$WORK/plain"
+check "copy to the xxh3 store" "$CAIRN" copy -q "$S" "$WORK/plain"
+check "verify the xxh3 store" "$CAIRN" -s "$WORK/plain" verify -q
+check "cat from the xxh3 store" sh -c '"$1" -s "$2" cat two:big.bin | cmp -s - "$3"' sh "$CAIRN" "$WORK/plain" "$WORK/ref/big.bin"
+check "and back into a fresh sha256 store" sh -c '"$1" init --ids sha256 "$2/back" >/dev/null && "$1" copy -q "$2/plain" "$2/back" && "$1" -s "$2/back" verify -q && "$1" -s "$2/back" cat two:big.bin | cmp -s - "$3"' sh "$CAIRN" "$WORK" "$WORK/ref/big.bin"
+
 # A config that lies about its version: rewritten with a valid checksum
 # (XXH3-64 through libxxhash), so only the rule catches it.
 set_config() { # STORE VERSION ID_HASH
