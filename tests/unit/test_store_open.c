@@ -199,7 +199,7 @@ static int damage_config(const char *path, enum config_damage damage)
 		test_flip_byte(path, offsetof(struct config_disk, hash_key) + 5);
 		return -EBADMSG;
 	case CONFIG_FUTURE:
-		disk.version = CONFIG_VERSION_DELTA + 1;
+		disk.version = CONFIG_VERSION_IDS + 1;
 		config_rewrite(path, &disk);
 		return -EOPNOTSUPP;
 	case CONFIG_PAST:
