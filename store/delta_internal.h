@@ -60,8 +60,7 @@ struct delta_job {
 	bool active;
 	uint32_t base_size;
 	struct delta_ref ref;
-	uint8_t *base;    /* chunk_max bytes */
-	uint8_t *scratch; /* compress bound of chunk_max */
+	uint8_t *base; /* chunk_max bytes */
 };
 
 /* Sets up w->delta: the store's sketch table, the session's sketches and
@@ -78,10 +77,11 @@ void delta_writer_free(struct cairn_writer *w);
 int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_t *data);
 /* Worker side: compresses group (one chunk with an active job) both plain
  * and against its base into payload (cap bytes), keeping the delta when it
- * is under DELTA_KEEP_PERCENT of the plain frame. Returns the payload size
- * and the codec. */
+ * is under DELTA_KEEP_PERCENT of the plain frame. scratch is the worker's
+ * (ZSTD_compressBound(chunk_max) bytes): a group's own would cost that much
+ * for every group in flight. Returns the payload size and the codec. */
 uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const struct group *group,
-			uint8_t *payload, size_t cap, uint8_t *ret_codec);
+			uint8_t *payload, size_t cap, uint8_t *scratch, uint8_t *ret_codec);
 /* Before the table is written: raises the store's config when the session
  * holds a delta, and merges the session's sketches into STORE/sketches.
  * Returns 0 or -errno with a message on the writer. */

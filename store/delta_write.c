@@ -222,11 +222,9 @@ static struct delta_job *job_get(struct cairn_writer *w, struct group *group)
 {
 	size_t max = w->store->params.chunk_max;
 
-	if (!group->delta && (group->delta = calloc(1, sizeof(*group->delta)))) {
+	if (!group->delta && (group->delta = calloc(1, sizeof(*group->delta))))
 		group->delta->base = malloc(max);
-		group->delta->scratch = malloc(ZSTD_compressBound(max));
-	}
-	if (!group->delta || !group->delta->base || !group->delta->scratch)
+	if (!group->delta || !group->delta->base)
 		return NULL;
 	return group->delta;
 }
@@ -349,7 +347,7 @@ static size_t compress_delta(struct ZSTD_CCtx_s *cctx, const struct group *group
 }
 
 uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const struct group *group,
-			uint8_t *payload, size_t cap, uint8_t *ret_codec)
+			uint8_t *payload, size_t cap, uint8_t *scratch, uint8_t *ret_codec)
 {
 	struct delta_job *job = group->delta;
 	size_t ref_size = sizeof(struct delta_ref);
@@ -366,7 +364,7 @@ uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const 
 		*ret_codec = CODEC_DELTA;
 		return (uint32_t)(ref_size + n);
 	}
-	size_t plain = ZSTD_compressCCtx(cctx, job->scratch, ZSTD_compressBound(group->size),
+	size_t plain = ZSTD_compressCCtx(cctx, scratch, ZSTD_compressBound(group->size),
 					 group->data, group->size, level);
 	bool raw = ZSTD_isError(plain) || plain >= group->size;
 	uint32_t plain_size = raw ? group->size : (uint32_t)plain;
@@ -376,7 +374,7 @@ uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const 
 		*ret_codec = CODEC_DELTA;
 		return (uint32_t)(ref_size + n);
 	}
-	memcpy(payload, raw ? group->data : job->scratch, plain_size);
+	memcpy(payload, raw ? group->data : scratch, plain_size);
 	*ret_codec = raw ? CODEC_RAW : CODEC_ZSTD;
 	return plain_size;
 }
