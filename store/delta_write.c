@@ -29,7 +29,7 @@
 struct cache_slot {
 	uint32_t entry; /* index + 1 of the entry whose bytes these are; 0: none */
 	uint32_t size;
-	uint8_t *data;
+	uint64_t pos; /* where its bytes went in the ring, counted from its start */
 };
 
 struct delta_writer {
@@ -37,6 +37,12 @@ struct delta_writer {
 	uint64_t *map_sf;    /* the session's super-features, open addressing */
 	uint32_t *map_entry; /* entry index + 1; 0: empty */
 	size_t map_cap, map_count;
+	/* Recent chunks' bytes in one ring of DELTA_CACHE_BYTES: slots of
+	 * their own, reallocated at each chunk's size, fragmented the heap
+	 * by several MB. A slot's bytes are there while the ring has not
+	 * wrapped over them (ring_head - pos <= DELTA_CACHE_BYTES). */
+	uint8_t *ring;
+	uint64_t ring_head;
 	struct cache_slot *cache;
 	size_t cache_slots;
 };
@@ -113,19 +119,27 @@ static uint32_t map_get(const struct delta_writer *d, uint64_t sf)
 static void cache_put(struct delta_writer *d, size_t index, const uint8_t *data, uint32_t size)
 {
 	struct cache_slot *slot = &d->cache[index % d->cache_slots];
-	uint8_t *buf = realloc(slot->data, size);
+	uint64_t pos = d->ring_head;
 
-	if (!buf)
-		return; /* only a base the less */
-	memcpy(buf, data, size);
-	*slot = (struct cache_slot){.entry = (uint32_t)(index + 1), .size = size, .data = buf};
+	if (size > DELTA_CACHE_BYTES || (!d->ring && !(d->ring = malloc(DELTA_CACHE_BYTES))))
+		return; /* only bases the less */
+	/* A chunk's bytes never wrap: it starts the ring anew instead. */
+	if (pos % DELTA_CACHE_BYTES + size > DELTA_CACHE_BYTES)
+		pos += DELTA_CACHE_BYTES - pos % DELTA_CACHE_BYTES;
+	memcpy(d->ring + pos % DELTA_CACHE_BYTES, data, size);
+	d->ring_head = pos + size;
+	*slot = (struct cache_slot){.entry = (uint32_t)(index + 1), .size = size, .pos = pos};
 }
 
-static const struct cache_slot *cache_get(const struct delta_writer *d, uint32_t index)
+/* The bytes of entry index, or NULL when they are no longer cached. */
+static const uint8_t *cache_get(const struct delta_writer *d, uint32_t index, uint32_t *ret_size)
 {
 	const struct cache_slot *slot = &d->cache[index % d->cache_slots];
 
-	return slot->entry == index + 1 ? slot : NULL;
+	if (slot->entry != index + 1 || d->ring_head - slot->pos > DELTA_CACHE_BYTES)
+		return NULL;
+	*ret_size = slot->size;
+	return d->ring + slot->pos % DELTA_CACHE_BYTES;
 }
 
 /* ---- finding the session's bases for the frame reader ---- */
@@ -171,8 +185,7 @@ void delta_writer_free(struct cairn_writer *w)
 	sketch_table_free(d->table);
 	free(d->map_sf);
 	free(d->map_entry);
-	for (size_t i = 0; d->cache && i < d->cache_slots; i++)
-		free(d->cache[i].data);
+	free(d->ring);
 	free(d->cache);
 	free(d);
 	w->delta = NULL;
@@ -234,17 +247,18 @@ static struct delta_job *job_get(struct cairn_writer *w, struct group *group)
 static int base_from_session(struct cairn_writer *w, uint32_t index, struct delta_job *job)
 {
 	struct new_entry *base = entry_at(w, index);
-	const struct cache_slot *slot = cache_get(w->delta, index);
+	uint32_t size;
+	const uint8_t *bytes = cache_get(w->delta, index, &size);
 
-	if (!slot || base->delta_depth >= DELTA_MAX_DEPTH)
+	if (!bytes || base->delta_depth >= DELTA_MAX_DEPTH)
 		return 0;
 	if (base->in_open_group) {
 		int r = submit_group(w, TAKE_PTR(w->open_group));
 		if (r < 0)
 			return r;
 	}
-	memcpy(job->base, slot->data, slot->size);
-	job->base_size = slot->size;
+	memcpy(job->base, bytes, size);
+	job->base_size = size;
 	memcpy(job->ref.base_id, base->e.chunk_id, CAIRN_ID_SIZE);
 	job->ref.depth = (uint8_t)(base->delta_depth + 1);
 	return 1;
@@ -462,4 +476,8 @@ void delta_session_reset(struct cairn_writer *w)
 	}
 	for (size_t i = 0; i < d->cache_slots; i++)
 		d->cache[i].entry = 0;
+	/* Between sessions (a commit, a rollback) the ring's pages go back. */
+	if (d->ring)
+		cairn_drop_pages(d->ring, DELTA_CACHE_BYTES);
+	d->ring_head = 0;
 }
