@@ -1,5 +1,6 @@
-/* delta_write.c: the writer's delta chunks. For each new chunk the calling
- * thread computes a sketch (sketch.c) and looks for a similar chunk: among
+/* delta_write.c: the writer's delta chunks. Every chunk's sketch (sketch.c)
+ * is computed by the cutter threads (chunk_prepare, writer_chunks.c); for
+ * each new chunk the sequencer looks for a similar chunk: among
  * the session's recent new chunks (super-feature map in memory, their bytes
  * in a bounded cache) and in the store's sketch table (any snapshot, any
  * name). When one is found its bytes go with the chunk's group to a
@@ -321,7 +322,8 @@ static int base_choose(struct cairn_writer *w, struct candidate *cands, unsigned
 	return 0;
 }
 
-int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_t *data)
+int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_t *data,
+		   const struct cut *prepared)
 {
 	struct delta_writer *d = w->delta;
 	struct candidate cands[DELTA_CANDIDATES];
@@ -329,8 +331,11 @@ int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_
 	size_t self = w->entry_count - 1;
 
 	entry->delta_depth = 0;
-	if (!sketch_compute(w->chunker.gear, data, entry->e.size, &sketch))
+	if (prepared ? !prepared->sketched
+		     : !sketch_compute(w->chunker.gear, data, entry->e.size, &sketch))
 		return 0;
+	if (prepared)
+		sketch = prepared->sketch;
 	unsigned count = candidates_find(w, &sketch, self, cands);
 	int r = 0;
 	struct delta_job *job = count > 0 ? job_get(w, w->chunk_group) : NULL;

@@ -6,7 +6,8 @@
  * deltas need; a kill -9 while deltas are written or gc'd leaves a
  * store that verifies clean; the sketch table's streamed rewrite keeps
  * old and new pairs (new ones win) while dropping the old one's pages; and
- * the session's bases come from a ring of recent bytes, never stale ones.
+ * the session's bases come from a ring of recent bytes, never stale ones;
+ * the cutters compute each chunk's sketch.
  */
 #include <signal.h>
 #include <sys/prctl.h>
@@ -14,6 +15,7 @@
 
 #include "delta_internal.h"
 #include "test_store_util.h"
+#include "writer_internal.h"
 
 #define VERSION_SIZE (20 * KiB)
 
@@ -572,6 +574,33 @@ START_TEST(test_cache_ring)
 }
 END_TEST
 
+/* The cutters sketch each chunk (chunk_prepare), off the sequencer: the
+ * same sketch as sketch_compute, and none for a chunk too small or too
+ * uniform to have one. */
+START_TEST(test_prepared_sketch)
+{
+	_cleanup_free_ uint8_t *a = test_alloc(VERSION_SIZE);
+	_cleanup_free_ uint8_t *zeros = test_alloc(VERSION_SIZE);
+	struct sketch sketch;
+	struct cut cut;
+
+	version_bytes(a, 0, 11);
+	memset(zeros, 0, VERSION_SIZE);
+	_cleanup_(cairn_store_freep) struct cairn_store *store = store_create_small();
+	_cleanup_(cairn_writer_freep) struct cairn_writer *writer = writer_new(store);
+	memset(&cut, 0xff, sizeof(cut));
+	chunk_prepare(writer, a, VERSION_SIZE, &cut);
+	ck_assert(cut.prepared);
+	ck_assert(cut.sketched);
+	ck_assert(sketch_compute(writer->chunker.gear, a, VERSION_SIZE, &sketch));
+	ck_assert_mem_eq(&cut.sketch, &sketch, sizeof(sketch));
+	chunk_prepare(writer, a, SKETCH_MIN_CHUNK - 1, &cut);
+	ck_assert(!cut.sketched);
+	chunk_prepare(writer, zeros, VERSION_SIZE, &cut);
+	ck_assert(!cut.sketched);
+}
+END_TEST
+
 static Suite *delta_suite(void)
 {
 	Suite *suite = suite_create("delta");
@@ -586,6 +615,7 @@ static Suite *delta_suite(void)
 		{"kill_gc", test_kill_gc, 1, 120},
 		{"sketch_rewrite", test_sketch_rewrite, 1, 30},
 		{"cache_ring", test_cache_ring, 2, 30},
+		{"prepared_sketch", test_prepared_sketch, 1, 10},
 	};
 
 	return test_suite_add(suite, cases, ARRAY_SIZE(cases));
