@@ -51,6 +51,7 @@ int sketch_table_write(int dirfd, const struct sketch_table *table, size_t count
 struct cairn_writer;
 struct group;
 struct new_entry;
+struct cut;
 struct ZSTD_CCtx_s;
 
 /* A group's delta work, made on first use and kept with the group: when
@@ -60,8 +61,7 @@ struct delta_job {
 	bool active;
 	uint32_t base_size;
 	struct delta_ref ref;
-	uint8_t *base;    /* chunk_max bytes */
-	uint8_t *scratch; /* compress bound of chunk_max */
+	uint8_t *base; /* chunk_max bytes */
 };
 
 /* Sets up w->delta: the store's sketch table, the session's sketches and
@@ -70,18 +70,21 @@ struct delta_job {
 int delta_writer_new(struct cairn_writer *w);
 void delta_writer_free(struct cairn_writer *w);
 /* The per-chunk hook, called once for each new chunk (entry, the session's
- * last, its bytes at data) before it is grouped or submitted: sketches it,
+ * last, its bytes at data; prepared its cutter's work or NULL) before it is
+ * grouped or submitted: sketches it (unless prepared did),
  * remembers it as a base for later chunks, and looks for a base for it
  * among the session's recent chunks and the store's sketch table. Returns
  * 1 when it attached a base to w->chunk_group (the chunk must then be
  * submitted as a group of its own), 0 when not, or -errno. */
-int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_t *data);
+int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_t *data,
+		   const struct cut *prepared);
 /* Worker side: compresses group (one chunk with an active job) both plain
  * and against its base into payload (cap bytes), keeping the delta when it
- * is under DELTA_KEEP_PERCENT of the plain frame. Returns the payload size
- * and the codec. */
+ * is under DELTA_KEEP_PERCENT of the plain frame. scratch is the worker's
+ * (ZSTD_compressBound(chunk_max) bytes): a group's own would cost that much
+ * for every group in flight. Returns the payload size and the codec. */
 uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const struct group *group,
-			uint8_t *payload, size_t cap, uint8_t *ret_codec);
+			uint8_t *payload, size_t cap, uint8_t *scratch, uint8_t *ret_codec);
 /* Before the table is written: raises the store's config when the session
  * holds a delta, and merges the session's sketches into STORE/sketches.
  * Returns 0 or -errno with a message on the writer. */

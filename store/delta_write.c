@@ -1,5 +1,6 @@
-/* delta_write.c: the writer's delta chunks. For each new chunk the calling
- * thread computes a sketch (sketch.c) and looks for a similar chunk: among
+/* delta_write.c: the writer's delta chunks. Every chunk's sketch (sketch.c)
+ * is computed by the cutter threads (chunk_prepare, writer_chunks.c); for
+ * each new chunk the sequencer looks for a similar chunk: among
  * the session's recent new chunks (super-feature map in memory, their bytes
  * in a bounded cache) and in the store's sketch table (any snapshot, any
  * name). When one is found its bytes go with the chunk's group to a
@@ -17,8 +18,10 @@
 
 /* A delta is kept when it takes under this share of the plain frame. */
 #define DELTA_KEEP_PERCENT 80
-/* A delta under 1/DELTA_TINY of its chunk is kept without trying plain. */
-#define DELTA_TINY 32
+/* A delta under 1/DELTA_TINY of its chunk is kept without trying plain:
+ * on linux 6.1 a plain frame beat such a delta by 134 bytes in all, and
+ * against 1/32 it saves compressing 85 of the 100 MB tried plain. */
+#define DELTA_TINY 8
 /* Bytes of recent new chunks kept in memory as bases for later ones (one
  * slot per average chunk). 8 MiB keeps the neighbours a chunk resembles:
  * against 32 MiB it cost linux 6.1 1% of its packs and 6.12 after 6.1
@@ -29,14 +32,23 @@
 struct cache_slot {
 	uint32_t entry; /* index + 1 of the entry whose bytes these are; 0: none */
 	uint32_t size;
-	uint8_t *data;
+	uint64_t pos; /* where its bytes went in the ring, counted from its start */
 };
 
+/* The session's super-features are kept by their tag (the high half, as in
+ * the store's table, sketch.c): 8 bytes a slot rather than 12, and a false
+ * match (one in 2^32) only costs a futile delta attempt. */
 struct delta_writer {
 	struct sketch_table *table;
-	uint64_t *map_sf;    /* the session's super-features, open addressing */
+	uint32_t *map_tag;   /* the session's super-feature tags, open addressing */
 	uint32_t *map_entry; /* entry index + 1; 0: empty */
 	size_t map_cap, map_count;
+	/* Recent chunks' bytes in one ring of DELTA_CACHE_BYTES: slots of
+	 * their own, reallocated at each chunk's size, fragmented the heap
+	 * by several MB. A slot's bytes are there while the ring has not
+	 * wrapped over them (ring_head - pos <= DELTA_CACHE_BYTES). */
+	uint8_t *ring;
+	uint64_t ring_head;
 	struct cache_slot *cache;
 	size_t cache_slots;
 };
@@ -50,11 +62,18 @@ struct candidate {
 
 /* ---- the session's super-features ---- */
 
-static size_t map_find_slot(const struct delta_writer *d, uint64_t sf)
+static uint32_t map_tag(uint64_t sf)
 {
-	size_t i = (size_t)sf & (d->map_cap - 1);
+	uint32_t tag = (uint32_t)(sf >> 32);
 
-	while (d->map_entry[i] != 0 && d->map_sf[i] != sf)
+	return tag ? tag : 1;
+}
+
+static size_t map_find_slot(const struct delta_writer *d, uint32_t tag)
+{
+	size_t i = (size_t)tag & (d->map_cap - 1);
+
+	while (d->map_entry[i] != 0 && d->map_tag[i] != tag)
 		i = (i + 1) & (d->map_cap - 1);
 	return i;
 }
@@ -62,28 +81,28 @@ static size_t map_find_slot(const struct delta_writer *d, uint64_t sf)
 static int map_grow(struct delta_writer *d)
 {
 	size_t cap = d->map_cap ? d->map_cap * 2 : 4096;
-	uint64_t *sf = calloc(cap, sizeof(*sf));
+	uint32_t *tag = calloc(cap, sizeof(*tag));
 	uint32_t *entry = calloc(cap, sizeof(*entry));
 
-	if (!sf || !entry) {
-		free(sf);
+	if (!tag || !entry) {
+		free(tag);
 		free(entry);
 		return -ENOMEM;
 	}
-	uint64_t *old_sf = d->map_sf;
+	uint32_t *old_tag = d->map_tag;
 	uint32_t *old_entry = d->map_entry;
 	size_t old_cap = d->map_cap;
-	d->map_sf = sf;
+	d->map_tag = tag;
 	d->map_entry = entry;
 	d->map_cap = cap;
 	for (size_t i = 0; i < old_cap; i++) {
 		if (old_entry[i] == 0)
 			continue;
-		size_t slot = map_find_slot(d, old_sf[i]);
-		d->map_sf[slot] = old_sf[i];
+		size_t slot = map_find_slot(d, old_tag[i]);
+		d->map_tag[slot] = old_tag[i];
 		d->map_entry[slot] = old_entry[i];
 	}
-	free(old_sf);
+	free(old_tag);
 	free(old_entry);
 	return 0;
 }
@@ -94,9 +113,9 @@ static int map_put(struct delta_writer *d, uint64_t sf, size_t index)
 	 * full linux 6.12's 280k super-features took 12 MB, not 6. */
 	if ((d->map_count + 1) * 4 > d->map_cap * 3 && map_grow(d) < 0)
 		return -ENOMEM;
-	size_t slot = map_find_slot(d, sf);
+	size_t slot = map_find_slot(d, map_tag(sf));
 	d->map_count += d->map_entry[slot] == 0;
-	d->map_sf[slot] = sf;
+	d->map_tag[slot] = map_tag(sf);
 	d->map_entry[slot] = (uint32_t)(index + 1);
 	return 0;
 }
@@ -105,7 +124,7 @@ static uint32_t map_get(const struct delta_writer *d, uint64_t sf)
 {
 	if (d->map_cap == 0)
 		return 0;
-	return d->map_entry[map_find_slot(d, sf)];
+	return d->map_entry[map_find_slot(d, map_tag(sf))];
 }
 
 /* ---- the cache of recent chunks' bytes ---- */
@@ -113,19 +132,27 @@ static uint32_t map_get(const struct delta_writer *d, uint64_t sf)
 static void cache_put(struct delta_writer *d, size_t index, const uint8_t *data, uint32_t size)
 {
 	struct cache_slot *slot = &d->cache[index % d->cache_slots];
-	uint8_t *buf = realloc(slot->data, size);
+	uint64_t pos = d->ring_head;
 
-	if (!buf)
-		return; /* only a base the less */
-	memcpy(buf, data, size);
-	*slot = (struct cache_slot){.entry = (uint32_t)(index + 1), .size = size, .data = buf};
+	if (size > DELTA_CACHE_BYTES || (!d->ring && !(d->ring = malloc(DELTA_CACHE_BYTES))))
+		return; /* only bases the less */
+	/* A chunk's bytes never wrap: it starts the ring anew instead. */
+	if (pos % DELTA_CACHE_BYTES + size > DELTA_CACHE_BYTES)
+		pos += DELTA_CACHE_BYTES - pos % DELTA_CACHE_BYTES;
+	memcpy(d->ring + pos % DELTA_CACHE_BYTES, data, size);
+	d->ring_head = pos + size;
+	*slot = (struct cache_slot){.entry = (uint32_t)(index + 1), .size = size, .pos = pos};
 }
 
-static const struct cache_slot *cache_get(const struct delta_writer *d, uint32_t index)
+/* The bytes of entry index, or NULL when they are no longer cached. */
+static const uint8_t *cache_get(const struct delta_writer *d, uint32_t index, uint32_t *ret_size)
 {
 	const struct cache_slot *slot = &d->cache[index % d->cache_slots];
 
-	return slot->entry == index + 1 ? slot : NULL;
+	if (slot->entry != index + 1 || d->ring_head - slot->pos > DELTA_CACHE_BYTES)
+		return NULL;
+	*ret_size = slot->size;
+	return d->ring + slot->pos % DELTA_CACHE_BYTES;
 }
 
 /* ---- finding the session's bases for the frame reader ---- */
@@ -169,10 +196,9 @@ void delta_writer_free(struct cairn_writer *w)
 	if (!d)
 		return;
 	sketch_table_free(d->table);
-	free(d->map_sf);
+	free(d->map_tag);
 	free(d->map_entry);
-	for (size_t i = 0; d->cache && i < d->cache_slots; i++)
-		free(d->cache[i].data);
+	free(d->ring);
 	free(d->cache);
 	free(d);
 	w->delta = NULL;
@@ -222,11 +248,9 @@ static struct delta_job *job_get(struct cairn_writer *w, struct group *group)
 {
 	size_t max = w->store->params.chunk_max;
 
-	if (!group->delta && (group->delta = calloc(1, sizeof(*group->delta)))) {
+	if (!group->delta && (group->delta = calloc(1, sizeof(*group->delta))))
 		group->delta->base = malloc(max);
-		group->delta->scratch = malloc(ZSTD_compressBound(max));
-	}
-	if (!group->delta || !group->delta->base || !group->delta->scratch)
+	if (!group->delta || !group->delta->base)
 		return NULL;
 	return group->delta;
 }
@@ -236,17 +260,18 @@ static struct delta_job *job_get(struct cairn_writer *w, struct group *group)
 static int base_from_session(struct cairn_writer *w, uint32_t index, struct delta_job *job)
 {
 	struct new_entry *base = entry_at(w, index);
-	const struct cache_slot *slot = cache_get(w->delta, index);
+	uint32_t size;
+	const uint8_t *bytes = cache_get(w->delta, index, &size);
 
-	if (!slot || base->delta_depth >= DELTA_MAX_DEPTH)
+	if (!bytes || base->delta_depth >= DELTA_MAX_DEPTH)
 		return 0;
 	if (base->in_open_group) {
 		int r = submit_group(w, TAKE_PTR(w->open_group));
 		if (r < 0)
 			return r;
 	}
-	memcpy(job->base, slot->data, slot->size);
-	job->base_size = slot->size;
+	memcpy(job->base, bytes, size);
+	job->base_size = size;
 	memcpy(job->ref.base_id, base->e.chunk_id, CAIRN_ID_SIZE);
 	job->ref.depth = (uint8_t)(base->delta_depth + 1);
 	return 1;
@@ -297,7 +322,8 @@ static int base_choose(struct cairn_writer *w, struct candidate *cands, unsigned
 	return 0;
 }
 
-int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_t *data)
+int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_t *data,
+		   const struct cut *prepared)
 {
 	struct delta_writer *d = w->delta;
 	struct candidate cands[DELTA_CANDIDATES];
@@ -305,8 +331,11 @@ int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_
 	size_t self = w->entry_count - 1;
 
 	entry->delta_depth = 0;
-	if (!sketch_compute(w->chunker.gear, data, entry->e.size, &sketch))
+	if (prepared ? !prepared->sketched
+		     : !sketch_compute(w->chunker.gear, data, entry->e.size, &sketch))
 		return 0;
+	if (prepared)
+		sketch = prepared->sketch;
 	unsigned count = candidates_find(w, &sketch, self, cands);
 	int r = 0;
 	struct delta_job *job = count > 0 ? job_get(w, w->chunk_group) : NULL;
@@ -349,7 +378,7 @@ static size_t compress_delta(struct ZSTD_CCtx_s *cctx, const struct group *group
 }
 
 uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const struct group *group,
-			uint8_t *payload, size_t cap, uint8_t *ret_codec)
+			uint8_t *payload, size_t cap, uint8_t *scratch, uint8_t *ret_codec)
 {
 	struct delta_job *job = group->delta;
 	size_t ref_size = sizeof(struct delta_ref);
@@ -357,16 +386,16 @@ uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const 
 
 	job->active = false;
 	size_t n = compress_delta(cctx, group, job, level, payload + ref_size, cap - ref_size);
-	/* A delta this small beats any plain frame zstd makes of source or
-	 * text: the plain frame is not worth its time (plain_size 0: not
-	 * measured). */
+	/* A delta this small beats nearly any plain frame zstd makes of
+	 * source or text: the plain frame is not worth its time (plain_size
+	 * 0: not measured, `cairn info` estimates it). */
 	if (n > 0 && (ref_size + n) * DELTA_TINY < group->size) {
 		job->ref.plain_size = 0;
 		memcpy(payload, &job->ref, ref_size);
 		*ret_codec = CODEC_DELTA;
 		return (uint32_t)(ref_size + n);
 	}
-	size_t plain = ZSTD_compressCCtx(cctx, job->scratch, ZSTD_compressBound(group->size),
+	size_t plain = ZSTD_compressCCtx(cctx, scratch, ZSTD_compressBound(group->size),
 					 group->data, group->size, level);
 	bool raw = ZSTD_isError(plain) || plain >= group->size;
 	uint32_t plain_size = raw ? group->size : (uint32_t)plain;
@@ -376,7 +405,7 @@ uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const 
 		*ret_codec = CODEC_DELTA;
 		return (uint32_t)(ref_size + n);
 	}
-	memcpy(payload, raw ? group->data : job->scratch, plain_size);
+	memcpy(payload, raw ? group->data : scratch, plain_size);
 	*ret_codec = raw ? CODEC_RAW : CODEC_ZSTD;
 	return plain_size;
 }
@@ -409,7 +438,7 @@ static bool session_next(void *ctx, uint64_t *sf, const uint8_t **id)
 	for (; c->slot < d->map_cap; c->slot++) {
 		if (d->map_entry[c->slot] == 0)
 			continue;
-		*sf = d->map_sf[c->slot];
+		*sf = (uint64_t)d->map_tag[c->slot] << 32; /* all the table keeps */
 		*id = entry_at(c->w, d->map_entry[c->slot] - 1)->e.chunk_id;
 		c->slot++;
 		return true;
@@ -464,4 +493,8 @@ void delta_session_reset(struct cairn_writer *w)
 	}
 	for (size_t i = 0; i < d->cache_slots; i++)
 		d->cache[i].entry = 0;
+	/* Between sessions (a commit, a rollback) the ring's pages go back. */
+	if (d->ring)
+		cairn_drop_pages(d->ring, DELTA_CACHE_BYTES);
+	d->ring_head = 0;
 }

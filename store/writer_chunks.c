@@ -238,7 +238,7 @@ static int submit_large(struct cairn_writer *w, struct new_entry *entry, const u
 }
 
 static int store_new(struct cairn_writer *w, const struct cairn_id *id, unsigned variant,
-		     const uint8_t *data, uint32_t size)
+		     const uint8_t *data, uint32_t size, const struct cut *prepared)
 {
 	struct new_entry *entry = entry_add(w, id, variant, size);
 
@@ -246,7 +246,7 @@ static int store_new(struct cairn_writer *w, const struct cairn_id *id, unsigned
 		return -ENOMEM;
 	w->stats.chunks_new++;
 	w->stats.bytes_new += size;
-	int r = delta_consider(w, entry, data);
+	int r = delta_consider(w, entry, data, prepared);
 	if (r < 0)
 		return r;
 	if (r == 0 && size < w->store->params.chunk_avg)
@@ -270,6 +270,10 @@ int writer_restore_chunk(struct cairn_writer *w, const struct table_entry *old, 
 void chunk_prepare(struct cairn_writer *w, const uint8_t *data, uint32_t size, struct cut *cut)
 {
 	store_chunk_id(w->store, data, size, 0, &cut->id);
+	/* The sketch here rather than on the sequencer, which is one thread
+	 * for the whole add; the gear table is read-only once the pipeline
+	 * runs. */
+	cut->sketched = sketch_compute(w->chunker.gear, data, size, &cut->sketch);
 	cut->prepared = true;
 }
 
@@ -290,7 +294,8 @@ int store_chunk(struct cairn_writer *w, const uint8_t *data, uint32_t size,
 			continue;
 		}
 		if (r == CONFIRM_ABSENT)
-			r = store_new(w, &id, variant, data, size);
+			r = store_new(w, &id, variant, data, size,
+				      prepared && prepared->prepared ? prepared : NULL);
 		if (r < 0)
 			return r;
 		*ret = id;

@@ -56,11 +56,14 @@ struct group {
 
 /* ---- the file pipeline's batches (writer_pipe.c) ---- */
 
-/* A chunk end found by a cutter, and the chunk's prepared id (variant 0). */
+/* A chunk end found by a cutter, and the chunk's prepared id (variant 0)
+ * and sketch (sketched: it has one; false for a chunk too small or too
+ * uniform to sketch). */
 struct cut {
 	uint32_t end; /* batch offset just past the chunk */
-	bool prepared;
+	bool prepared, sketched;
 	struct cairn_id id;
+	struct sketch sketch;
 };
 
 enum {
@@ -235,9 +238,8 @@ int writer_new_entry_fd(struct cairn_writer *w, struct new_entry *entry, bool *r
 /* ---- one chunk (writer_chunks.c) ---- */
 
 /* The per-chunk work done off the sequencer, on a cutter thread (or on the
- * sequencer for the few chunks that span batches): today the chunk's id
- * (variant 0). A further per-chunk step (a sketch, say) belongs here, its
- * result in struct cut. */
+ * sequencer for the few chunks that span batches): the chunk's id (variant
+ * 0) and its sketch (delta_consider's, should the chunk be new). */
 void chunk_prepare(struct cairn_writer *w, const uint8_t *data, uint32_t size, struct cut *cut);
 /* Deduplicates and stores one chunk (sequencer): prepared is its
  * chunk_prepare result or NULL. Writes its id to *ret. */

@@ -23,9 +23,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* 2 MiB: against 4 MiB, 11 MB less peak memory on 2 cores (up to 32 MiB on
- * 16) with the reading thread's CPU share the same (docs/BENCHMARKS.md). */
-#define BATCH_MIN_SIZE (2u << 20)
+/* 1 MiB: against 2 MiB, 5 MB less peak memory on 2 cores (up to 16 MiB on
+ * 16), against 4 MiB 16 MB, with the reading thread's CPU share the same
+ * (docs/BENCHMARKS.md). */
+#define BATCH_MIN_SIZE (1u << 20)
 #define BATCH_PIECES   4096u
 
 /* ---- cutting (cutter threads) ---- */

@@ -18,6 +18,7 @@ struct worker_ctx {
 	ZSTD_CCtx *cctx;
 	uint8_t *record; /* header room + compress bound */
 	size_t record_cap;
+	uint8_t *scratch; /* a delta's plain frame: compress bound of chunk_max */
 };
 
 static uint32_t compress_group(struct cairn_writer *w, struct worker_ctx *ctx,
@@ -27,7 +28,7 @@ static uint32_t compress_group(struct cairn_writer *w, struct worker_ctx *ctx,
 	uint8_t *payload = ctx->record + head;
 	if (group->delta && group->delta->active && group->count == 1)
 		return delta_compress(w, ctx->cctx, group, payload, ctx->record_cap - head,
-				      ret_codec);
+				      ctx->scratch, ret_codec);
 	size_t n = ZSTD_compressCCtx(ctx->cctx, payload, ctx->record_cap - head, group->data,
 				     group->size, w->store->params.zstd_level);
 
@@ -80,8 +81,9 @@ static void *worker_main(void *arg)
 
 	ctx.record_cap = pack_scratch_size(&w->store->params);
 	ctx.record = malloc(ctx.record_cap);
+	ctx.scratch = malloc(ZSTD_compressBound(w->store->params.chunk_max));
 	pthread_mutex_lock(&w->lock);
-	if ((!ctx.cctx || !ctx.record) && w->failure == 0) {
+	if ((!ctx.cctx || !ctx.record || !ctx.scratch) && w->failure == 0) {
 		w->failure = -ENOMEM;
 		cairn_format(w->failure_msg, sizeof(w->failure_msg), "out of memory");
 	}
@@ -97,13 +99,15 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 
 		uint8_t codec = CODEC_RAW;
-		uint32_t stored = ctx.record ? compress_group(w, &ctx, group, &codec) : 0;
+		uint32_t stored =
+			ctx.record && ctx.scratch ? compress_group(w, &ctx, group, &codec) : 0;
 		worker_finish(w, &ctx, group, stored, codec);
 		pthread_mutex_lock(&w->lock);
 	}
 	pthread_mutex_unlock(&w->lock);
 	ZSTD_freeCCtx(ctx.cctx);
 	free(ctx.record);
+	free(ctx.scratch);
 	return NULL;
 }
 
@@ -181,10 +185,8 @@ void groups_trim(struct cairn_writer *w)
 	for (size_t i = 0; i < w->free_count; i++) {
 		struct group *group = w->free_groups[i];
 		cairn_drop_pages(group->data, max);
-		if (group->delta) {
+		if (group->delta)
 			cairn_drop_pages(group->delta->base, max);
-			cairn_drop_pages(group->delta->scratch, ZSTD_compressBound(max));
-		}
 	}
 	pthread_mutex_unlock(&w->lock);
 }
@@ -194,7 +196,6 @@ void group_free(struct group *group)
 	if (group) {
 		if (group->delta) {
 			free(group->delta->base);
-			free(group->delta->scratch);
 			free(group->delta);
 		}
 		free(group->data);

@@ -4,8 +4,10 @@
  * collision on a delta's id is still told apart by bytes; a damaged base is
  * an error naming the chunk, never wrong bytes; gc keeps bases that live
  * deltas need; a kill -9 while deltas are written or gc'd leaves a
- * store that verifies clean; and the sketch table's streamed rewrite keeps
- * old and new pairs (new ones win) while dropping the old one's pages.
+ * store that verifies clean; the sketch table's streamed rewrite keeps
+ * old and new pairs (new ones win) while dropping the old one's pages; and
+ * the session's bases come from a ring of recent bytes, never stale ones;
+ * the cutters compute each chunk's sketch.
  */
 #include <signal.h>
 #include <sys/prctl.h>
@@ -13,6 +15,7 @@
 
 #include "delta_internal.h"
 #include "test_store_util.h"
+#include "writer_internal.h"
 
 #define VERSION_SIZE (20 * KiB)
 
@@ -533,6 +536,71 @@ START_TEST(test_sketch_rewrite)
 }
 END_TEST
 
+/* The session's recent chunks are bases while their bytes are in the
+ * writer's ring (8 MiB): a chunk like one put 6 MB before is a delta of it,
+ * one like a chunk put 10 MB before (the ring wrapped over its bytes, its
+ * slot still naming it) is stored whole; both read back exactly. _i: 0 the
+ * near case, 1 the far one. */
+START_TEST(test_cache_ring)
+{
+	const unsigned fillers = _i == 0 ? 300 : 500; /* 20 KiB each */
+	_cleanup_free_ uint8_t *a = test_alloc(VERSION_SIZE);
+	_cleanup_free_ uint8_t *b = test_alloc(VERSION_SIZE);
+	_cleanup_free_ uint8_t *filler = test_alloc(VERSION_SIZE);
+	struct cairn_id id_a, id_b, id;
+
+	version_bytes(a, 0, 7);
+	version_bytes(b, 1, 7);
+	_cleanup_(cairn_store_freep) struct cairn_store *store = store_create_small();
+	{
+		_cleanup_(cairn_writer_freep) struct cairn_writer *writer = writer_new(store);
+		put(writer, a, VERSION_SIZE, &id_a);
+		for (unsigned i = 0; i < fillers; i++) {
+			test_fill_random(filler, VERSION_SIZE, 1000 + i);
+			put(writer, filler, VERSION_SIZE, &id);
+		}
+		put(writer, b, VERSION_SIZE, &id_b);
+		commit(writer);
+	}
+	_cleanup_(cairn_store_freep) struct cairn_store *reader = store_reopen(NULL);
+	if (_i == 0)
+		ck_assert_uint_eq(depth_of(reader, &id_b), 1);
+	else
+		ck_assert_uint_ne(entry_of(reader, &id_b)->codec, CODEC_DELTA);
+	_cleanup_(cairn_unpacker_freep) struct cairn_unpacker *unpacker = unpacker_new(reader);
+	assert_chunk(unpacker, &id_b, b, VERSION_SIZE);
+	assert_chunk(unpacker, &id_a, a, VERSION_SIZE);
+	assert_verify_clean(reader);
+}
+END_TEST
+
+/* The cutters sketch each chunk (chunk_prepare), off the sequencer: the
+ * same sketch as sketch_compute, and none for a chunk too small or too
+ * uniform to have one. */
+START_TEST(test_prepared_sketch)
+{
+	_cleanup_free_ uint8_t *a = test_alloc(VERSION_SIZE);
+	_cleanup_free_ uint8_t *zeros = test_alloc(VERSION_SIZE);
+	struct sketch sketch;
+	struct cut cut;
+
+	version_bytes(a, 0, 11);
+	memset(zeros, 0, VERSION_SIZE);
+	_cleanup_(cairn_store_freep) struct cairn_store *store = store_create_small();
+	_cleanup_(cairn_writer_freep) struct cairn_writer *writer = writer_new(store);
+	memset(&cut, 0xff, sizeof(cut));
+	chunk_prepare(writer, a, VERSION_SIZE, &cut);
+	ck_assert(cut.prepared);
+	ck_assert(cut.sketched);
+	ck_assert(sketch_compute(writer->chunker.gear, a, VERSION_SIZE, &sketch));
+	ck_assert_mem_eq(&cut.sketch, &sketch, sizeof(sketch));
+	chunk_prepare(writer, a, SKETCH_MIN_CHUNK - 1, &cut);
+	ck_assert(!cut.sketched);
+	chunk_prepare(writer, zeros, VERSION_SIZE, &cut);
+	ck_assert(!cut.sketched);
+}
+END_TEST
+
 static Suite *delta_suite(void)
 {
 	Suite *suite = suite_create("delta");
@@ -546,6 +614,8 @@ static Suite *delta_suite(void)
 		{"kill_add", test_kill_add, 1, 120},
 		{"kill_gc", test_kill_gc, 1, 120},
 		{"sketch_rewrite", test_sketch_rewrite, 1, 30},
+		{"cache_ring", test_cache_ring, 2, 30},
+		{"prepared_sketch", test_prepared_sketch, 1, 10},
 	};
 
 	return test_suite_add(suite, cases, ARRAY_SIZE(cases));

@@ -80,7 +80,7 @@ static int collect_fn(void *userdata, uint64_t cookie, uint64_t size,
 	return 0;
 }
 
-/* Files of every kind, larger than a batch (2 MiB) and tiny, sent without
+/* Files of every kind, larger than a batch (1 MiB) and tiny, sent without
  * waiting (one batch handed on early, mid-file), then the same files
  * waiting for each: same chunks, cut as one pass cuts them. */
 START_TEST(test_pipe_cuts)
