@@ -1,0 +1,159 @@
+/* remote.h: what store/'s files share about remote stores (s3://BUCKET/PREFIX,
+ * docs/FORMAT.md "Remote stores"): the url, the key names, the pointer
+ * `cairn-head`, the manifest and the writer lease as text (parsed strictly:
+ * an object store is a place others may write), and the per-host mirror
+ * that the store handle works on: a local store directory whose packs are
+ * sparse files filled by range GETs on demand.
+ */
+#ifndef CAIRN_BUILDING_STORE
+#error "remote.h is internal to store/; use store.h"
+#endif
+#ifndef CAIRN_STORE_REMOTE_H
+#define CAIRN_STORE_REMOTE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define REMOTE_SCHEME "s3://"
+/* Longest key relative to the prefix ("snapshots/S-C", "packs/N-S.pack"). */
+#define REMOTE_KEY_MAX    64
+#define REMOTE_PREFIX_MAX 512
+#define REMOTE_HOST_MAX   255
+/* Bounds the parser holds hostile manifests to. */
+#define REMOTE_MANIFEST_MAX  (64u << 20)
+#define REMOTE_LINE_MAX      1024
+#define REMOTE_PACKS_MAX     (1u << 22)
+#define REMOTE_SNAPSHOTS_MAX (1u << 20)
+#define REMOTE_CONDEMNED_MAX (1u << 22)
+#define REMOTE_CONFIG_SIZE   128
+/* The .have map's block: one byte per this many bytes of a pack. */
+#define REMOTE_BLOCK 65536u
+/* Neighbouring missing blocks are fetched in one GET up to this size. */
+#define REMOTE_GET_MAX (8u << 20)
+
+/* ---- urls and keys (remote_manifest.c) ---- */
+
+struct remote_url {
+	char bucket[64];
+	char prefix[REMOTE_PREFIX_MAX + 1]; /* "" or "a/b": no leading, trailing or double '/' */
+};
+/* Parses s3://BUCKET[/PREFIX]. Returns 0, or -EINVAL with why. */
+int remote_url_parse(const char *url, struct remote_url *ret, char *why, size_t why_size);
+/* The full key of rel (PREFIX/rel, or rel without a prefix) into buf.
+ * Returns buf. */
+const char *remote_key(const struct remote_url *url, const char *rel, char *buf, size_t size);
+
+/* Relative key names (docs/FORMAT.md "Remote stores"). */
+#define REMOTE_HEAD_KEY "cairn-head"
+#define REMOTE_LOCK_KEY "cairn-lock"
+void remote_meta_key(char buf[REMOTE_KEY_MAX], uint64_t generation, uint64_t session,
+		     const char *ext);
+void remote_pack_key(char buf[REMOTE_KEY_MAX], uint32_t pack_num, uint64_t session);
+void remote_snapshot_key(char buf[REMOTE_KEY_MAX], uint64_t session, uint32_t counter);
+
+/* ---- the pointer and the manifest ---- */
+
+struct remote_object {
+	char key[REMOTE_KEY_MAX];
+	uint64_t size;
+	uint64_t checksum; /* XXH3-64 of the bytes */
+};
+
+struct remote_head {
+	uint64_t generation;
+	struct remote_object manifest;
+};
+
+struct remote_pack {
+	uint32_t pack_num;
+	char key[REMOTE_KEY_MAX];
+	uint64_t size;
+};
+
+struct remote_snapshot {
+	char *name; /* malloc'd */
+	struct remote_object object;
+};
+
+struct remote_condemned {
+	char key[REMOTE_KEY_MAX];
+	int64_t time;
+};
+
+struct remote_manifest {
+	uint64_t generation;
+	uint64_t writer_session;
+	char writer_host[REMOTE_HOST_MAX + 1];
+	int64_t writer_time;
+	uint8_t config[REMOTE_CONFIG_SIZE];
+	struct remote_object chunks;
+	bool has_sketches;
+	struct remote_object sketches;
+	struct remote_pack *packs; /* sorted by pack_num */
+	size_t pack_count;
+	struct remote_snapshot *snapshots; /* sorted by name */
+	size_t snapshot_count;
+	struct remote_condemned *condemned;
+	size_t condemned_count;
+};
+
+/* Parses cairn-head's bytes. Returns 0, or -EBADMSG with why. */
+int remote_head_parse(const char *text, size_t size, struct remote_head *ret, char *why,
+		      size_t why_size);
+/* Writes the pointer's line into buf. Returns its length, or -ENOBUFS. */
+int remote_head_encode(const struct remote_head *head, char *buf, size_t size);
+
+/* Parses a manifest: every line must be known and well-formed, in order,
+ * within the bounds above, and end with a matching checksum. Returns 0,
+ * -EBADMSG with why (naming the line), or -ENOMEM. */
+int remote_manifest_parse(const char *text, size_t size, struct remote_manifest *ret, char *why,
+			  size_t why_size);
+/* Encodes m (packs and snapshots sorted, as the parser wants) into a
+ * malloc'd text. Returns 0 or -ENOMEM/-EINVAL. */
+int remote_manifest_encode(const struct remote_manifest *m, char **ret_text, size_t *ret_size);
+void remote_manifest_release(struct remote_manifest *m);
+/* The manifest's entry for a pack or a snapshot name, or NULL. */
+const struct remote_pack *remote_manifest_pack(const struct remote_manifest *m, uint32_t pack_num);
+const struct remote_snapshot *remote_manifest_snapshot(const struct remote_manifest *m,
+						       const char *name);
+
+/* ---- the writer lease (`cairn-lock`) ---- */
+
+struct remote_lease {
+	uint64_t session;
+	char host[REMOTE_HOST_MAX + 1];
+	int64_t pid;
+	int64_t start, expires; /* seconds since the epoch */
+};
+int remote_lease_parse(const char *text, size_t size, struct remote_lease *ret, char *why,
+		       size_t why_size);
+int remote_lease_encode(const struct remote_lease *lease, char *buf, size_t size);
+
+/* ---- making sure pack bytes are present (remote_packs.c) ---- */
+
+/* Fetches bytes [offset, offset + size) of a remote pack into dest;
+ * 0 or -errno (a message kept by whoever implements it). */
+typedef int (*remote_fetch_fn)(void *ctx, const char *key, uint64_t offset, uint64_t size,
+			       void *dest);
+
+/* One mirror pack: the sparse pack file and its .have map, open read-write. */
+struct remote_pack_cache {
+	uint32_t pack_num;
+	uint64_t size;
+	int fd, have_fd;
+	char key[REMOTE_KEY_MAX];
+};
+
+/* Makes sure every block touching [offset, offset + size) of pack is in
+ * its file: the missing ones are fetched (coalesced into GETs of up to
+ * REMOTE_GET_MAX) through fetch, written into fd, and then marked in the
+ * .have map. Returns 0 or -errno. Callers serialise calls per pack. */
+int remote_pack_ensure(struct remote_pack_cache *pack, uint64_t offset, uint64_t size,
+		       remote_fetch_fn fetch, void *ctx);
+/* Marks the blocks touching [offset, offset + size) missing, so that the
+ * next ensure fetches them again (a chunk that failed its check). */
+int remote_pack_forget(struct remote_pack_cache *pack, uint64_t offset, uint64_t size);
+
+#endif
