@@ -1,0 +1,51 @@
+#!/usr/bin/python3
+"""swift_helper.py: the parts of tests/remote/swift.sh that are quicker in
+one Python process: free loopback ports, and the three one-device rings
+(what swift-ring-builder create/add/rebalance makes, without its 1.8 s of
+start-up per call). Debian's python3-swift only: run with /usr/bin/python3.
+
+  swift_helper.py ports N               N distinct free loopback TCP ports
+  swift_helper.py rings DIR DEV APORT CPORT OPORT
+                                        DIR/{account,container,object}.ring.gz
+"""
+import os
+import socket
+import sys
+
+
+def ports(n):
+    # Bind them all before closing any, so the N are distinct.
+    socks = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    print(" ".join(str(s.getsockname()[1]) for s in socks))
+    for s in socks:
+        s.close()
+
+
+def rings(where, dev, aport, cport, oport):
+    from swift.common.ring import RingBuilder
+
+    for name, port in (("account", aport), ("container", cport), ("object", oport)):
+        # part power 4, 1 replica, min_part_hours 1: one device holds all.
+        b = RingBuilder(4, 1, 1)
+        b.add_dev({"id": 0, "region": 1, "zone": 1, "ip": "127.0.0.1",
+                   "port": int(port), "device": dev, "weight": 1.0, "meta": ""})
+        b.rebalance()
+        b.save(os.path.join(where, name + ".builder"))
+        b.get_ring().save(os.path.join(where, name + ".ring.gz"))
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "ports":
+        ports(int(argv[2]))
+    elif len(argv) == 7 and argv[1] == "rings":
+        rings(*argv[2:])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
