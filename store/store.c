@@ -5,6 +5,8 @@
  */
 #include "store_internal.h"
 
+#include "remote.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -88,6 +90,7 @@ void cairn_store_free(struct cairn_store *store)
 	if (store->dirfd >= 0)
 		close(store->dirfd);
 	pthread_mutex_destroy(&store->fd_lock);
+	remote_state_free(store->remote);
 	free(store->path);
 	free(store);
 }
@@ -238,7 +241,7 @@ static int check_lock_files(struct cairn_store *store)
 	return 0;
 }
 
-static int store_bind(struct cairn_store *store, const char *path)
+int store_bind(struct cairn_store *store, const char *path)
 {
 	char why[300];
 	struct chunk_table *table;
@@ -282,6 +285,8 @@ int cairn_store_open(struct cairn_store *store, const char *path)
 {
 	if (store->dirfd >= 0)
 		return -EALREADY;
+	if (cairn_store_path_is_remote(path))
+		return remote_open(store, path);
 	return store_bind(store, path);
 }
 
@@ -403,9 +408,16 @@ static int store_create_locked(struct cairn_store *store, const char *path,
 	return store_bind(store, path);
 }
 
+bool cairn_store_path_is_remote(const char *path)
+{
+	return strncmp(path, REMOTE_SCHEME, strlen(REMOTE_SCHEME)) == 0;
+}
+
 int cairn_store_create(struct cairn_store *store, const char *path,
 		       const struct cairn_store_params *params)
 {
+	if (cairn_store_path_is_remote(path))
+		return store->dirfd >= 0 ? -EALREADY : remote_create(store, path, params);
 	int r = store_create_locked(store, path, params);
 
 	if (store->dirfd >= 0)

@@ -120,6 +120,15 @@ const char *cairn_store_error(const struct cairn_store *store);
  * two at once, the second gets -EEXIST once the first is done. */
 int cairn_store_create(struct cairn_store *store, const char *path,
 		       const struct cairn_store_params *params);
+/* Whether path names a remote store (s3://BUCKET[/PREFIX], docs/FORMAT.md
+ * "Remote stores"). _create and _open take one wherever they take a
+ * directory: the handle then works on the host's mirror of the remote
+ * store (in $XDG_CACHE_HOME/cairn/remote, or $CAIRN_REMOTE_CACHE), synced
+ * to its committed state when opened; pack bytes are fetched as they are
+ * read, snapshot files when first opened (cairn_store_snapshot_fetch), and
+ * a writer's commits reach the remote with cairn_writer_publish. */
+bool cairn_store_path_is_remote(const char *path);
+
 /* Binds the handle to the existing store at path: reads and checks the config
  * and maps the chunk table. Takes no lock. path itself may be a symlink;
  * nothing inside the store is ever reached through one (path.h). Returns 0,
@@ -128,6 +137,15 @@ int cairn_store_create(struct cairn_store *store, const char *path,
  * when a part of the store (config, chunks, packs/, lock, readers) is a
  * symlink or of the wrong type (cairn_path_strerror), or another -errno. */
 int cairn_store_open(struct cairn_store *store, const char *path);
+
+/* On a remote store, makes sure STORE/snapshots/name holds the snapshot's
+ * bytes, fetching them (checked against the manifest's size and checksum)
+ * when they are not on this host yet; index/ calls it before it opens a
+ * snapshot. 0 at once on a local store, and for a name the store lacks (the
+ * open then says so). Returns 0 or -errno with a message in msg.
+ * Thread-safe. */
+int cairn_store_snapshot_fetch(const struct cairn_store *store, const char *name, char *msg,
+			       size_t msg_size);
 
 /* The directory file descriptor of the bound store (O_PATH|O_DIRECTORY), for
  * *at() calls by the layers above; owned by the handle. -EBADF if unbound. */
