@@ -67,6 +67,9 @@ const char *s3_error(const struct s3_client *c);
 /* How many requests were sent (tries included), and bytes received: for
  * stats and benchmarks. */
 void s3_counters(const struct s3_client *c, uint64_t *requests, uint64_t *bytes_in);
+/* Asks for ListObjectsV2 pages of at most max_keys keys (0: the engine's
+ * default, 1000 on most): for tests that need several pages. */
+void s3_client_set_list_page(struct s3_client *c, unsigned max_keys);
 
 /* A growable buffer a GET fills. */
 struct s3_buf {
