@@ -272,15 +272,15 @@ start() {
 	trap - ERR
 
 	# Ready when a signed ListBuckets succeeds (tempauth, s3api and the
-	# account server all answer); 30 s is far beyond the usual 3 s.
-	for i in $(seq 1 300); do
+	# account server all answer); 60 s is far beyond the usual 3 s.
+	for i in $(seq 1 600); do
 		for name in memcached account container object proxy; do
 			ours "$(<"$dir/run/$name.pid")" "$dir" ||
 				fail_start "$dir" "$name exited"
 		done
 		code=$(signed_curl "$dir" -o /dev/null -w '%{http_code}' "$url/" 2>/dev/null) || true
 		[[ $code = 200 ]] && break
-		[[ $i = 300 ]] && fail_start "$dir" "the proxy did not answer S3 in 30 s (last status ${code:-none})"
+		[[ $i = 600 ]] && fail_start "$dir" "the proxy did not answer S3 in 60 s (last status ${code:-none})"
 		sleep 0.1
 	done
 	cat "$dir/env"
