@@ -270,10 +270,9 @@ const uint8_t *frame_fetch(struct frame_reader *reader, const struct cairn_store
 	return slot->data + entry->inner_offset;
 }
 
-static int64_t frame_reader_get_once(struct frame_reader *reader,
-				     const struct cairn_store *store, int fd,
-				     const struct table_entry *entry, void *out, size_t out_size,
-				     char *msg, size_t msg_size)
+static int64_t frame_reader_get_once(struct frame_reader *reader, const struct cairn_store *store,
+				     int fd, const struct table_entry *entry, void *out,
+				     size_t out_size, char *msg, size_t msg_size)
 {
 	struct cairn_id id;
 	int64_t r = 0;

@@ -7,61 +7,6 @@
  */
 #ifndef CAIRN_BUILDING_STORE
 #error "remote.h is internal to store/; use store.h"
-/* ---- a store handle's remote state (remote_open.c, remote_push.c) ---- */
-
-struct cairn_store;
-struct s3_client;
-struct s3_config;
-
-#define REMOTE_FILE "remote"       /* the mirror's copy of the manifest it holds */
-#define REMOTE_DIRTY "remote-dirty" /* a writer changed the mirror; not pushed yet */
-#define REMOTE_SNAPSHOTS "snapshots"
-
-struct remote_state {
-	struct remote_url url;
-	char display[600]; /* s3://BUCKET[/PREFIX]: what messages name */
-	char *mirror;      /* the mirror's path */
-	struct s3_config *cfg;
-	pthread_mutex_t lock; /* protects client, packs and error */
-	struct s3_client *client;
-	struct remote_head head;	 /* the pointer the mirror was synced to */
-	struct remote_manifest manifest; /* its manifest */
-	struct remote_pack_cache *packs; /* [manifest.pack_count]; fds -1 until used */
-	char error[512];
-	/* the writer's session (remote_push.c) */
-	uint64_t session;
-	bool leased;
-	uint32_t snapshot_counter;
-};
-
-void remote_state_free(struct remote_state *rs);
-/* Binds store to the mirror of the remote store at url, synced to the
- * remote's committed state. Returns 0, -ENOENT (no store there), or -errno
- * with a message on the store. */
-int remote_open(struct cairn_store *store, const char *url);
-/* Creates the remote store at url (params: NULL for the defaults) and binds
- * store to its mirror. -EEXIST when there is one already. */
-int remote_create(struct cairn_store *store, const char *url,
-		  const struct cairn_store_params *params);
-/* Syncs the mirror to the remote's committed state: its pointer, manifest,
- * tables, pack files and snapshot names (remote_open.c). writer: the caller
- * holds the mirror's writer lock, and whatever a writer left in the mirror
- * unpushed goes; without it, what another local writer is doing stays.
- * Returns 0 or -errno with a message in rs->error. */
-int remote_sync(struct remote_state *rs, int dirfd, bool writer);
-/* A remote object's whole bytes, checked against their size and checksum.
- * Returns 0, -ENOENT, -EBADMSG ("s3://B/P/KEY is damaged") or -errno. */
-int remote_get_checked(struct remote_state *rs, const struct remote_object *object,
-		       uint8_t **ret, size_t *ret_size);
-/* rs->error = "s3://B/P/KEY: why" */
-void remote_set_error(struct remote_state *rs, const char *fmt, ...) _printf_(2, 3);
-
-/* The writer's side (remote_push.c): the lease taken when the writer opens,
- * the push after a local commit, the lease given back when it is freed. */
-int remote_writer_begin(struct cairn_store *store);
-int remote_push(struct cairn_store *store);
-void remote_writer_end(struct cairn_store *store);
-
 #endif
 #ifndef CAIRN_STORE_REMOTE_H
 #define CAIRN_STORE_REMOTE_H
@@ -220,8 +165,8 @@ struct cairn_store;
 struct s3_client;
 struct s3_config;
 
-#define REMOTE_FILE "remote"       /* the mirror's copy of the manifest it holds */
-#define REMOTE_DIRTY "remote-dirty" /* a writer changed the mirror; not pushed yet */
+#define REMOTE_FILE      "remote"       /* the mirror's copy of the manifest it holds */
+#define REMOTE_DIRTY     "remote-dirty" /* a writer changed the mirror; not pushed yet */
 #define REMOTE_SNAPSHOTS "snapshots"
 
 struct remote_state {
@@ -231,7 +176,7 @@ struct remote_state {
 	struct s3_config *cfg;
 	pthread_mutex_t lock; /* protects client, packs and error */
 	struct s3_client *client;
-	struct remote_head head;	 /* the pointer the mirror was synced to */
+	struct remote_head head;         /* the pointer the mirror was synced to */
 	struct remote_manifest manifest; /* its manifest */
 	struct remote_pack_cache *packs; /* [manifest.pack_count]; fds -1 until used */
 	char error[512];
@@ -242,6 +187,10 @@ struct remote_state {
 };
 
 void remote_state_free(struct remote_state *rs);
+/* A new remote state for url and its mirror directory, open on *ret_fd.
+ * Returns 0, or -errno with why. */
+int remote_prepare(const char *url, struct remote_state **ret, int *ret_fd, char *why,
+		   size_t why_size);
 /* Binds store to the mirror of the remote store at url, synced to the
  * remote's committed state. Returns 0, -ENOENT (no store there), or -errno
  * with a message on the store. */
@@ -258,10 +207,17 @@ int remote_create(struct cairn_store *store, const char *url,
 int remote_sync(struct remote_state *rs, int dirfd, bool writer);
 /* A remote object's whole bytes, checked against their size and checksum.
  * Returns 0, -ENOENT, -EBADMSG ("s3://B/P/KEY is damaged") or -errno. */
-int remote_get_checked(struct remote_state *rs, const struct remote_object *object,
-		       uint8_t **ret, size_t *ret_size);
+int remote_get_checked(struct remote_state *rs, const struct remote_object *object, uint8_t **ret,
+		       size_t *ret_size);
+/* GETs and parses cairn-head. 0, -ENOENT (no store) or -errno, with a
+ * message in rs->error. */
+int remote_get_head(struct remote_state *rs, struct remote_head *ret);
 /* rs->error = "s3://B/P/KEY: why" */
 void remote_set_error(struct remote_state *rs, const char *fmt, ...) _printf_(2, 3);
+
+/* Makes m (taken over) with head the mirror's state after a push. */
+int remote_adopt(struct remote_state *rs, int dirfd, const struct remote_head *head,
+		 struct remote_manifest *m, const char *text, size_t size);
 
 /* The writer's side (remote_push.c): the lease taken when the writer opens,
  * the push after a local commit, the lease given back when it is freed. */

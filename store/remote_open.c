@@ -137,8 +137,8 @@ static int mirror_open(struct remote_state *rs, int *ret_fd)
 		r = fd < 0 ? -errno : -EPERM;
 		if (fd >= 0)
 			close(fd);
-		remote_set_error(rs, "%s: refusing cache directory %s: %s", rs->display,
-				 rs->mirror, fd < 0 ? strerror(-r) : why);
+		remote_set_error(rs, "%s: refusing cache directory %s: %s", rs->display, rs->mirror,
+				 fd < 0 ? strerror(-r) : why);
 		return r;
 	}
 	*ret_fd = fd;
@@ -186,8 +186,8 @@ static int install(int dirfd, const char *name, const void *data, size_t size)
 	return r;
 }
 
-int remote_get_checked(struct remote_state *rs, const struct remote_object *object,
-		       uint8_t **ret, size_t *ret_size)
+int remote_get_checked(struct remote_state *rs, const struct remote_object *object, uint8_t **ret,
+		       size_t *ret_size)
 {
 	struct s3_buf buf = {0};
 	char key[REMOTE_PREFIX_MAX + REMOTE_KEY_MAX + 2];
@@ -204,7 +204,8 @@ int remote_get_checked(struct remote_state *rs, const struct remote_object *obje
 				 "%s/%s is damaged (%zu bytes, checksum %016" PRIx64
 				 "; the manifest says %" PRIu64 " bytes, %016" PRIx64 ")",
 				 rs->display, object->key, buf.size,
-				 store_checksum(buf.data, buf.size), object->size, object->checksum);
+				 store_checksum(buf.data, buf.size), object->size,
+				 object->checksum);
 		s3_buf_free(&buf);
 		return -EBADMSG;
 	}
@@ -215,7 +216,7 @@ int remote_get_checked(struct remote_state *rs, const struct remote_object *obje
 
 /* ---- sync ---- */
 
-static int get_head(struct remote_state *rs, struct remote_head *ret)
+int remote_get_head(struct remote_state *rs, struct remote_head *ret)
 {
 	struct s3_buf buf = {0};
 	char key[REMOTE_PREFIX_MAX + REMOTE_KEY_MAX + 2], why[100];
@@ -289,7 +290,8 @@ static int make_sparse_pack(int packs_fd, const struct remote_pack *pack)
 	cairn_format(have, sizeof(have), "%08" PRIx32 ".have", pack->pack_num);
 	if (unlinkat(packs_fd, have, 0) < 0 && errno != ENOENT)
 		return -errno;
-	_cleanup_close_ int fd = cairn_tmp_open(packs_fd, "tmp-remote-", "", 0600, tmp, sizeof(tmp));
+	_cleanup_close_ int fd =
+		cairn_tmp_open(packs_fd, "tmp-remote-", "", 0600, tmp, sizeof(tmp));
 	if (fd < 0)
 		return fd;
 	int r = ftruncate(fd, (off_t)pack->size) < 0 ? -errno : 0;
@@ -306,7 +308,8 @@ static bool pack_unlisted(const char *name, const struct remote_manifest *m)
 	uint32_t num;
 	char copy[32];
 
-	if (strlen(name) != 13 || (strcmp(name + 8, ".pack") != 0 && strcmp(name + 8, ".have") != 0))
+	if (strlen(name) != 13 ||
+	    (strcmp(name + 8, ".pack") != 0 && strcmp(name + 8, ".have") != 0))
 		return false;
 	cairn_format(copy, sizeof(copy), "%.8s.pack", name);
 	return pack_parse_name(copy, &num) == 0 && !remote_manifest_pack(m, num);
@@ -326,8 +329,8 @@ static bool writer_active(int dirfd)
 	return false;
 }
 
-static int sync_packs(int dirfd, const struct remote_manifest *m,
-		      const struct remote_manifest *old, bool sweep)
+static int sync_packs(int dirfd, const struct remote_manifest *m, const struct remote_manifest *old,
+		      bool sweep)
 {
 	if (mkdirat(dirfd, "packs", 0700) < 0 && errno != EEXIST)
 		return -errno;
@@ -335,8 +338,8 @@ static int sync_packs(int dirfd, const struct remote_manifest *m,
 	if (packs_fd < 0)
 		return packs_fd;
 	for (size_t i = 0; i < m->pack_count; i++) {
-		const struct remote_pack *was = old ? remote_manifest_pack(old, m->packs[i].pack_num)
-						    : NULL;
+		const struct remote_pack *was =
+			old ? remote_manifest_pack(old, m->packs[i].pack_num) : NULL;
 		char name[32];
 		pack_name(m->packs[i].pack_num, name);
 		if (was && strcmp(was->key, m->packs[i].key) == 0 &&
@@ -387,8 +390,8 @@ static int sync_snapshots(int dirfd, const struct remote_manifest *m,
 		return snaps_fd;
 	for (size_t i = 0; i < m->snapshot_count; i++) {
 		const struct remote_snapshot *s = &m->snapshots[i];
-		const struct remote_snapshot *was = old ? remote_manifest_snapshot(old, s->name)
-							: NULL;
+		const struct remote_snapshot *was =
+			old ? remote_manifest_snapshot(old, s->name) : NULL;
 		if (was && strcmp(was->object.key, s->object.key) == 0 &&
 		    snapshot_current(snaps_fd, s->name, &s->object, full))
 			continue;
@@ -427,7 +430,7 @@ static int install_manifest(struct remote_state *rs, int dirfd, const uint8_t *t
  * writer lock. */
 static int sync_locked(struct remote_state *rs, int dirfd, bool writer)
 {
-	struct remote_head head, old_head;
+	struct remote_head head, old_head = {0};
 	struct remote_manifest m = {0}, old = {0};
 	_cleanup_free_ uint8_t *text = NULL;
 	size_t size;
@@ -435,8 +438,8 @@ static int sync_locked(struct remote_state *rs, int dirfd, bool writer)
 
 	bool have_old = mirror_manifest(dirfd, &old_head, &old);
 	bool sweep = writer || !writer_active(dirfd);
-	bool full = sweep && (writer || faccessat(dirfd, REMOTE_DIRTY, F_OK, AT_SYMLINK_NOFOLLOW) == 0);
-	int r = get_head(rs, &head);
+	bool full = sweep && faccessat(dirfd, REMOTE_DIRTY, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	int r = remote_get_head(rs, &head);
 	if (r < 0)
 		goto out;
 	if (have_old && !full && old_head.manifest.size == head.manifest.size &&
@@ -524,27 +527,53 @@ int remote_sync(struct remote_state *rs, int dirfd, bool writer)
 	return r < 0 ? r : p;
 }
 
-int remote_open(struct cairn_store *store, const char *url)
+int remote_prepare(const char *url, struct remote_state **ret, int *ret_fd, char *why,
+		   size_t why_size)
 {
 	struct remote_state *rs = NULL;
-	char why[300];
-	int fd;
 
-	int r = state_new(url, &rs, why, sizeof(why));
-	if (r < 0) {
-		store_set_error(store, "%s", why);
+	int r = state_new(url, &rs, why, why_size);
+	if (r < 0)
 		return r;
-	}
-	r = mirror_open(rs, &fd);
-	if (r == 0) {
-		store->dirfd = fd;
-		r = remote_sync(rs, fd, false);
-	}
+	r = mirror_open(rs, ret_fd);
 	if (r < 0) {
-		store_set_error(store, "%s", rs->error);
+		cairn_format(why, why_size, "%s", rs->error);
 		remote_state_free(rs);
 		return r;
 	}
+	*ret = rs;
+	return 0;
+}
+
+int remote_open(struct cairn_store *store, const char *url)
+{
+	struct remote_state *rs;
+	int fd;
+
+	int r = remote_prepare(url, &rs, &fd, store->error, sizeof(store->error));
+	if (r < 0)
+		return r;
 	store->remote = rs;
+	store->dirfd = fd;
+	r = remote_sync(rs, fd, false);
+	if (r < 0) {
+		store_set_error(store, "%s", rs->error);
+		return r;
+	}
 	return store_bind(store, rs->display);
+}
+
+int remote_adopt(struct remote_state *rs, int dirfd, const struct remote_head *head,
+		 struct remote_manifest *m, const char *text, size_t size)
+{
+	pthread_mutex_lock(&rs->lock);
+	packs_close(rs);
+	remote_manifest_release(&rs->manifest);
+	rs->manifest = *m;
+	*m = (struct remote_manifest){0};
+	rs->head = *head;
+	int r = install_manifest(rs, dirfd, (const uint8_t *)text, size);
+	int p = packs_prepare(rs);
+	pthread_mutex_unlock(&rs->lock);
+	return r < 0 ? r : p;
 }

@@ -17,6 +17,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -151,8 +152,8 @@ static struct remote_pack_cache *pack_cache(const struct cairn_store *store, uin
 	}
 	if (pack->have_fd < 0) {
 		cairn_format(name, sizeof(name), "%08" PRIx32 ".have", pack_num);
-		pack->have_fd = cairn_open_file_beneath(store->packs_dirfd, name,
-							O_RDWR | O_CREAT, 0600);
+		pack->have_fd =
+			cairn_open_file_beneath(store->packs_dirfd, name, O_RDWR | O_CREAT, 0600);
 		if (pack->have_fd < 0) {
 			*ret = pack->have_fd;
 			return NULL;
@@ -207,7 +208,8 @@ static int fetch_snapshot(struct remote_state *rs, int snaps_fd, const struct re
 	int r = remote_get_checked(rs, &s->object, &data, &size);
 	if (r < 0)
 		return r;
-	_cleanup_close_ int fd = cairn_tmp_open(snaps_fd, "tmp-remote-", "", 0600, tmp, sizeof(tmp));
+	_cleanup_close_ int fd =
+		cairn_tmp_open(snaps_fd, "tmp-remote-", "", 0600, tmp, sizeof(tmp));
 	if (fd < 0)
 		return fd;
 	r = cairn_write_all(fd, data, size);

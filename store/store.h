@@ -346,6 +346,16 @@ int cairn_writer_files_flush(struct cairn_writer *writer);
  * new table. The writer stays usable. Returns 0 or -errno (nothing changes
  * for readers on failure). */
 int cairn_writer_commit(struct cairn_writer *writer);
+
+/* On a remote store, makes what was committed into the host's mirror since
+ * the writer opened (packs, chunk table, snapshot files added, replaced or
+ * removed) the remote store's new state: uploads what the remote lacks,
+ * then its manifest, and last its pointer, after checking that the writer
+ * still holds the store's lease and nobody committed meanwhile. On failure
+ * the remote store is as it was (the mirror is synced back to it when next
+ * opened). 0 at once on a local store. Returns 0 or -errno with a message
+ * on the writer. */
+int cairn_writer_publish(struct cairn_writer *writer);
 /* Drops everything put since the last commit (and a file in progress):
  * waits for the threads, deletes the session's packs and forgets its
  * chunks, keeping the lock, so the writer can go on with the next archive
