@@ -70,8 +70,8 @@ static bool store_is_url(const char *path, const char *origin)
 {
 	if (!cli_is_url(path) || cairn_store_path_is_remote(path))
 		return false;
-	cli_error("store %s%s: cairn keeps stores in local directories; a URL (%.*s://) cannot be "
-		  "used",
+	cli_error("store %s%s: cairn keeps stores in local directories or at s3:// urls; a URL "
+		  "(%.*s://) cannot be used",
 		  path, origin, (int)(strstr(path, "://") - path), path);
 	return true;
 }

@@ -304,7 +304,12 @@ int64_t frame_reader_get(struct frame_reader *reader, const struct cairn_store *
 				 sizeof(why)) != 1)
 		return r;
 	frame_reader_forget(reader);
-	return frame_reader_get_once(reader, store, fd, entry, out, out_size, msg, msg_size);
+	r = frame_reader_get_once(reader, store, fd, entry, out, out_size, msg, msg_size);
+	if (r == -EBADMSG) {
+		size_t len = strlen(msg);
+		store_remote_describe(store, entry->pack_num, msg + len, msg_size - len);
+	}
+	return r;
 }
 
 int frame_reader_confirm(struct frame_reader *reader, const struct cairn_store *store, int fd,

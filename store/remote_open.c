@@ -202,7 +202,7 @@ int remote_get_checked(struct remote_state *rs, const struct remote_object *obje
 	if (buf.size != object->size || store_checksum(buf.data, buf.size) != object->checksum) {
 		remote_set_error(rs,
 				 "%s/%s is damaged (%zu bytes, checksum %016" PRIx64
-				 "; the manifest says %" PRIu64 " bytes, %016" PRIx64 ")",
+				 "; expected %" PRIu64 " bytes, %016" PRIx64 ")",
 				 rs->display, object->key, buf.size,
 				 store_checksum(buf.data, buf.size), object->size,
 				 object->checksum);

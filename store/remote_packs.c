@@ -26,9 +26,9 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-/* How many blocks to fetch from first on, missing ones only: the range's
- * own, and ahead as many more as the present blocks just before it (a read
- * going forward), up to REMOTE_GET_MAX in all. */
+/* How many blocks to fetch from first (a missing one) on: the range's own,
+ * and ahead as many more as the present blocks just before it (a read
+ * going forward), up to REMOTE_GET_MAX in all, ending at a missing block. */
 static uint64_t run_length(const uint8_t *have, uint64_t block_count, uint64_t first, uint64_t last)
 {
 	const uint64_t max = REMOTE_GET_MAX / REMOTE_BLOCK;
@@ -38,8 +38,12 @@ static uint64_t run_length(const uint8_t *have, uint64_t block_count, uint64_t f
 		behind++;
 	uint64_t want = min_u64(max, (last - first + 1) + behind);
 	uint64_t n = 0;
-	while (n < want && first + n < block_count && !have[first + n])
-		n++;
+	/* Up to the last missing block in the window: present ones between
+	 * (read by another thread ahead) are fetched again rather than
+	 * splitting the GET. */
+	for (uint64_t i = 0; i < want && first + i < block_count; i++)
+		if (!have[first + i])
+			n = i + 1;
 	return n;
 }
 
@@ -195,6 +199,18 @@ int store_remote_refetch(const struct cairn_store *store, uint32_t pack_num, uin
 			 uint64_t size, char *msg, size_t msg_size)
 {
 	return ensure_or_refetch(store, pack_num, offset, size, true, msg, msg_size);
+}
+
+void store_remote_describe(const struct cairn_store *store, uint32_t pack_num, char *buf,
+			   size_t size)
+{
+	struct remote_state *rs = store->remote;
+	const struct remote_pack *p = rs ? remote_manifest_pack(&rs->manifest, pack_num) : NULL;
+
+	if (size)
+		buf[0] = '\0';
+	if (p)
+		cairn_format(buf, size, " (fetched twice from %s/%s)", rs->display, p->key);
 }
 
 /* ---- snapshot files, fetched when first opened ---- */
