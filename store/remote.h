@@ -36,7 +36,7 @@
 /* Neighbouring missing blocks are fetched in one GET up to this size. */
 #define REMOTE_GET_MAX (8u << 20)
 
-/* ---- urls and keys (remote_manifest.c) ---- */
+/* ---- urls and keys (remote_url.c) ---- */
 
 struct remote_url {
 	char bucket[64];
@@ -218,6 +218,13 @@ void remote_set_error(struct remote_state *rs, const char *fmt, ...) _printf_(2,
 /* Makes m (taken over) with head the mirror's state after a push. */
 int remote_adopt(struct remote_state *rs, int dirfd, const struct remote_head *head,
 		 struct remote_manifest *m, const char *text, size_t size);
+
+/* The lease (remote_lock.c): takes it for a new random session, or
+ * -EBUSY with a message naming the holder while another writer's runs. */
+int remote_lease_take(struct remote_state *rs);
+/* Still this session's lease, and cairn-head still the one the mirror was
+ * synced to (absent when creating). 0, or -EBUSY/-EEXIST/-errno. */
+int remote_still_ours(struct remote_state *rs, bool creating);
 
 /* The writer's side (remote_push.c): the lease taken when the writer opens,
  * the push after a local commit, the lease given back when it is freed. */

@@ -1,11 +1,8 @@
 /* remote_push.c: writing a remote store (docs/FORMAT.md "Remote stores"):
- * the writer's lease on `cairn-lock` (engines without conditional writes
- * give no test-and-set, so a writer PUTs its lease, waits a settle time and
- * reads it back: of two that start together both see one winner), the push
- * of what a writer committed into the mirror (new packs, tables, snapshot
- * files, the manifest, and last the pointer, after checking that the lease
- * is still its own and the pointer still the one it started from), and the
- * creation of a new remote store. Every key a session writes holds its
+ * the push of what a writer committed into the mirror (new packs, tables,
+ * snapshot files, the manifest, and last the pointer, after checking that
+ * the lease is still its own and the pointer still the one it started
+ * from; remote_lock.c), and the creation of a new remote store. Every key a session writes holds its
  * random session id, so nothing is ever written twice, and a writer killed
  * at any point leaves the remote as it was plus objects no manifest names.
  */
@@ -19,188 +16,11 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
-#define LEASE_SECONDS 600
-#define SETTLE_MS     2000
-#define PUT_PARALLEL  4
-#define FULL_KEY_MAX  (REMOTE_PREFIX_MAX + REMOTE_KEY_MAX + 2)
-
-/* ---- the lease ---- */
-
-static int lease_get(struct remote_state *rs, struct remote_lease *ret)
-{
-	struct s3_buf buf = {0};
-	char key[FULL_KEY_MAX], why[100];
-
-	remote_key(&rs->url, REMOTE_LOCK_KEY, key, sizeof(key));
-	int r = s3_get(rs->client, key, 0, UINT64_MAX, &buf);
-	if (r < 0 && r != -ENOENT)
-		remote_set_error(rs, "%s", s3_error(rs->client));
-	else if (r == 0 && (r = remote_lease_parse((const char *)buf.data, buf.size, ret, why,
-						   sizeof(why))) < 0)
-		remote_set_error(rs, "%s/%s is damaged: it %s; delete it if no cairn writes there",
-				 rs->display, REMOTE_LOCK_KEY, why);
-	s3_buf_free(&buf);
-	return r;
-}
-
-static int lease_put(struct remote_state *rs)
-{
-	struct remote_lease lease = {.session = rs->session, .pid = getpid()};
-	char key[FULL_KEY_MAX], text[700];
-
-	gethostname(lease.host, sizeof(lease.host) - 1);
-	lease.start = time(NULL);
-	lease.expires = lease.start + LEASE_SECONDS;
-	int n = remote_lease_encode(&lease, text, sizeof(text));
-	if (n < 0)
-		return n;
-	remote_key(&rs->url, REMOTE_LOCK_KEY, key, sizeof(key));
-	int r = s3_put(rs->client, key, text, (size_t)n);
-	if (r < 0)
-		remote_set_error(rs, "%s", s3_error(rs->client));
-	return r;
-}
-
-static void format_time(int64_t t, char *buf, size_t size)
-{
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	if (!gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-		cairn_format(buf, size, "%" PRId64, t);
-}
-
-static int lease_busy(struct remote_state *rs, const struct remote_lease *other)
-{
-	char since[40], until[40];
-
-	format_time(other->start, since, sizeof(since));
-	format_time(other->expires, until, sizeof(until));
-	remote_set_error(rs,
-			 "%s is being written by %s (pid %" PRId64 ") since %s; its lease runs "
-			 "until %s",
-			 rs->display, other->host, other->pid, since, until);
-	return -EBUSY;
-}
-
-/* Takes the lease, or -EBUSY when another writer holds one that has not
- * expired (a lease past its expiry is taken over). */
-static int lease_take(struct remote_state *rs)
-{
-	struct remote_lease other;
-
-	if (getrandom(&rs->session, sizeof(rs->session), 0) != sizeof(rs->session))
-		return -errno;
-	int r = lease_get(rs, &other);
-	if (r == 0 && other.expires > time(NULL))
-		return lease_busy(rs, &other);
-	if (r < 0 && r != -ENOENT)
-		return r;
-	uint64_t start = cairn_now_ns();
-	r = lease_put(rs);
-	if (r < 0)
-		return r;
-	uint64_t settle_ms = (cairn_now_ns() - start) / 1000000 * 4;
-	if (settle_ms < SETTLE_MS)
-		settle_ms = SETTLE_MS;
-	nanosleep(&(struct timespec){.tv_sec = (time_t)(settle_ms / 1000),
-				     .tv_nsec = (long)(settle_ms % 1000) * 1000000},
-		  NULL);
-	r = lease_get(rs, &other);
-	if (r == 0 && other.session != rs->session)
-		return lease_busy(rs, &other);
-	if (r == -ENOENT)
-		remote_set_error(rs, "%s: its %s vanished while it was being taken", rs->display,
-				 REMOTE_LOCK_KEY);
-	if (r < 0)
-		return r == -ENOENT ? -EBUSY : r;
-	rs->leased = true;
-	return 0;
-}
-
-/* Still this session's lease, and the pointer still the one it began from
- * (absent for a store being created). */
-static int still_ours(struct remote_state *rs, bool creating)
-{
-	struct remote_lease lease;
-	struct remote_head head;
-
-	int r = lease_get(rs, &lease);
-	if (r == 0 && lease.session != rs->session)
-		r = lease_busy(rs, &lease);
-	else if (r == -ENOENT)
-		remote_set_error(rs, "%s: its %s is gone: another writer may be at work",
-				 rs->display, REMOTE_LOCK_KEY);
-	if (r < 0)
-		return r == -ENOENT ? -EBUSY : r;
-	r = remote_get_head(rs, &head);
-	if (creating && r == 0) {
-		remote_set_error(rs, "%s was created by another writer meanwhile", rs->display);
-		return -EEXIST;
-	}
-	if (creating)
-		return r == -ENOENT ? 0 : r;
-	if (r == 0 && (head.generation != rs->head.generation ||
-		       strcmp(head.manifest.key, rs->head.manifest.key) != 0)) {
-		remote_set_error(rs,
-				 "%s changed while this writer worked (generation %" PRIu64
-				 " is now %" PRIu64 ")",
-				 rs->display, rs->head.generation, head.generation);
-		return -EBUSY;
-	}
-	return r;
-}
-
-void remote_writer_end(struct cairn_store *store)
-{
-	struct remote_state *rs = store->remote;
-	char key[FULL_KEY_MAX];
-
-	if (!rs || !rs->leased)
-		return;
-	struct remote_lease lease;
-	if (lease_get(rs, &lease) == 0 && lease.session == rs->session)
-		s3_delete(rs->client, remote_key(&rs->url, REMOTE_LOCK_KEY, key, sizeof(key)));
-	rs->leased = false;
-}
-
-int remote_writer_begin(struct cairn_store *store)
-{
-	struct remote_state *rs = store->remote;
-	char why[300];
-	struct chunk_table *table;
-
-	rs->error[0] = '\0';
-	int r = lease_take(rs);
-	/* Another writer may have committed since the handle was opened, and
-	 * a writer before may have left unpushed commits in the mirror. */
-	if (r == 0)
-		r = remote_sync(rs, store->dirfd, true);
-	if (r == 0 && (r = table_load(store->dirfd, &table, why, sizeof(why))) < 0)
-		remote_set_error(rs, "%s: %s", rs->display, why);
-	if (r == 0) {
-		/* the sync may have replaced pack files: drop their fds */
-		pthread_mutex_lock(&store->fd_lock);
-		for (size_t i = 0; i < store->fd_count; i++)
-			close(store->fds[i].fd);
-		store->fd_count = 0;
-		pthread_mutex_unlock(&store->fd_lock);
-		store_swap_table(store, table);
-		int fd = openat(store->dirfd, REMOTE_DIRTY, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-		r = fd < 0 ? -errno : 0;
-		if (fd >= 0)
-			close(fd);
-	}
-	if (r < 0) {
-		store_set_error(store, "%s", rs->error[0] ? rs->error : strerror(-r));
-		remote_writer_end(store);
-	}
-	return r;
-}
+#define PUT_PARALLEL 4
+#define FULL_KEY_MAX (REMOTE_PREFIX_MAX + REMOTE_KEY_MAX + 2)
 
 /* ---- the push ---- */
 
@@ -459,7 +279,7 @@ static int push(struct cairn_store *store, bool creating)
 		r = put_bytes(rs, head.manifest.key, text, size);
 	}
 	if (r == 0)
-		r = still_ours(rs, creating);
+		r = remote_still_ours(rs, creating);
 	if (r == 0 && (r = remote_head_encode(&head, line, sizeof(line))) > 0)
 		r = put_bytes(rs, REMOTE_HEAD_KEY, line, (size_t)r);
 	if (r == 0)
@@ -525,7 +345,7 @@ int remote_create(struct cairn_store *store, const char *url,
 		r = -EEXIST;
 	} else if (r == -ENOENT) {
 		rs->error[0] = '\0';
-		r = lease_take(rs);
+		r = remote_lease_take(rs);
 	}
 	if (r == 0 && (r = empty_dir(fd)) < 0)
 		remote_set_error(rs, "%s: emptying the old mirror %s: %s", rs->display, rs->mirror,
