@@ -183,6 +183,8 @@ struct remote_state {
 	/* the writer's session (remote_push.c) */
 	uint64_t session;
 	bool leased;
+	int64_t lease_start;
+	struct lease_renewer *renewer; /* the thread renewing the lease, or NULL */
 	uint32_t snapshot_counter;
 };
 

@@ -26,39 +26,148 @@
 
 /* ---- the lease ---- */
 
-static int lease_get(struct remote_state *rs, struct remote_lease *ret)
+/* How long a lease runs: 10 minutes; CAIRN_REMOTE_LEASE_SECONDS (3 and
+ * up) for the tests of its renewal. */
+static int64_t lease_seconds(void)
+{
+	const char *env = getenv("CAIRN_REMOTE_LEASE_SECONDS");
+	long v = env ? strtol(env, NULL, 10) : 0;
+
+	return v >= 3 ? v : LEASE_SECONDS;
+}
+
+/* GET and parse through client c: 0, -ENOENT, -EBADMSG, -errno. */
+static int lease_fetch(struct s3_client *c, const struct remote_url *url, struct remote_lease *ret,
+		       char *why, size_t why_size)
 {
 	struct s3_buf buf = {0};
-	char key[FULL_KEY_MAX], why[100];
+	char key[FULL_KEY_MAX];
 
-	remote_key(&rs->url, REMOTE_LOCK_KEY, key, sizeof(key));
-	int r = s3_get(rs->client, key, 0, UINT64_MAX, &buf);
-	if (r < 0 && r != -ENOENT)
-		remote_set_error(rs, "%s", s3_error(rs->client));
-	else if (r == 0 && (r = remote_lease_parse((const char *)buf.data, buf.size, ret, why,
-						   sizeof(why))) < 0)
+	int r = s3_get(c, remote_key(url, REMOTE_LOCK_KEY, key, sizeof(key)), 0, UINT64_MAX, &buf);
+	if (r == 0)
+		r = remote_lease_parse((const char *)buf.data, buf.size, ret, why, why_size);
+	s3_buf_free(&buf);
+	return r;
+}
+
+/* PUT this session's lease through client c, running from now on. */
+static int lease_store(struct s3_client *c, const struct remote_url *url, uint64_t session,
+		       int64_t start)
+{
+	struct remote_lease lease = {.session = session, .pid = getpid(), .start = start};
+	char key[FULL_KEY_MAX], text[700];
+
+	gethostname(lease.host, sizeof(lease.host) - 1);
+	lease.expires = time(NULL) + lease_seconds();
+	int n = remote_lease_encode(&lease, text, sizeof(text));
+	if (n < 0)
+		return n;
+	return s3_put(c, remote_key(url, REMOTE_LOCK_KEY, key, sizeof(key)), text, (size_t)n);
+}
+
+static int lease_get(struct remote_state *rs, struct remote_lease *ret)
+{
+	char why[100];
+
+	int r = lease_fetch(rs->client, &rs->url, ret, why, sizeof(why));
+	if (r == -EBADMSG)
 		remote_set_error(rs, "%s/%s is damaged: it %s; delete it if no cairn writes there",
 				 rs->display, REMOTE_LOCK_KEY, why);
-	s3_buf_free(&buf);
+	else if (r < 0 && r != -ENOENT)
+		remote_set_error(rs, "%s", s3_error(rs->client));
 	return r;
 }
 
 static int lease_put(struct remote_state *rs)
 {
-	struct remote_lease lease = {.session = rs->session, .pid = getpid()};
-	char key[FULL_KEY_MAX], text[700];
-
-	gethostname(lease.host, sizeof(lease.host) - 1);
-	lease.start = time(NULL);
-	lease.expires = lease.start + LEASE_SECONDS;
-	int n = remote_lease_encode(&lease, text, sizeof(text));
-	if (n < 0)
-		return n;
-	remote_key(&rs->url, REMOTE_LOCK_KEY, key, sizeof(key));
-	int r = s3_put(rs->client, key, text, (size_t)n);
+	rs->lease_start = time(NULL);
+	int r = lease_store(rs->client, &rs->url, rs->session, rs->lease_start);
 	if (r < 0)
 		remote_set_error(rs, "%s", s3_error(rs->client));
 	return r;
+}
+
+/* ---- renewal: a thread with a client of its own ---- */
+
+struct lease_renewer {
+	pthread_t thread;
+	pthread_mutex_t lock; /* protects stop */
+	pthread_cond_t cond;
+	bool stop;
+	struct s3_client *client;
+	const struct remote_state *rs; /* url, session, lease_start: fixed while it runs */
+};
+
+/* Every 3/10 of the lease's time: PUT it again while it is still this
+ * session's (one taken over after it expired stays the other writer's). */
+static void *renew_main(void *arg)
+{
+	struct lease_renewer *lr = arg;
+	const struct remote_state *rs = lr->rs;
+	int64_t every = lease_seconds() * 3 / 10 > 1 ? lease_seconds() * 3 / 10 : 1;
+	struct remote_lease lease;
+	char why[100];
+
+	pthread_mutex_lock(&lr->lock);
+	while (!lr->stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += every;
+		while (!lr->stop && pthread_cond_timedwait(&lr->cond, &lr->lock, &until) == 0)
+			;
+		if (lr->stop)
+			break;
+		pthread_mutex_unlock(&lr->lock);
+		if (lease_fetch(lr->client, &rs->url, &lease, why, sizeof(why)) == 0 &&
+		    lease.session == rs->session)
+			lease_store(lr->client, &rs->url, rs->session, rs->lease_start);
+		pthread_mutex_lock(&lr->lock);
+	}
+	pthread_mutex_unlock(&lr->lock);
+	return NULL;
+}
+
+static void renew_stop(struct remote_state *rs)
+{
+	struct lease_renewer *lr = rs->renewer;
+
+	if (!lr)
+		return;
+	pthread_mutex_lock(&lr->lock);
+	lr->stop = true;
+	pthread_cond_signal(&lr->cond);
+	pthread_mutex_unlock(&lr->lock);
+	pthread_join(lr->thread, NULL);
+	pthread_cond_destroy(&lr->cond);
+	pthread_mutex_destroy(&lr->lock);
+	s3_client_free(lr->client);
+	free(lr);
+	rs->renewer = NULL;
+}
+
+static int renew_start(struct remote_state *rs)
+{
+	struct lease_renewer *lr = calloc(1, sizeof(*lr));
+
+	if (!lr)
+		return -ENOMEM;
+	lr->rs = rs;
+	pthread_mutex_init(&lr->lock, NULL);
+	pthread_cond_init(&lr->cond, NULL);
+	int r = s3_client_new(rs->cfg, rs->url.bucket, &lr->client);
+	if (r == 0)
+		r = -pthread_create(&lr->thread, NULL, renew_main, lr);
+	if (r < 0) {
+		s3_client_free(lr->client);
+		pthread_cond_destroy(&lr->cond);
+		pthread_mutex_destroy(&lr->lock);
+		free(lr);
+		remote_set_error(rs, "%s: starting the lease's renewal: %s", rs->display,
+				 strerror(-r));
+		return r;
+	}
+	rs->renewer = lr;
+	return 0;
 }
 
 static void format_time(int64_t t, char *buf, size_t size)
@@ -115,7 +224,7 @@ int remote_lease_take(struct remote_state *rs)
 	if (r < 0)
 		return r == -ENOENT ? -EBUSY : r;
 	rs->leased = true;
-	return 0;
+	return renew_start(rs);
 }
 
 /* Still this session's lease, and the pointer still the one it began from
@@ -158,6 +267,7 @@ void remote_writer_end(struct cairn_store *store)
 
 	if (!rs || !rs->leased)
 		return;
+	renew_stop(rs);
 	struct remote_lease lease;
 	if (lease_get(rs, &lease) == 0 && lease.session == rs->session)
 		s3_delete(rs->client, remote_key(&rs->url, REMOTE_LOCK_KEY, key, sizeof(key)));

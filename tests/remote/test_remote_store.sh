@@ -161,6 +161,32 @@ lease $((now - 700)) $((now - 100))
 check "a stale lease is taken over" host h1 add -q b.zip
 [ "$(host h2 ls | tr '\n' ' ')" = "a b " ] || fail "ls after the add: $(host h2 ls)"
 
+# ---- a writer renews its lease while it works ----
+head -c $((20 << 20)) /dev/urandom >d.bin
+bsdtar -cf d.tar d.bin
+proxy_set latency_ms=400
+CAIRN_REMOTE_LEASE_SECONDS=4 CAIRN_REMOTE_CACHE=$WORK/cache-h1 "$CAIRN" -s "$S" add -q d.tar &
+WRITER_PID=$!
+expires() { s3_curl "$S3_ENDPOINT/bucket/p/cairn-lock" | sed -n 's/^cairn-lock 1 .* \([0-9]*\)$/\1/p'; }
+for _ in $(seq 1 100); do
+	first=$(expires)
+	[ -n "$first" ] && break
+	sleep 0.1
+done
+# until it moves on, or the lease is gone (its writer done)
+later=$first
+while [ -n "$later" ] && [ "$later" = "$first" ]; do
+	sleep 0.3
+	later=$(expires)
+done
+wait "$WRITER_PID" || fail "add d.tar"
+WRITER_PID=
+proxy_set
+[ -n "$first" ] && [ -n "$later" ] && [ "$later" -gt "$first" ] ||
+	fail "the lease was not renewed: expires '$first', then '$later'"
+[ -z "$(expires)" ] || fail "the lease outlived its writer"
+host h2 cat d:d.bin | cmp -s - d.bin || fail "d.bin on host 2"
+
 # ---- kill -9 mid-upload: the remote stays as it was ----
 before=$(host h2 ls | tr '\n' ' ')
 head -c $((40 << 20)) /dev/urandom >c.bin
@@ -173,6 +199,7 @@ for _ in $(seq 1 600); do
 	[ "$(proxy_count POST)" -gt "$posts" ] && break # the pack's multipart upload began
 	sleep 0.05
 done
+[ "$(proxy_count POST)" -gt "$posts" ] || fail "kill -9: the add's multipart upload never began"
 sleep 0.3
 kill -9 "$WRITER_PID"
 wait "$WRITER_PID" 2>/dev/null
