@@ -407,8 +407,8 @@ static int sync_snapshots(int dirfd, const struct remote_manifest *m,
 		return -errno;
 	}
 	for (struct dirent *de; sweep && (de = readdir(dir));)
-		if (de->d_name[0] != '.' && strncmp(de->d_name, "tmp-", 4) != 0 &&
-		    !remote_manifest_snapshot(m, de->d_name))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+		    strncmp(de->d_name, "tmp-", 4) != 0 && !remote_manifest_snapshot(m, de->d_name))
 			unlinkat(snaps_fd, de->d_name, 0);
 	closedir(dir);
 	return 0;

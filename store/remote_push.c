@@ -2,9 +2,9 @@
  * the push of what a writer committed into the mirror (new packs, tables,
  * snapshot files, the manifest, and last the pointer, after checking that
  * the lease is still its own and the pointer still the one it started
- * from; remote_lock.c), and the creation of a new remote store. Every key a session writes holds its
- * random session id, so nothing is ever written twice, and a writer killed
- * at any point leaves the remote as it was plus objects no manifest names.
+ * from; remote_lock.c), and the creation of a new remote store. Every key a session writes holds
+ * its random session id, so nothing is ever written twice, and a writer killed at any point leaves
+ * the remote as it was plus objects no manifest names.
  */
 #include "remote.h"
 
@@ -193,8 +193,8 @@ static int push_snapshots(struct remote_state *rs, int dirfd, struct remote_mani
 		return -errno;
 	}
 	for (struct dirent *de; r == 0 && (de = readdir(dir));) {
-		if (de->d_name[0] == '.' || strncmp(de->d_name, "tmp-", 4) == 0 ||
-		    strlen(de->d_name) > 255)
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    strncmp(de->d_name, "tmp-", 4) == 0 || strlen(de->d_name) > 255)
 			continue;
 		if (m->snapshot_count == cap) {
 			cap = cap ? cap * 2 : 16;

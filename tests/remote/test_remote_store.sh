@@ -5,11 +5,11 @@
 # with bsdtar -x; a second host (another cache directory) reading the same
 # store fetches only what it needs (counted GETs: a cold open and the cat of
 # a small file fetch no whole pack); a real FUSE mount of the remote store
-# agrees with bsdtar -x; rm; a second writer is refused while a lease runs,
-# and a stale lease is taken over; kill -9 of an add mid-upload leaves the
-# remote as it was; damaged manifest, chunk table, pointer and pack bytes
-# (PUT through the S3 API) give an error naming the object, never wrong
-# bytes.
+# agrees with bsdtar -x; rm and gc; a second writer is refused while another
+# works (its lease renewed as it goes) or a lease runs, and a stale lease is
+# taken over; kill -9 of an add mid-upload leaves the remote as it was;
+# damaged manifest, chunk table, pointer and pack bytes (PUT through the S3
+# API) give an error naming the object, never wrong bytes.
 set -u
 TEST_NAME=remote_store
 . "$(dirname "$0")/../lib.sh"
@@ -143,9 +143,12 @@ else
 	echo "no FUSE here: mount not checked"
 fi
 
-# ---- rm, seen by another host ----
+# ---- rm and gc, seen by another host ----
 check "rm b" host h1 rm -q b
 [ "$(host h2 ls | tr '\n' ' ')" = "a " ] || fail "ls after rm on host 2: $(host h2 ls)"
+check "gc" host h1 gc -q
+check "verify after gc on a new host" host gc verify -q
+host gc cat a:dir/text.txt | cmp -s - src/dir/text.txt || fail "cat after gc"
 
 # ---- the lease ----
 lease() {
@@ -173,6 +176,10 @@ for _ in $(seq 1 100); do
 	[ -n "$first" ] && break
 	sleep 0.1
 done
+printf 'e\n' >e.txt
+bsdtar -cf e.tar e.txt
+expect_fail "a second writer while the first works" "being written by $(hostname) (pid $WRITER_PID)" \
+	h2 add -q e.tar
 # until it moves on, or the lease is gone (its writer done)
 later=$first
 while [ -n "$later" ] && [ "$later" = "$first" ]; do
