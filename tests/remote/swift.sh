@@ -228,6 +228,14 @@ spawn() {
 	echo $! >"$dir/run/$name.pid"
 }
 
+# listening PORT...: whether each loopback PORT accepts a connection.
+listening() {
+	local port
+	for port in "$@"; do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || return 1
+	done
+}
+
 # fail_start DIR MESSAGE: the logs' tails to stderr, everything stopped.
 fail_start() {
 	local dir=$1 f
@@ -254,6 +262,7 @@ start() {
 	mkdir -p "$dir/etc" "$dir/log" "$dir/run"
 	# From here on a failure stops what is there.
 	trap 'fail_start "$dir" "line $LINENO"' ERR
+	trap 'fail_start "$dir" "interrupted"' INT TERM
 	(storage "$dir") || fail_start "$dir" "no storage"
 	swift_conf
 	ports=$("$PY" "$HERE/swift_helper.py" ports 5)
@@ -264,21 +273,28 @@ start() {
 	printf 'AWS_ENDPOINT_URL=%s\nAWS_ACCESS_KEY_ID=%s:%s\nAWS_SECRET_ACCESS_KEY=%s\nAWS_REGION=%s\n' \
 		"$url" "$ACCOUNT" "$USER_NAME" "$SECRET" "$REGION" >"$dir/env"
 
+	local -a as_user=()
+	[[ $(id -u) != 0 ]] || as_user=(-u root) # memcached refuses root without it
 	spawn "$dir" memcached memcached -l 127.0.0.1 -p "$mport" -U 0 -t 1 -m 64 \
-		-u "$(id -un)" -P "$dir/run/memcached.pidfile"
+		"${as_user[@]}" -P "$dir/run/memcached.pidfile"
 	for name in account container object proxy; do
 		spawn "$dir" "$name" "swift-$name-server" "$dir/etc/$name-server.conf" -v
 	done
 	trap - ERR
 
-	# Ready when a signed ListBuckets succeeds (tempauth, s3api and the
-	# account server all answer); 60 s is far beyond the usual 3 s.
+	# Ready when every server accepts connections (the proxy's first
+	# requests must not find the container server still starting) and a
+	# signed ListBuckets succeeds (tempauth, s3api and the account server
+	# answer); 60 s is far beyond the usual 3 to 5 s.
 	for i in $(seq 1 600); do
 		for name in memcached account container object proxy; do
 			ours "$(<"$dir/run/$name.pid")" "$dir" ||
 				fail_start "$dir" "$name exited"
 		done
-		code=$(signed_curl "$dir" -o /dev/null -w '%{http_code}' "$url/" 2>/dev/null) || true
+		code=
+		if listening "$aport" "$cport" "$oport" "$mport"; then
+			code=$(signed_curl "$dir" -o /dev/null -w '%{http_code}' "$url/" 2>/dev/null) || true
+		fi
 		[[ $code = 200 ]] && break
 		[[ $i = 600 ]] && fail_start "$dir" "the proxy did not answer S3 in 60 s (last status ${code:-none})"
 		sleep 0.1
