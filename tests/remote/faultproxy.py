@@ -14,7 +14,7 @@ it accepts. The control file is read again for each request: key=value lines
 ('#' comments; a missing or empty file means no faults):
 
   latency_ms=N   added before every request is forwarded (all methods)
-  fault=KIND     none | error | reset_before | reset_mid | truncate | flip
+  fault=KIND     none | error | reset_before | reset_mid | truncate | flip | stall
                  error: answered here with `status` and an S3 XML error
                  (503: <Code>SlowDown</Code>, 500: InternalError), the
                  request body read and dropped; reset_before: the connection
@@ -22,7 +22,11 @@ it accepts. The control file is read again for each request: key=value lines
                  head and half the body sent, then a reset; truncate: the
                  head (Content-Length N) and `keep` bytes (default N/2) sent,
                  then the connection closed; flip: `bits` random bits
-                 (default 1) of the response body flipped (2xx bodies only)
+                 (default 1) of the response body flipped (2xx bodies only);
+                 stall: the head and half the body sent, then `stall_ms`
+                 (default 60000) of silence, then the rest. Faults other than
+                 error and reset_before act on the response: a PUT they hit
+                 has reached the engine (reset_mid: stored, answer lost)
   status=N       the error fault's status (default 503)
   methods=LIST   comma-separated methods the fault applies to, or all (default)
   match=TEXT     the fault applies only to request targets containing TEXT
@@ -31,6 +35,7 @@ it accepts. The control file is read again for each request: key=value lines
                  gives each one the fault with probability F; neither: all
   keep=N         bytes the truncate fault lets through
   bits=N         bits the flip fault flips
+  stall_ms=N     how long the stall fault stalls
 
 skip and count restart whenever the file's content changes. The stats file
 (default CONTROL.stats) is rewritten (atomically) after each request with
@@ -216,6 +221,12 @@ class Handler(BaseHTTPRequestHandler):
                 self.faults.write_stats()
 
     def do_any(self):
+        try:
+            self.proxy()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away: fine here
+
+    def proxy(self):
         latency, kind, conf = self.faults.decide(self.command, self.path)
         if latency:
             time.sleep(latency)
@@ -249,8 +260,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         stop = None  # bytes after which the fault cuts the body
         flips = set()
+        stall = None  # bytes after which the stall fault stalls
         if kind in ("reset_mid", "truncate"):
             stop = int(conf.get("keep", length // 2)) if kind == "truncate" else length // 2
+        elif kind == "stall":
+            stall = length // 2
         elif kind == "flip" and 200 <= resp.status < 300 and length:
             flips = {random.randrange(length * 8) for _ in range(int(conf.get("bits", 1)))}
         sent = 0
@@ -267,6 +281,11 @@ class Handler(BaseHTTPRequestHandler):
                     if sent * 8 <= bit < (sent + len(buf)) * 8:
                         buf[bit // 8 - sent] ^= 1 << (bit % 8)
                 piece = bytes(buf)
+            if stall is not None and sent + len(piece) >= stall:
+                self.wfile.write(self.chunk(piece[: stall - sent], chunked))
+                time.sleep(float(conf.get("stall_ms", 60000)) / 1000)
+                piece = piece[stall - sent :]
+                sent, stall = stall, None
             if stop is not None and sent + len(piece) >= stop:
                 piece = piece[: stop - sent]
                 self.wfile.write(self.chunk(piece, chunked))

@@ -19,7 +19,7 @@
 #   proxy_count METHOD            requests of METHOD the proxy has seen (also any
 #                                 other stats key: faults, GET_bytes, PUT_bytes)
 #   proxy_stop, remote_stop       stop them before the end (remote_stop: both)
-# The cleanup runs before the EXIT trap set by the libs sourced earlier (which
+# With KEEP=1 Swift's logs stay in $WORK/swift-log. The cleanup runs before the EXIT trap set by the libs sourced earlier (which
 # remove WORK), so Swift's tmpfs is unmounted first.
 
 REMOTE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -125,6 +125,7 @@ proxy_stop() {
 remote_stop() {
 	proxy_stop
 	[ -n "$SWIFT_DIR" ] || return 0
+	[ -z "${KEEP:-}" ] || cp -r "$SWIFT_DIR/log" "$WORK/swift-log" 2>/dev/null
 	"$REMOTE_DIR/swift.sh" stop "$SWIFT_DIR" || echo "FAIL: swift.sh stop $SWIFT_DIR"
 	SWIFT_DIR=
 }

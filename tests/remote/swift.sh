@@ -54,7 +54,7 @@ is_mounted() {
 ours() {
 	[[ -r /proc/$1/cmdline ]] || return 1
 	grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null && return 1
-	tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"
+	{ tr '\0' '\n' <"/proc/$1/cmdline"; } 2>/dev/null | grep -qF -- "$2"
 }
 
 # stop_dir DIR: every process group started under DIR gets SIGTERM, then

@@ -98,6 +98,8 @@ check "the proxy returns a GET unchanged" got 200 "$WORK/obj" "$U/viaproxy"
 check "the proxy keeps a Range GET" got 206 "$WORK/range" -H 'Range: bytes=1000-1999' "$U/viaproxy"
 conns=$(s3_curl -o /dev/null -o /dev/null -w '%{num_connects} ' "$U/viaproxy" "$U/dir/obj")
 check "the proxy keeps the connection alive ($conns)" [ "$conns" = "1 0 " ]
+check "a 5 MiB PUT through the proxy (Expect: 100-continue)" [ "$(code -T "$WORK/p1" "$U/big")" = 200 ]
+check "the 5 MiB PUT stored the bytes" got 200 "$WORK/p1" "$S3_ENDPOINT/$B/big"
 
 proxy_set latency_ms=300
 t=$(s3_curl -o /dev/null -w '%{time_total}' "$U/dir/obj")
@@ -131,15 +133,20 @@ check "flipped bit: 200" [ "$(code "$U/dir/obj")" = 200 ]
 check "flipped bit: same size" [ "$(stat -c %s "$WORK/body")" = 1048576 ]
 check "flipped bit: sha256 differs" [ "$(sha "$WORK/body")" != "$(sha "$WORK/obj")" ]
 check "flipped bit: one byte differs" [ "$(cmp -l "$WORK/body" "$WORK/obj" | wc -l)" = 1 ]
+proxy_set fault=stall stall_ms=3000 methods=GET
+s3_curl -o /dev/null --max-time 1.5 "$U/dir/obj" 2>/dev/null
+rc=$?
+check "stall: the GET times out (exit $rc)" [ "$rc" = 28 ]
 proxy_set
 check "no faults: the bytes again" got 200 "$WORK/obj" "$U/dir/obj"
 
 # GETs through the proxy: 2 + 2 (keep-alive) + 1 latency + 2 (503) + 1
-# methods + 3 match/skip + truncate, reset_mid, reset_before, flip, last.
-check "GETs counted ($(proxy_count GET))" [ "$(proxy_count GET)" = 16 ]
-check "PUTs counted ($(proxy_count PUT))" [ "$(proxy_count PUT)" = 2 ]
-check "faults counted ($(proxy_count faults))" [ "$(proxy_count faults)" = 7 ]
-check "PUT bytes counted" [ "$(proxy_count PUT_bytes)" = 1048577 ]
+# methods + 3 match/skip + truncate, reset_mid, reset_before, flip, stall,
+# last.
+check "GETs counted ($(proxy_count GET))" [ "$(proxy_count GET)" = 17 ]
+check "PUTs counted ($(proxy_count PUT))" [ "$(proxy_count PUT)" = 3 ]
+check "faults counted ($(proxy_count faults))" [ "$(proxy_count faults)" = 8 ]
+check "PUT bytes counted ($(proxy_count PUT_bytes))" [ "$(proxy_count PUT_bytes)" = 6291457 ]
 
 # Stop: nothing of it is left.
 pids="$(cat "$SWIFT_DIR"/run/*.pid) $PROXY_PID"
