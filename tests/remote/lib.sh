@@ -88,11 +88,11 @@ proxy_start() {
 	PROXY_PID=$!
 	for i in $(seq 1 100); do
 		[ -s "$dir/port" ] && break
-		kill -0 "$PROXY_PID" 2>/dev/null && [ "$i" != 100 ] || {
+		if ! kill -0 "$PROXY_PID" 2>/dev/null || [ "$i" = 100 ]; then
 			cat "$dir/log"
 			echo "FAIL: faultproxy.py did not start"
 			exit 1
-		}
+		fi
 		sleep 0.05
 	done
 	AWS_ENDPOINT_URL=http://127.0.0.1:$(cat "$dir/port")

@@ -21,7 +21,7 @@ set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=/usr/bin/python3 # Debian's python3-swift lives there, not in a pyenv
 MARK=.cairn-swift   # what tells stop that DIR is one of ours
-ACCOUNT=test
+ACCOUNT='test'
 USER_NAME=tester
 SECRET=testing
 REGION=us-east-1
