@@ -5,25 +5,17 @@
  */
 #include "s3_internal.h"
 
+#include "curl_dl.h"
 #include "util.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result;
-
-static void curl_init(void)
-{
-	curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 void s3_set_error(struct s3_client *c, const char *fmt, ...)
 {
@@ -56,9 +48,11 @@ int s3_client_new(const struct s3_config *cfg, const char *bucket, struct s3_cli
 {
 	struct s3_client *c;
 
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_result != CURLE_OK)
-		return -ENOMEM;
+	char why[256];
+
+	/* libcurl is opened now, on first use (curl_dl.c). */
+	if (curl_dl_load(why, sizeof(why)) < 0)
+		return -ENOSYS;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;

@@ -57,7 +57,9 @@ void s3_config_free(struct s3_config *cfg);
 
 struct s3_client;
 
-/* A client for bucket under cfg (copied). Returns 0 or -ENOMEM. */
+/* A client for bucket under cfg (copied). Returns 0, -ENOMEM, or -ENOSYS
+ * when libcurl cannot be opened (curl_dl_load's why says what is
+ * missing). */
 int s3_client_new(const struct s3_config *cfg, const char *bucket, struct s3_client **ret);
 void s3_client_free(struct s3_client *c);
 /* The last failure: the call, the key, and why (HTTP status and the S3
