@@ -349,6 +349,23 @@ static int upload_parts(struct upload *up, unsigned parallel)
 	return r;
 }
 
+/* A retried CompleteMultipartUpload that finds no upload: the try before
+ * may have completed it and lost only the answer. The object of the size
+ * sent says so. */
+static int upload_completed_before(struct upload *up)
+{
+	char saved[sizeof(up->c->error)];
+	uint64_t size = 0;
+
+	memcpy(saved, up->c->error, sizeof(saved));
+	if (s3_head(up->c, up->key, &size) == 0 && size == up->size) {
+		up->c->error[0] = '\0';
+		return 0;
+	}
+	memcpy(up->c->error, saved, sizeof(saved));
+	return -ENOENT;
+}
+
 /* CompleteMultipartUpload, with the parts' ETags in order. */
 static int upload_complete(struct upload *up)
 {
@@ -378,6 +395,8 @@ static int upload_complete(struct upload *up)
 				     .out = &answer};
 		r = s3_call(up->c, &req);
 		s3_req_release(&req);
+		if (r == -ENOENT && req.tries > 1)
+			r = upload_completed_before(up);
 	}
 	s3_buf_free(&xml);
 	s3_buf_free(&answer);
