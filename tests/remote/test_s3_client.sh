@@ -76,6 +76,10 @@ s3 "$B" get dir/none
 rc=$?
 check "a missing key: exit $rc, one request ($REQS): $(msg)" [ "$rc" = 1 ] && [ "$REQS" = 1 ] &&
 	[ "$(msg)" = "s3tool: GET s3://$B/dir/none: 404 NoSuchKey" ]
+# A session token goes as a signed header (tempauth ignores it).
+check "get with a session token: $(msg)" env AWS_SESSION_TOKEN=session-token-1234 \
+	"$S3TOOL" "$B" get "$key" 0 10 >/dev/null 2>"$WORK/err-token"
+check "no message holds the token" lacks "$WORK/err-token" session-token-1234
 check "delete" s3 "$B" delete "$key"
 s3 "$B" head "$key"
 check "head after delete fails: $(msg)" grep -q '404' "$WORK/msg"
