@@ -11,6 +11,7 @@
  *          ... fill PREFIX COUNT (COUNT small objects PREFIX00000...)
  */
 #define CAIRN_BUILDING_STORE 1
+#include "curl_dl.h"
 #include "s3.h"
 #include "util.h"
 
@@ -179,8 +180,10 @@ int main(int argc, char **argv)
 	}
 	r = s3_client_new(&cfg, argv[optind], &t.client);
 	s3_config_free(&cfg);
+	if (r == -ENOSYS)
+		curl_dl_load(why, sizeof(why));
 	if (r < 0) {
-		fprintf(stderr, "s3tool: %s\n", strerror(-r));
+		fprintf(stderr, "s3tool: %s\n", r == -ENOSYS ? why : strerror(-r));
 		return 1;
 	}
 	s3_client_set_list_page(t.client, page);
