@@ -5,7 +5,7 @@
  * stdout; the client's message goes to stderr as one line; -s adds the
  * request count.
  *
- *   s3tool [-s] [-j PARALLEL] [-P PAGE] BUCKET put KEY FILE
+ *   s3tool [-s] [-j PARALLEL] [-P PAGE] [-t TIMEOUT_S] BUCKET put KEY FILE
  *          ... get KEY [OFFSET LENGTH] | ranges KEY OFF:LEN... | head KEY
  *          ... delete KEY | list PREFIX | putfile KEY FILE PARTSIZE
  *          ... fill PREFIX COUNT (COUNT small objects PREFIX00000...)
@@ -30,7 +30,8 @@ struct tool {
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: s3tool [-s] [-j PARALLEL] [-P PAGE] BUCKET COMMAND ARGS...\n");
+	fprintf(stderr,
+		"usage: s3tool [-s] [-j PARALLEL] [-P PAGE] [-t TIMEOUT_S] BUCKET COMMAND ARGS...\n");
 	return 2;
 }
 
@@ -157,17 +158,19 @@ int main(int argc, char **argv)
 	struct tool t = {.parallel = 4};
 	struct s3_config cfg;
 	bool stats = false;
-	unsigned page = 0;
+	unsigned page = 0, timeout_s = 0;
 	char why[512];
 	int opt, r;
 
-	while ((opt = getopt(argc, argv, "sj:P:")) != -1) {
+	while ((opt = getopt(argc, argv, "sj:P:t:")) != -1) {
 		if (opt == 's')
 			stats = true;
 		else if (opt == 'j')
 			t.parallel = (unsigned)strtoul(optarg, NULL, 10);
 		else if (opt == 'P')
 			page = (unsigned)strtoul(optarg, NULL, 10);
+		else if (opt == 't')
+			timeout_s = (unsigned)strtoul(optarg, NULL, 10);
 		else
 			return usage();
 	}
@@ -178,6 +181,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "s3tool: %s\n", why);
 		return 1;
 	}
+	if (timeout_s)
+		cfg.timeout_s = timeout_s;
 	r = s3_client_new(&cfg, argv[optind], &t.client);
 	s3_config_free(&cfg);
 	if (r == -ENOSYS)

@@ -138,6 +138,15 @@ fault_get "reset before the answer x3" fault=reset_before
 fault_get "reset in the body x3" fault=reset_mid
 fault_get "truncated body x3" fault=truncate
 
+# A body that stops coming: given up after the timeout (2 s), tried again.
+proxy_set fault=stall stall_ms=20000 methods=GET count=1
+t0=$(date +%s%N)
+s3 -t 2 "$B" get big
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "a stalled body: the GET succeeds: $(msg)" cmp -s "$WORK/out" "$WORK/big"
+check "a stalled body: 2 requests ($REQS) in 2-10 s ($ms ms)" [ "$REQS" = 2 ] &&
+	[ "$ms" -ge 2000 ] && [ "$ms" -lt 10000 ]
+
 proxy_set fault=error status=503 methods=GET count=3
 before=$(proxy_count GET)
 s3 -j 4 "$B" ranges big "${ranges[@]}"
