@@ -69,6 +69,8 @@ check "get of a range" cmp -s "$WORK/out" <(bytes "$WORK/small" 1000 5000)
 s3 "$B" list dir/
 check "list decodes the key: $(cat "$WORK/out")" \
 	awk -v k="$key 300000 " 'index($0, k) == 1 { f = 1 } END { exit !f }' "$WORK/out"
+s3 "$B" list 'dir/a b+c&d='
+check "list with a prefix that needs encoding: $(msg)" [ "$(wc -l <"$WORK/out")" = 1 ]
 s3 "$B" get "$key" 299990 20
 rc=$?
 check "a range past the end fails ($rc): $(msg)" [ "$rc" = 1 ] && grep -q 'bytes 299990-300009: 10 bytes where 20 were asked' "$WORK/msg"
