@@ -10,6 +10,7 @@
  */
 #include "remote.h"
 
+#include "curl_dl.h"
 #include "s3.h"
 #include "store_internal.h"
 
@@ -65,12 +66,19 @@ static int state_new(const char *url, struct remote_state **ret, char *why, size
 		rs->cfg = calloc(1, sizeof(*rs->cfg));
 		r = rs->cfg ? 0 : -ENOMEM;
 	}
-	if (r == 0 && (r = s3_config_load(rs->cfg, why, why_size)) < 0) {
+	char load_why[400];
+	if (r == 0 && (r = s3_config_load(rs->cfg, load_why, sizeof(load_why))) < 0) {
+		cairn_format(why, why_size, "%s: %s", rs->display, load_why);
 		free(rs->cfg);
 		rs->cfg = NULL;
 	}
-	if (r == 0 && (r = s3_client_new(rs->cfg, rs->url.bucket, &rs->client)) < 0)
-		cairn_format(why, why_size, "out of memory");
+	if (r == 0 && (r = s3_client_new(rs->cfg, rs->url.bucket, &rs->client)) < 0) {
+		char dl_why[200] = "";
+		if (r == -ENOSYS)
+			curl_dl_load(dl_why, sizeof(dl_why));
+		cairn_format(why, why_size, "%s: %s", rs->display,
+			     r == -ENOSYS ? dl_why : strerror(-r));
+	}
 	if (r < 0) {
 		remote_state_free(rs);
 		return r;
