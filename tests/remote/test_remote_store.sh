@@ -130,6 +130,13 @@ host h2 cat a:big.bin | cmp -s - src/big.bin || fail "warm cat"
 [ "$(gets)" -le 1 ] || fail "warm cat fetched: $(counted)"
 check "verify on host 2" host h2 verify -q
 
+# ---- a bit flipped on the way: the chunk is fetched again, right bytes ----
+proxy_set fault=flip methods=GET match=packs count=1
+host flip cat a:big.bin >flip.out || fail "cat through one flipped bit"
+check "a flipped pack byte is fetched again" cmp -s flip.out src/big.bin
+[ "$(proxy_count faults)" -ge 1 ] || fail "the proxy flipped no bit"
+proxy_set
+
 # ---- a real mount of the remote store on host 3 ----
 mkdir -p "$MNT"
 if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ]; then
