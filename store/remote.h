@@ -184,7 +184,8 @@ struct remote_state {
 	uint64_t session;
 	bool leased;
 	int64_t lease_start;
-	struct lease_renewer *renewer; /* the thread renewing the lease, or NULL */
+	struct lease_renewer *renewer;    /* the thread renewing the lease, or NULL */
+	struct remote_uploader *uploader; /* the thread uploading sealed packs, or NULL */
 	uint32_t snapshot_counter;
 };
 
@@ -227,6 +228,14 @@ int remote_lease_take(struct remote_state *rs);
 /* Still this session's lease, and cairn-head still the one the mirror was
  * synced to (absent when creating). 0, or -EBUSY/-EEXIST/-errno. */
 int remote_still_ours(struct remote_state *rs, bool creating);
+
+/* Packs uploaded as they are sealed (remote_upload.c): a thread started
+ * for a writer session (packs_fd: the store's packs/), stopped at its end;
+ * wait returns 1 once pack_num of that size is uploaded under its final
+ * key, 0 when it was never queued, or the upload's -errno. */
+int remote_uploader_start(struct remote_state *rs, int packs_fd);
+void remote_uploader_stop(struct remote_state *rs);
+int remote_uploader_wait(struct remote_state *rs, uint32_t pack_num, uint64_t size);
 
 /* The writer's side (remote_push.c): the lease taken when the writer opens,
  * the push after a local commit, the lease given back when it is freed. */

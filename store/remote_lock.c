@@ -267,6 +267,7 @@ void remote_writer_end(struct cairn_store *store)
 
 	if (!rs || !rs->leased)
 		return;
+	remote_uploader_stop(rs);
 	renew_stop(rs);
 	struct remote_lease lease;
 	if (lease_get(rs, &lease) == 0 && lease.session == rs->session)
@@ -296,6 +297,8 @@ int remote_writer_begin(struct cairn_store *store)
 		store->fd_count = 0;
 		pthread_mutex_unlock(&store->fd_lock);
 		store_swap_table(store, table);
+		/* without it, the push uploads every pack itself */
+		remote_uploader_start(rs, store->packs_dirfd);
 		int fd = openat(store->dirfd, REMOTE_DIRTY, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 		r = fd < 0 ? -errno : 0;
 		if (fd >= 0)

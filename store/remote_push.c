@@ -96,8 +96,11 @@ static int push_pack(struct remote_state *rs, struct cairn_store *store, struct 
 		return fd;
 	}
 	remote_pack_key(p->key, p->pack_num, rs->session);
-	int r = s3_put_file(rs->client, remote_key(&rs->url, p->key, key, sizeof(key)), fd, p->size,
-			    0, PUT_PARALLEL);
+	/* uploaded already while the writer compressed, else now */
+	int r = remote_uploader_wait(rs, p->pack_num, p->size) == 1
+			? 0
+			: s3_put_file(rs->client, remote_key(&rs->url, p->key, key, sizeof(key)),
+				      fd, p->size, 0, PUT_PARALLEL);
 	if (r < 0) {
 		remote_set_error(rs, "%s", s3_error(rs->client));
 		return r;

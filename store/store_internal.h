@@ -308,6 +308,9 @@ int store_remote_ensure(const struct cairn_store *store, uint32_t pack_num, uint
 int store_remote_refetch(const struct cairn_store *store, uint32_t pack_num, uint64_t offset,
 			 uint64_t size, char *msg, size_t msg_size);
 
+/* A writer sealed pack_num (size bytes): on a remote store, its upload
+ * starts now, in the background. Thread-safe. */
+void store_remote_pack_sealed(const struct cairn_store *store, uint32_t pack_num, uint64_t size);
 /* Writes " (fetched twice from s3://B/P/KEY)" naming the remote object of
  * pack_num into buf, or "" when it has none. */
 void store_remote_describe(const struct cairn_store *store, uint32_t pack_num, char *buf,

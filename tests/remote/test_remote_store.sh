@@ -7,7 +7,7 @@
 # a small file fetch no whole pack); a real FUSE mount of the remote store
 # agrees with bsdtar -x; rm and gc; a second writer is refused while another
 # works (its lease renewed as it goes) or a lease runs, and a stale lease is
-# taken over; kill -9 of an add mid-upload leaves the remote as it was;
+# taken over; packs are uploaded while an add still reads its input; kill -9 of an add mid-upload leaves the remote as it was;
 # damaged manifest, chunk table, pointer and pack bytes (PUT through the S3
 # API) give an error naming the object, never wrong bytes.
 set -u
@@ -170,6 +170,32 @@ expect_fail "add while another host holds the lease" "being written by otherhost
 lease $((now - 700)) $((now - 100))
 check "a stale lease is taken over" host h1 add -q b.zip
 [ "$(host h2 ls | tr '\n' ' ')" = "a b " ] || fail "ls after the add: $(host h2 ls)"
+
+# ---- packs are uploaded as they are sealed, while the add still reads ----
+Q=s3://bucket/q
+check "init with 1 MiB packs" env CAIRN_REMOTE_CACHE="$WORK/cache-q" "$CAIRN" -s "$Q" init --pack-size 1M
+mkfifo fifo
+CAIRN_REMOTE_CACHE=$WORK/cache-q "$CAIRN" -s "$Q" add -q --name up - <fifo 2>up.err &
+WRITER_PID=$!
+exec 7>fifo
+for _ in $(seq 1 100); do # the lease taken: what it PUTs next is a pack
+	s3_curl "$S3_ENDPOINT/bucket/q/cairn-lock" | grep -q '^cairn-lock ' && break
+	sleep 0.1
+done
+puts=$(proxy_count PUT)
+head -c $((8 << 20)) a.tar >&7
+for _ in $(seq 1 200); do
+	[ "$(proxy_count PUT)" -gt "$puts" ] && break
+	sleep 0.1
+done
+[ "$(proxy_count PUT)" -gt "$puts" ] || fail "no pack was uploaded while the add read its input"
+tail -c +$(((8 << 20) + 1)) a.tar >&7
+exec 7>&-
+wait "$WRITER_PID" || fail "add from a pipe: $(cat up.err)"
+WRITER_PID=
+CAIRN_REMOTE_CACHE=$WORK/cache-q2 "$CAIRN" -s "$Q" cat up:big.bin | cmp -s - src/big.bin ||
+	fail "big.bin of the add from a pipe"
+check "verify the store of 1 MiB packs" env CAIRN_REMOTE_CACHE="$WORK/cache-q2" "$CAIRN" -s "$Q" verify -q
 
 # ---- a writer renews its lease while it works ----
 head -c $((20 << 20)) /dev/urandom >d.bin
