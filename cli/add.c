@@ -254,6 +254,10 @@ static int import_and_commit(struct add *add, struct cairn_import *imp, int exis
 		cli_error("%s", cairn_import_error(imp));
 		return EXIT_ERROR;
 	}
+	if (cairn_writer_publish(add->writer) < 0) {
+		cli_error("%s", cairn_writer_error(add->writer));
+		return EXIT_ERROR;
+	}
 	cairn_import_stats(imp, &stats);
 	print_summary(add, &stats);
 	return EXIT_OK;

@@ -119,5 +119,10 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
 		return EXIT_ERROR;
 	if (!quiet)
 		print_leftovers(store, &leftovers);
-	return collect(store, writer, quiet);
+	r = collect(store, writer, quiet);
+	if (r == EXIT_OK && cairn_writer_publish(writer) < 0) {
+		cli_error("%s", cairn_writer_error(writer));
+		return EXIT_ERROR;
+	}
+	return r;
 }

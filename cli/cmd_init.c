@@ -115,7 +115,7 @@ int cmd_init(struct cli *cli, int argc, char **argv)
 	_cleanup_free_ char *path = cli_store_path(cli);
 	if (!path)
 		return EXIT_ERROR;
-	r = cairn_mkdir_p(path, 0700, true);
+	r = cairn_store_path_is_remote(path) ? 0 : cairn_mkdir_p(path, 0700, true);
 	if (r < 0) {
 		cli_error("cannot create the parents of %s: %s", path, strerror(-r));
 		return EXIT_ERROR;

@@ -368,7 +368,7 @@ static int mount_prepare(struct cli *cli, struct mount_cmd *cmd)
 		return r;
 	if (cmd->source_arg_count && (r = mount_resolve_sources(cmd)) != 0)
 		return r;
-	if (cmd->source) {
+	if (cmd->source && !cairn_store_path_is_remote(cmd->store_path)) {
 		if (!realpath(cmd->store_path, store)) {
 			cli_error("%s: %s", cmd->store_path, strerror(errno));
 			return EXIT_ERROR;
@@ -434,8 +434,10 @@ int cmd_mount_helper(int argc, char **argv)
 	char *at = strrchr(source, '@');
 	/* A snapshot name has no '/': a SOURCE of SCHEME://... (user@host
 	 * included) names a store, as does what follows the '@'. */
-	if (cli_is_url(argv[1]) || (at && cli_is_url(at + 1))) {
-		cli_error("store %s: cairn keeps stores in local directories; a URL cannot be used",
+	if ((cli_is_url(argv[1]) && !cairn_store_path_is_remote(argv[1])) ||
+	    (at && cli_is_url(at + 1) && !cairn_store_path_is_remote(at + 1))) {
+		cli_error("store %s: cairn keeps stores in local directories or at s3:// urls; "
+			  "another URL cannot be used",
 			  cli_is_url(argv[1]) ? argv[1] : at + 1);
 		return EXIT_ERROR;
 	}

@@ -87,6 +87,10 @@ int cmd_rm(struct cli *cli, int argc, char **argv)
 	    !all_exist(store, argv + optind, argc - optind))
 		return EXIT_ERROR;
 	int status = remove_all(store, argv + optind, argc - optind, quiet);
+	if (cairn_writer_publish(writer) < 0) {
+		cli_error("%s", cairn_writer_error(writer));
+		return EXIT_ERROR;
+	}
 	if (!quiet)
 		printf("No space is freed yet: run 'cairn gc' to drop the chunks no "
 		       "snapshot uses any more.\n");

@@ -68,10 +68,10 @@ bool cli_is_url(const char *text)
  * quietly become a local directory "s3:". */
 static bool store_is_url(const char *path, const char *origin)
 {
-	if (!cli_is_url(path))
+	if (!cli_is_url(path) || cairn_store_path_is_remote(path))
 		return false;
-	cli_error("store %s%s: cairn keeps stores in local directories; a URL (%.*s://) cannot be "
-		  "used",
+	cli_error("store %s%s: cairn keeps stores in local directories or at s3:// urls; a URL "
+		  "(%.*s://) cannot be used",
 		  path, origin, (int)(strstr(path, "://") - path), path);
 	return true;
 }
@@ -103,7 +103,7 @@ char *cli_store_path(const struct cli *cli)
  * finds it made (-EEXIST) and opens it. */
 static struct cairn_store *create_store(const char *path, const struct cairn_store *like)
 {
-	int r = cairn_mkdir_p(path, 0700, true);
+	int r = cairn_store_path_is_remote(path) ? 0 : cairn_mkdir_p(path, 0700, true);
 	if (r < 0) {
 		cli_error("cannot create the parents of %s: %s", path, strerror(-r));
 		return NULL;

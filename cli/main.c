@@ -41,8 +41,9 @@ static void print_help(FILE *out)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\n"
 		     "Options:\n"
-		     "  -s, --store DIR  the store (default: $CAIRN_STORE, else\n"
-		     "                   $XDG_DATA_HOME/cairn, else ~/.local/share/cairn)\n"
+		     "  -s, --store DIR  the store: a directory or s3://BUCKET[/PREFIX] (default:\n"
+		     "                   $CAIRN_STORE, else $XDG_DATA_HOME/cairn, else\n"
+		     "                   ~/.local/share/cairn)\n"
 		     "  -h, --help       show this help; 'cairn COMMAND --help' for a command\n"
 		     "  -V, --version    show the version\n"
 		     "\n"

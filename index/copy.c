@@ -480,6 +480,10 @@ static int commit(struct cairn_copy *c, int dirfd, int fd, const char *tmp_name,
 					   "failed: %s"
 					 : "committing snapshot %s as %s/%s: %s",
 				 new_name, cairn_store_path(c->dst), SNAPSHOTS_DIR, strerror(-r));
+	/* A remote DST: what was committed into its mirror goes out now. */
+	r = cairn_writer_publish(c->writer);
+	if (r < 0)
+		return copy_fail(c, r, "%s", cairn_writer_error(c->writer));
 	return 0;
 }
 

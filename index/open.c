@@ -293,6 +293,10 @@ int cairn_index_open_flags(struct cairn_index *idx, const struct cairn_store *st
 		return -ENOMEM;
 	if (cairn_snapshot_name_check(name, why, sizeof(why)) < 0)
 		return open_fail(idx, -ENOENT, "%s", why);
+	char fetch_why[600];
+	int r = cairn_store_snapshot_fetch(store, name, fetch_why, sizeof(fetch_why));
+	if (r < 0)
+		return open_fail(idx, r, "%s", fetch_why);
 	_cleanup_close_ int dirfd = snapshots_dir_open(store);
 	if (dirfd < 0 && dirfd != -ENOENT)
 		return open_fail(idx, dirfd, "%s/%s: %s", cairn_store_path(store), SNAPSHOTS_DIR,
@@ -306,7 +310,7 @@ int cairn_index_open_flags(struct cairn_index *idx, const struct cairn_store *st
 		return open_fail(idx, fd, "%s/%s/%s: %s", cairn_store_path(store), SNAPSHOTS_DIR,
 				 name, cairn_path_strerror(fd));
 	}
-	int r = map_file(idx, fd);
+	r = map_file(idx, fd);
 	if (r < 0)
 		return r;
 	r = index_open_memory(idx, store, idx->map, idx->map_size, name,

@@ -13,9 +13,16 @@
 #include <string.h>
 #include <zstd.h>
 
-int delta_read_ref(int fd, const struct table_entry *entry, struct delta_ref *ret)
+int delta_read_ref(const struct cairn_store *store, int fd, const struct table_entry *entry,
+		   struct delta_ref *ret)
 {
-	ssize_t n = cairn_pread_full(fd, ret, sizeof(*ret), entry->offset + record_head_size(1));
+	uint64_t offset = entry->offset + record_head_size(1);
+	char msg[400];
+
+	int r = store_remote_ensure(store, entry->pack_num, offset, sizeof(*ret), msg, sizeof(msg));
+	if (r < 0)
+		return r;
+	ssize_t n = cairn_pread_full(fd, ret, sizeof(*ret), offset);
 
 	if (n < 0)
 		return (int)n;
@@ -152,7 +159,7 @@ static int64_t keep_pass(struct cairn_store *store, const struct chunk_table *ta
 		int fd = store_pack_fd(store, entry->pack_num);
 		if (fd < 0)
 			return fd;
-		int r = delta_read_ref(fd, entry, &ref);
+		int r = delta_read_ref(store, fd, entry, &ref);
 		if (r < 0)
 			return r;
 		memcpy(id.bytes, ref.base_id, CAIRN_ID_SIZE);
@@ -210,7 +217,7 @@ int cairn_store_delta_stats(struct cairn_store *store, struct cairn_store_delta_
 		if (entry->codec != CODEC_DELTA)
 			continue;
 		int fd = store_pack_fd(store, entry->pack_num);
-		int r = fd < 0 ? fd : delta_read_ref(fd, entry, &ref);
+		int r = fd < 0 ? fd : delta_read_ref(store, fd, entry, &ref);
 		if (r < 0)
 			return r;
 		stats.chunks++;
@@ -244,7 +251,7 @@ int cairn_store_chunk_base(struct cairn_store *store, const struct cairn_id *id,
 	if (entry->codec != CODEC_DELTA)
 		return 0;
 	int fd = store_pack_fd(store, entry->pack_num);
-	int r = fd < 0 ? fd : delta_read_ref(fd, entry, &ref);
+	int r = fd < 0 ? fd : delta_read_ref(store, fd, entry, &ref);
 	if (r < 0)
 		return r;
 	memcpy(ret_base->bytes, ref.base_id, CAIRN_ID_SIZE);

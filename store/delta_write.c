@@ -290,7 +290,7 @@ static int base_from_store(struct cairn_writer *w, const struct cairn_id *id, st
 	int fd = store_pack_fd(w->store, base->pack_num);
 	if (fd < 0)
 		return 0;
-	if (base->codec == CODEC_DELTA && delta_read_ref(fd, base, &ref) < 0)
+	if (base->codec == CODEC_DELTA && delta_read_ref(w->store, fd, base, &ref) < 0)
 		return 0;
 	if (ref.depth >= DELTA_MAX_DEPTH)
 		return 0;

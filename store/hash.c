@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdio.h>
 #include <string.h>
 
 _Static_assert(sizeof(XXH3_state_t) <= sizeof(struct cairn_file_hasher), "hasher state fits");
@@ -22,6 +23,14 @@ _Static_assert(SECRET_SIZE >= XXH3_SECRET_SIZE_MIN, "secret size");
 uint64_t store_checksum(const void *data, size_t size)
 {
 	return XXH3_64bits(data, size);
+}
+
+void store_hash128_hex(const void *data, size_t size, char out[33])
+{
+	XXH128_hash_t hash = XXH3_128bits(data, size);
+
+	snprintf(out, 33, "%016llx%016llx", (unsigned long long)hash.high64,
+		 (unsigned long long)hash.low64);
 }
 
 void store_checksum_stream_init(struct store_checksum_stream *stream)

@@ -222,6 +222,14 @@ const uint8_t *frame_fetch(struct frame_reader *reader, const struct cairn_store
 	}
 	size_t want = record_head_size(entry->members) + entry->stored_size;
 	reader->record_valid = false;
+	char fetch_why[400];
+	int fetched = store_remote_ensure(store, entry->pack_num, entry->offset, want, fetch_why,
+					  sizeof(fetch_why));
+	if (fetched < 0) {
+		read_fail(entry, msg, msg_size, fetch_why);
+		*ret = fetched;
+		return NULL;
+	}
 	ssize_t n = cairn_pread_full(fd, reader->record, want, entry->offset);
 	if (n < 0) {
 		read_fail(entry, msg, msg_size, strerror((int)-n));
@@ -262,9 +270,9 @@ const uint8_t *frame_fetch(struct frame_reader *reader, const struct cairn_store
 	return slot->data + entry->inner_offset;
 }
 
-int64_t frame_reader_get(struct frame_reader *reader, const struct cairn_store *store, int fd,
-			 const struct table_entry *entry, void *out, size_t out_size, char *msg,
-			 size_t msg_size)
+static int64_t frame_reader_get_once(struct frame_reader *reader, const struct cairn_store *store,
+				     int fd, const struct table_entry *entry, void *out,
+				     size_t out_size, char *msg, size_t msg_size)
 {
 	struct cairn_id id;
 	int64_t r = 0;
@@ -279,6 +287,29 @@ int64_t frame_reader_get(struct frame_reader *reader, const struct cairn_store *
 	if (memcmp(id.bytes, entry->chunk_id, CAIRN_ID_SIZE) != 0)
 		return read_fail(entry, msg, msg_size, "does not match its id");
 	return entry->size;
+}
+
+int64_t frame_reader_get(struct frame_reader *reader, const struct cairn_store *store, int fd,
+			 const struct table_entry *entry, void *out, size_t out_size, char *msg,
+			 size_t msg_size)
+{
+	int64_t r = frame_reader_get_once(reader, store, fd, entry, out, out_size, msg, msg_size);
+	char why[400];
+
+	/* Bytes of a remote pack may have been damaged on their way (or in
+	 * the host's cache): fetched once more before they count as damage. */
+	if (r != -EBADMSG ||
+	    store_remote_refetch(store, entry->pack_num, entry->offset,
+				 record_head_size(entry->members) + entry->stored_size, why,
+				 sizeof(why)) != 1)
+		return r;
+	frame_reader_forget(reader);
+	r = frame_reader_get_once(reader, store, fd, entry, out, out_size, msg, msg_size);
+	if (r == -EBADMSG) {
+		size_t len = strlen(msg);
+		store_remote_describe(store, entry->pack_num, msg + len, msg_size - len);
+	}
+	return r;
 }
 
 int frame_reader_confirm(struct frame_reader *reader, const struct cairn_store *store, int fd,

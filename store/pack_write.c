@@ -128,6 +128,7 @@ int pack_seal(struct cairn_writer *w)
 		pack_discard(w);
 		return pack_fail(w, name, r);
 	}
+	store_remote_pack_sealed(w->store, w->pack_num, w->pack_size + sizeof(footer));
 	close(w->pack_fd);
 	w->pack_fd = -1;
 	return 0;

@@ -5,6 +5,8 @@
  */
 #include "store_internal.h"
 
+#include "remote.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -90,6 +92,7 @@ void cairn_store_free(struct cairn_store *store)
 	if (store->dirfd >= 0)
 		close(store->dirfd);
 	pthread_mutex_destroy(&store->fd_lock);
+	remote_state_free(store->remote);
 	free(store->path);
 	free(store);
 }
@@ -248,7 +251,7 @@ static int check_lock_files(struct cairn_store *store)
 	return 0;
 }
 
-static int store_bind(struct cairn_store *store, const char *path)
+int store_bind(struct cairn_store *store, const char *path)
 {
 	char why[300];
 	struct chunk_table *table;
@@ -292,6 +295,8 @@ int cairn_store_open(struct cairn_store *store, const char *path)
 {
 	if (store->dirfd >= 0)
 		return -EALREADY;
+	if (cairn_store_path_is_remote(path))
+		return remote_open(store, path);
 	return store_bind(store, path);
 }
 
@@ -417,24 +422,33 @@ static int store_create_locked(struct cairn_store *store, const char *path,
 	return store_bind(store, path);
 }
 
-int cairn_store_create(struct cairn_store *store, const char *path,
-		       const struct cairn_store_params *params)
+bool cairn_store_path_is_remote(const char *path)
 {
-	int r = store_create_locked(store, path, params, NULL);
+	return strncmp(path, REMOTE_SCHEME, strlen(REMOTE_SCHEME)) == 0;
+}
+
+int store_create_keyed(struct cairn_store *store, const char *path,
+		       const struct cairn_store_params *params, const uint8_t *key)
+{
+	if (cairn_store_path_is_remote(path))
+		return store->dirfd >= 0 ? -EALREADY : remote_create(store, path, params, key);
+	int r = store_create_locked(store, path, params, key);
 
 	if (store->dirfd >= 0)
 		flock(store->dirfd, LOCK_UN);
 	return r;
 }
 
+int cairn_store_create(struct cairn_store *store, const char *path,
+		       const struct cairn_store_params *params)
+{
+	return store_create_keyed(store, path, params, NULL);
+}
+
 int cairn_store_create_like(struct cairn_store *store, const char *path,
 			    const struct cairn_store *like)
 {
-	int r = store_create_locked(store, path, &like->params, like->hash_key);
-
-	if (store->dirfd >= 0)
-		flock(store->dirfd, LOCK_UN);
-	return r;
+	return store_create_keyed(store, path, &like->params, like->hash_key);
 }
 
 bool cairn_store_same_key(const struct cairn_store *a, const struct cairn_store *b)

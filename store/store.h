@@ -140,6 +140,14 @@ int cairn_store_create_like(struct cairn_store *store, const char *path,
 /* Whether two open stores share their hash key, so that the same bytes have
  * the same chunk id (and the same file ids and checksums) in both. */
 bool cairn_store_same_key(const struct cairn_store *a, const struct cairn_store *b);
+/* Whether path names a remote store (s3://BUCKET[/PREFIX], docs/FORMAT.md
+ * "Remote stores"). _create and _open take one wherever they take a
+ * directory: the handle then works on the host's mirror of the remote
+ * store (in $XDG_CACHE_HOME/cairn/remote, or $CAIRN_REMOTE_CACHE), synced
+ * to its committed state when opened; pack bytes are fetched as they are
+ * read, snapshot files when first opened (cairn_store_snapshot_fetch), and
+ * a writer's commits reach the remote with cairn_writer_publish. */
+bool cairn_store_path_is_remote(const char *path);
 /* Binds the handle to the existing store at path: reads and checks the config
  * and maps the chunk table. Takes no lock. path itself may be a symlink;
  * nothing inside the store is ever reached through one (path.h). Returns 0,
@@ -148,6 +156,15 @@ bool cairn_store_same_key(const struct cairn_store *a, const struct cairn_store 
  * when a part of the store (config, chunks, packs/, lock, readers) is a
  * symlink or of the wrong type (cairn_path_strerror), or another -errno. */
 int cairn_store_open(struct cairn_store *store, const char *path);
+
+/* On a remote store, makes sure STORE/snapshots/name holds the snapshot's
+ * bytes, fetching them (checked against the manifest's size and checksum)
+ * when they are not on this host yet; index/ calls it before it opens a
+ * snapshot. 0 at once on a local store, and for a name the store lacks (the
+ * open then says so). Returns 0 or -errno with a message in msg.
+ * Thread-safe. */
+int cairn_store_snapshot_fetch(const struct cairn_store *store, const char *name, char *msg,
+			       size_t msg_size);
 
 /* The directory file descriptor of the bound store (O_PATH|O_DIRECTORY), for
  * *at() calls by the layers above; owned by the handle. -EBADF if unbound. */
@@ -348,6 +365,16 @@ int cairn_writer_files_flush(struct cairn_writer *writer);
  * new table. The writer stays usable. Returns 0 or -errno (nothing changes
  * for readers on failure). */
 int cairn_writer_commit(struct cairn_writer *writer);
+
+/* On a remote store, makes what was committed into the host's mirror since
+ * the writer opened (packs, chunk table, snapshot files added, replaced or
+ * removed) the remote store's new state: uploads what the remote lacks,
+ * then its manifest, and last its pointer, after checking that the writer
+ * still holds the store's lease and nobody committed meanwhile. On failure
+ * the remote store is as it was (the mirror is synced back to it when next
+ * opened). 0 at once on a local store. Returns 0 or -errno with a message
+ * on the writer. */
+int cairn_writer_publish(struct cairn_writer *writer);
 /* Drops everything put since the last commit (and a file in progress):
  * waits for the threads, deletes the session's packs and forgets its
  * chunks, keeping the lock, so the writer can go on with the next archive

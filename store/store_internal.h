@@ -20,6 +20,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+struct remote_state;
+
 /* ---- hashing (hash.c) ---- */
 
 /* Distinct ids for distinct bytes that collide on variant 0 are made by
@@ -37,6 +39,8 @@ void store_chunk_id(const struct cairn_store *store, const void *data, size_t si
 /* Derives the chunk and file secrets from the key into store. */
 void store_derive_secrets(struct cairn_store *store);
 uint64_t store_checksum(const void *data, size_t size);
+/* XXH3-128 of data as 32 hex digits (the remote mirror's directory name). */
+void store_hash128_hex(const void *data, size_t size, char out[33]);
 
 /* Streaming XXH3-64, for checksums over data written in pieces. */
 struct store_checksum_stream {
@@ -194,7 +198,8 @@ const char *delta_decode(struct frame_reader *reader, const struct cairn_store *
 			 char *why, size_t why_size);
 /* Reads the delta reference of entry (a CODEC_DELTA entry) from the pack
  * open on fd. Returns 0, or -EBADMSG/-errno. Not checked beyond its size. */
-int delta_read_ref(int fd, const struct table_entry *entry, struct delta_ref *ret);
+int delta_read_ref(const struct cairn_store *store, int fd, const struct table_entry *entry,
+		   struct delta_ref *ret);
 /* gc: clears the dropped bit of every base a live delta needs, down the
  * chain, calling revive(ctx, index) for each. Returns 0 or -errno. */
 int delta_keep_bases(struct cairn_store *store, const struct chunk_table *table, uint64_t *dropped,
@@ -257,6 +262,8 @@ struct cairn_store {
 
 	int pin_fd; /* STORE/readers, shared-locked by cairn_store_pin, or -1 */
 
+	struct remote_state *remote; /* s3:// stores: the mirror's remote side; else NULL */
+
 	pthread_mutex_t fd_lock; /* protects fds, fd_count, fd_cap */
 	struct pack_fd *fds;     /* sorted by pack_num */
 	size_t fd_count, fd_cap;
@@ -283,6 +290,36 @@ int path_open_walk(int dirfd, const char *path, int flags, mode_t mode);
  * writer, holding the lock, before it commits its first delta). Returns 0
  * or -errno with a message on the store. */
 int store_config_raise(struct cairn_store *store);
+
+/* Binds the handle to the store directory at path (store->dirfd, when
+ * already open, is that directory; path then only names it in messages). */
+int store_bind(struct cairn_store *store, const char *path);
+
+/* ---- remote stores (remote_*.c; remote.h) ---- */
+
+/* Before a pread of [offset, offset + size) of pack_num: on a remote
+ * store, makes sure those bytes are in the mirror's pack file. 0 at once on
+ * a local store or a pack only the mirror has (a writer's). Returns 0 or
+ * -errno with a message in msg. Thread-safe. */
+/* cairn_store_create with the hash key given (NULL: a new random one); a
+ * remote store's mirror is made by it too. */
+int store_create_keyed(struct cairn_store *store, const char *path,
+		       const struct cairn_store_params *params, const uint8_t *key);
+int store_remote_ensure(const struct cairn_store *store, uint32_t pack_num, uint64_t offset,
+			uint64_t size, char *msg, size_t msg_size);
+/* After bytes of that range failed their check: on a remote pack, forgets
+ * them and fetches them again, returning 1 (read again); 0 when the pack
+ * is local (the damage is real), or -errno with a message. */
+int store_remote_refetch(const struct cairn_store *store, uint32_t pack_num, uint64_t offset,
+			 uint64_t size, char *msg, size_t msg_size);
+
+/* A writer sealed pack_num (size bytes): on a remote store, its upload
+ * starts now, in the background. Thread-safe. */
+void store_remote_pack_sealed(const struct cairn_store *store, uint32_t pack_num, uint64_t size);
+/* Writes " (fetched twice from s3://B/P/KEY)" naming the remote object of
+ * pack_num into buf, or "" when it has none. */
+void store_remote_describe(const struct cairn_store *store, uint32_t pack_num, char *buf,
+			   size_t size);
 
 /* The current table; never NULL on a bound store. */
 static inline const struct chunk_table *store_table(const struct cairn_store *store)

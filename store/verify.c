@@ -77,6 +77,11 @@ static void verify_pack_whole(struct verify *v, int fd, const struct table_pack 
 		problem(v, "packs/%s: %s", name, strerror(errno));
 		return;
 	}
+	char why[400];
+	if (store_remote_ensure(v->store, pack->pack_num, 0, pack->size, why, sizeof(why)) < 0) {
+		problem(v, "packs/%s: %s", name, why);
+		return;
+	}
 	if ((uint64_t)st.st_size != pack->size) {
 		problem(v, "packs/%s: size %lld, the chunk table says %llu", name,
 			(long long)st.st_size, (unsigned long long)pack->size);

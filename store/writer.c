@@ -8,6 +8,8 @@
  */
 #include "writer_internal.h"
 
+#include "remote.h"
+
 #include <dirent.h>
 #include <sched.h>
 #include <fcntl.h>
@@ -199,6 +201,8 @@ int cairn_writer_open(struct cairn_store *store, unsigned flags, unsigned thread
 	pthread_mutex_init(&w->pipe_lock, NULL);
 	pthread_cond_init(&w->pipe_cond, NULL);
 	int r = take_lock(w, flags);
+	if (r == 0 && store->remote)
+		r = remote_writer_begin(store);
 	if (r == 0)
 		r = writer_refresh(w);
 	if (r == 0) {
@@ -247,7 +251,19 @@ void cairn_writer_free(struct cairn_writer *w)
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->pipe_cond);
 	pthread_mutex_destroy(&w->pipe_lock);
+	if (w->lock_fd >= 0 && w->store->remote)
+		remote_writer_end(w->store);
 	if (w->lock_fd >= 0)
 		close(w->lock_fd);
 	free(w);
+}
+
+int cairn_writer_publish(struct cairn_writer *w)
+{
+	if (!w->store->remote)
+		return 0;
+	int r = remote_push(w->store);
+	if (r < 0)
+		writer_set_error(w, "%s", cairn_store_error(w->store));
+	return r;
 }

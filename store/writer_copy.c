@@ -218,12 +218,20 @@ int cairn_record_copier_copy(struct cairn_record_copier *c, const struct cairn_i
 		return fd;
 	}
 	size_t head = record_head_size(e->members);
+	/* A remote store's pack: the whole record fetched at once. */
+	char why[400];
+	int r = store_remote_ensure(c->src, e->pack_num, e->offset, head + e->stored_size, why,
+				    sizeof(why));
+	if (r < 0) {
+		cairn_format(c->error, sizeof(c->error), "%s", why);
+		return r;
+	}
 	ssize_t n = cairn_pread_full(fd, c->head, head, e->offset);
 	if (n != (ssize_t)head || ((const struct pack_record *)c->head)->members != e->members)
 		return 0; /* read chunk by chunk, which names the damage */
 	if (!record_wanted(c, e, want, userdata))
 		return 0;
-	int r = pipe_drain(c->writer); /* the session's entries are then this thread's */
+	r = pipe_drain(c->writer); /* the session's entries are then this thread's */
 	if (r == 0)
 		r = record_check_all(c, fd, e);
 	uint8_t *record = c->reader.record;

@@ -219,9 +219,10 @@ expect 0 -- verify -q
 expect 1 CAIRN_STORE="$tmp/r-env" -- -s "$tmp/nowhere" verify -q
 expect 1 CAIRN_STORE="$tmp/r-env" -- verify -q -s "$tmp/nowhere"
 
-# A store named by a URL is an error (1), from -s, $CAIRN_STORE or the
-# mount(8) helper's source; never a local directory named "s3:".
-for url in s3://bucket/x https://example.com/store file:///tmp/x; do
+# A store named by a URL other than s3:// is an error (1), from -s,
+# $CAIRN_STORE or the mount(8) helper's source; never a local directory
+# named "https:".
+for url in https://example.com/store file:///tmp/x; do
 	expect 1 -- -s "$url" init
 	err_has "cannot be used"
 	expect 1 -- add -s "$url" "$tmp/none.tar"
@@ -237,7 +238,7 @@ for url in s3://bucket/x https://example.com/store file:///tmp/x; do
 done
 mkdir -p "$tmp/bin"
 ln -s "$(command -v "$CAIRN")" "$tmp/bin/mount.fuse.cairn"
-for source in s3://bucket/x "snap@s3://bucket/x" "s3://user@bucket/x"; do
+for source in https://h/x "snap@https://h/x" "https://user@h/x"; do
 	# A mount point that is not there: nothing is mounted, whatever happens.
 	"$tmp/bin/mount.fuse.cairn" "$source" "$tmp/no-mnt" -o ro >"$tmp/out" 2>"$tmp/err"
 	status=$?
@@ -245,6 +246,16 @@ for source in s3://bucket/x "snap@s3://bucket/x" "s3://user@bucket/x"; do
 	[ "$status" = 1 ] && grep -q URL "$tmp/err" ||
 		fail "mount.fuse.cairn $source: exit $status: $(cat "$tmp/err")"
 done
+# An s3:// store is a remote store: without credentials, a clear error
+# (tests/remote has the rest), and never a local directory named "s3:".
+for cmd in init ls; do
+	expect 1 AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= AWS_PROFILE= \
+		AWS_SHARED_CREDENTIALS_FILE="$tmp/none" AWS_CONFIG_FILE="$tmp/none" -- \
+		-s s3://bucket/x $cmd
+	err_has "S3 credentials"
+done
+expect 1 -- -s s3://Bad_Bucket/x ls
+err_has "not a bucket name"
 [ -z "$(find "$tmp" -name '*:*')" ] || fail "a URL store made $(find "$tmp" -name '*:*')"
 # Paths that only look a little like URLs are paths.
 expect 0 -- -s "$tmp/s3:dir" init

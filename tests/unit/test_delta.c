@@ -45,7 +45,7 @@ static unsigned depth_of(struct cairn_store *store, const struct cairn_id *id)
 		return 0;
 	int fd = store_pack_fd(store, entry->pack_num);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(delta_read_ref(fd, entry, &ref), 0);
+	ck_assert_int_eq(delta_read_ref(store, fd, entry, &ref), 0);
 	return ref.depth;
 }
 
