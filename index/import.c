@@ -7,6 +7,7 @@
  * run external programs are not enabled. The messages an import gives are
  * made in import_messages.c, each entry is added in entry.c.
  */
+#include "archive_dl.h"
 #include "import_internal.h"
 
 #include <fcntl.h>
@@ -617,6 +618,9 @@ int cairn_import_archive(struct cairn_import *imp, int fd, const char *label)
 	int r = import_open_input(imp, fd, label);
 	if (r < 0)
 		return r;
+	char why[256];
+	if ((r = archive_dl_load(why, sizeof(why))) < 0)
+		return import_fail(imp, r, "%s", why);
 	import_content_start(imp);
 	/* Only the decoder's layers check a gzip or lz4 stream's checksums. */
 	if (import_input_is_compressed(imp)) {

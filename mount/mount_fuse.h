@@ -89,6 +89,17 @@ void transport_init_conn(struct fs *fs, struct fuse_conn_info *conn);
 /* "io_uring" or "dev_fuse": the channel req came over. */
 const char *transport_of(fuse_req_t req);
 
+/* ---- the mount as root (direct_mount.c) ---- */
+
+/* As root: opens /dev/fuse and mounts it on o->mountpoint with mount(2),
+ * as libfuse would (source: the mount table's source). Returns 0 with the
+ * fd in *ret_fd, for libfuse as /dev/fd/N; else -errno, and nothing is
+ * mounted (-EPERM: not root): libfuse then mounts. */
+int direct_mount(const struct cairn_mount_options *o, const char *source, int *ret_fd);
+/* Takes down, lazily, a mount direct_mount made, unless it is gone
+ * already; fd stays open (the session closes it). */
+void direct_unmount(const char *mountpoint, int fd);
+
 /* ---- the filesystem (fs.c) ---- */
 
 struct fs_stats {

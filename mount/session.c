@@ -142,18 +142,28 @@ static void append_escaped(char *buf, const char *text)
 	buf[len] = '\0';
 }
 
-/* The -o string for libfuse: the type fuse.cairn, the source as the
- * options say, and the mount flags. Returns it malloc'd, or NULL. */
-static char *session_options(const struct fs *fs)
+/* The mount table's source: -o fsname, else SNAPSHOT@STORE or STORE.
+ * Returns it malloc'd, or NULL. */
+static char *session_source(const struct fs *fs)
 {
-	_cleanup_free_ char *source = NULL;
+	char *source = NULL;
 
 	if (fs->o.fsname)
-		source = strdup(fs->o.fsname);
-	else if (!fs->o.snapshot)
-		source = strdup(fs->o.store_path);
-	else if (asprintf(&source, "%s@%s", fs->o.snapshot, fs->o.store_path) < 0)
+		return strdup(fs->o.fsname);
+	if (!fs->o.snapshot)
+		return strdup(fs->o.store_path);
+	if (asprintf(&source, "%s@%s", fs->o.snapshot, fs->o.store_path) < 0)
 		return NULL; /* source is undefined */
+	return source;
+}
+
+/* The -o string for libfuse: the type fuse.cairn, the source as the
+ * options say, and the mount flags (direct_mount.c makes the same mount).
+ * Returns it malloc'd, or NULL. */
+static char *session_options(const struct fs *fs)
+{
+	_cleanup_free_ char *source = session_source(fs);
+
 	if (!source)
 		return NULL;
 	char *opts = malloc(2 * strlen(source) + 200);
@@ -220,6 +230,26 @@ static int serve(struct fs *fs, struct fuse_session *se)
 	return r < 0 ? r : 0;
 }
 
+/* As root the mount is made here (direct_mount.c), libfuse serving it as
+ * /dev/fd/N; else, or where that is refused, by libfuse. Returns 0 with
+ * *direct_fd the fd of a mount made here (-1: libfuse's), or -1. */
+static int session_mount(struct fs *fs, struct fuse_session *se, int *direct_fd)
+{
+	_cleanup_free_ char *source = session_source(fs);
+	char path[40];
+
+	*direct_fd = -1;
+	if (!source || direct_mount(&fs->o, source, direct_fd) < 0)
+		return fuse_session_mount(se, fs->o.mountpoint);
+	snprintf(path, sizeof(path), "/dev/fd/%d", *direct_fd);
+	if (fuse_session_mount(se, path) == 0)
+		return 0;
+	direct_unmount(fs->o.mountpoint, *direct_fd);
+	close(*direct_fd);
+	*direct_fd = -1;
+	return -1;
+}
+
 static int run_session(struct fs *fs, void (*ready)(void *), void *ready_userdata, char *msg,
 		       size_t msg_size)
 {
@@ -232,7 +262,8 @@ static int run_session(struct fs *fs, void (*ready)(void *), void *ready_userdat
 		return -EIO;
 	}
 	r = fuse_set_signal_handlers(se) == 0 ? 0 : -EIO;
-	if (r == 0 && fuse_session_mount(se, fs->o.mountpoint) != 0) {
+	int direct_fd = -1;
+	if (r == 0 && session_mount(fs, se, &direct_fd) != 0) {
 		cairn_format(msg, msg_size, "cannot mount on %s (see the message above)",
 			     fs->o.mountpoint);
 		r = -EIO;
@@ -244,7 +275,10 @@ static int run_session(struct fs *fs, void (*ready)(void *), void *ready_userdat
 			r = serve(fs, se);
 			read_path_readahead_stop(fs->reads);
 		}
-		fuse_session_unmount(se);
+		if (direct_fd >= 0)
+			direct_unmount(fs->o.mountpoint, direct_fd);
+		else
+			fuse_session_unmount(se);
 	}
 	fuse_remove_signal_handlers(se);
 	fuse_session_destroy(se);

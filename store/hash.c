@@ -8,6 +8,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "crypto_dl.h"
 #include "store_internal.h"
 
 #include <openssl/evp.h>
@@ -78,13 +79,23 @@ static void derive_mac_key(const uint8_t key[KEY_SIZE], unsigned variant, uint8_
 		abort(); /* only when OpenSSL is broken: no id could be made */
 }
 
-void store_derive_secrets(struct cairn_store *store)
+int store_derive_secrets(struct cairn_store *store)
 {
-	for (unsigned v = 0; v < ID_VARIANTS; v++) {
+	for (unsigned v = 0; v < ID_VARIANTS; v++)
 		derive_secret(store->hash_key, "chunk", v, store->chunk_secret[v]);
-		derive_mac_key(store->hash_key, v, store->chunk_mac_key[v]);
-	}
 	derive_secret(store->hash_key, "file", 0, store->file_secret);
+	/* Only these stores need OpenSSL, opened here (crypto_dl.c says why). */
+	if (store->params.id_hash != CAIRN_ID_SHA256)
+		return 0;
+	char why[256];
+	int r = crypto_dl_load(why, sizeof(why));
+	if (r < 0) {
+		store_set_error(store, "%s: %s", store->path, why);
+		return r;
+	}
+	for (unsigned v = 0; v < ID_VARIANTS; v++)
+		derive_mac_key(store->hash_key, v, store->chunk_mac_key[v]);
+	return 0;
 }
 
 static void mac_id(const uint8_t key[32], const void *data, size_t size, struct cairn_id *ret)

@@ -183,8 +183,7 @@ static int config_read(struct cairn_store *store)
 		return -EBADMSG;
 	}
 	memcpy(store->hash_key, disk.hash_key, KEY_SIZE);
-	store_derive_secrets(store);
-	return 0;
+	return store_derive_secrets(store);
 }
 
 static int config_write(int dirfd, const struct cairn_store_params *params,

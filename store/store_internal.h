@@ -36,8 +36,10 @@ typedef void (*cairn_id_fn)(const struct cairn_store *store, const void *data, s
 /* Computes the id of data under variant (0 <= variant < ID_VARIANTS). */
 void store_chunk_id(const struct cairn_store *store, const void *data, size_t size,
 		    unsigned variant, struct cairn_id *ret);
-/* Derives the chunk and file secrets from the key into store. */
-void store_derive_secrets(struct cairn_store *store);
+/* Derives the chunk and file secrets from the key into store (and opens
+ * OpenSSL for a store with sha256 ids). Returns 0, or -ENOSYS with the
+ * message on store when OpenSSL is missing. */
+int store_derive_secrets(struct cairn_store *store);
 uint64_t store_checksum(const void *data, size_t size);
 /* XXH3-128 of data as 32 hex digits (the remote mirror's directory name). */
 void store_hash128_hex(const void *data, size_t size, char out[33]);

@@ -97,18 +97,25 @@ static int table_map(int fd, size_t size, struct chunk_table *table, char *msg, 
 	table->map = map;
 	table->map_size = size;
 	table->header = map;
+	/* The load reads only the header, pack list and fanout. Cold, a fault
+	 * there would read around it (up to the disk's read_ahead_kb, 8 MB on
+	 * some: most of a large table) before a mount could answer its first
+	 * stat; read just those pages, and let lookups read ahead as usual. */
+	(void)madvise(map, size, MADV_RANDOM);
 	int r = table_check_layout(table->header, size, msg, msg_size);
-	if (r < 0)
-		return r;
-	const uint8_t *base = map;
-	table->entry_count = table->header->entry_count;
-	table->pack_count = table->header->pack_count;
-	table->next_pack_num = table->header->next_pack_num;
-	table->packs = (const struct table_pack *)(base + sizeof(struct table_header));
-	table->fanout = (const uint32_t *)(table->packs + table->pack_count);
-	table->entries =
-		(const struct table_entry *)(base + table_body_offset_entries(table->pack_count));
-	return table_check_index(table, msg, msg_size);
+	if (r == 0) {
+		const uint8_t *base = map;
+		table->entry_count = table->header->entry_count;
+		table->pack_count = table->header->pack_count;
+		table->next_pack_num = table->header->next_pack_num;
+		table->packs = (const struct table_pack *)(base + sizeof(struct table_header));
+		table->fanout = (const uint32_t *)(table->packs + table->pack_count);
+		table->entries = (const struct table_entry *)(base + table_body_offset_entries(
+									     table->pack_count));
+		r = table_check_index(table, msg, msg_size);
+	}
+	(void)madvise(map, size, MADV_NORMAL);
+	return r;
 }
 
 int table_load(int dirfd, struct chunk_table **ret, char *msg, size_t msg_size)
