@@ -3,9 +3,10 @@
  * starts. Linked, its 4.7 MB were mapped and relocated, and its start-up
  * read openssl.cnf, in every cairn process: about 3 ms of a cold mount of
  * an XXH3 store, which never calls it. So cairn is built against its
- * headers only, and this file defines the three functions store/hash.c
- * calls, each forwarding to libcrypto.so.3 (store/curl_dl.c does the same
- * for libcurl). Nothing may call them before crypto_dl_load has succeeded.
+ * headers only, and this file defines the functions store/hash.c and the
+ * S3 client (store/s3_req.c: SHA-256 and MD5 of bodies sent) call, each forwarding to
+ * libcrypto.so.3 (store/curl_dl.c does the same for libcurl). Nothing may call them before
+ * crypto_dl_load has succeeded.
  */
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -24,6 +25,8 @@
 	X(int, EVP_Digest,                                                                         \
 	  (const void *, size_t, unsigned char *, unsigned int *, const EVP_MD *, ENGINE *))       \
 	X(const EVP_MD *, EVP_sha256, (void))                                                      \
+	X(const EVP_MD *, EVP_md5, (void))                                                         \
+	X(int, EVP_EncodeBlock, (unsigned char *, const unsigned char *, int))                     \
 	X(unsigned char *, HMAC,                                                                   \
 	  (const EVP_MD *, const void *, int, const unsigned char *, size_t, unsigned char *,      \
 	   unsigned int *))
@@ -40,7 +43,9 @@ static void load(void)
 
 	if (!lib) {
 		snprintf(load_error, sizeof(load_error),
-			 "sha256 chunk ids need OpenSSL (" CRYPTO_DL_SONAME "): %s", dlerror());
+			 "sha256 chunk ids and remote stores need OpenSSL (" CRYPTO_DL_SONAME
+			 "): %s",
+			 dlerror());
 		return;
 	}
 #define CRYPTO_DL_RESOLVE(ret, name, params)                                                       \
@@ -73,6 +78,16 @@ int EVP_Digest(const void *data, size_t count, unsigned char *md, unsigned int *
 const EVP_MD *EVP_sha256(void)
 {
 	return dl_EVP_sha256();
+}
+
+const EVP_MD *EVP_md5(void)
+{
+	return dl_EVP_md5();
+}
+
+int EVP_EncodeBlock(unsigned char *out, const unsigned char *in, int size)
+{
+	return dl_EVP_EncodeBlock(out, in, size);
 }
 
 unsigned char *HMAC(const EVP_MD *evp_md, const void *key, int key_len, const unsigned char *data,

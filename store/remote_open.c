@@ -10,6 +10,7 @@
  */
 #include "remote.h"
 
+#include "crypto_dl.h"
 #include "curl_dl.h"
 #include "s3.h"
 #include "store_internal.h"
@@ -74,8 +75,8 @@ static int state_new(const char *url, struct remote_state **ret, char *why, size
 	}
 	if (r == 0 && (r = s3_client_new(rs->cfg, rs->url.bucket, &rs->client)) < 0) {
 		char dl_why[200] = "";
-		if (r == -ENOSYS)
-			curl_dl_load(dl_why, sizeof(dl_why));
+		if (r == -ENOSYS && curl_dl_load(dl_why, sizeof(dl_why)) == 0)
+			crypto_dl_load(dl_why, sizeof(dl_why));
 		cairn_format(why, why_size, "%s: %s", rs->display,
 			     r == -ENOSYS ? dl_why : strerror(-r));
 	}

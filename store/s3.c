@@ -5,6 +5,7 @@
  */
 #include "s3_internal.h"
 
+#include "crypto_dl.h"
 #include "curl_dl.h"
 #include "util.h"
 
@@ -50,8 +51,9 @@ int s3_client_new(const struct s3_config *cfg, const char *bucket, struct s3_cli
 
 	char why[256];
 
-	/* libcurl is opened now, on first use (curl_dl.c). */
-	if (curl_dl_load(why, sizeof(why)) < 0)
+	/* libcurl and libcrypto are opened now, on first use (curl_dl.c,
+	 * crypto_dl.c). */
+	if (curl_dl_load(why, sizeof(why)) < 0 || crypto_dl_load(why, sizeof(why)) < 0)
 		return -ENOSYS;
 	c = calloc(1, sizeof(*c));
 	if (!c)
