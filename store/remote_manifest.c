@@ -252,10 +252,20 @@ static int grow(void **array, size_t count, size_t elem, size_t max)
 	return 0;
 }
 
+/* The rule of a local store's names (index/names.c), which store/ cannot
+ * call: a hostile manifest must not name a snapshot a local one could not
+ * have (a path, a hidden file, a writer's temp file, a control character). */
 static bool snapshot_name_ok(const char *name, size_t len)
 {
-	return len > 0 && !memchr(name, '/', len) && !memchr(name, '\0', len) &&
-	       strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+	if (len == 0 || len > 200 || name[0] == '.' || name[0] == '-' ||
+	    (len >= 4 && memcmp(name, "tmp-", 4) == 0))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c <= ' ' || c == 0x7f || c == '/' || c == ':' || c == '\\')
+			return false;
+	}
+	return true;
 }
 
 static int parse_pack(struct remote_manifest *m, const struct line *l)

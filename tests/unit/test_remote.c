@@ -94,7 +94,7 @@ static char *sample_manifest(size_t *ret_size)
 {
 	struct remote_pack packs[2] = {{.pack_num = 1, .size = 1000},
 				       {.pack_num = 0x1a, .size = 5}};
-	struct remote_snapshot snaps[2] = {{.name = "a b"}, {.name = "z.tar"}};
+	struct remote_snapshot snaps[2] = {{.name = "a-b"}, {.name = "z.tar"}};
 	struct remote_condemned cond = {.time = 1700000000};
 	struct remote_manifest m = {
 		.generation = 3,
@@ -142,7 +142,7 @@ START_TEST(test_manifest_roundtrip)
 	ck_assert_uint_eq(m.packs[1].pack_num, 0x1a);
 	ck_assert_str_eq(m.packs[1].key, "packs/0000001a-0000000000000055.pack");
 	ck_assert_uint_eq(m.snapshot_count, 2);
-	ck_assert_str_eq(m.snapshots[0].name, "a b");
+	ck_assert_str_eq(m.snapshots[0].name, "a-b");
 	ck_assert_ptr_nonnull(remote_manifest_snapshot(&m, "z.tar"));
 	ck_assert_ptr_null(remote_manifest_snapshot(&m, "y"));
 	ck_assert_uint_eq(remote_manifest_snapshot(&m, "z.tar")->object.size, 12345);
@@ -208,10 +208,16 @@ START_TEST(test_manifest_malformed)
 		{"pack 0000001a", "pack 00000001"},
 		{" 1000\n", " 1000 \n"},
 		{" 1000\n", " 1000\r\n"},
-		{"snapshot 612062", "snapshot 612f62"},
-		{"snapshot 612062", "snapshot 610062"},
-		{"snapshot 612062", "snapshot 7a2e746172"},
-		{"snapshot 612062", "snapshot "},
+		{"snapshot 612d62", "snapshot 612f62"},
+		{"snapshot 612d62", "snapshot 610062"},
+		{"snapshot 612d62", "snapshot 7a2e746172"},
+		{"snapshot 612d62", "snapshot "},
+		{"snapshot 612d62", "snapshot 612062"},
+		{"snapshot 612d62", "snapshot 613a62"},
+		{"snapshot 612d62", "snapshot 2e61"},
+		{"snapshot 612d62", "snapshot 2d61"},
+		{"snapshot 612d62", "snapshot 746d702d61"},
+		{"snapshot 612d62", "snapshot 61095c"},
 		{"condemned packs/", "condemned config/"},
 		{"condemned ", "snapshot 7a7a 00 1 0000000000000000\ncondemned "},
 		{"pack 00000001", "sketches meta/x 1 0000000000000000\npack 00000001"},
