@@ -172,6 +172,11 @@ static const char *format_duration(int64_t s, char *buf, size_t size)
 	return buf;
 }
 
+static const char *plural(uint64_t n)
+{
+	return n == 1 ? "" : "s";
+}
+
 /* What the remote gc did with the store's objects. */
 static void print_remote(const struct cairn_store *store, const struct cairn_remote_gc_stats *s,
 			 int64_t grace, bool quiet)
@@ -179,19 +184,22 @@ static void print_remote(const struct cairn_store *store, const struct cairn_rem
 	char condemned[32], deleted[32], g[32];
 
 	if (s->delete_failed)
-		cli_error("%s: %llu condemned object%s could not be deleted (%s); they stay "
-			  "condemned and the next gc deletes them",
+		cli_error("%s: %llu condemned object%s could not be deleted (%s); %s condemned "
+			  "and the next gc deletes %s",
 			  cairn_store_path(store), (unsigned long long)s->delete_failed,
-			  s->delete_failed == 1 ? "" : "s", s->delete_error);
+			  plural(s->delete_failed), s->delete_error,
+			  s->delete_failed == 1 ? "it stays" : "they stay",
+			  s->delete_failed == 1 ? "it" : "them");
 	if (quiet)
 		return;
-	printf("%s: %llu objects condemned (%s, %llu newly), %llu objects deleted (%s) after "
-	       "the grace period of %s; %llu objects listed\n",
-	       cairn_store_path(store), (unsigned long long)s->condemned,
+	printf("%s: %llu object%s condemned (%s, %llu newly), %llu object%s deleted (%s) after "
+	       "the grace period of %s; %llu object%s listed\n",
+	       cairn_store_path(store), (unsigned long long)s->condemned, plural(s->condemned),
 	       cairn_format_bytes(s->condemned_bytes, condemned, sizeof(condemned)),
 	       (unsigned long long)s->newly_condemned, (unsigned long long)s->deleted,
-	       cairn_format_bytes(s->deleted_bytes, deleted, sizeof(deleted)),
-	       format_duration(grace, g, sizeof(g)), (unsigned long long)s->listed);
+	       plural(s->deleted), cairn_format_bytes(s->deleted_bytes, deleted, sizeof(deleted)),
+	       format_duration(grace, g, sizeof(g)), (unsigned long long)s->listed,
+	       plural(s->listed));
 }
 
 int cmd_gc(struct cli *cli, int argc, char **argv)

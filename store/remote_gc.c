@@ -131,6 +131,7 @@ struct mark {
 	struct remote_manifest *m;
 	struct refs refs;
 	struct remote_condemned *old; /* the old list, sorted by key */
+	const char *prefix;           /* "PREFIX/" or "" */
 	size_t prefix_len;
 	size_t cap;
 };
@@ -177,11 +178,11 @@ static int condemn(struct mark *mk, const char *rel, uint64_t size)
 static int mark_one(void *userdata, const char *key, uint64_t size, int64_t mtime)
 {
 	struct mark *mk = userdata;
-	const char *rel = key + mk->prefix_len;
 
 	(void)mtime;
-	if (strlen(key) < mk->prefix_len || !cairn_key(rel))
+	if (strncmp(key, mk->prefix, mk->prefix_len) != 0 || !cairn_key(key + mk->prefix_len))
 		return 0; /* cairn-head, cairn-lock, and anything not cairn's */
+	const char *rel = key + mk->prefix_len;
 	mk->gc->stats.listed++;
 	return refs_have(&mk->refs, rel) ? 0 : condemn(mk, rel, size);
 }
@@ -193,6 +194,7 @@ static int mark(struct remote_state *rs, struct remote_manifest *m, const char *
 	size_t n = rs->manifest.condemned_count;
 
 	remote_key(&rs->url, "", prefix, sizeof(prefix));
+	mk.prefix = prefix;
 	mk.prefix_len = strlen(prefix);
 	int r = refs_build(&mk.refs, m, manifest_key);
 	if (r < 0)
