@@ -5,7 +5,9 @@
  * repack. A snapshot that is damaged or will not open stops gc before
  * anything is dropped: its chunks must never be taken for dead.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,7 +15,7 @@
 
 static void gc_help(void)
 {
-	printf("Usage: cairn gc [-s STORE] [-q]\n"
+	printf("Usage: cairn gc [-s STORE] [-q] [--grace DURATION]\n"
 	       "\n"
 	       "Drop every chunk that no snapshot names, rewrite the pack files of which\n"
 	       "more than a tenth is unused, delete the ones nothing uses, and remove what\n"
@@ -22,17 +24,72 @@ static void gc_help(void)
 	       "snapshot is damaged or the store is mounted. Takes the store's lock: adds\n"
 	       "wait for it.\n"
 	       "\n"
-	       "  -q, --quiet  print only errors\n"
+	       "On a remote store (s3://BUCKET/PREFIX) other hosts may be reading what gc\n"
+	       "drops: every object the store no longer references is condemned first and\n"
+	       "deleted by a gc once it has been condemned for the grace period.\n"
+	       "\n"
+	       "  --grace DURATION  remote stores: how long an object stays condemned before\n"
+	       "                    it is deleted: N[s|m|h|d] (default 1h). It must be\n"
+	       "                    longer than any mount's refresh interval (60 s); 0\n"
+	       "                    deletes at once, unsafe while other hosts mount the store\n"
+	       "  -q, --quiet       print only errors\n"
 	       "\n"
 	       "Exit status: 0 done, 1 failed (the store is as it was before).\n");
 }
 
-static int gc_parse(struct cli *cli, int argc, char **argv, bool *quiet)
+/* N[s|m|h|d] into seconds; -1 when it is not one. */
+static int64_t parse_duration(const char *text)
 {
-	int r = cli_parse_quiet(cli, argc, argv, gc_help, quiet);
-	if (r == 0 && optind < argc)
+	static const struct {
+		char unit;
+		int64_t seconds;
+	} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+	char *end;
+
+	if (text[0] < '0' || text[0] > '9')
+		return -1;
+	errno = 0;
+	unsigned long long n = strtoull(text, &end, 10);
+	int64_t unit = end[0] == '\0' ? 1 : 0;
+	for (size_t i = 0; unit == 0 && end[1] == '\0' && i < sizeof(units) / sizeof(units[0]); i++)
+		if (end[0] == units[i].unit)
+			unit = units[i].seconds;
+	if (errno || unit == 0 || n > (unsigned long long)(INT64_MAX / 86400))
+		return -1;
+	return (int64_t)n * unit;
+}
+
+static int gc_parse(struct cli *cli, int argc, char **argv, bool *quiet, int64_t *grace)
+{
+	static const struct option options[] = {
+		CLI_COMMON_OPTIONS,
+		{"quiet", no_argument, NULL, 'q'},
+		{"grace", required_argument, NULL, 'g'},
+		{0},
+	};
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "q", options, NULL)) != -1) {
+		switch (c) {
+		case 'q':
+			*quiet = true;
+			break;
+		case 'g':
+			if ((*grace = parse_duration(optarg)) < 0)
+				return cli_usage_error(
+					cli,
+					"--grace: '%s' is not a duration (N, Ns, Nm, "
+					"Nh or Nd)",
+					optarg);
+			break;
+		default:
+			if ((r = cli_common_option(cli, c, gc_help)) != 0)
+				return r;
+		}
+	}
+	if (optind < argc)
 		return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
-	return r;
+	return 0;
 }
 
 static bool chunk_live(void *userdata, const struct cairn_id *id)
@@ -102,11 +159,56 @@ static int collect(struct cairn_store *store, struct cairn_writer *writer, bool 
 	return r < 0 ? EXIT_ERROR : EXIT_OK;
 }
 
+static const char *format_duration(int64_t s, char *buf, size_t size)
+{
+	if (s > 0 && s % 86400 == 0)
+		snprintf(buf, size, "%lldd", (long long)(s / 86400));
+	else if (s > 0 && s % 3600 == 0)
+		snprintf(buf, size, "%lldh", (long long)(s / 3600));
+	else if (s > 0 && s % 60 == 0)
+		snprintf(buf, size, "%lldm", (long long)(s / 60));
+	else
+		snprintf(buf, size, "%llds", (long long)s);
+	return buf;
+}
+
+static const char *plural(uint64_t n)
+{
+	return n == 1 ? "" : "s";
+}
+
+/* What the remote gc did with the store's objects. */
+static void print_remote(const struct cairn_store *store, const struct cairn_remote_gc_stats *s,
+			 int64_t grace, bool quiet)
+{
+	char condemned[32], deleted[32], g[32];
+
+	if (s->delete_failed)
+		cli_error("%s: %llu condemned object%s could not be deleted (%s); %s condemned "
+			  "and the next gc deletes %s",
+			  cairn_store_path(store), (unsigned long long)s->delete_failed,
+			  plural(s->delete_failed), s->delete_error,
+			  s->delete_failed == 1 ? "it stays" : "they stay",
+			  s->delete_failed == 1 ? "it" : "them");
+	if (quiet)
+		return;
+	printf("%s: %llu object%s condemned (%s, %llu newly), %llu object%s deleted (%s) after "
+	       "the grace period of %s; %llu object%s listed\n",
+	       cairn_store_path(store), (unsigned long long)s->condemned, plural(s->condemned),
+	       cairn_format_bytes(s->condemned_bytes, condemned, sizeof(condemned)),
+	       (unsigned long long)s->newly_condemned, (unsigned long long)s->deleted,
+	       plural(s->deleted), cairn_format_bytes(s->deleted_bytes, deleted, sizeof(deleted)),
+	       format_duration(grace, g, sizeof(g)), (unsigned long long)s->listed,
+	       plural(s->listed));
+}
+
 int cmd_gc(struct cli *cli, int argc, char **argv)
 {
 	bool quiet = false;
+	int64_t grace = 3600;
+	struct cairn_remote_gc_stats remote;
 
-	int r = gc_parse(cli, argc, argv, &quiet);
+	int r = gc_parse(cli, argc, argv, &quiet, &grace);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	_cleanup_(cairn_store_freep) struct cairn_store *store = cli_open_store(cli);
@@ -120,9 +222,11 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
 	if (!quiet)
 		print_leftovers(store, &leftovers);
 	r = collect(store, writer, quiet);
-	if (r == EXIT_OK && cairn_writer_publish(writer) < 0) {
+	if (r == EXIT_OK && cairn_writer_publish_gc(writer, grace, &remote) < 0) {
 		cli_error("%s", cairn_writer_error(writer));
 		return EXIT_ERROR;
 	}
+	if (r == EXIT_OK && cairn_store_path_is_remote(cairn_store_path(store)))
+		print_remote(store, &remote, grace, quiet);
 	return r;
 }

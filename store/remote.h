@@ -187,6 +187,7 @@ struct remote_state {
 	struct lease_renewer *renewer;    /* the thread renewing the lease, or NULL */
 	struct remote_uploader *uploader; /* the thread uploading sealed packs, or NULL */
 	uint32_t snapshot_counter;
+	struct remote_gc *gc; /* set while a gc pushes (remote_gc.c) */
 };
 
 void remote_state_free(struct remote_state *rs);
@@ -243,5 +244,15 @@ int remote_uploader_wait(struct remote_state *rs, uint32_t pack_num, uint64_t si
 int remote_writer_begin(struct cairn_store *store);
 int remote_push(struct cairn_store *store);
 void remote_writer_end(struct cairn_store *store);
+
+/* gc's mark and sweep (remote_gc.c). condemn fills m's condemned list
+ * before it is encoded: while a gc pushes, every object of the store the
+ * bucket listing gives that m does not reference (keeping the time of
+ * those condemned before); else the old list without what m references.
+ * sweep, after the pointer is written, deletes what was condemned for the
+ * grace period and the mirror's files of packs no longer listed. */
+int remote_gc_condemn(struct remote_state *rs, struct remote_manifest *m);
+void remote_gc_sweep(struct remote_state *rs, int dirfd);
+int remote_push_gc(struct cairn_store *store, int64_t grace, struct cairn_remote_gc_stats *ret);
 
 #endif

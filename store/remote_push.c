@@ -248,14 +248,8 @@ static int push_objects(struct remote_state *rs, struct cairn_store *store,
 			       &m->sketches, &m->has_sketches);
 	if (r == 0)
 		r = push_snapshots(rs, store->dirfd, m);
-	if (r == 0 && rs->manifest.condemned_count) {
-		size_t n = rs->manifest.condemned_count;
-		m->condemned = malloc(n * sizeof(*m->condemned));
-		if (!m->condemned)
-			return -ENOMEM;
-		memcpy(m->condemned, rs->manifest.condemned, n * sizeof(*m->condemned));
-		m->condemned_count = n;
-	}
+	if (r == 0)
+		r = remote_gc_condemn(rs, m);
 	if (r == 0)
 		r = remote_manifest_encode(m, ret_text, ret_size);
 	return r;
@@ -287,6 +281,9 @@ static int push(struct cairn_store *store, bool creating)
 		r = put_bytes(rs, REMOTE_HEAD_KEY, line, (size_t)r);
 	if (r == 0)
 		r = remote_adopt(rs, store->dirfd, &head, &m, text, size);
+	/* deletes only once nothing committed references what they delete */
+	if (r == 0 && rs->gc)
+		remote_gc_sweep(rs, store->dirfd);
 	remote_manifest_release(&m);
 	if (r < 0)
 		store_set_error(store, "%s: nothing committed there: %s", rs->display,

@@ -375,6 +375,30 @@ int cairn_writer_commit(struct cairn_writer *writer);
  * opened). 0 at once on a local store. Returns 0 or -errno with a message
  * on the writer. */
 int cairn_writer_publish(struct cairn_writer *writer);
+
+/* What the gc of a remote store did to its objects (cairn_writer_publish_gc). */
+struct cairn_remote_gc_stats {
+	uint64_t listed;          /* objects of the store the bucket listing gave */
+	uint64_t condemned;       /* unreferenced objects in the new manifest's list */
+	uint64_t condemned_bytes; /* their bytes (the listing's sizes) */
+	uint64_t newly_condemned; /* of them, found unreferenced by this gc */
+	uint64_t deleted;         /* deleted: condemned for longer than the grace period */
+	uint64_t deleted_bytes;
+	uint64_t delete_failed; /* deletes that failed: they stay condemned */
+	char delete_error[300]; /* the first failed delete's message, or "" */
+};
+
+/* cairn_writer_publish for gc: on a remote store, lists the bucket under
+ * its prefix and records every object of the store that the new manifest
+ * does not reference as condemned (with the time it was first found so;
+ * docs/FORMAT.md "Remote stores"), publishes, and then deletes the objects
+ * condemned grace_seconds or longer ago (0: at once, unsafe while other
+ * hosts read the store), and the mirror's files of packs no longer listed.
+ * A failed delete is counted in ret, not an error: the object stays
+ * condemned and the next gc deletes it. ret is zeroed; on a local store it
+ * stays so. Returns 0 or -errno with a message on the writer. */
+int cairn_writer_publish_gc(struct cairn_writer *writer, int64_t grace_seconds,
+			    struct cairn_remote_gc_stats *ret);
 /* Drops everything put since the last commit (and a file in progress):
  * waits for the threads, deletes the session's packs and forgets its
  * chunks, keeping the lock, so the writer can go on with the next archive

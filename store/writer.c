@@ -267,3 +267,15 @@ int cairn_writer_publish(struct cairn_writer *w)
 		writer_set_error(w, "%s", cairn_store_error(w->store));
 	return r;
 }
+
+int cairn_writer_publish_gc(struct cairn_writer *w, int64_t grace_seconds,
+			    struct cairn_remote_gc_stats *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (!w->store->remote)
+		return 0;
+	int r = remote_push_gc(w->store, grace_seconds, ret);
+	if (r < 0)
+		writer_set_error(w, "%s", cairn_store_error(w->store));
+	return r;
+}
