@@ -155,6 +155,10 @@ struct remote_pack_cache {
  * .have map. Returns 0 or -errno. Callers serialise calls per pack. */
 int remote_pack_ensure(struct remote_pack_cache *pack, uint64_t offset, uint64_t size,
 		       remote_fetch_fn fetch, void *ctx);
+/* The store's cache entry of pack_num with its files open, or NULL (a
+ * local pack) with *ret 0, or NULL with *ret -errno. rs->lock held. */
+struct remote_pack_cache *remote_pack_cache_get(const struct cairn_store *store,
+						uint32_t pack_num, int *ret);
 /* Marks the blocks touching [offset, offset + size) missing, so that the
  * next ensure fetches them again (a chunk that failed its check). */
 int remote_pack_forget(struct remote_pack_cache *pack, uint64_t offset, uint64_t size);

@@ -133,10 +133,8 @@ static int client_fetch(void *ctx, const char *key, uint64_t offset, uint64_t si
 	return r;
 }
 
-/* The pack's cache entry with its files open, or NULL (a local pack) with
- * *ret 0, or NULL with *ret -errno. rs->lock held. */
-static struct remote_pack_cache *pack_cache(const struct cairn_store *store, uint32_t pack_num,
-					    int *ret)
+struct remote_pack_cache *remote_pack_cache_get(const struct cairn_store *store, uint32_t pack_num,
+						int *ret)
 {
 	struct remote_state *rs = store->remote;
 	const struct remote_pack *p = remote_manifest_pack(&rs->manifest, pack_num);
@@ -175,7 +173,7 @@ static int ensure_or_refetch(const struct cairn_store *store, uint32_t pack_num,
 	if (!rs)
 		return 0;
 	pthread_mutex_lock(&rs->lock);
-	struct remote_pack_cache *pack = pack_cache(store, pack_num, &r);
+	struct remote_pack_cache *pack = remote_pack_cache_get(store, pack_num, &r);
 	if (pack && refetch)
 		r = remote_pack_forget(pack, offset, size);
 	if (pack && r == 0) {
