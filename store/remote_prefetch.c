@@ -132,6 +132,7 @@ static int plan_batch(struct plan *p, struct get *gets)
 		uint64_t blocks = (pack->size + REMOTE_BLOCK - 1) / REMOTE_BLOCK;
 		if ((r = load_have(p, pack, blocks)) < 0)
 			return r;
+		remote_pack_touch(pack);
 		uint64_t last = e->last < blocks ? e->last : blocks - 1;
 		if (p->b < e->first)
 			p->b = e->first;
@@ -162,8 +163,9 @@ static uint64_t get_size(const struct get *g)
 
 /* Runs the GETs at once and writes what came into the packs, then marks
  * it in their .have maps. rs->lock held. Returns 0 or the first -errno. */
-static int fetch_batch(struct remote_state *rs, const struct get *gets, int count)
+static int fetch_batch(const struct cairn_store *store, const struct get *gets, int count)
 {
+	struct remote_state *rs = store->remote;
 	uint8_t ones[MAX_BLOCKS];
 	char keys[PREFETCH_PARALLEL][REMOTE_PREFIX_MAX + REMOTE_KEY_MAX + 2];
 	struct s3_range ranges[PREFETCH_PARALLEL];
@@ -186,6 +188,7 @@ static int fetch_batch(struct remote_state *rs, const struct get *gets, int coun
 		dest += ranges[i].size;
 	}
 	int r = s3_get_ranges(rs->client, ranges, (size_t)count, PREFETCH_PARALLEL);
+	uint64_t fetched = 0;
 	if (r < 0)
 		remote_set_error(rs, "%s", s3_error(rs->client));
 	for (int i = 0; i < count; i++) {
@@ -197,11 +200,14 @@ static int fetch_batch(struct remote_state *rs, const struct get *gets, int coun
 			w = cairn_pwrite_all(gets[i].pack->have_fd, ones,
 					     gets[i].last - gets[i].first + 1,
 					     (off_t)gets[i].first);
+		if (w == 0)
+			fetched += ranges[i].size;
 		if (w < 0 && r == 0) {
 			r = w;
 			remote_set_error(rs, "%s/%s: %s", rs->mirror, "packs", strerror(-w));
 		}
 	}
+	remote_cache_fetched(store, fetched);
 	return r;
 }
 
@@ -222,7 +228,7 @@ int cairn_store_prefetch(const struct cairn_store *store, const struct cairn_id 
 		rs->error[0] = '\0';
 		r = plan_batch(&p, gets);
 		if (r > 0) {
-			int f = fetch_batch(rs, gets, r);
+			int f = fetch_batch(store, gets, r);
 			r = f < 0 ? f : 1;
 		}
 		if (r < 0)

@@ -217,6 +217,11 @@ int cairn_store_chunk_info(const struct cairn_store *store, const struct cairn_i
  * -errno with a message in msg. Thread-safe. */
 int cairn_store_prefetch(const struct cairn_store *store, const struct cairn_id *ids,
 			 size_t count, char *msg, size_t msg_size);
+/* On a remote store, bounds the pack bytes its host's mirror keeps: when
+ * over it, whole pack files are evicted, least recently used first
+ * (default: $CAIRN_REMOTE_CACHE_MAX, else 10% of the cache's filesystem).
+ * A no-op on a local store. Returns 0. */
+int cairn_store_set_cache_max(struct cairn_store *store, uint64_t bytes);
 /* Whether store is a remote store's mirror (prefetching pays). */
 bool cairn_store_is_remote(const struct cairn_store *store);
 

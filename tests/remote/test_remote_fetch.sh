@@ -97,4 +97,25 @@ if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ]; then
 else
 	echo "no FUSE here: mount not checked"
 fi
+# ---- the cache bound: a host reading more than it keeps under it ----
+C=s3://bucket/c
+BOUND=$((20 << 20))
+chost() {
+	local name=$1
+	shift
+	CAIRN_REMOTE_CACHE=$WORK/cache-$name CAIRN_REMOTE_CACHE_MAX=$BOUND "$CAIRN" -s "$C" "$@"
+}
+mkdir -p src3
+for i in 1 2 3 4; do head -c $((12 << 20)) /dev/urandom >"src3/f$i.bin"; done
+bsdtar -cf c.tar -C src3 .
+check "init (4 MiB packs)" chost c1 init --pack-size 4M
+check "add 48 MiB" chost c1 add -q c.tar
+# pack_bytes: what the mirror's pack files hold on disk
+pack_bytes() { du -s -B1 "$WORK"/cache-c2/*/packs | cut -f1; }
+for i in 1 2 3 4 1 2; do
+	chost c2 cat "c:f$i.bin" | cmp -s - "src3/f$i.bin" || fail "bounded cache: cat f$i.bin"
+	[ "$(pack_bytes)" -le "$BOUND" ] || fail "the cache holds $(pack_bytes) bytes after f$i.bin, over $BOUND"
+done
+echo "bounded cache: $(pack_bytes) bytes in packs (bound $BOUND)"
+check "verify with a bounded cache" chost c2 verify -q
 finish
