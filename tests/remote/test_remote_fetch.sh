@@ -6,6 +6,8 @@
 # pointer, the manifest, the tables, the snapshot index), and fetches at
 # most 1.05x its bytes; a cold extract and a cold FUSE mount (the blob
 # made for passthrough) of it on further hosts the same; all byte-identical.
+# A host reading 48 MiB under a 20 MiB cache bound (CAIRN_REMOTE_CACHE_MAX,
+# the mount's -o remote_cache) keeps its mirror's packs under it.
 set -u
 TEST_NAME=remote_fetch
 . "$(dirname "$0")/../lib.sh"
@@ -118,4 +120,19 @@ for i in 1 2 3 4 1 2; do
 done
 echo "bounded cache: $(pack_bytes) bytes in packs (bound $BOUND)"
 check "verify with a bounded cache" chost c2 verify -q
+# the same through a mount, bounded by its option
+if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ]; then
+	if CAIRN_REMOTE_CACHE=$WORK/cache-c3 "$CAIRN" mount -s "$C" \
+		-o "cache=$WORK/blobs3,remote_cache=$BOUND" c "$MNT"; then
+		for i in 1 2 3 4; do
+			cmp -s "$MNT/f$i.bin" "src3/f$i.bin" || fail "bounded mount: f$i.bin"
+			n=$(du -s -B1 "$WORK"/cache-c3/*/packs | cut -f1)
+			[ "$n" -le "$BOUND" ] || fail "the mount's cache holds $n bytes after f$i.bin"
+		done
+		echo "bounded mount: $n bytes in packs"
+		"$CAIRN" umount "$MNT" || fail "umount"
+	else
+		fail "mount of $C"
+	fi
+fi
 finish
