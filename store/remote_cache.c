@@ -6,11 +6,13 @@
  * pack files least recently used first: a pack's .have map's mtime is its
  * last use (written by every fetch, touched by a read at most once a
  * second), so mounts and commands on the host share the order. Eviction
- * clears the .have map first and then punches the pack's bytes out; a pack
- * a reader of this handle holds between its fetch and its pread
- * (store_remote_ensure_hold) is never evicted. A reader in another process
- * that loses that race reads zeros, which fail the chunk check and are
- * fetched once more (store_remote_refetch): never wrong bytes.
+ * clears the .have map first and then punches the pack's bytes out. Only
+ * packs the handle's manifest lists are evicted (a writer's unpushed pack
+ * is the only copy of its bytes), and never one a reader of this handle
+ * holds between its fetch and its pread (store_remote_ensure_hold). A
+ * reader in another process that loses that race reads zeros, which fail
+ * the chunk check and are fetched once more (store_remote_refetch): never
+ * wrong bytes.
  */
 #include "remote.h"
 
@@ -148,11 +150,13 @@ static int evict(int packs_fd, uint32_t pack_num)
 	return r;
 }
 
-static bool held(const struct remote_state *rs, uint32_t pack_num)
+/* Only a pack the remote has (the manifest lists it: a writer's pack not
+ * pushed yet is the only copy), and none a reader holds. */
+static bool evictable(const struct remote_state *rs, uint32_t pack_num)
 {
 	const struct remote_pack *p = remote_manifest_pack(&rs->manifest, pack_num);
 
-	return p && rs->packs && rs->packs[p - rs->manifest.packs].readers > 0;
+	return p && rs->packs && rs->packs[p - rs->manifest.packs].readers == 0;
 }
 
 void remote_cache_fetched(const struct cairn_store *store, uint64_t bytes)
@@ -173,7 +177,7 @@ void remote_cache_fetched(const struct cairn_store *store, uint64_t bytes)
 	if (total > max) {
 		qsort(packs, count, sizeof(*packs), used_compare);
 		for (size_t i = 0; i < count && total > max; i++)
-			if (!held(rs, packs[i].pack_num) &&
+			if (evictable(rs, packs[i].pack_num) &&
 			    evict(store->packs_dirfd, packs[i].pack_num) == 0)
 				total -= packs[i].bytes;
 	}
