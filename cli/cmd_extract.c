@@ -232,6 +232,8 @@ static int write_content(struct extract *x, int fd, uint64_t ino, const char *pa
 	struct cairn_content_run cr;
 
 	int r = cairn_content_open(x->reader, x->obj.idx, ino, &file);
+	if (r >= 0) /* best effort, as in cat */
+		(void)cairn_content_prefetch(x->reader);
 	while (r >= 0 && (r = cairn_content_next(x->reader, &cr)) > 0) {
 		if (cr.data &&
 		    (r = cairn_pwrite_all(fd, cr.data, (size_t)cr.run.size, cr.run.offset)) < 0) {

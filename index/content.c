@@ -308,10 +308,38 @@ static int verify_run(struct cairn_content_reader *reader, const struct cairn_in
 	return 0;
 }
 
+int cairn_content_prefetch(struct cairn_content_reader *reader)
+{
+	struct cairn_index_run run;
+	char why[512];
+	size_t n = 0;
+
+	if (!reader->idx)
+		return -EINVAL;
+	if (!cairn_store_is_remote(reader->store) || reader->file.run_count == 0)
+		return 0;
+	_cleanup_free_ struct cairn_id *ids = malloc(reader->file.run_count * sizeof(*ids));
+	if (!ids)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < reader->file.run_count; i++) {
+		int r = cairn_index_run(reader->idx, reader->ino, i, &run);
+		if (r < 0)
+			return index_failed(reader, reader->idx, r);
+		if (!run.hole)
+			ids[n++] = run.chunk_id;
+	}
+	int r = cairn_store_prefetch(reader->store, ids, n, why, sizeof(why));
+	if (r < 0)
+		cairn_format(reader->error, sizeof(reader->error), "%s", why);
+	return r;
+}
+
 int cairn_content_copy_to_fd(struct cairn_content_reader *reader, int fd)
 {
 	struct cairn_content_run cr;
 
+	/* Best effort: what it could not fetch is fetched as it is read. */
+	(void)cairn_content_prefetch(reader);
 	int r = cairn_content_seek(reader, 0);
 	while (r == 0 && (r = cairn_content_next(reader, &cr)) == 1) {
 		if (!cr.data)

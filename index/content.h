@@ -159,6 +159,14 @@ int cairn_content_peek(struct cairn_content_reader *reader, uint32_t ahead,
 
 /* ---- whole files ---- */
 
+/* Before the whole bound file is read: on a remote store, fetches the pack
+ * bytes of its chunks that the host lacks, in few parallel range GETs
+ * (cairn_store_prefetch); a no-op on a local store. Best effort: whatever
+ * it could not fetch is fetched on demand by the read, which reports what
+ * fails. Returns 0, -EINVAL (not bound), or -errno with the message on the
+ * reader. cairn_content_copy_to_fd calls it. */
+int cairn_content_prefetch(struct cairn_content_reader *reader);
+
 /* Writes the whole bound file to fd at its current offset (a blob: the
  * mount's passthrough copy), every chunk checked against its id with
  * cairn_store_chunk_verify as it is written, whatever the source. Returns

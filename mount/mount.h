@@ -63,6 +63,7 @@ struct cairn_mount_options {
 	char cache_dir[4096];      /* the blob cache; "": $XDG_CACHE_HOME/cairn */
 	uint64_t cache_size;       /* blob cache bound in bytes */
 	uint64_t chunk_cache_size; /* decompressed chunk cache bound in bytes */
+	uint64_t remote_cache_max; /* a remote store's mirror bound; 0: its default */
 	/* Files of at least this size pass through to a blob; smaller ones are
 	 * read through the chunk cache and kept in the page cache. */
 	uint64_t passthrough_min;

@@ -200,6 +200,7 @@ static int apply_value_option(struct cairn_mount_options *o, const char *key, co
 	}
 	uint64_t *target = strcmp(key, "cache_size") == 0        ? &o->cache_size
 			   : strcmp(key, "chunk_cache") == 0     ? &o->chunk_cache_size
+			   : strcmp(key, "remote_cache") == 0    ? &o->remote_cache_max
 			   : strcmp(key, "passthrough_min") == 0 ? &o->passthrough_min
 			   : strcmp(key, "background_min") == 0  ? &o->background_min
 								 : NULL;

@@ -26,6 +26,8 @@ static int fs_setup(struct fs *fs, char *msg, size_t msg_size)
 		cairn_format(msg, msg_size, "%s", cairn_store_error(fs->store));
 		return r;
 	}
+	if (fs->o.remote_cache_max)
+		cairn_store_set_cache_max(fs->store, fs->o.remote_cache_max);
 	r = cairn_snapshot_dir_check(fs->store, msg, msg_size);
 	if (r < 0)
 		return r;

@@ -223,14 +223,15 @@ const uint8_t *frame_fetch(struct frame_reader *reader, const struct cairn_store
 	size_t want = record_head_size(entry->members) + entry->stored_size;
 	reader->record_valid = false;
 	char fetch_why[400];
-	int fetched = store_remote_ensure(store, entry->pack_num, entry->offset, want, fetch_why,
-					  sizeof(fetch_why));
+	int fetched = store_remote_ensure_hold(store, entry->pack_num, entry->offset, want,
+					       fetch_why, sizeof(fetch_why));
 	if (fetched < 0) {
 		read_fail(entry, msg, msg_size, fetch_why);
 		*ret = fetched;
 		return NULL;
 	}
 	ssize_t n = cairn_pread_full(fd, reader->record, want, entry->offset);
+	store_remote_release(store, entry->pack_num);
 	if (n < 0) {
 		read_fail(entry, msg, msg_size, strerror((int)-n));
 		*ret = n;

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "store.h"
 #include "util.h"
@@ -147,6 +148,8 @@ struct remote_pack_cache {
 	uint64_t size;
 	int fd, have_fd;
 	char key[REMOTE_KEY_MAX];
+	unsigned readers; /* between a held ensure and its release: never evicted */
+	time_t touched;   /* when this handle last set the .have map's mtime */
 };
 
 /* Makes sure every block touching [offset, offset + size) of pack is in
@@ -155,6 +158,16 @@ struct remote_pack_cache {
  * .have map. Returns 0 or -errno. Callers serialise calls per pack. */
 int remote_pack_ensure(struct remote_pack_cache *pack, uint64_t offset, uint64_t size,
 		       remote_fetch_fn fetch, void *ctx);
+/* The store's cache entry of pack_num with its files open, or NULL (a
+ * local pack) with *ret 0, or NULL with *ret -errno. rs->lock held. */
+struct remote_pack_cache *remote_pack_cache_get(const struct cairn_store *store,
+						uint32_t pack_num, int *ret);
+/* The cache bound (remote_cache.c): notes that bytes more were fetched
+ * into the mirror and, every few MiB, evicts least recently used pack
+ * files not held while the mirror's packs exceed the bound. rs->lock held. */
+void remote_cache_fetched(const struct cairn_store *store, uint64_t bytes);
+/* Marks pack used now (its .have map's mtime), at most once a second. */
+void remote_pack_touch(struct remote_pack_cache *pack);
 /* Marks the blocks touching [offset, offset + size) missing, so that the
  * next ensure fetches them again (a chunk that failed its check). */
 int remote_pack_forget(struct remote_pack_cache *pack, uint64_t offset, uint64_t size);
@@ -180,6 +193,8 @@ struct remote_state {
 	struct remote_manifest manifest; /* its manifest */
 	struct remote_pack_cache *packs; /* [manifest.pack_count]; fds -1 until used */
 	char error[512];
+	uint64_t cache_max;     /* the mirror's bound; 0 until known */
+	uint64_t cache_fetched; /* bytes fetched since the last check */
 	/* the writer's session (remote_push.c) */
 	uint64_t session;
 	bool leased;

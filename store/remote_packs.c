@@ -128,15 +128,15 @@ static int client_fetch(void *ctx, const char *key, uint64_t offset, uint64_t si
 				 .dest = dest};
 
 	int r = s3_get_ranges(rs->client, &range, 1, 1);
+	if (r == 0)
+		rs->cache_fetched += size;
 	if (r < 0)
 		remote_set_error(rs, "%s", s3_error(rs->client));
 	return r;
 }
 
-/* The pack's cache entry with its files open, or NULL (a local pack) with
- * *ret 0, or NULL with *ret -errno. rs->lock held. */
-static struct remote_pack_cache *pack_cache(const struct cairn_store *store, uint32_t pack_num,
-					    int *ret)
+struct remote_pack_cache *remote_pack_cache_get(const struct cairn_store *store, uint32_t pack_num,
+						int *ret)
 {
 	struct remote_state *rs = store->remote;
 	const struct remote_pack *p = remote_manifest_pack(&rs->manifest, pack_num);
@@ -167,7 +167,7 @@ static struct remote_pack_cache *pack_cache(const struct cairn_store *store, uin
 }
 
 static int ensure_or_refetch(const struct cairn_store *store, uint32_t pack_num, uint64_t offset,
-			     uint64_t size, bool refetch, char *msg, size_t msg_size)
+			     uint64_t size, bool refetch, bool hold, char *msg, size_t msg_size)
 {
 	struct remote_state *rs = store->remote;
 	int r;
@@ -175,12 +175,19 @@ static int ensure_or_refetch(const struct cairn_store *store, uint32_t pack_num,
 	if (!rs)
 		return 0;
 	pthread_mutex_lock(&rs->lock);
-	struct remote_pack_cache *pack = pack_cache(store, pack_num, &r);
+	struct remote_pack_cache *pack = remote_pack_cache_get(store, pack_num, &r);
 	if (pack && refetch)
 		r = remote_pack_forget(pack, offset, size);
 	if (pack && r == 0) {
 		rs->error[0] = '\0';
 		r = remote_pack_ensure(pack, offset, size, client_fetch, rs);
+	}
+	if (pack && r == 0) {
+		/* held while the bound is checked: its caller reads it next */
+		pack->readers++;
+		remote_pack_touch(pack);
+		remote_cache_fetched(store, 0);
+		pack->readers -= !hold;
 	}
 	if (r < 0)
 		cairn_format(msg, msg_size, "cannot be fetched: %s",
@@ -192,13 +199,33 @@ static int ensure_or_refetch(const struct cairn_store *store, uint32_t pack_num,
 int store_remote_ensure(const struct cairn_store *store, uint32_t pack_num, uint64_t offset,
 			uint64_t size, char *msg, size_t msg_size)
 {
-	return ensure_or_refetch(store, pack_num, offset, size, false, msg, msg_size);
+	return ensure_or_refetch(store, pack_num, offset, size, false, false, msg, msg_size);
+}
+
+int store_remote_ensure_hold(const struct cairn_store *store, uint32_t pack_num, uint64_t offset,
+			     uint64_t size, char *msg, size_t msg_size)
+{
+	return ensure_or_refetch(store, pack_num, offset, size, false, true, msg, msg_size);
+}
+
+void store_remote_release(const struct cairn_store *store, uint32_t pack_num)
+{
+	struct remote_state *rs = store->remote;
+	int r;
+
+	if (!rs)
+		return;
+	pthread_mutex_lock(&rs->lock);
+	struct remote_pack_cache *pack = remote_pack_cache_get(store, pack_num, &r);
+	if (pack && pack->readers > 0)
+		pack->readers--;
+	pthread_mutex_unlock(&rs->lock);
 }
 
 int store_remote_refetch(const struct cairn_store *store, uint32_t pack_num, uint64_t offset,
 			 uint64_t size, char *msg, size_t msg_size)
 {
-	return ensure_or_refetch(store, pack_num, offset, size, true, msg, msg_size);
+	return ensure_or_refetch(store, pack_num, offset, size, true, false, msg, msg_size);
 }
 
 void store_remote_describe(const struct cairn_store *store, uint32_t pack_num, char *buf,

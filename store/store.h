@@ -208,6 +208,23 @@ struct cairn_chunk_info {
 int cairn_store_chunk_info(const struct cairn_store *store, const struct cairn_id *id,
 			   struct cairn_chunk_info *ret);
 
+/* Before a whole file is read (cat, extract, the mount's blob maker): on a
+ * remote store, fetches the pack bytes of chunks ids[0..count) that the
+ * host's mirror lacks, neighbouring ranges coalesced (gaps up to 64 KiB)
+ * into GETs of up to 8 MiB, 8 in flight; a reader of the same handle waits
+ * for a batch rather than fetch its bytes again. A no-op on a local store.
+ * Best effort: the reads fetch on demand what this did not. Returns 0, or
+ * -errno with a message in msg. Thread-safe. */
+int cairn_store_prefetch(const struct cairn_store *store, const struct cairn_id *ids,
+			 size_t count, char *msg, size_t msg_size);
+/* On a remote store, bounds the pack bytes its host's mirror keeps: when
+ * over it, whole pack files are evicted, least recently used first
+ * (default: $CAIRN_REMOTE_CACHE_MAX, else 10% of the cache's filesystem).
+ * A no-op on a local store. Returns 0. */
+int cairn_store_set_cache_max(struct cairn_store *store, uint64_t bytes);
+/* Whether store is a remote store's mirror (prefetching pays). */
+bool cairn_store_is_remote(const struct cairn_store *store);
+
 /* Computes the store's keyed chunk id of data (variant 0). Thread-safe. */
 void cairn_store_chunk_id(const struct cairn_store *store, const void *data, size_t size,
 			  struct cairn_id *ret);

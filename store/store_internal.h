@@ -309,6 +309,11 @@ int store_create_keyed(struct cairn_store *store, const char *path,
 		       const struct cairn_store_params *params, const uint8_t *key);
 int store_remote_ensure(const struct cairn_store *store, uint32_t pack_num, uint64_t offset,
 			uint64_t size, char *msg, size_t msg_size);
+/* store_remote_ensure, and on success the pack is held (never evicted
+ * from the host's cache) until store_remote_release: around a pread. */
+int store_remote_ensure_hold(const struct cairn_store *store, uint32_t pack_num, uint64_t offset,
+			     uint64_t size, char *msg, size_t msg_size);
+void store_remote_release(const struct cairn_store *store, uint32_t pack_num);
 /* After bytes of that range failed their check: on a remote pack, forgets
  * them and fetches them again, returning 1 (read again); 0 when the pack
  * is local (the damage is real), or -errno with a message. */
