@@ -174,7 +174,7 @@ void remote_cache_fetched(const struct cairn_store *store, uint64_t bytes)
 	rs->cache_fetched = 0;
 	if (list_packs(store->packs_dirfd, &packs, &count, &total) < 0)
 		return; /* the next check tries again */
-	if (total > max) {
+	if (total > max && count > 0) {
 		qsort(packs, count, sizeof(*packs), used_compare);
 		for (size_t i = 0; i < count && total > max; i++)
 			if (evictable(rs, packs[i].pack_num) &&

@@ -89,13 +89,15 @@ static int refs_build(struct refs *refs, const struct remote_manifest *m, const 
 		refs->keys[refs->count++] = m->packs[i].key;
 	for (size_t i = 0; i < m->snapshot_count; i++)
 		refs->keys[refs->count++] = m->snapshots[i].object.key;
-	qsort(refs->keys, refs->count, sizeof(*refs->keys), compare_str);
+	if (refs->count > 1)
+		qsort(refs->keys, refs->count, sizeof(*refs->keys), compare_str);
 	return 0;
 }
 
 static bool refs_have(const struct refs *refs, const char *key)
 {
-	return bsearch(&key, refs->keys, refs->count, sizeof(*refs->keys), compare_str) != NULL;
+	return refs->count > 0 &&
+	       bsearch(&key, refs->keys, refs->count, sizeof(*refs->keys), compare_str) != NULL;
 }
 
 /* ---- a push that is not a gc: the list carried over ---- */
@@ -204,8 +206,10 @@ static int mark(struct remote_state *rs, struct remote_manifest *m, const char *
 		free(mk.refs.keys);
 		return -ENOMEM;
 	}
-	memcpy(mk.old, rs->manifest.condemned, n * sizeof(*mk.old));
-	qsort(mk.old, n, sizeof(*mk.old), compare_condemned);
+	if (n > 0) { /* a manifest without condemned keys has no array */
+		memcpy(mk.old, rs->manifest.condemned, n * sizeof(*mk.old));
+		qsort(mk.old, n, sizeof(*mk.old), compare_condemned);
+	}
 	r = s3_list(rs->client, prefix, mark_one, &mk);
 	if (r < 0 && r != -ENOMEM)
 		remote_set_error(rs, "listing the store's objects: %s", s3_error(rs->client));

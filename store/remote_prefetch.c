@@ -77,7 +77,8 @@ static int collect(struct plan *p, const struct cairn_id *ids, size_t count)
 			.last = (end - 1) / REMOTE_BLOCK,
 		};
 	}
-	qsort(p->extents, p->count, sizeof(*p->extents), extent_compare);
+	if (p->count > 1)
+		qsort(p->extents, p->count, sizeof(*p->extents), extent_compare);
 	size_t n = 0;
 	for (size_t i = 0; i < p->count; i++) {
 		struct extent *last = n ? &p->extents[n - 1] : NULL;
