@@ -160,8 +160,8 @@ int remote_pack_ensure(struct remote_pack_cache *pack, uint64_t offset, uint64_t
 		       remote_fetch_fn fetch, void *ctx);
 /* The store's cache entry of pack_num with its files open, or NULL (a
  * local pack) with *ret 0, or NULL with *ret -errno. rs->lock held. */
-struct remote_pack_cache *remote_pack_cache_get(const struct cairn_store *store,
-						uint32_t pack_num, int *ret);
+struct remote_pack_cache *remote_pack_cache_get(const struct cairn_store *store, uint32_t pack_num,
+						int *ret);
 /* The cache bound (remote_cache.c): notes that bytes more were fetched
  * into the mirror and, every few MiB, evicts least recently used pack
  * files not held while the mirror's packs exceed the bound. rs->lock held. */

@@ -215,8 +215,8 @@ int cairn_store_chunk_info(const struct cairn_store *store, const struct cairn_i
  * for a batch rather than fetch its bytes again. A no-op on a local store.
  * Best effort: the reads fetch on demand what this did not. Returns 0, or
  * -errno with a message in msg. Thread-safe. */
-int cairn_store_prefetch(const struct cairn_store *store, const struct cairn_id *ids,
-			 size_t count, char *msg, size_t msg_size);
+int cairn_store_prefetch(const struct cairn_store *store, const struct cairn_id *ids, size_t count,
+			 char *msg, size_t msg_size);
 /* On a remote store, bounds the pack bytes its host's mirror keeps: when
  * over it, whole pack files are evicted, least recently used first
  * (default: $CAIRN_REMOTE_CACHE_MAX, else 10% of the cache's filesystem).
