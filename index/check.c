@@ -47,10 +47,14 @@ static void check_checksums(struct check *c)
 
 	if (!idx->store)
 		return;
-	for (uint32_t i = 0; i < SNAP_SECTION_COUNT; i++)
+	for (uint32_t i = 0; i < idx->section_count; i++)
 		if (!index_section_intact(idx, i))
 			problem(c, "snapshot %s: the %s section is damaged (checksum mismatch)",
 				cairn_index_name(idx), index_section_name(idx->sections[i].type));
+	for (uint64_t k = 0; k < idx->page_count; k++)
+		if (!index_page_intact(idx, k))
+			problem(c, "snapshot %s: page %llu does not match its checksum",
+				cairn_index_name(idx), (unsigned long long)k);
 }
 
 static void check_chunks(struct check *c, uint64_t ino, const struct cairn_index_file *file)

@@ -548,6 +548,8 @@ int cairn_copy_snapshot(struct cairn_copy *copy, const char *name, const char *n
 	if (cairn_snapshot_name_check(new_name, why, sizeof(why)) < 0)
 		return copy_fail(copy, -EINVAL, "%s", why);
 	int r = cairn_index_open(idx, copy->src, name);
+	if (r == 0)
+		r = index_touch_all(idx); /* the whole file is read: check it all now */
 	if (r < 0)
 		return copy_fail(copy, r, "%s: snapshot %s: %s", cairn_store_path(copy->src), name,
 				 cairn_index_error(idx));

@@ -46,8 +46,11 @@ enum snap_section_type {
 	SECTION_STRINGS = 4,
 	SECTION_CHUNKS = 5,
 	SECTION_XATTRS = 6,
+	SECTION_PAGES = 7,
 };
+/* The sections every version has; version 3 adds PAGES after them. */
 #define SNAP_SECTION_COUNT 6
+#define SNAP_SECTIONS_MAX  7
 
 struct snap_header {
 	char magic[8];          /* "CAIRNSN1" */
@@ -77,6 +80,17 @@ _Static_assert(offsetof(struct snap_header, versions_start) == 88, "snapshot hea
 /* Written only when the snapshot keeps earlier versions of entries: version
  * 1 readers refuse it as unsupported. */
 #define SNAP_VERSION_VERSIONS 2u
+/* Version 3 (written from now on): the layout of version 2 (the versions
+ * fields may be zero) and a PAGES section last, the SUM of each
+ * SNAP_PAGE_SIZE bytes of the file from the end of the section table to
+ * PAGES' offset, so readers check a page when they first touch it instead
+ * of the whole file at open. Versions 1 and 2 are checked whole at open. */
+#define SNAP_VERSION_PAGES 3u
+#define SNAP_PAGE_SIZE     65536u
+/* Only a snapshot of more than this many bytes after its section table is
+ * written as version 3: a smaller one is checked whole at open in well
+ * under a millisecond, and stays readable by cairns from before version 3. */
+#define SNAP_PAGES_MIN (4 * (uint64_t)SNAP_PAGE_SIZE)
 /* header flags: the archive was damaged (cairn add --partial); the snapshot
  * holds the entries read before the damage was found */
 #define SNAP_FLAG_PARTIAL 1u
@@ -185,6 +199,17 @@ bool index_section_intact(const struct cairn_index *idx, uint32_t i);
 /* Checks every section (authenticate.c). Returns 0, or the type of the
  * first damaged one. */
 uint32_t index_authenticate(const struct cairn_index *idx);
+/* Whether page k of a version 3 snapshot matches its sum in PAGES. */
+bool index_page_intact(const struct cairn_index *idx, uint64_t k);
+/* Whether len bytes at p (inside the checked pages of a version 3
+ * snapshot) may be used: each page they touch is checked against its sum
+ * the first time (authenticate.c). false after recording a message. Always
+ * true for earlier versions (checked whole at open) and unchecked opens. */
+bool index_touch(const struct cairn_index *idx, const void *p, uint64_t len);
+/* Checks every section and page now, for readers that go on to use the
+ * whole file (copy, rekey, live sets). 0, or -EBADMSG after recording a
+ * message. */
+int index_touch_all(struct cairn_index *idx);
 
 /* ---- a snapshot for another store (rekey.c) ---- */
 
@@ -212,7 +237,8 @@ struct cairn_index {
 	const uint8_t *base;
 	uint64_t size;
 	const struct snap_header *header;
-	const struct snap_section *sections; /* SNAP_SECTION_COUNT, in type order */
+	const struct snap_section *sections; /* section_count, in type order */
+	uint32_t section_count;              /* 6, or 7 with PAGES (version 3) */
 	const struct snap_source *source;
 	const char *source_name;
 	const struct snap_inode *inodes;
@@ -228,6 +254,14 @@ struct cairn_index {
 
 	uint64_t versions_start, versions_count; /* links to NAME.versions, in DIRENTS */
 	bool show_versions;                      /* cairn_index_show_versions */
+
+	/* Version 3, checked opens: the pages' sums (PAGES, checked at open)
+	 * and whether each page has been checked; NULL when all was checked
+	 * at open (or nothing is checked). Pages are SNAP_PAGE_SIZE bytes from
+	 * pages_start; the last may be shorter, ending at pages_end. */
+	const uint8_t *page_sums;
+	_Atomic uint8_t *page_ok;
+	uint64_t page_count, pages_start, pages_end;
 
 	pthread_mutex_t error_lock; /* protects error while failed is false */
 	atomic_bool failed;         /* set once error holds a corruption message */

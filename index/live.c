@@ -149,16 +149,13 @@ int cairn_chunk_set_next(const struct cairn_chunk_set *set, size_t *pos, struct 
 
 static int check_sums(struct cairn_index *idx)
 {
-	static const char *const names[] = {"",        "source", "inodes", "dirents",
-					    "strings", "chunks", "xattrs"};
-
 	if (!idx->store)
 		return 0; /* tests and fuzzing only */
-	for (uint32_t i = 0; i < SNAP_SECTION_COUNT; i++) {
+	for (uint32_t i = 0; i < idx->section_count; i++) {
 		const struct snap_section *s = &idx->sections[i];
 		if (index_checksum(idx->store, idx->base + s->offset, s->size) != s->checksum)
 			return index_corrupt(idx, "the %s section does not match its checksum",
-					     names[s->type]);
+					     index_section_name(s->type));
 	}
 	return 0;
 }

@@ -44,6 +44,7 @@ void cairn_index_free(struct cairn_index *idx)
 	if (idx->map)
 		munmap(idx->map, idx->map_size);
 	pthread_mutex_destroy(&idx->error_lock);
+	free((void *)idx->page_ok);
 	free(idx->name);
 	free(idx);
 }
@@ -95,15 +96,17 @@ static int open_fail(struct cairn_index *idx, int r, const char *fmt, ...)
 static int check_header(struct cairn_index *idx, const struct cairn_store *store, unsigned flags)
 {
 	const struct snap_header *h = (const struct snap_header *)idx->base;
-	size_t table_size = SNAP_SECTION_COUNT * sizeof(struct snap_section);
 
 	if (idx->size < sizeof(*h) || memcmp(h->magic, SNAP_MAGIC, 8) != 0)
 		return open_fail(idx, -EBADMSG, "not a cairn snapshot (bad magic)");
-	if (h->version != SNAP_VERSION && h->version != SNAP_VERSION_VERSIONS)
-		return open_fail(idx, h->version > SNAP_VERSION ? -EOPNOTSUPP : -EBADMSG,
-				 "format version %u; this cairn reads versions %u and %u",
-				 h->version, SNAP_VERSION, SNAP_VERSION_VERSIONS);
-	if (h->header_size != sizeof(*h) || h->section_count != SNAP_SECTION_COUNT ||
+	if (h->version < SNAP_VERSION || h->version > SNAP_VERSION_PAGES)
+		return open_fail(idx, h->version > SNAP_VERSION_PAGES ? -EOPNOTSUPP : -EBADMSG,
+				 "format version %u; this cairn reads versions %u to %u",
+				 h->version, SNAP_VERSION, SNAP_VERSION_PAGES);
+	idx->section_count =
+		h->version >= SNAP_VERSION_PAGES ? SNAP_SECTIONS_MAX : SNAP_SECTION_COUNT;
+	size_t table_size = idx->section_count * sizeof(struct snap_section);
+	if (h->header_size != sizeof(*h) || h->section_count != idx->section_count ||
 	    idx->size < sizeof(*h) + table_size)
 		return open_fail(idx, -EBADMSG, "damaged header (sizes)");
 	if (h->file_size != idx->size)
@@ -126,16 +129,46 @@ static int check_header(struct cairn_index *idx, const struct cairn_store *store
 	return 0;
 }
 
-static const uint32_t record_sizes[SNAP_SECTION_COUNT + 1] = {
+static const uint32_t record_sizes[SNAP_SECTIONS_MAX + 1] = {
 	[SECTION_INODES] = sizeof(struct snap_inode),
 	[SECTION_DIRENTS] = sizeof(struct snap_dirent),
+	[SECTION_PAGES] = 8,
 };
+
+/* Version 3: PAGES lies between the section table and SOURCE (so an open
+ * reads it with the header) and holds one sum per page of [SOURCE's
+ * offset, end of file). */
+static int check_pages_section(struct cairn_index *idx, uint64_t table_end)
+{
+	const struct snap_section *s = &idx->sections[SECTION_PAGES - 1];
+	uint64_t start = idx->sections[0].offset;
+
+	if (s->type != SECTION_PAGES || s->record_size != 8 || s->offset % 8 != 0 ||
+	    s->offset < table_end || s->offset > start || s->size > start - s->offset)
+		return open_fail(idx, -EBADMSG, "the pages section lies outside its place");
+	uint64_t pages = (idx->size - start + SNAP_PAGE_SIZE - 1) / SNAP_PAGE_SIZE;
+	if (s->size != pages * 8)
+		return open_fail(idx, -EBADMSG, "the pages section does not cover the file");
+	idx->pages_start = start;
+	idx->pages_end = idx->size;
+	idx->page_count = pages;
+	idx->page_sums = idx->base + s->offset;
+	return 0;
+}
 
 static int check_sections(struct cairn_index *idx)
 {
-	uint64_t end =
-		sizeof(struct snap_header) + SNAP_SECTION_COUNT * sizeof(struct snap_section);
+	uint64_t table_end =
+		sizeof(struct snap_header) + idx->section_count * sizeof(struct snap_section);
+	uint64_t end = table_end;
 
+	if (idx->section_count > SNAP_SECTION_COUNT) {
+		const struct snap_section *p = &idx->sections[SECTION_PAGES - 1];
+		if (p->offset < table_end || p->offset > idx->size ||
+		    p->size > idx->size - p->offset)
+			return open_fail(idx, -EBADMSG, "the pages section lies outside the file");
+		end = p->offset + p->size;
+	}
 	for (uint32_t i = 0; i < SNAP_SECTION_COUNT; i++) {
 		const struct snap_section *s = &idx->sections[i];
 		uint32_t type = i + 1;
@@ -149,7 +182,7 @@ static int check_sections(struct cairn_index *idx)
 			return open_fail(idx, -EBADMSG, "section %u is not whole records", i);
 		end = s->offset + s->size;
 	}
-	return 0;
+	return idx->section_count > SNAP_SECTION_COUNT ? check_pages_section(idx, table_end) : 0;
 }
 
 static void bind_sections(struct cairn_index *idx)
@@ -192,7 +225,7 @@ static int check_counts(struct cairn_index *idx)
 
 	if (h->inode_count != idx->inode_count || h->dirent_count != idx->dirent_count)
 		return open_fail(idx, -EBADMSG, "header counts disagree with the sections");
-	if (h->version == SNAP_VERSION_VERSIONS) {
+	if (h->version >= SNAP_VERSION_VERSIONS) {
 		if (h->versions_start > idx->dirent_count ||
 		    h->versions_count > idx->dirent_count - h->versions_start)
 			return open_fail(idx, -EBADMSG, "the versions links lie outside DIRENTS");
@@ -206,17 +239,28 @@ static int check_counts(struct cairn_index *idx)
 	    idx->xattrs_size < POOL_RESERVED || idx->xattrs_size > UINT32_MAX)
 		return open_fail(idx, -EBADMSG, "bad string or xattr pool size");
 	const struct snap_inode *root = &idx->inodes[CAIRN_INDEX_ROOT - 1];
+	if (!index_touch(idx, root, sizeof(*root)))
+		return -EBADMSG; /* the message says which page */
 	if ((root->mode & S_IFMT) != S_IFDIR)
 		return open_fail(idx, -EBADMSG, "the root is not a directory");
 	return 0;
 }
 
 /* Before any accessor reads a byte of the sections (check_counts reads the
- * root inode), every section is checked whole (authenticate.c). */
+ * root inode): version 3 checks its PAGES section now and every other page
+ * when it is first touched; earlier versions check every section whole
+ * (authenticate.c). */
 static int check_integrity(struct cairn_index *idx, unsigned flags)
 {
 	if (flags & (INDEX_OPEN_NO_CHECKSUMS | CAIRN_INDEX_OPEN_UNCHECKED))
 		return 0;
+	if (idx->section_count > SNAP_SECTION_COUNT) {
+		if (!index_section_intact(idx, SECTION_PAGES - 1))
+			return open_fail(idx, -EBADMSG,
+					 "the pages section is damaged (checksum mismatch)");
+		idx->page_ok = calloc(idx->page_count ? idx->page_count : 1, 1);
+		return idx->page_ok ? 0 : -ENOMEM;
+	}
 	uint32_t type = index_authenticate(idx);
 	if (type)
 		return open_fail(idx, -EBADMSG, "the %s section is damaged (checksum mismatch)",
@@ -253,6 +297,8 @@ int index_open_memory(struct cairn_index *idx, const struct cairn_store *store, 
 	if (r < 0) {
 		idx->base = NULL;
 		idx->header = NULL;
+		free((void *)idx->page_ok);
+		idx->page_ok = NULL;
 	}
 	return r;
 }
@@ -328,8 +374,12 @@ static uint64_t visible_dirents(const struct cairn_index *idx)
 {
 	if (idx->versions_count == 0)
 		return idx->dirent_count;
-	uint32_t first = idx->dirents[idx->versions_start].inode;
+	const struct snap_dirent *link = &idx->dirents[idx->versions_start];
+	if (!index_touch(idx, link, sizeof(*link)))
+		return idx->dirent_count;
+	uint32_t first = link->inode;
 	if (first == 0 || first > idx->inode_count ||
+	    !index_touch(idx, &idx->inodes[first - 1], sizeof(struct snap_inode)) ||
 	    idx->inodes[first - 1].data > idx->versions_start)
 		return idx->dirent_count;
 	return idx->inodes[first - 1].data;

@@ -42,6 +42,8 @@ const struct snap_inode *index_inode(struct cairn_index *idx, uint64_t ino)
 		return NULL;
 	}
 	const struct snap_inode *inode = &idx->inodes[ino - 1];
+	if (!index_touch(idx, inode, sizeof(*inode)))
+		return NULL;
 	if (!index_mode_valid(inode->mode) || inode->mtime_nsec >= 1000000000u) {
 		index_corrupt(idx, "inode %llu has a bad mode or time", (unsigned long long)ino);
 		return NULL;
@@ -64,7 +66,8 @@ static int caller_inode(struct cairn_index *idx, uint64_t ino, const struct snap
 const char *index_string(const struct cairn_index *idx, uint64_t offset, uint64_t len)
 {
 	if (offset < POOL_RESERVED || offset >= idx->strings_size ||
-	    len >= idx->strings_size - offset || idx->strings[offset + len] != '\0')
+	    len >= idx->strings_size - offset ||
+	    !index_touch(idx, idx->strings + offset, len + 1) || idx->strings[offset + len] != '\0')
 		return NULL;
 	return (const char *)idx->strings + offset;
 }
@@ -82,9 +85,14 @@ static int owner_names(struct cairn_index *idx, uint64_t ino, const struct snap_
 	const char *group = end ? end + 1 : NULL;
 	size_t rest =
 		group ? idx->strings_size - (size_t)((const uint8_t *)group - idx->strings) : 0;
-	if (off < POOL_RESERVED || !end || rest == 0 || !memchr(group, '\0', rest))
+	const char *group_end = rest ? memchr(group, '\0', rest) : NULL;
+	if (off < POOL_RESERVED || !end || !group_end)
 		return index_corrupt(idx, "inode %llu has bad owner names",
 				     (unsigned long long)ino);
+	/* The NULs were found in bytes not yet checked; the check covers
+	 * exactly the names and their NULs before they are used. */
+	if (!index_touch(idx, user, (uint64_t)(group_end - user) + 1))
+		return -EBADMSG;
 	*ret_user = *user ? user : NULL;
 	*ret_group = *group ? group : NULL;
 	return 0;
@@ -187,6 +195,8 @@ int cairn_index_lookup(struct cairn_index *idx, uint64_t dir, const char *name, 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		const struct snap_dirent *d = &idx->dirents[inode->data + mid];
+		if (!index_touch(idx, d, sizeof(*d)))
+			return -EBADMSG;
 		const char *entry = dirent_name(idx, dir, d);
 		if (!entry)
 			return -EBADMSG;
@@ -217,6 +227,8 @@ int cairn_index_readdir(struct cairn_index *idx, uint64_t dir, uint64_t pos,
 	if (pos >= inode->count)
 		return idx->show_versions ? versions_readdir(idx, dir, pos - inode->count, ret) : 0;
 	const struct snap_dirent *d = &idx->dirents[inode->data + pos];
+	if (!index_touch(idx, d, sizeof(*d)))
+		return -EBADMSG;
 	const char *name = dirent_name(idx, dir, d);
 	if (!name)
 		return -EBADMSG;
@@ -271,10 +283,14 @@ int index_xattr_list(struct cairn_index *idx, uint64_t ino, const struct snap_in
 		return index_corrupt(idx, "inode %llu has a bad xattr list",
 				     (unsigned long long)ino);
 	const struct snap_xattr_list *list = (const struct snap_xattr_list *)(idx->xattrs + off);
+	if (!index_touch(idx, list, sizeof(*list)))
+		return -EBADMSG;
 	if (list->size > idx->xattrs_size - off || list->size < sizeof(*list) ||
 	    list->count > (list->size - sizeof(*list)) / sizeof(struct snap_xattr))
 		return index_corrupt(idx, "inode %llu has a bad xattr list",
 				     (unsigned long long)ino);
+	if (!index_touch(idx, list, list->size))
+		return -EBADMSG;
 	*ret = list;
 	return 0;
 }
@@ -346,11 +362,15 @@ int index_chunk_list(struct cairn_index *idx, uint64_t ino, const struct snap_in
 		return index_corrupt(idx, "file %llu has a bad chunk list",
 				     (unsigned long long)ino);
 	const struct snap_chunk_list *list = (const struct snap_chunk_list *)(idx->chunks + off);
+	if (!index_touch(idx, list, sizeof(*list)))
+		return -EBADMSG;
 	if (list->run_count > (idx->chunks_size - off - sizeof(*list)) / sizeof(struct snap_run) ||
 	    list->size != inode->size || (list->run_count == 0) != (list->size == 0))
 		return index_corrupt(idx, "file %llu has a bad chunk list",
 				     (unsigned long long)ino);
 	const struct snap_run *runs = (const struct snap_run *)(list + 1);
+	if (!index_touch(idx, runs, (uint64_t)list->run_count * sizeof(*runs)))
+		return -EBADMSG;
 	if (list->run_count && runs[list->run_count - 1].end != list->size)
 		return index_corrupt(idx, "file %llu: its runs do not end at its size",
 				     (unsigned long long)ino);

@@ -94,8 +94,22 @@ static uint64_t sum(const struct cairn_store *store, const void *data, size_t si
 	return index_checksum(store, data, size);
 }
 
-/* The sections' checksums, then the header's over them (FORMAT.md,
- * "Layout"), as write.c makes them. */
+/* Version 3: every page's sum in PAGES, the pages running from SOURCE to
+ * the end of the file (FORMAT.md, "PAGES"). */
+static void rekey_pages(struct rekey *k, const struct snap_section *sections, uint64_t size)
+{
+	const struct snap_section *pages = &sections[SECTION_PAGES - 1];
+	uint64_t at = sections[0].offset;
+
+	for (uint64_t i = 0; at < size; i++, at += SNAP_PAGE_SIZE) {
+		uint64_t n = size - at < SNAP_PAGE_SIZE ? size - at : SNAP_PAGE_SIZE;
+		uint64_t s = sum(k->dst, k->out + at, n);
+		memcpy(k->out + pages->offset + i * 8, &s, sizeof(s));
+	}
+}
+
+/* The pages' sums, the sections' checksums, then the header's over them
+ * (FORMAT.md, "Layout"), as write.c makes them. */
 static void rekey_checksums(struct rekey *k)
 {
 	struct snap_header *h = (struct snap_header *)k->out;
@@ -103,11 +117,13 @@ static void rekey_checksums(struct rekey *k)
 	struct cairn_file_hasher hasher;
 	struct cairn_id id;
 
-	for (uint32_t i = 0; i < SNAP_SECTION_COUNT; i++)
+	if (h->section_count > SNAP_SECTION_COUNT)
+		rekey_pages(k, sections, k->src->size);
+	for (uint32_t i = 0; i < h->section_count; i++)
 		sections[i].checksum = sum(k->dst, k->out + sections[i].offset, sections[i].size);
 	cairn_file_hasher_init(&hasher, k->dst);
 	cairn_file_hasher_update(&hasher, h, offsetof(struct snap_header, checksum));
-	cairn_file_hasher_update(&hasher, sections, SNAP_SECTION_COUNT * sizeof(*sections));
+	cairn_file_hasher_update(&hasher, sections, h->section_count * sizeof(*sections));
 	cairn_file_hasher_final(&hasher, &id);
 	memcpy(&h->checksum, id.bytes, sizeof(h->checksum));
 }
@@ -125,6 +141,9 @@ int index_rekey(struct cairn_index *src, const struct cairn_store *dst, index_id
 
 	if (!src->header || src->size > SIZE_MAX)
 		return -EINVAL;
+	int r = index_touch_all(src);
+	if (r < 0)
+		return r;
 	_cleanup_free_ uint8_t *out = malloc(src->size ? src->size : 1);
 	_cleanup_free_ uint8_t *done = calloc(src->chunks_size / 8 + 1, 1);
 	if (!out || !done)
@@ -132,7 +151,7 @@ int index_rekey(struct cairn_index *src, const struct cairn_store *dst, index_id
 	memcpy(out, src->base, src->size);
 	k.out = out;
 	k.done = done;
-	int r = rekey_lists(&k);
+	r = rekey_lists(&k);
 	if (r < 0)
 		return r;
 	rekey_checksums(&k);

@@ -174,6 +174,8 @@ static int link_at(struct cairn_index *idx, uint64_t i, const struct snap_dirent
 		   uint32_t *ret_parent)
 {
 	const struct snap_dirent *d = &idx->dirents[idx->versions_start + i];
+	if (!index_touch(idx, d, sizeof(*d)))
+		return -EBADMSG;
 	const struct snap_inode *v = index_inode(idx, d->inode);
 
 	if (!v)
@@ -267,7 +269,11 @@ int versions_lookup(struct cairn_index *idx, uint64_t dir, const char *name, siz
 
 uint64_t versions_first_inode(const struct cairn_index *idx)
 {
-	return idx->versions_count ? idx->dirents[idx->versions_start].inode : UINT64_MAX;
+	const struct snap_dirent *d = &idx->dirents[idx->versions_start];
+
+	if (!idx->versions_count || !index_touch(idx, d, sizeof(*d)))
+		return UINT64_MAX;
+	return d->inode;
 }
 
 int versions_check_links(struct cairn_index *idx, uint32_t *refs)

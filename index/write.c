@@ -3,8 +3,10 @@
  * directory's entries in name order, so a directory's children have
  * neighbouring records (readdirplus and `find` touch few pages) and every
  * subdirectory's number is larger than its parent's. Sections are streamed
- * through one buffer and checksummed as they go; the header and section
- * table are written last.
+ * through one buffer and checksummed as they go, each section whole and,
+ * in a large snapshot, every 64 KiB page from SOURCE to the end (PAGES, so
+ * readers check what they touch); PAGES (in room reserved after the
+ * table), the section table and the header are written last.
  */
 #include "index_internal.h"
 
@@ -14,6 +16,9 @@
 #include <time.h>
 
 #define OUT_BUF_SIZE (1u << 20)
+/* Version 3: PAGES starts right after the section table, so an open reads
+ * it with the header; SOURCE follows the room reserved for it. */
+#define PAGES_OFFSET (sizeof(struct snap_header) + SNAP_SECTIONS_MAX * sizeof(struct snap_section))
 
 struct out {
 	int fd;
@@ -23,7 +28,51 @@ struct out {
 	struct cairn_file_hasher hasher;
 	const struct cairn_store *store;
 	struct snap_section *section; /* being written */
+	/* PAGES: the sum of every SNAP_PAGE_SIZE bytes written while paging */
+	bool paging;
+	struct cairn_file_hasher page;
+	uint64_t page_fill;
+	uint64_t *page_sums;
+	size_t page_count, page_cap;
 };
+
+static void page_sum_end(struct out *o)
+{
+	struct cairn_id id;
+	uint64_t sum;
+
+	cairn_file_hasher_final(&o->page, &id);
+	memcpy(&sum, id.bytes, sizeof(sum));
+	o->page_sums[o->page_count++] = sum;
+	o->page_fill = 0;
+}
+
+/* Feeds bytes to the page sums; false when out of memory. */
+static bool page_update(struct out *o, const uint8_t *p, size_t size)
+{
+	while (size > 0) {
+		if (o->page_fill == 0) {
+			if (o->page_count == o->page_cap) {
+				size_t cap = o->page_cap ? 2 * o->page_cap : 64;
+				uint64_t *sums = realloc(o->page_sums, cap * sizeof(*sums));
+				if (!sums)
+					return false;
+				o->page_sums = sums;
+				o->page_cap = cap;
+			}
+			cairn_file_hasher_init(&o->page, o->store);
+		}
+		size_t n =
+			SNAP_PAGE_SIZE - o->page_fill < size ? SNAP_PAGE_SIZE - o->page_fill : size;
+		cairn_file_hasher_update(&o->page, p, n);
+		o->page_fill += n;
+		p += n;
+		size -= n;
+		if (o->page_fill == SNAP_PAGE_SIZE)
+			page_sum_end(o);
+	}
+	return true;
+}
 
 static int out_flush(struct out *o)
 {
@@ -43,6 +92,8 @@ static int out_write(struct out *o, const void *data, size_t size)
 		cairn_file_hasher_update(&o->hasher, data, size);
 		o->section->size += size;
 	}
+	if (o->paging && !page_update(o, p, size))
+		return -ENOMEM;
 	while (size > 0) {
 		size_t n = OUT_BUF_SIZE - o->len < size ? OUT_BUF_SIZE - o->len : size;
 		memcpy(o->buf + o->len, p, n);
@@ -324,13 +375,38 @@ static int write_sections(struct out *o, struct tree *tree, const struct layout 
 	return r;
 }
 
-static int write_header(struct out *o, const struct tree *tree, const struct layout *l,
-			const struct write_totals *t, const struct snap_section *s)
+/* PAGES, in the room left for it before SOURCE: the last page's sum,
+ * then the sums and their section's checksum (the section table and header
+ * come after). */
+static int write_pages(struct out *o, struct snap_section *s, uint64_t room)
 {
+	struct cairn_file_hasher hasher;
+	struct cairn_id id;
+
+	if (o->page_fill > 0)
+		page_sum_end(o);
+	o->paging = false;
+	if (o->page_count * 8 > room)
+		return -EOVERFLOW; /* sections_bound is wrong */
+	*s = (struct snap_section){.type = SECTION_PAGES,
+				   .record_size = 8,
+				   .offset = PAGES_OFFSET,
+				   .size = o->page_count * 8};
+	cairn_file_hasher_init(&hasher, o->store);
+	cairn_file_hasher_update(&hasher, o->page_sums, s->size);
+	cairn_file_hasher_final(&hasher, &id);
+	memcpy(&s->checksum, id.bytes, sizeof(s->checksum));
+	return cairn_pwrite_all(o->fd, o->page_sums, s->size, PAGES_OFFSET);
+}
+
+static int write_header(struct out *o, const struct tree *tree, const struct layout *l,
+			const struct write_totals *t, const struct snap_section *s, bool paged)
+{
+	uint32_t version = tree->vdir_count ? SNAP_VERSION_VERSIONS : SNAP_VERSION;
 	struct snap_header h = {
-		.version = tree->vdir_count ? SNAP_VERSION_VERSIONS : SNAP_VERSION,
+		.version = paged ? SNAP_VERSION_PAGES : version,
 		.header_size = sizeof(h),
-		.section_count = SNAP_SECTION_COUNT,
+		.section_count = paged ? SNAP_SECTIONS_MAX : SNAP_SECTION_COUNT,
 		.flags = t->partial ? SNAP_FLAG_PARTIAL : 0,
 		.file_size = o->pos,
 		.inode_count = l->inode_count,
@@ -343,7 +419,7 @@ static int write_header(struct out *o, const struct tree *tree, const struct lay
 		.created_sec = (int64_t)time(NULL),
 		.skipped = t->skipped,
 	};
-	size_t table_size = SNAP_SECTION_COUNT * sizeof(*s);
+	size_t table_size = h.section_count * sizeof(*s);
 	struct cairn_file_hasher hasher;
 	struct cairn_id id;
 
@@ -359,32 +435,54 @@ static int write_header(struct out *o, const struct tree *tree, const struct lay
 	return r;
 }
 
+/* At least the bytes of the sections, padding included. */
+static uint64_t sections_bound(const struct tree *tree, const struct layout *l,
+			       const struct write_totals *t)
+{
+	return sizeof(struct snap_source) + strlen(t->source_name) + 1 +
+	       l->inode_count * sizeof(struct snap_inode) +
+	       (dirent_total(l) + tree->vdir_count) * sizeof(struct snap_dirent) +
+	       tree->strings.size + tree->chunks.size + tree->xattrs.size + SNAP_SECTION_COUNT * 7;
+}
+
 int tree_write(struct tree *tree, const struct cairn_store *store, int fd,
 	       const struct write_totals *totals, char *msg, size_t msg_size)
 {
-	struct snap_section sections[SNAP_SECTION_COUNT];
+	struct snap_section sections[SNAP_SECTIONS_MAX];
 	struct layout l = {0};
 	struct out o = {.fd = fd, .store = store};
-	static const uint8_t zeros[sizeof(struct snap_header) +
-				   SNAP_SECTION_COUNT * sizeof(struct snap_section)];
+	static const uint8_t
+		zeros[sizeof(struct snap_header) + SNAP_SECTIONS_MAX * sizeof(struct snap_section)];
 
 	o.buf = malloc(OUT_BUF_SIZE);
 	int r = o.buf ? versions_materialize(tree) : -ENOMEM;
 	if (r == 0)
 		r = layout_sort(tree, &l);
+	bool paged = false;
+	uint64_t room = 0; /* for PAGES' sums, between the table and SOURCE */
 	if (r == 0) {
 		layout_number(tree, &l);
-		r = out_write(&o, zeros, sizeof(zeros));
+		uint64_t bound = sections_bound(tree, &l, totals);
+		paged = bound > SNAP_PAGES_MIN;
+		room = paged ? (bound + SNAP_PAGE_SIZE - 1) / SNAP_PAGE_SIZE * 8 : 0;
+		uint32_t count = paged ? SNAP_SECTIONS_MAX : SNAP_SECTION_COUNT;
+		r = out_write(&o, zeros, sizeof(struct snap_header) + count * sizeof(*sections));
+		for (uint64_t left = room; r == 0 && left > 0; left -= 8)
+			r = out_write(&o, zeros, 8);
+		o.paging = paged;
 	}
 	if (r == 0)
 		r = write_sections(&o, tree, &l, totals, sections);
 	if (r == 0)
 		r = out_flush(&o);
+	if (r == 0 && paged)
+		r = write_pages(&o, &sections[SECTION_PAGES - 1], room);
 	if (r == 0)
-		r = write_header(&o, tree, &l, totals, sections);
+		r = write_header(&o, tree, &l, totals, sections, paged);
 	if (r < 0)
 		cairn_format(msg, msg_size, "writing the snapshot: %s", strerror(-r));
 	layout_release(&l);
+	free(o.page_sums);
 	free(o.buf);
 	return r;
 }

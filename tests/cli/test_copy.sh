@@ -221,6 +221,26 @@ kill_mid_copy() {
 		fail "$to: large.bin differs after the copy"
 }
 
+# ---- a snapshot of many pages (format version 3, PAGES) into another key ----
+python3 - <<'PY'
+import os
+os.makedirs("many", exist_ok=True)
+for i in range(3000):
+    with open(f"many/f{i:04}", "w") as f:
+        f.write(f"file {i}\n")
+PY
+bsdtar -cf many.tar -C many . && mkdir ref-many && bsdtar -xf many.tar -C ref-many ||
+	fail "make many.tar"
+snap_version() { od -An -tu4 -j8 -N4 "$1" | tr -d ' '; }
+c -s SRC add -q many.tar || fail "add many.tar"
+[ "$(snap_version SRC/snapshots/many)" = 3 ] || fail "many is not version 3"
+c copy SRC OTHER many >out 2>err || fail "copy many into OTHER: $(cat err)"
+[ "$(snap_version OTHER/snapshots/many)" = 3 ] || fail "OTHER's many is not version 3"
+cmp -s SRC/snapshots/many OTHER/snapshots/many && fail "OTHER/snapshots/many not rewritten"
+c -s OTHER verify -q || fail "verify OTHER with many"
+rm -rf x-many && mkdir x-many && c -s OTHER extract many x-many &&
+	python3 "$COMPARE" x-many ref-many && pass || fail "OTHER:many as bsdtar -x"
+
 # Another key (every chunk read and stored again) and small packs.
 c init --pack-size 1M KILL >/dev/null && c -s KILL add -q b.tar || fail "make KILL"
 kill_mid_copy SRC KILL
