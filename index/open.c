@@ -1,7 +1,8 @@
 /* open.c: mapping a snapshot file and the checks made when it is opened:
  * magic, version, header checksum over the section table, section bounds and
  * record sizes, the source record, every section's checksum (one pass over
- * the file, authenticate.c) and the root inode. Nothing else proportional to
+ * the file, authenticate.c) or, in version 3, the PAGES section (pages are
+ * checked on first touch), and the root inode. Nothing else proportional to
  * the number of entries is done here (invariant 4); the accessors in read.c
  * bound-check what they touch and check.c verifies the rest.
  */
