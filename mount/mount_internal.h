@@ -61,6 +61,20 @@ struct snap {
 	bool mount_root;           /* its root is the mount's root (FUSE inode 1) */
 	pthread_mutex_t open_lock; /* serialises the first open of idx */
 	_Atomic(struct cairn_index *) idx; /* opened on first use */
+	struct snap *added_next;           /* the table's list of those a refresh made */
+};
+
+/* The snapshots a mount shows now: made whole and never changed after; a
+ * refresh of a whole-store mount publishes the next one. Every view stays
+ * valid until the table is freed. */
+struct snap_view {
+	struct snap **snaps; /* in name order serving a store, else the sources' order */
+	size_t count;
+	/* slot -> snapshot (open addressing), over every snapshot the mount has
+	 * shown, removed ones too: their files stay readable */
+	struct snap **slot_map;
+	size_t slot_map_cap;
+	struct snap_view *older; /* the views this one replaced */
 };
 
 struct snap_table;
@@ -104,6 +118,29 @@ int snap_table_index(struct snap_table *table, uint64_t ino, int on_root, struct
 int snap_index_error(struct snap_table *table, struct cairn_index *idx, int r);
 /* The inodes of the snapshots opened so far (for statfs). */
 uint64_t snap_table_inode_count(struct snap_table *table);
+/* The snapshots shown now (whole-store mode's root). Any thread; valid
+ * until the table is freed. */
+const struct snap_view *snap_table_view(const struct snap_table *table);
+
+/* Refreshing a whole-store mount (not a list of snapshots). */
+bool snap_table_refreshable(const struct snap_table *table);
+/* Names a refresh added to the root or removed from it (malloc'd). */
+struct snap_changes {
+	char **names;
+	size_t count, cap;
+};
+void snap_changes_release(struct snap_changes *c);
+/* Brings the table up to the store (cairn_store_refresh: new chunks are
+ * found from then on), then, when the store's list of snapshots moved,
+ * publishes a view of it: new snapshots get slots (from the hash of their
+ * names, never one given before in this mount); removed ones leave the
+ * listing and lookups, yet their inodes still decode and their indexes stay
+ * open until the table is freed. Returns 1 with the names added and removed
+ * in changes, 0 when the root is unchanged, or -errno with a message in msg
+ * and nothing changed. One caller at a time (the session's refresh
+ * thread); FUSE threads may use the table meanwhile. */
+int snap_table_refresh(struct snap_table *table, struct snap_changes *changes, char *msg,
+		       size_t msg_size);
 
 /* ---- owners and modes (idmap.c) ---- */
 
