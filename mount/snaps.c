@@ -21,6 +21,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 
 struct snap_table {
 	struct cairn_store *store;        /* borrowed */
@@ -362,13 +363,24 @@ static struct timespec snapshots_stamp(const struct snap_table *table)
 	return st.st_mtim;
 }
 
+/* Keeps the stamp a listing was made at. Directory times tick coarsely (a
+ * jiffy on ext4): a change just after the listing may leave the same time,
+ * so a stamp this recent is not trusted and the next refresh lists again. */
+static void stamp_keep(struct snap_table *table, struct timespec stamp)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	table->dir_stamp = now.tv_sec - stamp.tv_sec > 1 ? stamp : (struct timespec){0};
+}
+
 static int snaps_list(struct snap_table *table, const struct cairn_mount_options *o, char *msg,
 		      size_t msg_size)
 {
 	char **names = NULL;
 	size_t count = 0;
 
-	table->dir_stamp = snapshots_stamp(table);
+	stamp_keep(table, snapshots_stamp(table));
 	int r = cairn_snapshot_list(table->store, &names, &count);
 	if (r == 0)
 		r = snaps_init(table, names, count);
@@ -704,7 +716,7 @@ int snap_table_refresh(struct snap_table *table, struct snap_changes *changes, c
 		     stamp.tv_nsec != table->dir_stamp.tv_nsec;
 	if (r == 0 && (cairn_store_is_remote(table->store) || !moved))
 		return 0;
-	table->dir_stamp = stamp;
+	stamp_keep(table, stamp);
 	r = cairn_snapshot_list(table->store, &names, &count);
 	if (r == 0)
 		r = table_relist(table, names, count, changes);
