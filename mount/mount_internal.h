@@ -142,6 +142,28 @@ void snap_changes_release(struct snap_changes *c);
 int snap_table_refresh(struct snap_table *table, struct snap_changes *changes, char *msg,
 		       size_t msg_size);
 
+/* ---- views of the store's snapshots (snapview.c) ---- */
+
+/* The snapshot in slot, or NULL. Any thread. */
+struct snap *snap_view_slot(const struct snap_view *view, uint64_t slot);
+/* The snapshot of that name in a view in name order, or NULL. */
+struct snap *snap_view_find(const struct snap_view *view, const char *name);
+/* The first view: count snapshots (borrowed) in their order; hashed: each
+ * gets its slot from the hash of its name (serving a store), else keeps its
+ * own (0: none, not in the map). NULL when out of memory. */
+struct snap_view *snap_view_first(struct snap *snaps, size_t count, bool hashed);
+/* The view of names (sorted) after old, of whose map served snapshots are
+ * in: those old has kept, new ones (snap_new) with slots no snapshot of
+ * the map has, pushed on *made; every name added or removed in changes.
+ * NULL when out of memory (*made still the caller's to free). */
+struct snap_view *snap_view_next(const struct snap_view *old, size_t served, char **names,
+				 size_t count, struct snap **made, struct snap_changes *changes);
+void snap_view_free(struct snap_view *view);
+/* A snapshot of the store by that name, its index not open yet; NULL when
+ * out of memory. snap_release frees what it holds, not the struct. */
+struct snap *snap_new(const char *name);
+void snap_release(struct snap *snap);
+
 /* ---- owners and modes (idmap.c) ---- */
 
 struct stat;

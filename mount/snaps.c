@@ -50,49 +50,9 @@ static const struct snap_view *current_view(const struct snap_table *table)
 	return atomic_load_explicit(&((struct snap_table *)table)->view, memory_order_acquire);
 }
 
-static struct snap *slot_find(struct snap *const *map, size_t cap, uint64_t slot)
-{
-	for (size_t s = slot & (cap - 1);; s = (s + 1) & (cap - 1)) {
-		if (!map[s] || map[s]->slot == slot)
-			return map[s];
-	}
-}
-
-static void slot_insert(struct snap **map, size_t cap, struct snap *snap)
-{
-	size_t s = snap->slot & (cap - 1);
-
-	while (map[s])
-		s = (s + 1) & (cap - 1);
-	map[s] = snap;
-}
-
-static uint64_t name_hash(const char *name)
-{
-	uint64_t hash = 0xcbf29ce484222325ull;
-
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		hash = (hash ^ *p) * 0x100000001b3ull;
-	return hash;
-}
-
-/* A slot from a hash of the name, so a snapshot keeps its inode numbers when
- * others are added or removed (unless two names share a slot); the next free
- * one when another snapshot has it, or had it earlier in this mount. */
-static uint64_t slot_pick(struct snap *const *map, size_t cap, const char *name)
-{
-	uint64_t slot = name_hash(name) % SLOT_MAX + 1;
-
-	while (slot_find(map, cap, slot))
-		slot = slot % SLOT_MAX + 1;
-	return slot;
-}
-
 static struct snap *snap_by_slot(const struct snap_table *table, uint64_t slot)
 {
-	const struct snap_view *view = current_view(table);
-
-	return slot_find(view->slot_map, view->slot_map_cap, slot);
+	return snap_view_slot(current_view(table), slot);
 }
 
 /* Serving one snapshot from PATH down, PATH's inode and the root trade
@@ -165,23 +125,6 @@ struct snap *snap_table_at(struct snap_table *table, size_t i)
 	return current_view(table)->snaps[i];
 }
 
-static struct snap *view_find(const struct snap_view *view, const char *name)
-{
-	size_t lo = 0, hi = view->count;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(view->snaps[mid]->name, name);
-		if (c == 0)
-			return view->snaps[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
 struct snap *snap_table_find(struct snap_table *table, const char *name)
 {
 	if (table->by_position) {
@@ -190,7 +133,7 @@ struct snap *snap_table_find(struct snap_table *table, const char *name)
 				return &table->snaps[i];
 		return NULL;
 	}
-	return view_find(current_view(table), name);
+	return snap_view_find(current_view(table), name);
 }
 
 /* The index's message names the snapshot already; the failures that leave
@@ -283,53 +226,15 @@ uint64_t snap_table_inode_count(struct snap_table *table)
 
 /* ---- setting up ---- */
 
-static struct snap_view *view_new(size_t count, size_t served)
-{
-	struct snap_view *view = calloc(1, sizeof(*view));
-	size_t cap = 16;
-
-	while (cap < served * 2)
-		cap *= 2;
-	if (!view)
-		return NULL;
-	view->snaps = calloc(count ? count : 1, sizeof(*view->snaps));
-	view->slot_map = calloc(cap, sizeof(*view->slot_map));
-	view->slot_map_cap = cap;
-	if (!view->snaps || !view->slot_map) {
-		free(view->snaps);
-		free(view->slot_map);
-		free(view);
-		return NULL;
-	}
-	return view;
-}
-
-static void view_free(struct snap_view *view)
-{
-	if (!view)
-		return;
-	free(view->snaps);
-	free(view->slot_map);
-	free(view);
-}
-
 /* The first view: the table's snapshots in their order, slots from the
  * hash of their names (serving a store) or their positions. */
 static int view_init(struct snap_table *table)
 {
-	struct snap_view *view = view_new(table->count, table->count);
+	struct snap_view *view = snap_view_first(table->snaps, table->count,
+						 table->whole_store && !table->by_position);
 
 	if (!view)
 		return -ENOMEM;
-	view->count = table->count;
-	for (size_t i = 0; i < table->count; i++) {
-		struct snap *snap = &table->snaps[i];
-		view->snaps[i] = snap;
-		if (table->whole_store && !table->by_position)
-			snap->slot = slot_pick(view->slot_map, view->slot_map_cap, snap->name);
-		if (snap->slot)
-			slot_insert(view->slot_map, view->slot_map_cap, snap);
-	}
 	table->served = table->count;
 	atomic_store(&table->view, view);
 	return 0;
@@ -538,14 +443,6 @@ int snap_table_open(const struct cairn_mount_options *o, struct cairn_store *sto
 	return 0;
 }
 
-static void snap_release(struct snap *snap)
-{
-	cairn_index_free(atomic_load(&snap->idx));
-	pthread_mutex_destroy(&snap->open_lock);
-	free(snap->name);
-	free(snap->snapshot);
-}
-
 void snap_table_free(struct snap_table *table)
 {
 	if (!table)
@@ -561,7 +458,7 @@ void snap_table_free(struct snap_table *table)
 	}
 	for (struct snap_view *view = atomic_load(&table->view), *older; view; view = older) {
 		older = view->older;
-		view_free(view);
+		snap_view_free(view);
 	}
 	pthread_rwlock_destroy(&table->store_lock);
 	free(table);
@@ -574,95 +471,6 @@ bool snap_table_refreshable(const struct snap_table *table)
 	return table->whole_store && !table->by_position;
 }
 
-static struct snap *snap_new(const char *name)
-{
-	struct snap *snap = calloc(1, sizeof(*snap));
-
-	if (!snap)
-		return NULL;
-	snap->name = strdup(name);
-	snap->snapshot = strdup(name);
-	snap->root = CAIRN_INDEX_ROOT;
-	pthread_mutex_init(&snap->open_lock, NULL);
-	if (!snap->name || !snap->snapshot) {
-		free(snap->name);
-		free(snap->snapshot);
-		pthread_mutex_destroy(&snap->open_lock);
-		free(snap);
-		return NULL;
-	}
-	return snap;
-}
-
-static int changes_add(struct snap_changes *c, const char *name)
-{
-	if (c->count == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 8;
-		char **grown = realloc(c->names, cap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		c->names = grown;
-		c->cap = cap;
-	}
-	if (!(c->names[c->count] = strdup(name)))
-		return -ENOMEM;
-	c->count++;
-	return 0;
-}
-
-void snap_changes_release(struct snap_changes *c)
-{
-	for (size_t i = 0; i < c->count; i++)
-		free(c->names[i]);
-	free(c->names);
-	*c = (struct snap_changes){0};
-}
-
-/* The view of names (sorted) after old: the snapshots old has kept, new
- * ones made with fresh slots (into *made, a list), each added or removed
- * name in changes. Returns the view, or NULL with *made freed by the
- * caller. */
-static struct snap_view *view_next(const struct snap_view *old, size_t served, char **names,
-				   size_t count, struct snap **made, struct snap_changes *changes)
-{
-	struct snap_view *view = view_new(count, served + count);
-	size_t i = 0, j = 0;
-
-	if (!view)
-		return NULL;
-	for (size_t s = 0; s < old->slot_map_cap; s++)
-		if (old->slot_map[s])
-			slot_insert(view->slot_map, view->slot_map_cap, old->slot_map[s]);
-	while (i < old->count || j < count) {
-		int c = i == old->count ? 1
-			: j == count    ? -1
-					: strcmp(old->snaps[i]->name, names[j]);
-		if (c == 0) {
-			view->snaps[view->count++] = old->snaps[i++];
-			j++;
-			continue;
-		}
-		struct snap *snap = NULL;
-		if (c > 0 && (snap = snap_new(names[j]))) {
-			snap->added_next = *made;
-			*made = snap;
-			snap->slot = slot_pick(view->slot_map, view->slot_map_cap, snap->name);
-			slot_insert(view->slot_map, view->slot_map_cap, snap);
-			view->snaps[view->count++] = snap;
-		}
-		if ((c > 0 && !snap) ||
-		    changes_add(changes, c < 0 ? old->snaps[i]->name : names[j]) < 0) {
-			view_free(view);
-			return NULL;
-		}
-		if (c < 0)
-			i++;
-		else
-			j++;
-	}
-	return view;
-}
-
 /* Publishes the view of names when it differs from the current one. */
 static int table_relist(struct snap_table *table, char **names, size_t count,
 			struct snap_changes *changes)
@@ -670,7 +478,7 @@ static int table_relist(struct snap_table *table, char **names, size_t count,
 	struct snap_view *old = atomic_load(&table->view);
 	struct snap *made = NULL;
 
-	struct snap_view *view = view_next(old, table->served, names, count, &made, changes);
+	struct snap_view *view = snap_view_next(old, table->served, names, count, &made, changes);
 	if (!view || changes->count == 0) {
 		while (made) {
 			struct snap *next = made->added_next;
@@ -678,7 +486,7 @@ static int table_relist(struct snap_table *table, char **names, size_t count,
 			free(made);
 			made = next;
 		}
-		view_free(view);
+		snap_view_free(view);
 		return view ? 0 : -ENOMEM;
 	}
 	while (made) {
