@@ -53,7 +53,10 @@ int cairn_store_refresh(struct cairn_store *store)
 	if (store->remote) {
 		synced = remote_refresh(store->remote, store->dirfd);
 		if (synced < 0) {
+			/* rs->error is shared with the readers' fetches */
+			pthread_mutex_lock(&store->remote->lock);
 			store_set_error(store, "%s", store->remote->error);
+			pthread_mutex_unlock(&store->remote->lock);
 			return synced;
 		}
 		/* The mirror's table changes only with the remote's pointer

@@ -6,8 +6,9 @@
 # costs exactly one GET, of cairn-head (counted through the proxy: no other
 # request, and the GETs' bytes are cairn-head's); a writer adds b and both
 # mounts show it, equal to bsdtar -x; the writer removes a and it leaves
-# both listings while a file opened from it before still reads its bytes.
-# Waits are polls with a bound, never fixed sleeps.
+# both listings while a file opened from it before still reads its bytes;
+# while refreshes fail (503 on cairn-head) the mounts keep what they show,
+# and catch up once the engine answers again. Waits are polls with a bound, never fixed sleeps.
 set -u
 export LC_ALL=C.UTF-8
 TEST_NAME=remote_refresh
@@ -67,6 +68,9 @@ refreshes() { # the refreshes of every host's mount, summed
 	local h n=0
 	for h in $HOSTS; do n=$((n + $(stat_of "mnt-$h" refreshes))); done
 	echo "$n"
+}
+counter_at_least() { # counter_at_least MNT KEY N
+	[ "$(stat_of "$1" "$2")" -ge "$3" ]
 }
 each_refreshed() { # each_refreshed N: every mount has refreshed N times
 	local h
@@ -141,6 +145,24 @@ for h in $HOSTS; do
 done
 check "a file of a opened before its rm still reads" cmp - ref/a/big.bin <&3
 exec 3<&-
+# ---- refreshes that fail (503 on cairn-head): the mounts keep what they
+# show, and catch up once the engine answers again ----
+proxy_set fault=error status=503 match=cairn-head
+r1=$(stat_of mnt-h1 refreshes)
+wait_for 120 counter_at_least mnt-h1 refreshes $((r1 + 2)) || fail "h1 stopped refreshing"
+check "failing refreshes leave the listing" listed mnt-h1 "b "
+check "b on h1 reads while refreshes fail" python3 "$COMPARE" --no-dir-mtime mnt-h1/b ref/b
+# (the writer past the proxy: its faults are for the mounts)
+AWS_ENDPOINT_URL=$S3_ENDPOINT check "add a again while refreshes fail" on w add -q a.tar
+proxy_set
+for h in $HOSTS; do
+	if wait_for 60 listed "mnt-$h" "a b "; then
+		pass
+	else
+		fail "$h did not catch up after the failures: $(ls "mnt-$h")"
+	fi
+done
+check "the new a on h2 = bsdtar -x" python3 "$COMPARE" --no-dir-mtime mnt-h2/a ref/a
 for h in $HOSTS; do
 	[ "$(stat_of "mnt-$h" read_errors)" = 0 ] || fail "read errors on $h"
 	"$CAIRN" umount "$WORK/mnt-$h" || fail "umount on $h"

@@ -569,6 +569,20 @@ START_TEST(test_options_owners)
 }
 END_TEST
 
+START_TEST(test_options_refresh)
+{
+	struct cairn_mount_options o;
+	char msg[256] = "";
+
+	cairn_mount_options_default(&o);
+	ck_assert_int_eq(o.refresh, -1); /* the store's default */
+	ck_assert_int_eq(cairn_mount_options_parse(&o, "refresh=0", msg, sizeof(msg)), 0);
+	ck_assert_int_eq(o.refresh, 0);
+	ck_assert_int_eq(cairn_mount_options_parse(&o, "ro,refresh=86400", msg, sizeof(msg)), 0);
+	ck_assert_int_eq(o.refresh, 86400);
+}
+END_TEST
+
 START_TEST(test_options_bad)
 {
 	static const char *const bad[] = {
@@ -579,7 +593,8 @@ START_TEST(test_options_bad)
 		"threads=257",     "bogus",           "cache_dir=/x",
 		"passthrough",     "uidmap=1000",     "uidmap=1:2:0",
 		"gidmap=",         "uidmap=a:1",      "uidmap=4294967294:0:2",
-		"dmask=8",         "fmask=",
+		"dmask=8",         "fmask=",          "refresh=",
+		"refresh=-1",      "refresh=1m",      "refresh=86401",
 	};
 	struct cairn_mount_options o, before;
 	char msg[256];
@@ -900,6 +915,7 @@ static Suite *mount_suite(void)
 		{"refresh_table", test_refresh_table, 1, 60},
 		{"options_sizes", test_options_sizes, 1, 60},
 		{"options_bad", test_options_bad, 1, 60},
+		{"options_refresh", test_options_refresh, 1, 60},
 		{"options_transport", test_options_transport, 1, 60},
 		{"options_owners", test_options_owners, 1, 60},
 		{"options_readdirplus", test_options_readdirplus, 1, 60},
