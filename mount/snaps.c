@@ -37,9 +37,9 @@ struct snap_table {
 	struct snap *added;        /* snapshots made by refreshes (added_next) */
 	size_t served;             /* snapshots in the slot map: every one shown so far */
 	struct timespec dir_stamp; /* STORE/snapshots' mtime at the last listing */
-	/* Held shared while an index opens, exclusively while the store
-	 * handle refreshes: the store's remote side looks a snapshot up in
-	 * its manifest unlocked. */
+	/* Held shared while an index opens, exclusively while a refresh
+	 * replaces the store handle's remote manifest, in which the open
+	 * looks the snapshot up without the handle's lock. */
 	pthread_rwlock_t store_lock;
 };
 
@@ -510,13 +510,11 @@ int snap_table_refresh(struct snap_table *table, struct snap_changes *changes, c
 	*changes = (struct snap_changes){0};
 	if (!snap_table_refreshable(table))
 		return 0;
-	pthread_rwlock_wrlock(&table->store_lock);
-	int r = cairn_store_refresh(table->store);
-	if (r < 0)
+	int r = cairn_store_refresh(table->store, &table->store_lock);
+	if (r < 0) {
 		cairn_format(msg, msg_size, "%s", cairn_store_error(table->store));
-	pthread_rwlock_unlock(&table->store_lock);
-	if (r < 0)
 		return r;
+	}
 	/* A remote store's listing moves with its pointer; a local one's with
 	 * the directory (an add or rm renames or unlinks in it). */
 	struct timespec stamp = snapshots_stamp(table);

@@ -44,14 +44,14 @@ static int table_reload(struct cairn_store *store)
 	return 0;
 }
 
-int cairn_store_refresh(struct cairn_store *store)
+int cairn_store_refresh(struct cairn_store *store, pthread_rwlock_t *swap_lock)
 {
 	int synced = 0;
 
 	if (store->dirfd < 0 || !store_table(store))
 		return -EBADF;
 	if (store->remote) {
-		synced = remote_refresh(store->remote, store->dirfd);
+		synced = remote_refresh(store->remote, store->dirfd, swap_lock);
 		if (synced < 0) {
 			/* rs->error is shared with the readers' fetches */
 			pthread_mutex_lock(&store->remote->lock);

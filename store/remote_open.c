@@ -437,9 +437,10 @@ static int install_manifest(struct remote_state *rs, int dirfd, const uint8_t *t
 
 /* The sync proper, under the mirror's lock. writer: the caller holds the
  * writer lock. known: the pointer when the caller has just fetched it (a
- * refresh), else NULL: it is fetched here. */
+ * refresh), else NULL: it is fetched here. swap_lock (a refresh's, or
+ * NULL): held exclusively while rs->manifest is replaced. */
 static int sync_locked(struct remote_state *rs, int dirfd, bool writer,
-		       const struct remote_head *known)
+		       const struct remote_head *known, pthread_rwlock_t *swap_lock)
 {
 	struct remote_head head, old_head = {0};
 	struct remote_manifest m = {0}, old = {0};
@@ -489,10 +490,14 @@ static int sync_locked(struct remote_state *rs, int dirfd, bool writer,
 	if (r < 0)
 		goto out;
 done:
+	if (swap_lock)
+		pthread_rwlock_wrlock(swap_lock);
 	remote_manifest_release(&rs->manifest);
 	rs->manifest = m;
 	m = (struct remote_manifest){0};
 	rs->head = head;
+	if (swap_lock)
+		pthread_rwlock_unlock(swap_lock);
 out:
 	remote_manifest_release(&m);
 	remote_manifest_release(&old);
@@ -553,7 +558,7 @@ static int packs_prepare(struct remote_state *rs, struct remote_pack_cache *old,
 
 /* remote_sync, with the pointer when the caller fetched it already. */
 static int sync_with(struct remote_state *rs, int dirfd, bool writer,
-		     const struct remote_head *known)
+		     const struct remote_head *known, pthread_rwlock_t *swap_lock)
 {
 	while (flock(dirfd, LOCK_EX) < 0)
 		if (errno != EINTR)
@@ -562,7 +567,7 @@ static int sync_with(struct remote_state *rs, int dirfd, bool writer,
 	struct remote_pack_cache *old = TAKE_PTR(rs->packs);
 	size_t old_count = rs->manifest.pack_count;
 	rs->error[0] = '\0';
-	int r = sync_locked(rs, dirfd, writer, known);
+	int r = sync_locked(rs, dirfd, writer, known, swap_lock);
 	int p = packs_prepare(rs, old, old_count);
 	pthread_mutex_unlock(&rs->lock);
 	flock(dirfd, LOCK_UN);
@@ -571,12 +576,12 @@ static int sync_with(struct remote_state *rs, int dirfd, bool writer,
 
 int remote_sync(struct remote_state *rs, int dirfd, bool writer)
 {
-	return sync_with(rs, dirfd, writer, NULL);
+	return sync_with(rs, dirfd, writer, NULL, NULL);
 }
 
 /* A mount's refresh: one GET of the pointer, and a sync only when it names
  * another manifest than the one this handle holds. */
-int remote_refresh(struct remote_state *rs, int dirfd)
+int remote_refresh(struct remote_state *rs, int dirfd, pthread_rwlock_t *swap_lock)
 {
 	struct remote_head head;
 
@@ -590,7 +595,7 @@ int remote_refresh(struct remote_state *rs, int dirfd)
 	pthread_mutex_unlock(&rs->lock);
 	if (r < 0 || same)
 		return r;
-	r = sync_with(rs, dirfd, false, &head);
+	r = sync_with(rs, dirfd, false, &head, swap_lock);
 	return r < 0 ? r : 1;
 }
 
