@@ -203,6 +203,9 @@ struct remote_state {
 	struct remote_uploader *uploader; /* the thread uploading sealed packs, or NULL */
 	uint32_t snapshot_counter;
 	struct remote_gc *gc; /* set while a gc pushes (remote_gc.c) */
+	/* a mount's refreshes (remote_refresh): their own client, used
+	 * without the lock; NULL until the first one */
+	struct s3_client *refresh_client;
 };
 
 void remote_state_free(struct remote_state *rs);

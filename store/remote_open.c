@@ -45,6 +45,7 @@ void remote_state_free(struct remote_state *rs)
 	free(rs->packs);
 	remote_manifest_release(&rs->manifest);
 	s3_client_free(rs->client);
+	s3_client_free(rs->refresh_client);
 	if (rs->cfg) {
 		s3_config_free(rs->cfg);
 		free(rs->cfg);
@@ -225,23 +226,31 @@ int remote_get_checked(struct remote_state *rs, const struct remote_object *obje
 
 /* ---- sync ---- */
 
-int remote_get_head(struct remote_state *rs, struct remote_head *ret)
+/* GETs and parses cairn-head through client, a failure's message in err. */
+static int head_get(const struct remote_state *rs, struct s3_client *client,
+		    struct remote_head *ret, char *err, size_t err_size)
 {
 	struct s3_buf buf = {0};
 	char key[REMOTE_PREFIX_MAX + REMOTE_KEY_MAX + 2], why[100];
 
 	remote_key(&rs->url, REMOTE_HEAD_KEY, key, sizeof(key));
-	int r = s3_get(rs->client, key, 0, UINT64_MAX, &buf);
+	int r = s3_get(client, key, 0, UINT64_MAX, &buf);
 	if (r == -ENOENT)
-		remote_set_error(rs, "%s: no cairn store there (no %s)", rs->display,
-				 REMOTE_HEAD_KEY);
+		cairn_format(err, err_size, "%s: no cairn store there (no %s)", rs->display,
+			     REMOTE_HEAD_KEY);
 	else if (r < 0)
-		remote_set_error(rs, "%s", s3_error(rs->client));
+		cairn_format(err, err_size, "%s", s3_error(client));
 	else if ((r = remote_head_parse((const char *)buf.data, buf.size, ret, why, sizeof(why))) <
 		 0)
-		remote_set_error(rs, "%s/%s is damaged: it %s", rs->display, REMOTE_HEAD_KEY, why);
+		cairn_format(err, err_size, "%s/%s is damaged: it %s", rs->display, REMOTE_HEAD_KEY,
+			     why);
 	s3_buf_free(&buf);
 	return r;
+}
+
+int remote_get_head(struct remote_state *rs, struct remote_head *ret)
+{
+	return head_get(rs, rs->client, ret, rs->error, sizeof(rs->error));
 }
 
 /* The manifest the mirror holds (its `remote` file), if it parses. */
@@ -580,14 +589,23 @@ int remote_sync(struct remote_state *rs, int dirfd, bool writer)
 }
 
 /* A mount's refresh: one GET of the pointer, and a sync only when it names
- * another manifest than the one this handle holds. */
+ * another manifest than the one this handle holds. The GET goes through a
+ * client of its own, without rs->lock: readers keep fetching while it waits
+ * out an engine's retries. */
 int remote_refresh(struct remote_state *rs, int dirfd, pthread_rwlock_t *swap_lock)
 {
 	struct remote_head head;
+	char err[sizeof(rs->error)] = "";
 
+	int r = rs->refresh_client ? 0
+				   : s3_client_new(rs->cfg, rs->url.bucket, &rs->refresh_client);
+	if (r < 0)
+		cairn_format(err, sizeof(err), "%s: %s", rs->display, strerror(-r));
+	else
+		r = head_get(rs, rs->refresh_client, &head, err, sizeof(err));
 	pthread_mutex_lock(&rs->lock);
-	rs->error[0] = '\0';
-	int r = remote_get_head(rs, &head);
+	if (r < 0)
+		cairn_format(rs->error, sizeof(rs->error), "%s", err);
 	bool same = r == 0 && head.generation == rs->head.generation &&
 		    head.manifest.size == rs->head.manifest.size &&
 		    head.manifest.checksum == rs->head.manifest.checksum &&
