@@ -30,8 +30,10 @@ static void gc_help(void)
 	       "\n"
 	       "  --grace DURATION  remote stores: how long an object stays condemned before\n"
 	       "                    it is deleted: N[s|m|h|d] (default 1h). It must be\n"
-	       "                    longer than any mount's refresh interval (60 s); 0\n"
-	       "                    deletes at once, unsafe while other hosts mount the store\n"
+	       "                    longer than any mount's refresh interval (-o refresh,\n"
+	       "                    60 s by default) and than the life of a mount that\n"
+	       "                    does not refresh (of named snapshots); 0 deletes at\n"
+	       "                    once, unsafe while other hosts mount the store\n"
 	       "  -q, --quiet       print only errors\n"
 	       "\n"
 	       "Exit status: 0 done, 1 failed (the store is as it was before).\n");

@@ -52,11 +52,11 @@ static void fill_root_stat(const struct fs *fs, struct stat *st)
 	memset(st, 0, sizeof(*st));
 	st->st_ino = FUSE_ROOT_ID;
 	st->st_mode = S_IFDIR | 0555;
-	st->st_nlink = 2 + (nlink_t)snap_table_count(fs->snaps);
+	st->st_nlink = 2 + (nlink_t)snap_table_view(fs->snaps)->count;
 	st->st_uid = fs->o.uid >= 0 ? (uid_t)fs->o.uid : fs->owner_uid;
 	st->st_gid = fs->o.gid >= 0 ? (gid_t)fs->o.gid : fs->owner_gid;
 	st->st_blksize = 4096;
-	st->st_mtim.tv_sec = fs->start_sec;
+	st->st_mtim.tv_sec = atomic_load(&fs->root_mtime_sec);
 	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
@@ -271,13 +271,16 @@ static bool dir_add(struct dir_out *out, const char *name, const struct stat *st
 	return true;
 }
 
+/* The snapshots shown now: a refresh may publish another view meanwhile;
+ * this listing goes on with the one it took. */
 static int readdir_root(struct fs *fs, struct dir_out *out, off_t off)
 {
-	off_t count = (off_t)snap_table_count(fs->snaps);
+	const struct snap_view *view = snap_table_view(fs->snaps);
+	off_t count = (off_t)view->count;
 	struct stat st;
 
 	for (off_t pos = off; pos < count + 2; pos++) {
-		struct snap *snap = pos < 2 ? NULL : snap_table_at(fs->snaps, (size_t)pos - 2);
+		struct snap *snap = pos < 2 ? NULL : view->snaps[pos - 2];
 		const char *name = pos == 0 ? "." : pos == 1 ? ".." : snap->name;
 		if (pos < 2)
 			fill_root_stat(fs, &st);
@@ -432,12 +435,15 @@ static int requests_text(struct fs *fs, char *buf, size_t size)
 	const struct fs_stats *s = &fs->stats;
 
 	return snprintf(buf, size,
-			" lookups=%llu getattrs=%llu readlinks=%llu opendirs=%llu readdirs=%llu\n",
+			" lookups=%llu getattrs=%llu readlinks=%llu opendirs=%llu readdirs=%llu"
+			" refreshes=%llu refresh_changes=%llu\n",
 			(unsigned long long)atomic_load(&s->lookups),
 			(unsigned long long)atomic_load(&s->getattrs),
 			(unsigned long long)atomic_load(&s->readlinks),
 			(unsigned long long)atomic_load(&s->opendirs),
-			(unsigned long long)atomic_load(&s->readdirs));
+			(unsigned long long)atomic_load(&s->readdirs),
+			(unsigned long long)atomic_load(&s->refreshes),
+			(unsigned long long)atomic_load(&s->refresh_changes));
 }
 
 static void reply_xattr_value(fuse_req_t req, const void *value, size_t len, size_t size)

@@ -95,6 +95,10 @@ struct cairn_mount_options {
 	struct cairn_mount_id_range gidmap[CAIRN_MOUNT_ID_RANGES_MAX];
 	unsigned uidmap_count, gidmap_count;
 	unsigned threads; /* FUSE worker threads; 0: default */
+	/* -o refresh=SECONDS: how often a whole-store mount looks for
+	 * snapshots added or removed (0: never); -1: the default, 60 on an
+	 * s3:// store, 5 on a local one. A list of snapshots is not refreshed. */
+	int64_t refresh;
 	/* READDIRPLUS (names with attributes) for every listing, where the
 	 * kernel's heuristic wants it, or never: -o readdirplus=always|auto|never */
 	enum { CAIRN_RDPLUS_ALWAYS, CAIRN_RDPLUS_AUTO, CAIRN_RDPLUS_NEVER } readdirplus;

@@ -111,6 +111,9 @@ struct fs_stats {
 	/* Metadata requests that reached the daemon: what the kernel caches
 	 * (entries, attributes, symlinks, directory pages) is asked once. */
 	atomic_uint_fast64_t lookups, getattrs, readlinks, opendirs, readdirs;
+	/* Refreshes of a whole-store mount (refresh.c): wake-ups, and those
+	 * that changed the root. */
+	atomic_uint_fast64_t refreshes, refresh_changes;
 };
 
 /* What the ops serve: the parts below, made and freed by session.c. */
@@ -129,7 +132,9 @@ struct fs {
 	pthread_mutex_t open_lock; /* protects open_files */
 	struct open_file *open_files;
 	uint32_t owner_uid, owner_gid; /* of the store root directory and snapshot dirs */
-	int64_t start_sec;
+	/* The root's mtime: the mount's start, then the last refresh that
+	 * changed it (the kernel drops its cached listing when it moves). */
+	_Atomic int64_t root_mtime_sec;
 	struct fs_stats stats;
 	/* Set at init where the kernel takes ENOSYS for "never ask again"
 	 * (fs_init_round_trips): OPENDIR always, OPEN where nothing can pass
@@ -146,6 +151,22 @@ struct fs {
 /* The attributes of inode ino of a snapshot, as the mount shows them
  * (st_ino is the FUSE inode). Returns 0 or -errno. */
 int fs_snap_getattr(struct fs *fs, struct snap *snap, uint64_t ino, struct stat *st);
+
+/* ---- refreshing a whole-store mount (refresh.c) ---- */
+
+#define REFRESH_REMOTE_DEFAULT 60 /* seconds: one GET of cairn-head each */
+#define REFRESH_LOCAL_DEFAULT  5  /* seconds: a stat and a 64-byte read each */
+
+struct refresher;
+/* Seconds between refreshes of this mount: -o refresh, else the default
+ * for its store; 0 (never) for a mount of listed snapshots. */
+unsigned refresh_interval(const struct fs *fs);
+/* Starts the thread refreshing the mount (none when refresh_interval is
+ * 0: *ret NULL), once the session is mounted; it tells the kernel through
+ * se. Returns 0 or -errno. */
+int refresher_start(struct fs *fs, struct fuse_session *se, struct refresher **ret);
+/* Stops and joins it, before the session is unmounted. Accepts NULL. */
+void refresher_stop(struct refresher *rf);
 
 /* ---- several sources in one tree (union.c) ----
  *

@@ -61,6 +61,20 @@ struct snap {
 	bool mount_root;           /* its root is the mount's root (FUSE inode 1) */
 	pthread_mutex_t open_lock; /* serialises the first open of idx */
 	_Atomic(struct cairn_index *) idx; /* opened on first use */
+	struct snap *added_next;           /* the table's list of those a refresh made */
+};
+
+/* The snapshots a mount shows now: made whole and never changed after; a
+ * refresh of a whole-store mount publishes the next one. Every view stays
+ * valid until the table is freed. */
+struct snap_view {
+	struct snap **snaps; /* in name order serving a store, else the sources' order */
+	size_t count;
+	/* slot -> snapshot (open addressing), over every snapshot the mount has
+	 * shown, removed ones too: their files stay readable */
+	struct snap **slot_map;
+	size_t slot_map_cap;
+	struct snap_view *older; /* the views this one replaced */
 };
 
 struct snap_table;
@@ -104,6 +118,51 @@ int snap_table_index(struct snap_table *table, uint64_t ino, int on_root, struct
 int snap_index_error(struct snap_table *table, struct cairn_index *idx, int r);
 /* The inodes of the snapshots opened so far (for statfs). */
 uint64_t snap_table_inode_count(struct snap_table *table);
+/* The snapshots shown now (whole-store mode's root). Any thread; valid
+ * until the table is freed. */
+const struct snap_view *snap_table_view(const struct snap_table *table);
+
+/* Refreshing a whole-store mount (not a list of snapshots). */
+bool snap_table_refreshable(const struct snap_table *table);
+/* Names a refresh added to the root or removed from it (malloc'd). */
+struct snap_changes {
+	char **names;
+	size_t count, cap;
+};
+void snap_changes_release(struct snap_changes *c);
+/* Brings the table up to the store (cairn_store_refresh: new chunks are
+ * found from then on), then, when the store's list of snapshots moved,
+ * publishes a view of it: new snapshots get slots (from the hash of their
+ * names, never one given before in this mount); removed ones leave the
+ * listing and lookups, yet their inodes still decode and their indexes stay
+ * open until the table is freed. Returns 1 with the names added and removed
+ * in changes, 0 when the root is unchanged, or -errno with a message in msg
+ * and nothing changed. One caller at a time (the session's refresh
+ * thread); FUSE threads may use the table meanwhile. */
+int snap_table_refresh(struct snap_table *table, struct snap_changes *changes, char *msg,
+		       size_t msg_size);
+
+/* ---- views of the store's snapshots (snapview.c) ---- */
+
+/* The snapshot in slot, or NULL. Any thread. */
+struct snap *snap_view_slot(const struct snap_view *view, uint64_t slot);
+/* The snapshot of that name in a view in name order, or NULL. */
+struct snap *snap_view_find(const struct snap_view *view, const char *name);
+/* The first view: count snapshots (borrowed) in their order; hashed: each
+ * gets its slot from the hash of its name (serving a store), else keeps its
+ * own (0: none, not in the map). NULL when out of memory. */
+struct snap_view *snap_view_first(struct snap *snaps, size_t count, bool hashed);
+/* The view of names (sorted) after old, of whose map served snapshots are
+ * in: those old has kept, new ones (snap_new) with slots no snapshot of
+ * the map has, pushed on *made; every name added or removed in changes.
+ * NULL when out of memory (*made still the caller's to free). */
+struct snap_view *snap_view_next(const struct snap_view *old, size_t served, char **names,
+				 size_t count, struct snap **made, struct snap_changes *changes);
+void snap_view_free(struct snap_view *view);
+/* A snapshot of the store by that name, its index not open yet; NULL when
+ * out of memory. snap_release frees what it holds, not the struct. */
+struct snap *snap_new(const char *name);
+void snap_release(struct snap *snap);
 
 /* ---- owners and modes (idmap.c) ---- */
 

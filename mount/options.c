@@ -63,6 +63,7 @@ void cairn_mount_options_default(struct cairn_mount_options *o)
 		.dmask = -1,
 		.fmask = -1,
 		.io_uring = transport_from_env(),
+		.refresh = -1,
 	};
 }
 
@@ -86,6 +87,21 @@ static int parse_id(const char *text, int64_t *ret)
 
 	if (cairn_parse_size(text, &value) < 0 || value > UINT32_MAX - 1 ||
 	    !isdigit((int)text[strlen(text) - 1]))
+		return -EINVAL;
+	*ret = (int64_t)value;
+	return 0;
+}
+
+/* -o refresh=SECONDS: plain decimal, at most a day. */
+static int parse_seconds(const char *text, int64_t *ret)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)text[0]))
+		return -EINVAL;
+	errno = 0;
+	unsigned long long value = strtoull(text, &end, 10);
+	if (errno || *end || value > 86400)
 		return -EINVAL;
 	*ret = (int64_t)value;
 	return 0;
@@ -192,6 +208,8 @@ static int apply_value_option(struct cairn_mount_options *o, const char *key, co
 		return apply_owner_option(o, key, value);
 	if (strcmp(key, "readdirplus") == 0)
 		return apply_readdirplus(o, value);
+	if (strcmp(key, "refresh") == 0)
+		return parse_seconds(value, &o->refresh);
 	if (strcmp(key, "threads") == 0) {
 		if (cairn_parse_size(value, &size) < 0 || size == 0 || size > 256)
 			return -EINVAL;

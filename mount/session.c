@@ -41,7 +41,7 @@ static int fs_setup(struct fs *fs, char *msg, size_t msg_size)
 		fs->owner_uid = st.st_uid;
 		fs->owner_gid = st.st_gid;
 	}
-	fs->start_sec = time(NULL);
+	atomic_store(&fs->root_mtime_sec, (int64_t)time(NULL));
 	r = snap_table_open(&fs->o, fs->store, &fs->log, &fs->snaps, msg, msg_size);
 	if (r < 0)
 		return r;
@@ -271,10 +271,17 @@ static int run_session(struct fs *fs, void (*ready)(void *), void *ready_userdat
 		r = -EIO;
 	}
 	if (r == 0) {
+		struct refresher *rf = NULL;
 		r = read_path_readahead_start(fs->reads);
+		if (r == 0 && (r = refresher_start(fs, se, &rf)) < 0) {
+			cairn_format(msg, msg_size, "cannot start the refresh thread: %s",
+				     strerror(-r));
+			read_path_readahead_stop(fs->reads);
+		}
 		if (r == 0) {
 			ready(ready_userdata);
 			r = serve(fs, se);
+			refresher_stop(rf);
 			read_path_readahead_stop(fs->reads);
 		}
 		if (direct_fd >= 0)

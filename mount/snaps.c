@@ -6,38 +6,53 @@
  * their indexes are opened on first use, so a mount of a big store starts
  * at once. A list's snapshots get slots from their positions, and are
  * opened at once, so a bad name or PATH fails the mount.
+ *
+ * A whole-store mount is refreshed (snap_table_refresh, from the session's
+ * refresh thread): the snapshots it shows are a view, published whole and
+ * never changed after, which a refresh replaces. FUSE threads read the
+ * current view without a lock; views and snapshots are kept until the
+ * table is freed, so one a thread still holds stays valid. A slot is never
+ * given twice in a mount: a removed snapshot still decodes, and the files
+ * open from it keep reading.
  */
 #include "mount_internal.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 
 struct snap_table {
-	struct cairn_store *store;   /* borrowed */
-	const struct mount_log *log; /* borrowed */
-	bool whole_store;            /* a directory per snapshot: the store, or nomerge */
-	bool merged;                 /* several sources in one tree */
-	bool by_position;            /* a list of sources: slot = position + 1 */
-	struct snap *snaps;          /* sorted by name, or in the sources' order */
-	bool versions;               /* -o versions */
-	size_t count;
-	uint32_t *slot_map; /* open addressing: slot -> snap index + 1 */
-	size_t slot_map_cap;
+	struct cairn_store *store;        /* borrowed */
+	const struct mount_log *log;      /* borrowed */
+	bool whole_store;                 /* a directory per snapshot: the store, or nomerge */
+	bool merged;                      /* several sources in one tree */
+	bool by_position;                 /* a list of sources: slot = position + 1 */
+	struct snap *snaps;               /* at open: sorted by name, or in the sources' order */
+	bool versions;                    /* -o versions */
+	size_t count;                     /* of snaps */
+	_Atomic(struct snap_view *) view; /* the current one; ->older: those replaced */
+	/* The refresh's (one caller at a time): */
+	struct snap *added;        /* snapshots made by refreshes (added_next) */
+	size_t served;             /* snapshots in the slot map: every one shown so far */
+	struct timespec dir_stamp; /* STORE/snapshots' mtime at the last listing */
+	/* Held shared while an index opens, exclusively while a refresh
+	 * replaces the store handle's remote manifest, in which the open
+	 * looks the snapshot up without the handle's lock. */
+	pthread_rwlock_t store_lock;
 };
 
 /* ---- inodes ---- */
 
+static const struct snap_view *current_view(const struct snap_table *table)
+{
+	return atomic_load_explicit(&((struct snap_table *)table)->view, memory_order_acquire);
+}
+
 static struct snap *snap_by_slot(const struct snap_table *table, uint64_t slot)
 {
-	for (size_t s = slot & (table->slot_map_cap - 1);;
-	     s = (s + 1) & (table->slot_map_cap - 1)) {
-		uint32_t index = table->slot_map[s];
-		if (index == 0)
-			return NULL;
-		if (table->snaps[index - 1].slot == slot)
-			return &table->snaps[index - 1];
-	}
+	return snap_view_slot(current_view(table), slot);
 }
 
 /* Serving one snapshot from PATH down, PATH's inode and the root trade
@@ -95,37 +110,30 @@ bool snap_table_merged(const struct snap_table *table)
 	return table->merged;
 }
 
+const struct snap_view *snap_table_view(const struct snap_table *table)
+{
+	return current_view(table);
+}
+
 size_t snap_table_count(const struct snap_table *table)
 {
-	return table->count;
+	return current_view(table)->count;
 }
 
 struct snap *snap_table_at(struct snap_table *table, size_t i)
 {
-	return &table->snaps[i];
+	return current_view(table)->snaps[i];
 }
 
 struct snap *snap_table_find(struct snap_table *table, const char *name)
 {
-	size_t lo = 0, hi = table->count;
-
 	if (table->by_position) {
 		for (size_t i = 0; i < table->count; i++)
 			if (strcmp(table->snaps[i].name, name) == 0)
 				return &table->snaps[i];
 		return NULL;
 	}
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(table->snaps[mid].name, name);
-		if (c == 0)
-			return &table->snaps[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	return snap_view_find(current_view(table), name);
 }
 
 /* The index's message names the snapshot already; the failures that leave
@@ -155,7 +163,9 @@ int snap_index(struct snap_table *table, struct snap *snap, struct cairn_index *
 	idx = atomic_load(&snap->idx);
 	if (!idx) {
 		idx = cairn_index_new();
+		pthread_rwlock_rdlock(&table->store_lock);
 		r = idx ? cairn_index_open(idx, table->store, snap->snapshot) : -ENOMEM;
+		pthread_rwlock_unlock(&table->store_lock);
 		if (r == 0 && snap->slot) {
 			struct cairn_index_info info;
 			cairn_index_info(idx, &info);
@@ -200,10 +210,11 @@ int snap_index_error(struct snap_table *table, struct cairn_index *idx, int r)
 
 uint64_t snap_table_inode_count(struct snap_table *table)
 {
+	const struct snap_view *view = current_view(table);
 	uint64_t count = 0;
 
-	for (size_t i = 0; i < table->count; i++) {
-		struct cairn_index *idx = atomic_load(&table->snaps[i].idx);
+	for (size_t i = 0; i < view->count; i++) {
+		struct cairn_index *idx = atomic_load(&view->snaps[i]->idx);
 		struct cairn_index_info info;
 		if (idx) {
 			cairn_index_info(idx, &info);
@@ -215,42 +226,17 @@ uint64_t snap_table_inode_count(struct snap_table *table)
 
 /* ---- setting up ---- */
 
-static uint64_t name_hash(const char *name)
+/* The first view: the table's snapshots in their order, slots from the
+ * hash of their names (serving a store) or their positions. */
+static int view_init(struct snap_table *table)
 {
-	uint64_t hash = 0xcbf29ce484222325ull;
+	struct snap_view *view = snap_view_first(table->snaps, table->count,
+						 table->whole_store && !table->by_position);
 
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		hash = (hash ^ *p) * 0x100000001b3ull;
-	return hash;
-}
-
-/* Slots from a hash of the name, so a snapshot keeps its inode numbers when
- * others are added or removed (unless two names share a slot). */
-static int assign_slots(struct snap_table *table)
-{
-	size_t cap = 16;
-
-	while (cap < table->count * 2)
-		cap *= 2;
-	table->slot_map = calloc(cap, sizeof(*table->slot_map));
-	if (!table->slot_map)
+	if (!view)
 		return -ENOMEM;
-	table->slot_map_cap = cap;
-	for (size_t i = 0; i < table->count; i++) {
-		uint64_t slot = name_hash(table->snaps[i].name) % SLOT_MAX + 1;
-		for (;;) {
-			size_t s = slot & (cap - 1);
-			while (table->slot_map[s] &&
-			       table->snaps[table->slot_map[s] - 1].slot != slot)
-				s = (s + 1) & (cap - 1);
-			if (!table->slot_map[s]) {
-				table->slot_map[s] = (uint32_t)(i + 1);
-				break;
-			}
-			slot = slot % SLOT_MAX + 1;
-		}
-		table->snaps[i].slot = slot;
-	}
+	table->served = table->count;
+	atomic_store(&table->view, view);
 	return 0;
 }
 
@@ -268,7 +254,29 @@ static int snaps_init(struct snap_table *table, char **names, size_t count)
 		if (!table->snaps[i].snapshot)
 			return -ENOMEM;
 	}
-	return assign_slots(table);
+	return 0;
+}
+
+/* STORE/snapshots' mtime (zero when it is missing): a local store's
+ * listing changes only with it. */
+static struct timespec snapshots_stamp(const struct snap_table *table)
+{
+	struct stat st;
+
+	if (fstatat(cairn_store_dirfd(table->store), "snapshots", &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return (struct timespec){0};
+	return st.st_mtim;
+}
+
+/* Keeps the stamp a listing was made at. Directory times tick coarsely (a
+ * jiffy on ext4): a change just after the listing may leave the same time,
+ * so a stamp this recent is not trusted and the next refresh lists again. */
+static void stamp_keep(struct snap_table *table, struct timespec stamp)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	table->dir_stamp = now.tv_sec - stamp.tv_sec > 1 ? stamp : (struct timespec){0};
 }
 
 static int snaps_list(struct snap_table *table, const struct cairn_mount_options *o, char *msg,
@@ -277,6 +285,7 @@ static int snaps_list(struct snap_table *table, const struct cairn_mount_options
 	char **names = NULL;
 	size_t count = 0;
 
+	stamp_keep(table, snapshots_stamp(table));
 	int r = cairn_snapshot_list(table->store, &names, &count);
 	if (r == 0)
 		r = snaps_init(table, names, count);
@@ -416,6 +425,7 @@ int snap_table_open(const struct cairn_mount_options *o, struct cairn_store *sto
 	table->store = store;
 	table->log = log;
 	table->versions = o->versions;
+	pthread_rwlock_init(&table->store_lock, NULL);
 	int r = 0;
 	if (o->snapshot || o->source_count) {
 		r = sources_open(table, o, msg, msg_size);
@@ -423,6 +433,8 @@ int snap_table_open(const struct cairn_mount_options *o, struct cairn_store *sto
 		table->whole_store = true;
 		r = snaps_list(table, o, msg, msg_size);
 	}
+	if (r == 0 && (r = view_init(table)) < 0)
+		cairn_format(msg, msg_size, "out of memory");
 	if (r < 0) {
 		snap_table_free(table);
 		return r;
@@ -435,13 +447,90 @@ void snap_table_free(struct snap_table *table)
 {
 	if (!table)
 		return;
-	for (size_t i = 0; i < table->count; i++) {
-		cairn_index_free(atomic_load(&table->snaps[i].idx));
-		pthread_mutex_destroy(&table->snaps[i].open_lock);
-		free(table->snaps[i].name);
-		free(table->snaps[i].snapshot);
-	}
+	for (size_t i = 0; i < table->count; i++)
+		snap_release(&table->snaps[i]);
 	free(table->snaps);
-	free(table->slot_map);
+	while (table->added) {
+		struct snap *next = table->added->added_next;
+		snap_release(table->added);
+		free(table->added);
+		table->added = next;
+	}
+	for (struct snap_view *view = atomic_load(&table->view), *older; view; view = older) {
+		older = view->older;
+		snap_view_free(view);
+	}
+	pthread_rwlock_destroy(&table->store_lock);
 	free(table);
+}
+
+/* ---- refreshing a whole-store mount ---- */
+
+bool snap_table_refreshable(const struct snap_table *table)
+{
+	return table->whole_store && !table->by_position;
+}
+
+/* Publishes the view of names when it differs from the current one. */
+static int table_relist(struct snap_table *table, char **names, size_t count,
+			struct snap_changes *changes)
+{
+	struct snap_view *old = atomic_load(&table->view);
+	struct snap *made = NULL;
+
+	struct snap_view *view = snap_view_next(old, table->served, names, count, &made, changes);
+	if (!view || changes->count == 0) {
+		while (made) {
+			struct snap *next = made->added_next;
+			snap_release(made);
+			free(made);
+			made = next;
+		}
+		snap_view_free(view);
+		return view ? 0 : -ENOMEM;
+	}
+	while (made) {
+		struct snap *next = made->added_next;
+		made->added_next = table->added;
+		table->added = made;
+		table->served++;
+		made = next;
+	}
+	view->older = old;
+	atomic_store_explicit(&table->view, view, memory_order_release);
+	return 1;
+}
+
+int snap_table_refresh(struct snap_table *table, struct snap_changes *changes, char *msg,
+		       size_t msg_size)
+{
+	char **names = NULL;
+	size_t count = 0;
+
+	*changes = (struct snap_changes){0};
+	if (!snap_table_refreshable(table))
+		return 0;
+	int r = cairn_store_refresh(table->store, &table->store_lock);
+	if (r < 0) {
+		cairn_format(msg, msg_size, "%s", cairn_store_error(table->store));
+		return r;
+	}
+	/* A remote store's listing moves with its pointer; a local one's with
+	 * the directory (an add or rm renames or unlinks in it). */
+	struct timespec stamp = snapshots_stamp(table);
+	bool moved = stamp.tv_sec != table->dir_stamp.tv_sec ||
+		     stamp.tv_nsec != table->dir_stamp.tv_nsec;
+	if (r == 0 && (cairn_store_is_remote(table->store) || !moved))
+		return 0;
+	stamp_keep(table, stamp);
+	r = cairn_snapshot_list(table->store, &names, &count);
+	if (r == 0)
+		r = table_relist(table, names, count, changes);
+	cairn_snapshot_names_free(names, count);
+	if (r < 0) {
+		snap_changes_release(changes);
+		cairn_format(msg, msg_size, "%s: cannot list snapshots: %s",
+			     cairn_store_path(table->store), strerror(-r));
+	}
+	return r;
 }

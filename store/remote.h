@@ -203,6 +203,9 @@ struct remote_state {
 	struct remote_uploader *uploader; /* the thread uploading sealed packs, or NULL */
 	uint32_t snapshot_counter;
 	struct remote_gc *gc; /* set while a gc pushes (remote_gc.c) */
+	/* a mount's refreshes (remote_refresh): their own client, used
+	 * without the lock; NULL until the first one */
+	struct s3_client *refresh_client;
 };
 
 void remote_state_free(struct remote_state *rs);
@@ -225,6 +228,12 @@ int remote_create(struct cairn_store *store, const char *url,
  * unpushed goes; without it, what another local writer is doing stays.
  * Returns 0 or -errno with a message in rs->error. */
 int remote_sync(struct remote_state *rs, int dirfd, bool writer);
+/* A reader's refresh (cairn_store_refresh): GETs cairn-head and syncs as
+ * remote_sync does only when it names another manifest than rs->head,
+ * holding swap_lock (if any) exclusively while rs->manifest is replaced.
+ * Returns 1 when synced to a new one, 0 when unchanged, or -errno with a
+ * message in rs->error. */
+int remote_refresh(struct remote_state *rs, int dirfd, pthread_rwlock_t *swap_lock);
 /* A remote object's whole bytes, checked against their size and checksum.
  * Returns 0, -ENOENT, -EBADMSG ("s3://B/P/KEY is damaged") or -errno. */
 int remote_get_checked(struct remote_state *rs, const struct remote_object *object, uint8_t **ret,

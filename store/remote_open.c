@@ -45,6 +45,7 @@ void remote_state_free(struct remote_state *rs)
 	free(rs->packs);
 	remote_manifest_release(&rs->manifest);
 	s3_client_free(rs->client);
+	s3_client_free(rs->refresh_client);
 	if (rs->cfg) {
 		s3_config_free(rs->cfg);
 		free(rs->cfg);
@@ -225,23 +226,31 @@ int remote_get_checked(struct remote_state *rs, const struct remote_object *obje
 
 /* ---- sync ---- */
 
-int remote_get_head(struct remote_state *rs, struct remote_head *ret)
+/* GETs and parses cairn-head through client, a failure's message in err. */
+static int head_get(const struct remote_state *rs, struct s3_client *client,
+		    struct remote_head *ret, char *err, size_t err_size)
 {
 	struct s3_buf buf = {0};
 	char key[REMOTE_PREFIX_MAX + REMOTE_KEY_MAX + 2], why[100];
 
 	remote_key(&rs->url, REMOTE_HEAD_KEY, key, sizeof(key));
-	int r = s3_get(rs->client, key, 0, UINT64_MAX, &buf);
+	int r = s3_get(client, key, 0, UINT64_MAX, &buf);
 	if (r == -ENOENT)
-		remote_set_error(rs, "%s: no cairn store there (no %s)", rs->display,
-				 REMOTE_HEAD_KEY);
+		cairn_format(err, err_size, "%s: no cairn store there (no %s)", rs->display,
+			     REMOTE_HEAD_KEY);
 	else if (r < 0)
-		remote_set_error(rs, "%s", s3_error(rs->client));
+		cairn_format(err, err_size, "%s", s3_error(client));
 	else if ((r = remote_head_parse((const char *)buf.data, buf.size, ret, why, sizeof(why))) <
 		 0)
-		remote_set_error(rs, "%s/%s is damaged: it %s", rs->display, REMOTE_HEAD_KEY, why);
+		cairn_format(err, err_size, "%s/%s is damaged: it %s", rs->display, REMOTE_HEAD_KEY,
+			     why);
 	s3_buf_free(&buf);
 	return r;
+}
+
+int remote_get_head(struct remote_state *rs, struct remote_head *ret)
+{
+	return head_get(rs, rs->client, ret, rs->error, sizeof(rs->error));
 }
 
 /* The manifest the mirror holds (its `remote` file), if it parses. */
@@ -436,8 +445,11 @@ static int install_manifest(struct remote_state *rs, int dirfd, const uint8_t *t
 }
 
 /* The sync proper, under the mirror's lock. writer: the caller holds the
- * writer lock. */
-static int sync_locked(struct remote_state *rs, int dirfd, bool writer)
+ * writer lock. known: the pointer when the caller has just fetched it (a
+ * refresh), else NULL: it is fetched here. swap_lock (a refresh's, or
+ * NULL): held exclusively while rs->manifest is replaced. */
+static int sync_locked(struct remote_state *rs, int dirfd, bool writer,
+		       const struct remote_head *known, pthread_rwlock_t *swap_lock)
 {
 	struct remote_head head, old_head = {0};
 	struct remote_manifest m = {0}, old = {0};
@@ -448,8 +460,10 @@ static int sync_locked(struct remote_state *rs, int dirfd, bool writer)
 	bool have_old = mirror_manifest(dirfd, &old_head, &old);
 	bool sweep = writer || !writer_active(dirfd);
 	bool full = sweep && faccessat(dirfd, REMOTE_DIRTY, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-	int r = remote_get_head(rs, &head);
-	if (r < 0)
+	int r = 0;
+	if (known)
+		head = *known;
+	else if ((r = remote_get_head(rs, &head)) < 0)
 		goto out;
 	if (have_old && !full && old_head.manifest.size == head.manifest.size &&
 	    old_head.manifest.checksum == head.manifest.checksum) {
@@ -485,55 +499,122 @@ static int sync_locked(struct remote_state *rs, int dirfd, bool writer)
 	if (r < 0)
 		goto out;
 done:
+	if (swap_lock)
+		pthread_rwlock_wrlock(swap_lock);
 	remote_manifest_release(&rs->manifest);
 	rs->manifest = m;
 	m = (struct remote_manifest){0};
 	rs->head = head;
+	if (swap_lock)
+		pthread_rwlock_unlock(swap_lock);
 out:
 	remote_manifest_release(&m);
 	remote_manifest_release(&old);
 	return r;
 }
 
-static void packs_close(struct remote_state *rs)
+static void packs_close(struct remote_pack_cache *packs, size_t count)
 {
-	for (size_t i = 0; rs->packs && i < rs->manifest.pack_count; i++) {
-		if (rs->packs[i].fd >= 0)
-			close(rs->packs[i].fd);
-		if (rs->packs[i].have_fd >= 0)
-			close(rs->packs[i].have_fd);
+	for (size_t i = 0; packs && i < count; i++) {
+		if (packs[i].fd >= 0)
+			close(packs[i].fd);
+		if (packs[i].have_fd >= 0)
+			close(packs[i].have_fd);
 	}
-	free(rs->packs);
-	rs->packs = NULL;
+	free(packs);
 }
 
-static int packs_prepare(struct remote_state *rs)
+/* The cache entry of old for p (same number and key), or NULL. */
+static struct remote_pack_cache *pack_was(struct remote_pack_cache *old, size_t old_count,
+					  const struct remote_pack *p)
+{
+	for (size_t lo = 0, hi = old_count; lo < hi;) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (old[mid].pack_num == p->pack_num)
+			return strcmp(old[mid].key, p->key) == 0 && old[mid].size == p->size
+				       ? &old[mid]
+				       : NULL;
+		if (old[mid].pack_num < p->pack_num)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* rs->packs for rs->manifest. A pack old (the entries before a sync, sorted
+ * by number, taken over) had under the same key keeps its entry: its open
+ * files, and the holds of readers between a fetch and its pread (a mount
+ * refreshing while it reads). */
+static int packs_prepare(struct remote_state *rs, struct remote_pack_cache *old, size_t old_count)
 {
 	rs->packs = calloc(rs->manifest.pack_count + 1, sizeof(*rs->packs));
-	if (!rs->packs)
-		return -ENOMEM;
-	for (size_t i = 0; i < rs->manifest.pack_count; i++) {
+	for (size_t i = 0; rs->packs && i < rs->manifest.pack_count; i++) {
 		const struct remote_pack *p = &rs->manifest.packs[i];
+		struct remote_pack_cache *was = pack_was(old, old_count, p);
+		if (was) {
+			rs->packs[i] = *was;
+			was->fd = was->have_fd = -1;
+			continue;
+		}
 		rs->packs[i] = (struct remote_pack_cache){
 			.pack_num = p->pack_num, .size = p->size, .fd = -1, .have_fd = -1};
 		memcpy(rs->packs[i].key, p->key, sizeof(p->key));
 	}
-	return 0;
+	packs_close(old, old_count);
+	return rs->packs ? 0 : -ENOMEM;
 }
 
-int remote_sync(struct remote_state *rs, int dirfd, bool writer)
+/* remote_sync, with the pointer when the caller fetched it already. */
+static int sync_with(struct remote_state *rs, int dirfd, bool writer,
+		     const struct remote_head *known, pthread_rwlock_t *swap_lock)
 {
 	while (flock(dirfd, LOCK_EX) < 0)
 		if (errno != EINTR)
 			return -errno;
 	pthread_mutex_lock(&rs->lock);
-	packs_close(rs);
+	struct remote_pack_cache *old = TAKE_PTR(rs->packs);
+	size_t old_count = rs->manifest.pack_count;
 	rs->error[0] = '\0';
-	int r = sync_locked(rs, dirfd, writer);
-	int p = packs_prepare(rs);
+	int r = sync_locked(rs, dirfd, writer, known, swap_lock);
+	int p = packs_prepare(rs, old, old_count);
 	pthread_mutex_unlock(&rs->lock);
 	flock(dirfd, LOCK_UN);
 	return r < 0 ? r : p;
+}
+
+int remote_sync(struct remote_state *rs, int dirfd, bool writer)
+{
+	return sync_with(rs, dirfd, writer, NULL, NULL);
+}
+
+/* A mount's refresh: one GET of the pointer, and a sync only when it names
+ * another manifest than the one this handle holds. The GET goes through a
+ * client of its own, without rs->lock: readers keep fetching while it waits
+ * out an engine's retries. */
+int remote_refresh(struct remote_state *rs, int dirfd, pthread_rwlock_t *swap_lock)
+{
+	struct remote_head head;
+	char err[sizeof(rs->error)] = "";
+
+	int r = rs->refresh_client ? 0
+				   : s3_client_new(rs->cfg, rs->url.bucket, &rs->refresh_client);
+	if (r < 0)
+		cairn_format(err, sizeof(err), "%s: %s", rs->display, strerror(-r));
+	else
+		r = head_get(rs, rs->refresh_client, &head, err, sizeof(err));
+	pthread_mutex_lock(&rs->lock);
+	if (r < 0)
+		cairn_format(rs->error, sizeof(rs->error), "%s", err);
+	bool same = r == 0 && head.generation == rs->head.generation &&
+		    head.manifest.size == rs->head.manifest.size &&
+		    head.manifest.checksum == rs->head.manifest.checksum &&
+		    strcmp(head.manifest.key, rs->head.manifest.key) == 0;
+	pthread_mutex_unlock(&rs->lock);
+	if (r < 0 || same)
+		return r;
+	r = sync_with(rs, dirfd, false, &head, swap_lock);
+	return r < 0 ? r : 1;
 }
 
 int remote_prepare(const char *url, struct remote_state **ret, int *ret_fd, char *why,
@@ -576,13 +657,14 @@ int remote_adopt(struct remote_state *rs, int dirfd, const struct remote_head *h
 		 struct remote_manifest *m, const char *text, size_t size)
 {
 	pthread_mutex_lock(&rs->lock);
-	packs_close(rs);
+	struct remote_pack_cache *old = TAKE_PTR(rs->packs);
+	size_t old_count = rs->manifest.pack_count;
 	remote_manifest_release(&rs->manifest);
 	rs->manifest = *m;
 	*m = (struct remote_manifest){0};
 	rs->head = *head;
 	int r = install_manifest(rs, dirfd, (const uint8_t *)text, size);
-	int p = packs_prepare(rs);
+	int p = packs_prepare(rs, old, old_count);
 	pthread_mutex_unlock(&rs->lock);
 	return r < 0 ? r : p;
 }

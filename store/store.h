@@ -16,6 +16,7 @@
 #ifndef CAIRN_STORE_H
 #define CAIRN_STORE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -180,6 +181,19 @@ const struct cairn_store_params *cairn_store_params(const struct cairn_store *st
  * Waits while a gc runs. A store this process may not write to cannot be
  * gc'd by it either and is not pinned. Returns 0 or -errno. */
 int cairn_store_pin(struct cairn_store *store);
+
+/* A reading handle brought up to the store's committed state (a mount's
+ * refresh): on a remote store one GET of cairn-head, and only when it
+ * names another manifest the mirror synced as cairn_store_open syncs it;
+ * then, on any store, the chunk table mapped again if it changed. A
+ * replaced table stays mapped until the handle is freed, so readers on
+ * other threads never lose theirs. swap_lock (or NULL) is held
+ * exclusively only while the handle's remote manifest is replaced: hold
+ * it shared around cairn_store_snapshot_fetch (cairn_index_open) on other
+ * threads. Returns 1 when something changed, 0 when not, or -errno with a
+ * message on the handle. One caller at a time, never with a writer on the
+ * handle (store/refresh.c). */
+int cairn_store_refresh(struct cairn_store *store, pthread_rwlock_t *swap_lock);
 
 /* Sums over the current chunk table (O(chunks)). Returns 0 or -errno. */
 int cairn_store_stats(const struct cairn_store *store, struct cairn_store_stats *ret);

@@ -336,6 +336,83 @@ START_TEST(test_inodes_whole_store)
 }
 END_TEST
 
+/* A whole-store table refreshed while its snapshots are in use: a new one
+ * arrives with a slot of its own and the chunk table is mapped again; a
+ * removed one leaves the name lookups but its inodes still decode and its
+ * open index still serves; the name added again is another snapshot, in a
+ * slot never given before. */
+START_TEST(test_refresh_table)
+{
+	struct cairn_mount_options o;
+	struct sample s;
+	struct snap_table *table;
+	struct snap_changes changes;
+	struct cairn_store_stats before, after;
+	struct cairn_index *idx;
+	struct cairn_index_stat st;
+	struct snap *got;
+	uint64_t ino;
+	char msg[256] = "", path[PATH_MAX];
+
+	sample_make(&s);
+	whole_store_options(&o);
+	struct cairn_store *reader = cairn_store_new();
+	ck_assert_int_eq(cairn_store_open(reader, test_path(path, sizeof(path), "store")), 0);
+	ck_assert_int_eq(snap_table_open(&o, reader, &test_log, &table, msg, sizeof(msg)), 0);
+	ck_assert(snap_table_refreshable(table));
+	struct snap *two = snap_table_find(table, "two");
+	ck_assert_int_eq(snap_index(table, two, &idx), 0);
+	ck_assert_int_eq(snap_table_refresh(table, &changes, msg, sizeof(msg)), 0);
+	ck_assert_uint_eq(changes.count, 0);
+
+	ck_assert_int_eq(cairn_store_stats(reader, &before), 0);
+	uint8_t *big = test_random_data(BIG_SIZE, 4);
+	const struct fx_file four[] = {{"big", big, BIG_SIZE}};
+	fx_import(s.store, four, 1, "four");
+	ck_assert_int_eq(snap_table_refresh(table, &changes, msg, sizeof(msg)), 1);
+	ck_assert_uint_eq(changes.count, 1);
+	ck_assert_str_eq(changes.names[0], "four");
+	snap_changes_release(&changes);
+	ck_assert_int_eq(cairn_store_stats(reader, &after), 0);
+	ck_assert_uint_gt(after.chunk_count, before.chunk_count);
+	ck_assert_uint_eq(snap_table_count(table), 4);
+	struct snap *added = snap_table_find(table, "four");
+	ck_assert_ptr_nonnull(added);
+	ck_assert_ptr_eq(snap_table_find(table, "two"), two);
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_uint_ne(snap_table_find(table, sample_names[i])->slot, added->slot);
+	ck_assert_int_eq(snap_table_decode(table, snap_encode(added, 2), &got, &ino), 0);
+	ck_assert_ptr_eq(got, added);
+
+	ck_assert_int_eq(cairn_snapshot_remove(s.store, "two", msg, sizeof(msg)), 0);
+	ck_assert_int_eq(snap_table_refresh(table, &changes, msg, sizeof(msg)), 1);
+	ck_assert_uint_eq(changes.count, 1);
+	ck_assert_str_eq(changes.names[0], "two");
+	snap_changes_release(&changes);
+	ck_assert_ptr_null(snap_table_find(table, "two"));
+	ck_assert_uint_eq(snap_table_view(table)->count, 3);
+	ck_assert_int_eq(snap_table_decode(table, snap_encode(two, CAIRN_INDEX_ROOT), &got, &ino),
+			 0);
+	ck_assert_ptr_eq(got, two);
+	ck_assert_int_eq(cairn_index_getattr(idx, CAIRN_INDEX_ROOT, &st), 0);
+
+	const struct fx_file again[] = {{"big", s.big[0], BIG_SIZE}};
+	fx_import(s.store, again, 1, "two");
+	ck_assert_int_eq(snap_table_refresh(table, &changes, msg, sizeof(msg)), 1);
+	snap_changes_release(&changes);
+	struct snap *two_again = snap_table_find(table, "two");
+	ck_assert_ptr_nonnull(two_again);
+	ck_assert_ptr_ne(two_again, two);
+	ck_assert_uint_ne(two_again->slot, two->slot);
+	ck_assert_int_eq(snap_table_decode(table, snap_encode(two, 5), &got, &ino), 0);
+	ck_assert_ptr_eq(got, two);
+	snap_table_free(table);
+	cairn_store_free(reader);
+	free(big);
+	sample_free(&s);
+}
+END_TEST
+
 START_TEST(test_inodes_one_snapshot)
 {
 	struct cairn_mount_options o;
@@ -492,6 +569,20 @@ START_TEST(test_options_owners)
 }
 END_TEST
 
+START_TEST(test_options_refresh)
+{
+	struct cairn_mount_options o;
+	char msg[256] = "";
+
+	cairn_mount_options_default(&o);
+	ck_assert_int_eq(o.refresh, -1); /* the store's default */
+	ck_assert_int_eq(cairn_mount_options_parse(&o, "refresh=0", msg, sizeof(msg)), 0);
+	ck_assert_int_eq(o.refresh, 0);
+	ck_assert_int_eq(cairn_mount_options_parse(&o, "ro,refresh=86400", msg, sizeof(msg)), 0);
+	ck_assert_int_eq(o.refresh, 86400);
+}
+END_TEST
+
 START_TEST(test_options_bad)
 {
 	static const char *const bad[] = {
@@ -502,7 +593,8 @@ START_TEST(test_options_bad)
 		"threads=257",     "bogus",           "cache_dir=/x",
 		"passthrough",     "uidmap=1000",     "uidmap=1:2:0",
 		"gidmap=",         "uidmap=a:1",      "uidmap=4294967294:0:2",
-		"dmask=8",         "fmask=",
+		"dmask=8",         "fmask=",          "refresh=",
+		"refresh=-1",      "refresh=1m",      "refresh=86401",
 	};
 	struct cairn_mount_options o, before;
 	char msg[256];
@@ -820,8 +912,10 @@ static Suite *mount_suite(void)
 		{"chunk_cache_held", test_chunk_cache_held, 1, 60},
 		{"inodes_whole_store", test_inodes_whole_store, 1, 60},
 		{"inodes_one_snapshot", test_inodes_one_snapshot, 1, 60},
+		{"refresh_table", test_refresh_table, 1, 60},
 		{"options_sizes", test_options_sizes, 1, 60},
 		{"options_bad", test_options_bad, 1, 60},
+		{"options_refresh", test_options_refresh, 1, 60},
 		{"options_transport", test_options_transport, 1, 60},
 		{"options_owners", test_options_owners, 1, 60},
 		{"options_readdirplus", test_options_readdirplus, 1, 60},
