@@ -246,16 +246,12 @@ static void delete_failed(struct remote_gc *gc, const char *fmt, ...)
 static void sweep_mirror(struct remote_state *rs, int dirfd)
 {
 	_cleanup_close_ int packs_fd = cairn_open_dir_beneath(dirfd, "packs");
-	int fd = packs_fd < 0 ? -1 : dup(packs_fd);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	DIR *dir = cairn_opendir_dup(packs_fd);
 	char copy[32];
 	uint32_t num;
 
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
+	if (!dir)
 		return;
-	}
 	for (struct dirent *de; (de = readdir(dir));) {
 		const char *name = de->d_name;
 		if (strlen(name) != 13 ||

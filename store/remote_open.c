@@ -367,13 +367,9 @@ static int sync_packs(int dirfd, const struct remote_manifest *m, const struct r
 		if (r < 0)
 			return r;
 	}
-	int fd = dup(packs_fd);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
+	DIR *dir = cairn_opendir_dup(packs_fd);
+	if (!dir)
 		return -errno;
-	}
 	for (struct dirent *de; sweep && (de = readdir(dir));)
 		if (pack_unlisted(de->d_name, m))
 			unlinkat(packs_fd, de->d_name, 0);
@@ -417,13 +413,9 @@ static int sync_snapshots(int dirfd, const struct remote_manifest *m,
 		if (r < 0)
 			return r;
 	}
-	int fd = dup(snaps_fd);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
+	DIR *dir = cairn_opendir_dup(snaps_fd);
+	if (!dir)
 		return -errno;
-	}
 	for (struct dirent *de; sweep && (de = readdir(dir));)
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
 		    strncmp(de->d_name, "tmp-", 4) != 0 && !remote_manifest_snapshot(m, de->d_name))

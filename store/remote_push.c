@@ -188,13 +188,9 @@ static int push_snapshots(struct remote_state *rs, int dirfd, struct remote_mani
 		return 0;
 	if (snaps_fd < 0)
 		return snaps_fd;
-	int fd = dup(snaps_fd);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
+	DIR *dir = cairn_opendir_dup(snaps_fd);
+	if (!dir)
 		return -errno;
-	}
 	for (struct dirent *de; r == 0 && (de = readdir(dir));) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
 		    strncmp(de->d_name, "tmp-", 4) == 0 || strlen(de->d_name) > 255)
@@ -301,15 +297,11 @@ int remote_push(struct cairn_store *store)
 /* Removes everything in the directory open on dirfd (an old mirror). */
 static int empty_dir(int dirfd)
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	DIR *dir = cairn_opendir_dup(dirfd);
 	int r = 0;
 
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
+	if (!dir)
 		return -errno;
-	}
 	for (struct dirent *de; r == 0 && (de = readdir(dir));) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;

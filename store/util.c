@@ -95,6 +95,22 @@ int cairn_mkdir_p(const char *path, mode_t mode, bool parents_only)
 	return 0;
 }
 
+DIR *cairn_opendir_dup(int dirfd)
+{
+	int fd = dirfd < 0 ? (errno = EBADF, -1) : fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	DIR *dir = fdopendir(fd);
+	if (!dir) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	rewinddir(dir);
+	return dir;
+}
+
 int cairn_fsync_dir(int dirfd, const char *path)
 {
 	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -7,6 +7,7 @@
 #ifndef CAIRN_UTIL_H
 #define CAIRN_UTIL_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -63,6 +64,11 @@ ssize_t cairn_pread_full(int fd, void *buf, size_t size, uint64_t offset);
 /* Gives the whole pages inside buf back to the kernel (they read as zeros
  * until written again): for idle buffers whose contents do not matter. */
 void cairn_drop_pages(void *buf, size_t size);
+
+/* A directory stream over a duplicate of dirfd, from its first entry
+ * (dirfd stays open and the caller's; closedir closes the duplicate, which
+ * shares dirfd's offset, hence the rewind). NULL with errno set. */
+DIR *cairn_opendir_dup(int dirfd);
 
 /* fsyncs the directory dirfd/path ("." for dirfd itself). Returns 0 or -errno. */
 int cairn_fsync_dir(int dirfd, const char *path);
