@@ -14,6 +14,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <zstd.h>
 
 /* A delta is kept when it takes under this share of the plain frame. */
@@ -22,17 +23,28 @@
  * on linux 6.1 a plain frame beat such a delta by 134 bytes in all, and
  * against 1/32 it saves compressing 85 of the 100 MB tried plain. */
 #define DELTA_TINY 8
-/* Bytes of recent new chunks kept in memory as bases for later ones (one
- * slot per average chunk). 8 MiB keeps the neighbours a chunk resembles:
- * against 32 MiB it cost linux 6.1 1% of its packs and 6.12 after 6.1
- * 0.3%, and saved 34-39 MB of peak memory (docs/BENCHMARKS.md). */
-#define DELTA_CACHE_BYTES (8u << 20)
-#define DELTA_CANDIDATES  (2 * SKETCH_SUPER)
+/* A session base is one of the new chunks of the last DELTA_WINDOW bytes
+ * (so many slots as average chunks fit, entry index modulo the slots): the
+ * reach of the 8 MiB cache of recent chunks' bytes this replaced, so the
+ * same bases are chosen and the packs are the same bytes. Only the last
+ * ring_bytes of them are kept in memory; an older base is read back from
+ * its pack (base_from_pack). A 4 MiB window gave typescript 5.6.3 -> 5.7.3
+ * 3.05x patch-from, 8 MiB 2.74x; a window without bound (every session
+ * chunk) made linux 6.1's packs 1.6% smaller but cost its first add 0.44
+ * CPU-s of read-back (3,329 bases decoded); keeping the bytes cost 8 MB of
+ * peak memory (docs/BENCHMARKS.md, "Delta chunks"). */
+#define DELTA_WINDOW (8u << 20)
+/* The ring covers the chunks on their way to a worker, so that a read-back
+ * rarely waits: every group that can exist holding an average chunk, and
+ * at least DELTA_RING_MIN. */
+#define DELTA_RING_MIN   (1u << 20)
+#define DELTA_CANDIDATES (2 * SKETCH_SUPER)
 
 struct cache_slot {
 	uint32_t entry; /* index + 1 of the entry whose bytes these are; 0: none */
 	uint32_t size;
-	uint64_t pos; /* where its bytes went in the ring, counted from its start */
+	uint64_t window_pos; /* its start in the window, as if a ring of DELTA_WINDOW */
+	uint64_t pos;        /* where its bytes went in the ring, counted from its start */
 };
 
 /* The session's super-features are kept by their tag (the high half, as in
@@ -43,12 +55,14 @@ struct delta_writer {
 	uint32_t *map_tag;   /* the session's super-feature tags, open addressing */
 	uint32_t *map_entry; /* entry index + 1; 0: empty */
 	size_t map_cap, map_count;
-	/* Recent chunks' bytes in one ring of DELTA_CACHE_BYTES: slots of
-	 * their own, reallocated at each chunk's size, fragmented the heap
-	 * by several MB. A slot's bytes are there while the ring has not
-	 * wrapped over them (ring_head - pos <= DELTA_CACHE_BYTES). */
+	/* Recent chunks' bytes in one ring of ring_bytes: slots of their
+	 * own, reallocated at each chunk's size, fragmented the heap by
+	 * several MB. A slot's bytes are there while the ring has not
+	 * wrapped over them (ring_head - pos <= ring_bytes); its chunk is a
+	 * base while window_head - window_pos <= DELTA_WINDOW. */
 	uint8_t *ring;
-	uint64_t ring_head;
+	uint64_t ring_head, window_head;
+	uint32_t ring_bytes;
 	struct cache_slot *cache;
 	size_t cache_slots;
 };
@@ -129,30 +143,46 @@ static uint32_t map_get(const struct delta_writer *d, uint64_t sf)
 
 /* ---- the cache of recent chunks' bytes ---- */
 
+/* Where a chunk of size goes in a ring of ring_size whose head is at head:
+ * a chunk's bytes never wrap, it starts the ring anew instead. */
+static uint64_t ring_place(uint64_t head, uint64_t ring_size, uint32_t size)
+{
+	if (head % ring_size + size > ring_size)
+		head += ring_size - head % ring_size;
+	return head;
+}
+
 static void cache_put(struct delta_writer *d, size_t index, const uint8_t *data, uint32_t size)
 {
 	struct cache_slot *slot = &d->cache[index % d->cache_slots];
-	uint64_t pos = d->ring_head;
 
-	if (size > DELTA_CACHE_BYTES || (!d->ring && !(d->ring = malloc(DELTA_CACHE_BYTES))))
-		return; /* only bases the less */
-	/* A chunk's bytes never wrap: it starts the ring anew instead. */
-	if (pos % DELTA_CACHE_BYTES + size > DELTA_CACHE_BYTES)
-		pos += DELTA_CACHE_BYTES - pos % DELTA_CACHE_BYTES;
-	memcpy(d->ring + pos % DELTA_CACHE_BYTES, data, size);
-	d->ring_head = pos + size;
-	*slot = (struct cache_slot){.entry = (uint32_t)(index + 1), .size = size, .pos = pos};
+	if (size > DELTA_WINDOW)
+		return;
+	uint64_t window_pos = ring_place(d->window_head, DELTA_WINDOW, size);
+	d->window_head = window_pos + size;
+	*slot = (struct cache_slot){.entry = (uint32_t)(index + 1),
+				    .size = size,
+				    .window_pos = window_pos,
+				    .pos = UINT64_MAX};
+	if (size > d->ring_bytes || (!d->ring && !(d->ring = malloc(d->ring_bytes))))
+		return; /* read back from its pack if wanted */
+	slot->pos = ring_place(d->ring_head, d->ring_bytes, size);
+	memcpy(d->ring + slot->pos % d->ring_bytes, data, size);
+	d->ring_head = slot->pos + size;
 }
 
-/* The bytes of entry index, or NULL when they are no longer cached. */
-static const uint8_t *cache_get(const struct delta_writer *d, uint32_t index, uint32_t *ret_size)
+/* Whether entry index is within the window: false when not. *ret_bytes is
+ * its bytes in the ring, or NULL when they have to be read back. */
+static bool cache_get(const struct delta_writer *d, uint32_t index, const uint8_t **ret_bytes)
 {
 	const struct cache_slot *slot = &d->cache[index % d->cache_slots];
 
-	if (slot->entry != index + 1 || d->ring_head - slot->pos > DELTA_CACHE_BYTES)
-		return NULL;
-	*ret_size = slot->size;
-	return d->ring + slot->pos % DELTA_CACHE_BYTES;
+	if (slot->entry != index + 1 || d->window_head - slot->window_pos > DELTA_WINDOW)
+		return false;
+	*ret_bytes = slot->pos != UINT64_MAX && d->ring_head - slot->pos <= d->ring_bytes
+			     ? d->ring + slot->pos % d->ring_bytes
+			     : NULL;
+	return true;
 }
 
 /* ---- finding the session's bases for the frame reader ---- */
@@ -180,7 +210,11 @@ int delta_writer_new(struct cairn_writer *w)
 	if (!d)
 		return -ENOMEM;
 	w->delta = d;
-	d->cache_slots = DELTA_CACHE_BYTES / w->store->params.chunk_avg;
+	/* Every group that can exist holding an average chunk, at least. */
+	size_t in_flight = w->group_limit * (size_t)w->store->params.chunk_avg;
+	d->ring_bytes = in_flight > DELTA_RING_MIN ? (uint32_t)in_flight : DELTA_RING_MIN;
+	d->ring_bytes = d->ring_bytes < DELTA_WINDOW ? d->ring_bytes : DELTA_WINDOW;
+	d->cache_slots = DELTA_WINDOW / w->store->params.chunk_avg;
 	d->cache = calloc(d->cache_slots, sizeof(*d->cache));
 	if (!d->cache || sketch_table_load(w->store->dirfd, &d->table) < 0)
 		return -ENOMEM;
@@ -255,22 +289,48 @@ static struct delta_job *job_get(struct cairn_writer *w, struct group *group)
 	return group->delta;
 }
 
-/* A session base: its bytes from the cache. Its entry must be in a pack
- * before the delta is (a reader of the delta reads it back from there). */
+/* A session base no longer in the ring: read back from its pack (and
+ * checked against its id) through the writer's frame reader, waiting for
+ * its worker if it is still being compressed. Returns its size, or 0 when
+ * it cannot be read (it is then simply not used). */
+static uint32_t base_from_pack(struct cairn_writer *w, struct new_entry *base,
+			       struct delta_job *job)
+{
+	bool own_fd;
+	char msg[400];
+	int fd = writer_new_entry_fd(w, base, &own_fd);
+
+	if (fd < 0)
+		return 0;
+	int64_t n = frame_reader_get(&w->reader, w->store, fd, &base->e, job->base,
+				     w->store->params.chunk_max, msg, sizeof(msg));
+	if (own_fd)
+		close(fd);
+	return n == (int64_t)base->e.size ? base->e.size : 0;
+}
+
+/* A session base within the window: its bytes from the ring, the open
+ * group, or its pack. Its entry must be in a pack before the delta is (a
+ * reader of the delta reads it back from there). */
 static int base_from_session(struct cairn_writer *w, uint32_t index, struct delta_job *job)
 {
 	struct new_entry *base = entry_at(w, index);
-	uint32_t size;
-	const uint8_t *bytes = cache_get(w->delta, index, &size);
+	const uint8_t *bytes = NULL;
+	uint32_t size = base->e.size;
 
-	if (!bytes || base->delta_depth >= DELTA_MAX_DEPTH)
+	if (!cache_get(w->delta, index, &bytes) || base->delta_depth >= DELTA_MAX_DEPTH)
+		return 0;
+	if (!bytes && base->in_open_group)
+		bytes = w->open_group->data + base->e.inner_offset;
+	if (bytes)
+		memcpy(job->base, bytes, size);
+	else if (base_from_pack(w, base, job) == 0)
 		return 0;
 	if (base->in_open_group) {
 		int r = submit_group(w, TAKE_PTR(w->open_group));
 		if (r < 0)
 			return r;
 	}
-	memcpy(job->base, bytes, size);
 	job->base_size = size;
 	memcpy(job->ref.base_id, base->e.chunk_id, CAIRN_ID_SIZE);
 	job->ref.depth = (uint8_t)(base->delta_depth + 1);
@@ -495,6 +555,7 @@ void delta_session_reset(struct cairn_writer *w)
 		d->cache[i].entry = 0;
 	/* Between sessions (a commit, a rollback) the ring's pages go back. */
 	if (d->ring)
-		cairn_drop_pages(d->ring, DELTA_CACHE_BYTES);
+		cairn_drop_pages(d->ring, d->ring_bytes);
 	d->ring_head = 0;
+	d->window_head = 0;
 }

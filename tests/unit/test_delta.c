@@ -536,14 +536,17 @@ START_TEST(test_sketch_rewrite)
 }
 END_TEST
 
-/* The session's recent chunks are bases while their bytes are in the
- * writer's ring (8 MiB): a chunk like one put 6 MB before is a delta of it,
- * one like a chunk put 10 MB before (the ring wrapped over its bytes, its
- * slot still naming it) is stored whole; both read back exactly. _i: 0 the
- * near case, 1 the far one. */
+/* The session's chunks of the last 8 MiB of new chunks are bases: one put
+ * 200 KB before comes from the writer's ring of recent chunks (1 MiB
+ * here), one put 6 MB before (its bytes gone from the ring) is read back
+ * from its pack, and the chunk like it is a delta of it; one put 10 MB
+ * before is out of reach (the window wrapped over it, its slot still naming
+ * it) and the chunk is stored whole. All read back exactly. _i: 0 the ring,
+ * 1 the pack, 2 out of reach. */
 START_TEST(test_cache_ring)
 {
-	const unsigned fillers = _i == 0 ? 300 : 500; /* 20 KiB each */
+	static const unsigned filler_counts[] = {10, 300, 500};
+	const unsigned fillers = filler_counts[_i]; /* 20 KiB each */
 	_cleanup_free_ uint8_t *a = test_alloc(VERSION_SIZE);
 	_cleanup_free_ uint8_t *b = test_alloc(VERSION_SIZE);
 	_cleanup_free_ uint8_t *filler = test_alloc(VERSION_SIZE);
@@ -563,7 +566,7 @@ START_TEST(test_cache_ring)
 		commit(writer);
 	}
 	_cleanup_(cairn_store_freep) struct cairn_store *reader = store_reopen(NULL);
-	if (_i == 0)
+	if (_i < 2)
 		ck_assert_uint_eq(depth_of(reader, &id_b), 1);
 	else
 		ck_assert_uint_ne(entry_of(reader, &id_b)->codec, CODEC_DELTA);
@@ -614,7 +617,7 @@ static Suite *delta_suite(void)
 		{"kill_add", test_kill_add, 1, 120},
 		{"kill_gc", test_kill_gc, 1, 120},
 		{"sketch_rewrite", test_sketch_rewrite, 1, 30},
-		{"cache_ring", test_cache_ring, 2, 30},
+		{"cache_ring", test_cache_ring, 3, 30},
 		{"prepared_sketch", test_prepared_sketch, 1, 10},
 	};
 
