@@ -25,11 +25,12 @@ struct sketch {
  * false when the chunk is too small or too uniform to sketch. */
 bool sketch_compute(const uint64_t gear[256], const uint8_t *data, size_t size, struct sketch *ret);
 
-/* STORE/sketches mapped read-only: super-feature -> chunk id. */
+/* STORE/sketches, super-feature -> chunk id: read with pread, a 16-bit
+ * fingerprint per slot kept in memory (sketch.c says why). */
 struct sketch_table;
-/* Maps dirfd's sketch table. A missing or malformed file is an empty table
- * (it is a hint: ids found are looked up in the chunk table and bases are
- * checked by bytes). Returns 0 or -ENOMEM. */
+/* Opens dirfd's sketch table and reads its fingerprints. A missing or malformed file is an empty
+ * table (it is a hint: ids found are looked up in the chunk table and bases are checked by bytes).
+ * Returns 0 or -ENOMEM. */
 int sketch_table_load(int dirfd, struct sketch_table **ret);
 void sketch_table_free(struct sketch_table *table);
 /* The entry of chunks (the current chunk table) that table names for sf,
@@ -40,8 +41,8 @@ const struct table_entry *sketch_table_find(const struct sketch_table *table,
 typedef bool (*sketch_next_fn)(void *ctx, uint64_t *sf, const uint8_t **id);
 /* Writes table plus count new (sf, id) pairs from next (new ones win) to a
  * temp file and renames it over STORE/sketches. The pairs are streamed, not
- * copied, and table's pages are dropped as they are read (they are a clean
- * file mapping), so the new table's buffer is the only sizeable memory.
+ * copied, and table's slots are read in small blocks, so the new table's
+ * buffer is the only sizeable memory.
  * Returns 0 or -errno. */
 int sketch_table_write(int dirfd, const struct sketch_table *table, size_t count,
 		       sketch_next_fn next, void *ctx);

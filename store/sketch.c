@@ -12,7 +12,6 @@
 
 #include <fcntl.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -96,10 +95,16 @@ struct sketch_slot {
 } __attribute__((packed));
 _Static_assert(sizeof(struct sketch_slot) == 12, "sketch slot is 12 bytes");
 
+/* The table is read with pread, not mapped: a lookup lands on a random
+ * page, so a mapping soon had all of it resident (6.1 MB for linux 6.1's
+ * table, counted in an add's peak memory). In memory, each slot keeps only
+ * a 16-bit fingerprint of its tag (0: empty), enough to walk a probe
+ * sequence; a slot whose fingerprint matches is read from the file to
+ * compare the whole tag and take the id prefix (docs/BENCHMARKS.md,
+ * "Delta chunks"). */
 struct sketch_table {
-	void *map;
-	size_t map_size;
-	const struct sketch_slot *slots;
+	int fd; /* -1: empty */
+	uint16_t *fingerprints;
 	uint64_t slot_count; /* 0: empty */
 };
 
@@ -109,6 +114,30 @@ static uint32_t sf_tag(uint64_t sf)
 
 	return tag ? tag : 1;
 }
+
+/* The low half of a tag (its home comes from the high bits), never 0. */
+static uint16_t tag_fingerprint(uint32_t tag)
+{
+	return (uint16_t)tag ? (uint16_t)tag : 1;
+}
+
+static uint64_t slot_offset(uint64_t i)
+{
+	return sizeof(struct sketch_header) + i * sizeof(struct sketch_slot);
+}
+
+/* Slots first.. of table, at most count, into buf; returns how many, or 0
+ * on a read error. */
+static size_t slots_read(const struct sketch_table *table, uint64_t first, size_t count,
+			 struct sketch_slot *buf)
+{
+	if (count > table->slot_count - first)
+		count = (size_t)(table->slot_count - first);
+	ssize_t n = cairn_pread_full(table->fd, buf, count * sizeof(*buf), slot_offset(first));
+	return n == (ssize_t)(count * sizeof(*buf)) ? count : 0;
+}
+
+#define SLOTS_PER_READ 4096
 
 /* The home slot of a tag: scaled to the slot count, so that a table of any
  * size is rebuilt from the tags alone. */
@@ -125,29 +154,50 @@ static bool header_ok(const struct sketch_header *h, size_t size)
 	       size == sizeof(*h) + h->slot_count * sizeof(struct sketch_slot);
 }
 
+/* Reads every slot's fingerprint; false on a read error. */
+static bool fingerprints_load(struct sketch_table *table)
+{
+	_cleanup_free_ struct sketch_slot *buf = malloc(SLOTS_PER_READ * sizeof(*buf));
+
+	if (!buf)
+		return false;
+	for (uint64_t i = 0; i < table->slot_count;) {
+		size_t n = slots_read(table, i, SLOTS_PER_READ, buf);
+		if (n == 0)
+			return false;
+		for (size_t k = 0; k < n; k++)
+			table->fingerprints[i + k] = buf[k].tag ? tag_fingerprint(buf[k].tag) : 0;
+		i += n;
+	}
+	return true;
+}
+
 int sketch_table_load(int dirfd, struct sketch_table **ret)
 {
 	struct sketch_table *table = calloc(1, sizeof(*table));
+	struct sketch_header h;
 	struct stat st;
 
 	if (!table)
 		return -ENOMEM;
+	table->fd = -1;
 	*ret = table;
 	_cleanup_close_ int fd = cairn_open_file_beneath(dirfd, SKETCH_NAME, O_RDONLY, 0);
-	if (fd < 0 || fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(struct sketch_header))
+	if (fd < 0 || fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(h) ||
+	    cairn_pread_full(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    !header_ok(&h, (size_t)st.st_size))
 		return 0;
-	void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED)
-		return 0;
-	const struct sketch_header *h = map;
-	if (!header_ok(h, (size_t)st.st_size)) {
-		munmap(map, (size_t)st.st_size);
-		return 0;
+	table->fingerprints = malloc(h.slot_count * sizeof(*table->fingerprints));
+	if (!table->fingerprints)
+		return -ENOMEM;
+	table->fd = TAKE_FD(fd);
+	table->slot_count = h.slot_count;
+	if (!fingerprints_load(table)) {
+		close(TAKE_FD(table->fd));
+		free(TAKE_PTR(table->fingerprints));
+		table->fd = -1;
+		table->slot_count = 0;
 	}
-	table->map = map;
-	table->map_size = (size_t)st.st_size;
-	table->slots = (const struct sketch_slot *)(h + 1);
-	table->slot_count = h->slot_count;
 	return 0;
 }
 
@@ -155,8 +205,9 @@ void sketch_table_free(struct sketch_table *table)
 {
 	if (!table)
 		return;
-	if (table->map)
-		munmap(table->map, table->map_size);
+	if (table->fd >= 0)
+		close(table->fd);
+	free(table->fingerprints);
 	free(table);
 }
 
@@ -186,12 +237,14 @@ const struct table_entry *sketch_table_find(const struct sketch_table *table,
 	if (!table || table->slot_count == 0 || !chunks || chunks->entry_count == 0)
 		return NULL;
 	uint32_t tag = sf_tag(sf);
+	uint16_t fingerprint = tag_fingerprint(tag);
 	for (uint64_t i = tag_home(tag, table->slot_count), n = 0; n < table->slot_count; n++) {
-		const struct sketch_slot *slot = &table->slots[i];
-		if (slot->tag == 0)
+		uint16_t f = table->fingerprints[i];
+		struct sketch_slot slot;
+		if (f == 0)
 			return NULL;
-		if (slot->tag == tag)
-			return find_prefix(chunks, slot->id_prefix);
+		if (f == fingerprint && slots_read(table, i, 1, &slot) == 1 && slot.tag == tag)
+			return find_prefix(chunks, slot.id_prefix);
 		i = i + 1 == table->slot_count ? 0 : i + 1;
 	}
 	return NULL;
@@ -208,25 +261,24 @@ static void slot_put(struct sketch_slot *slots, uint64_t count, uint32_t tag,
 	memcpy(slots[i].id_prefix, id_prefix, SKETCH_ID_PREFIX);
 }
 
-/* Puts the old table's slots into out, dropping its pages behind the copy:
- * otherwise the whole old table stays resident next to the new one. */
-static void slots_copy_old(const struct sketch_table *table, struct sketch_slot *out,
-			   uint64_t slots)
+/* Puts the old table's slots into out, read in blocks. Returns 0 or
+ * -EIO. */
+static int slots_copy_old(const struct sketch_table *table, struct sketch_slot *out, uint64_t slots)
 {
-	const uint64_t step = (1u << 20) / sizeof(struct sketch_slot);
-	long page = sysconf(_SC_PAGESIZE);
-	uintptr_t dropped = (uintptr_t)table->map;
+	_cleanup_free_ struct sketch_slot *buf = malloc(SLOTS_PER_READ * sizeof(*buf));
 
-	for (uint64_t i = 0; i < table->slot_count; i++) {
-		if (table->slots[i].tag != 0)
-			slot_put(out, slots, table->slots[i].tag, table->slots[i].id_prefix);
-		if ((i + 1) % step != 0 && i + 1 != table->slot_count)
-			continue;
-		uintptr_t end = (uintptr_t)&table->slots[i + 1] & ~((uintptr_t)page - 1);
-		if (end > dropped)
-			madvise((void *)dropped, end - dropped, MADV_DONTNEED);
-		dropped = end > dropped ? end : dropped;
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < table->slot_count;) {
+		size_t n = slots_read(table, i, SLOTS_PER_READ, buf);
+		if (n == 0)
+			return -EIO;
+		for (size_t k = 0; k < n; k++)
+			if (buf[k].tag != 0)
+				slot_put(out, slots, buf[k].tag, buf[k].id_prefix);
+		i += n;
 	}
+	return 0;
 }
 
 int sketch_table_write(int dirfd, const struct sketch_table *table, size_t count,
@@ -236,7 +288,7 @@ int sketch_table_write(int dirfd, const struct sketch_table *table, size_t count
 	char tmp_name[64];
 
 	for (uint64_t i = 0; table && i < table->slot_count; i++)
-		used += table->slots[i].tag != 0;
+		used += table->fingerprints[i] != 0;
 	/* Linear probing stays short up to three quarters full. */
 	uint64_t slots = used * 4 / 3 + 64;
 	if (slots > UINT32_MAX)
@@ -251,8 +303,9 @@ int sketch_table_write(int dirfd, const struct sketch_table *table, size_t count
 	h->version = SKETCH_VERSION;
 	h->slot_count = slots;
 	h->check = store_checksum(h, offsetof(struct sketch_header, check));
-	if (table && table->slot_count > 0)
-		slots_copy_old(table, out, slots);
+	int r = table && table->slot_count > 0 ? slots_copy_old(table, out, slots) : 0;
+	if (r < 0)
+		return r;
 	uint64_t sf;
 	const uint8_t *id;
 	while (next(ctx, &sf, &id))
@@ -261,7 +314,7 @@ int sketch_table_write(int dirfd, const struct sketch_table *table, size_t count
 		cairn_tmp_open(dirfd, "tmp-sketches-", "", 0600, tmp_name, sizeof(tmp_name));
 	if (fd < 0)
 		return fd;
-	int r = cairn_write_all(fd, buf, size);
+	r = cairn_write_all(fd, buf, size);
 	if (r == 0)
 		r = cairn_commit_file(dirfd, fd, tmp_name, SKETCH_NAME, NULL);
 	if (r < 0)

@@ -492,10 +492,26 @@ static void sk_assert_id(const struct sketch_table *table, const struct chunk_ta
 	ck_assert_mem_eq(e->chunk_id, want->bytes, CAIRN_ID_SIZE);
 }
 
+/* Whether /proc/self/maps has a mapping of a file under dir. */
+static bool mapped_under(const char *dir)
+{
+	FILE *maps = fopen("/proc/self/maps", "r");
+	char line[4096];
+	bool found = false;
+
+	ck_assert_ptr_nonnull(maps);
+	while (!found && fgets(line, sizeof(line), maps))
+		found = strstr(line, dir) != NULL;
+	fclose(maps);
+	return found;
+}
+
 /* A rewrite streams the new pairs (new ones win over the old table's) and
- * drops the old table's pages behind its copy: the old mapping still reads
- * the same afterwards (the pages come back from the file, now unlinked),
- * and the new file holds both. The old table spans several 1 MiB steps. */
+ * reads the old table in blocks: the old table still reads the same
+ * afterwards (its fd holds the file, now replaced), and the new file holds
+ * both. The old table spans several blocks. Neither is mapped: a lookup
+ * lands on a random page, and a mapping's pages, soon all resident, counted
+ * in an add's peak memory (6.1 MB of linux 6.1's table). */
 START_TEST(test_sketch_rewrite)
 {
 	_cleanup_free_ struct cairn_id *ids = test_alloc((SK_OLD + SK_NEW) * sizeof(*ids));
@@ -528,6 +544,7 @@ START_TEST(test_sketch_rewrite)
 		sk_assert_id(merged, &chunks, i, &ids[i]);
 	for (size_t i = 0; i < SK_NEW; i++)
 		sk_assert_id(merged, &chunks, from + i, &ids[SK_OLD + i]);
+	ck_assert(!mapped_under(dir));
 	sketch_table_free(old);
 	sketch_table_free(merged);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
