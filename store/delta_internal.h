@@ -37,15 +37,20 @@ void sketch_table_free(struct sketch_table *table);
  * or NULL. */
 const struct table_entry *sketch_table_find(const struct sketch_table *table,
 					    const struct chunk_table *chunks, uint64_t sf);
-/* Yields the next new (sf, id) pair into *sf and *id; false at the end. */
-typedef bool (*sketch_next_fn)(void *ctx, uint64_t *sf, const uint8_t **id);
-/* Writes table plus count new (sf, id) pairs from next (new ones win) to a
- * temp file and renames it over STORE/sketches. The pairs are streamed, not
- * copied, and table's slots are read in small blocks, so the new table's
- * buffer is the only sizeable memory.
- * Returns 0 or -errno. */
+/* The new (sf, id) pairs of a rewrite: next yields the next one into *sf
+ * and *id (false at the end), rewind starts them over (a rewrite reads
+ * them once for each part of the table it writes). */
+struct sketch_source {
+	bool (*next)(void *ctx, uint64_t *sf, const uint8_t **id);
+	void (*rewind)(void *ctx);
+	void *ctx;
+};
+/* Writes table plus count new pairs from source (new ones win) to a temp
+ * file and renames it over STORE/sketches. The table is built and written
+ * a part of about 1 MiB at a time, so neither table is ever in memory
+ * whole. Returns 0 or -errno. */
 int sketch_table_write(int dirfd, const struct sketch_table *table, size_t count,
-		       sketch_next_fn next, void *ctx);
+		       const struct sketch_source *source);
 
 /* ---- the writer's delta hook (delta_write.c) ---- */
 

@@ -506,6 +506,11 @@ static bool session_next(void *ctx, uint64_t *sf, const uint8_t **id)
 	return false;
 }
 
+static void session_rewind(void *ctx)
+{
+	((struct sketch_cursor *)ctx)->slot = 0;
+}
+
 /* The session's sketches merged into STORE/sketches, streamed from the
  * session's map (no copy of it). Written before the chunk table: a hint
  * naming chunks a failed commit never stored only costs a futile lookup,
@@ -517,7 +522,8 @@ static int write_sketches(struct cairn_writer *w)
 
 	if (d->map_count == 0)
 		return 0;
-	int r = sketch_table_write(w->store->dirfd, d->table, d->map_count, session_next, &cursor);
+	const struct sketch_source source = {session_next, session_rewind, &cursor};
+	int r = sketch_table_write(w->store->dirfd, d->table, d->map_count, &source);
 	if (r < 0)
 		writer_set_error(w, "%s/%s: %s", w->store->path, SKETCH_NAME, strerror(-r));
 	return r;

@@ -449,6 +449,7 @@ static uint64_t sk_sf(size_t i)
 struct sk_pairs {
 	const struct cairn_id *ids;
 	size_t first, end, at;
+	uint64_t (*sf)(size_t i); /* NULL: sk_sf */
 };
 
 static bool sk_next(void *ctx, uint64_t *sf, const uint8_t **id)
@@ -457,9 +458,14 @@ static bool sk_next(void *ctx, uint64_t *sf, const uint8_t **id)
 
 	if (p->at == p->end)
 		return false;
-	*sf = sk_sf(p->first + p->at);
+	*sf = (p->sf ? p->sf : sk_sf)(p->first + p->at);
 	*id = p->ids[p->at++].bytes;
 	return true;
+}
+
+static void sk_rewind(void *ctx)
+{
+	((struct sk_pairs *)ctx)->at = 0;
 }
 
 static int sk_id_compare(const void *a, const void *b)
@@ -481,6 +487,15 @@ static void sk_chunks(struct chunk_table *chunks, struct table_entry *entries, u
 	for (unsigned b = 1; b < 256; b++)
 		fanout[b] += fanout[b - 1];
 	*chunks = (struct chunk_table){.fanout = fanout, .entries = entries, .entry_count = count};
+}
+
+static void sk_assert_sf(const struct sketch_table *table, const struct chunk_table *chunks,
+			 uint64_t sf, const struct cairn_id *want)
+{
+	const struct table_entry *e = sketch_table_find(table, chunks, sf);
+
+	ck_assert_ptr_nonnull(e);
+	ck_assert_mem_eq(e->chunk_id, want->bytes, CAIRN_ID_SIZE);
 }
 
 static void sk_assert_id(const struct sketch_table *table, const struct chunk_table *chunks,
@@ -530,12 +545,16 @@ START_TEST(test_sketch_rewrite)
 	sk_chunks(&chunks, entries, fanout, ids, SK_OLD + SK_NEW);
 
 	struct sk_pairs first = {.ids = ids, .first = 0, .end = SK_OLD};
-	ck_assert_int_eq(sketch_table_write(dirfd, NULL, SK_OLD, sk_next, &first), 0);
+	ck_assert_int_eq(sketch_table_write(dirfd, NULL, SK_OLD,
+					    &(struct sketch_source){sk_next, sk_rewind, &first}),
+			 0);
 	ck_assert_int_eq(sketch_table_load(dirfd, &old), 0);
 	/* The new pairs: SK_REPLACED of the old tags, then new ones. */
 	size_t from = SK_OLD - SK_REPLACED;
 	struct sk_pairs second = {.ids = ids + SK_OLD, .first = from, .end = SK_NEW};
-	ck_assert_int_eq(sketch_table_write(dirfd, old, SK_NEW, sk_next, &second), 0);
+	ck_assert_int_eq(sketch_table_write(dirfd, old, SK_NEW,
+					    &(struct sketch_source){sk_next, sk_rewind, &second}),
+			 0);
 	ck_assert_int_eq(sketch_table_load(dirfd, &merged), 0);
 
 	for (size_t i = 0; i < SK_OLD; i++)
@@ -547,6 +566,60 @@ START_TEST(test_sketch_rewrite)
 	ck_assert(!mapped_under(dir));
 	sketch_table_free(old);
 	sketch_table_free(merged);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	close(dirfd);
+}
+END_TEST
+
+/* Pairs SK_WRAP first ones have tags whose home is the last slot. */
+enum { SK_WRAP = 150, SK_WRAP_ALL = 200 };
+
+static uint64_t sk_wrap_sf(size_t i)
+{
+	return i < SK_WRAP ? (uint64_t)(0xffffff00u + (uint32_t)i) << 32 : sk_sf(i);
+}
+
+/* A rewrite builds the table a part at a time; pairs whose probing runs
+ * past the last slot wrap to the first free slots, placed once the file is
+ * written. Every pair is found, in that table and in one rewritten from it
+ * (which reads the wrapped slots back as old ones). */
+START_TEST(test_sketch_wrap)
+{
+	struct cairn_id ids[SK_WRAP_ALL];
+	struct table_entry entries[SK_WRAP_ALL];
+	uint32_t fanout[256];
+	struct chunk_table chunks;
+	struct sketch_table *first = NULL, *second = NULL;
+	char dir[] = "/tmp/cairn-sketch-XXXXXX";
+	char cmd[64];
+
+	test_fill_random(ids, sizeof(ids), 11);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY);
+	ck_assert_int_ge(dirfd, 0);
+	sk_chunks(&chunks, entries, fanout, ids, SK_WRAP_ALL);
+
+	/* All but the last ten, then those ten into the rewrite. */
+	struct sk_pairs pairs = {.ids = ids, .end = SK_WRAP_ALL - 10, .sf = sk_wrap_sf};
+	ck_assert_int_eq(sketch_table_write(dirfd, NULL, pairs.end,
+					    &(struct sketch_source){sk_next, sk_rewind, &pairs}),
+			 0);
+	ck_assert_int_eq(sketch_table_load(dirfd, &first), 0);
+	struct sk_pairs rest = {.ids = ids + SK_WRAP_ALL - 10,
+				.first = SK_WRAP_ALL - 10,
+				.end = 10,
+				.sf = sk_wrap_sf};
+	ck_assert_int_eq(sketch_table_write(dirfd, first, 10,
+					    &(struct sketch_source){sk_next, sk_rewind, &rest}),
+			 0);
+	ck_assert_int_eq(sketch_table_load(dirfd, &second), 0);
+	for (size_t i = 0; i < SK_WRAP_ALL - 10; i++)
+		sk_assert_sf(first, &chunks, sk_wrap_sf(i), &ids[i]);
+	for (size_t i = 0; i < SK_WRAP_ALL; i++)
+		sk_assert_sf(second, &chunks, sk_wrap_sf(i), &ids[i]);
+	sketch_table_free(first);
+	sketch_table_free(second);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	ck_assert_int_eq(system(cmd), 0);
 	close(dirfd);
@@ -634,6 +707,7 @@ static Suite *delta_suite(void)
 		{"kill_add", test_kill_add, 1, 120},
 		{"kill_gc", test_kill_gc, 1, 120},
 		{"sketch_rewrite", test_sketch_rewrite, 1, 30},
+		{"sketch_wrap", test_sketch_wrap, 1, 10},
 		{"cache_ring", test_cache_ring, 3, 30},
 		{"prepared_sketch", test_prepared_sketch, 1, 10},
 	};
