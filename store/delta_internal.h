@@ -25,7 +25,7 @@ struct sketch {
  * false when the chunk is too small or too uniform to sketch. */
 bool sketch_compute(const uint64_t gear[256], const uint8_t *data, size_t size, struct sketch *ret);
 
-/* STORE/sketches, super-feature -> chunk id: read with pread, a 16-bit
+/* STORE/sketches, super-feature -> chunk id: read with pread, an 8-bit
  * fingerprint per slot kept in memory (sketch.c says why). */
 struct sketch_table;
 /* Opens dirfd's sketch table and reads its fingerprints. A missing or malformed file is an empty

@@ -98,13 +98,14 @@ _Static_assert(sizeof(struct sketch_slot) == 12, "sketch slot is 12 bytes");
 /* The table is read with pread, not mapped: a lookup lands on a random
  * page, so a mapping soon had all of it resident (6.1 MB for linux 6.1's
  * table, counted in an add's peak memory). In memory, each slot keeps only
- * a 16-bit fingerprint of its tag (0: empty), enough to walk a probe
+ * an 8-bit fingerprint of its tag (0: empty), enough to walk a probe
  * sequence; a slot whose fingerprint matches is read from the file to
- * compare the whole tag and take the id prefix (docs/BENCHMARKS.md,
+ * compare the whole tag and take the id prefix (one probed slot in 255
+ * matches by chance: a pread more, not a wrong answer; docs/BENCHMARKS.md,
  * "Delta chunks"). */
 struct sketch_table {
 	int fd; /* -1: empty */
-	uint16_t *fingerprints;
+	uint8_t *fingerprints;
 	uint64_t slot_count; /* 0: empty */
 };
 
@@ -115,10 +116,10 @@ static uint32_t sf_tag(uint64_t sf)
 	return tag ? tag : 1;
 }
 
-/* The low half of a tag (its home comes from the high bits), never 0. */
-static uint16_t tag_fingerprint(uint32_t tag)
+/* The low byte of a tag (its home comes from the high bits), never 0. */
+static uint8_t tag_fingerprint(uint32_t tag)
 {
-	return (uint16_t)tag ? (uint16_t)tag : 1;
+	return (uint8_t)tag ? (uint8_t)tag : 1;
 }
 
 static uint64_t slot_offset(uint64_t i)
@@ -237,9 +238,9 @@ const struct table_entry *sketch_table_find(const struct sketch_table *table,
 	if (!table || table->slot_count == 0 || !chunks || chunks->entry_count == 0)
 		return NULL;
 	uint32_t tag = sf_tag(sf);
-	uint16_t fingerprint = tag_fingerprint(tag);
+	uint8_t fingerprint = tag_fingerprint(tag);
 	for (uint64_t i = tag_home(tag, table->slot_count), n = 0; n < table->slot_count; n++) {
-		uint16_t f = table->fingerprints[i];
+		uint8_t f = table->fingerprints[i];
 		struct sketch_slot slot;
 		if (f == 0)
 			return NULL;
