@@ -97,6 +97,9 @@ uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const 
 int delta_commit_prepare(struct cairn_writer *w);
 /* After the table is in place: maps STORE/sketches anew. */
 void delta_commit_done(struct cairn_writer *w);
+/* Gives back the pages of the recent chunks' bytes (the files flushed):
+ * those chunks stay bases, read back from their packs. */
+void delta_trim(struct cairn_writer *w);
 /* Forgets the session's sketches and cached bytes (commit or rollback). */
 void delta_session_reset(struct cairn_writer *w);
 

@@ -609,6 +609,17 @@ void delta_commit_done(struct cairn_writer *w)
 	}
 }
 
+void delta_trim(struct cairn_writer *w)
+{
+	struct delta_writer *d = w->delta;
+
+	if (!d || !d->ring)
+		return;
+	for (size_t i = 0; i < d->cache_slots; i++)
+		d->cache[i].pos = UINT64_MAX;
+	cairn_drop_pages(d->ring, d->ring_bytes);
+}
+
 void delta_session_reset(struct cairn_writer *w)
 {
 	struct delta_writer *d = w->delta;
