@@ -36,8 +36,10 @@
 #define DELTA_WINDOW (8u << 20)
 /* The ring covers the chunks on their way to a worker, so that a read-back
  * rarely waits: every group that can exist holding an average chunk, and
- * at least DELTA_RING_MIN. */
-#define DELTA_RING_MIN   (1u << 20)
+ * at least DELTA_RING_MIN. On linux 6.1's first add (the most session
+ * bases) 512 KiB read back 1,922 bases, 1 MiB 1,578, about 0.15 s of the
+ * sequencer's time either way; 512 KiB kept 0.5 MB more off the peak. */
+#define DELTA_RING_MIN   (1u << 19)
 #define DELTA_CANDIDATES (2 * SKETCH_SUPER)
 
 struct cache_slot {

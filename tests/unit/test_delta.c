@@ -627,7 +627,7 @@ START_TEST(test_sketch_wrap)
 END_TEST
 
 /* The session's chunks of the last 8 MiB of new chunks are bases: one put
- * 200 KB before comes from the writer's ring of recent chunks (1 MiB
+ * 200 KB before comes from the writer's ring of recent chunks (512 KiB
  * here), one put 6 MB before (its bytes gone from the ring) is read back
  * from its pack, and the chunk like it is a delta of it; one put 10 MB
  * before is out of reach (the window wrapped over it, its slot still naming
