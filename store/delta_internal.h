@@ -62,12 +62,17 @@ struct ZSTD_CCtx_s;
 
 /* A group's delta work, made on first use and kept with the group: when
  * active, the group is one chunk that the worker encodes against base too
- * and keeps as a delta when clearly smaller (delta_compress). */
+ * and keeps as a delta when clearly smaller (delta_compress). The base's
+ * bytes follow the chunk's in the group's buffer when both fit, which they
+ * mostly do; otherwise they are in own, mapped for that chunk alone (a
+ * buffer of chunk_max kept with every group held 2 MB on linux 6.12). */
 struct delta_job {
 	bool active;
 	uint32_t base_size;
 	struct delta_ref ref;
-	uint8_t *base; /* chunk_max bytes */
+	uint8_t *base; /* base_size bytes, in the group's data or own */
+	uint8_t *own;  /* NULL, or own_size bytes mapped */
+	size_t own_size;
 };
 
 /* Sets up w->delta: the store's sketch table, the session's sketches and
@@ -86,7 +91,8 @@ int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_
 		   const struct cut *prepared);
 /* Worker side: compresses group (one chunk with an active job) both plain
  * and against its base into payload (cap bytes), keeping the delta when it
- * is under DELTA_KEEP_PERCENT of the plain frame. scratch is the worker's
+ * is under DELTA_KEEP_PERCENT of the plain frame, and unmaps the job's own
+ * buffer. scratch is the worker's
  * (ZSTD_compressBound(chunk_max) bytes): a group's own would cost that much
  * for every group in flight. Returns the payload size and the codec. */
 uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const struct group *group,
@@ -100,6 +106,8 @@ void delta_commit_done(struct cairn_writer *w);
 /* Gives back the pages of the recent chunks' bytes (the files flushed):
  * those chunks stay bases, read back from their packs. */
 void delta_trim(struct cairn_writer *w);
+/* Unmaps a job's own buffer, if any. */
+void delta_job_release(struct delta_job *job);
 /* Forgets the session's sketches and cached bytes (commit or rollback). */
 void delta_session_reset(struct cairn_writer *w);
 

@@ -14,6 +14,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -344,15 +345,44 @@ static unsigned candidates_find(struct cairn_writer *w, const struct sketch *ske
 	return count;
 }
 
-static struct delta_job *job_get(struct cairn_writer *w, struct group *group)
+static struct delta_job *job_get(struct group *group)
+{
+	if (!group->delta)
+		group->delta = calloc(1, sizeof(*group->delta));
+	return group->delta;
+}
+
+void delta_job_release(struct delta_job *job)
+{
+	if (job && job->own) {
+		munmap(job->own, job->own_size);
+		job->own = NULL;
+	}
+}
+
+/* Where a base of size bytes goes for the chunk of the writer's chunk
+ * group (its bytes not copied in yet): after them in the group's buffer,
+ * else in the job's own. Returns it and its room, or NULL. */
+static uint8_t *job_room(struct cairn_writer *w, struct delta_job *job, uint32_t size,
+			 size_t *ret_room)
 {
 	size_t max = w->store->params.chunk_max;
+	uint32_t chunk = entry_at(w, w->entry_count - 1)->e.size;
 
-	if (!group->delta && (group->delta = calloc(1, sizeof(*group->delta))))
-		group->delta->base = malloc(max);
-	if (!group->delta || !group->delta->base)
-		return NULL;
-	return group->delta;
+	if ((size_t)chunk + size <= max) {
+		*ret_room = max - chunk;
+		return job->base = w->chunk_group->data + chunk;
+	}
+	if (!job->own) {
+		void *p =
+			mmap(NULL, max, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return NULL;
+		job->own = p;
+		job->own_size = max;
+	}
+	*ret_room = max;
+	return job->base = job->own;
 }
 
 /* A session base no longer in the ring: read back from its pack (and
@@ -364,12 +394,16 @@ static uint32_t base_from_pack(struct cairn_writer *w, struct new_entry *base,
 {
 	bool own_fd;
 	char msg[400];
+	size_t room;
+	uint8_t *out = job_room(w, job, base->e.size, &room);
+	if (!out)
+		return 0;
 	int fd = writer_new_entry_fd(w, base, &own_fd);
 
 	if (fd < 0)
 		return 0;
-	int64_t n = frame_reader_get(&w->reader, w->store, fd, &base->e, job->base,
-				     w->store->params.chunk_max, msg, sizeof(msg));
+	int64_t n =
+		frame_reader_get(&w->reader, w->store, fd, &base->e, out, room, msg, sizeof(msg));
 	if (own_fd)
 		close(fd);
 	return n == (int64_t)base->e.size ? base->e.size : 0;
@@ -388,9 +422,10 @@ static int base_from_session(struct cairn_writer *w, uint32_t index, struct delt
 		return 0;
 	if (!bytes && base->in_open_group)
 		bytes = w->open_group->data + base->e.inner_offset;
-	if (bytes)
+	size_t room;
+	if (bytes && job_room(w, job, size, &room))
 		memcpy(job->base, bytes, size);
-	else if (base_from_pack(w, base, job) == 0)
+	else if (bytes || base_from_pack(w, base, job) == 0)
 		return 0;
 	if (base->in_open_group) {
 		int r = submit_group(w, TAKE_PTR(w->open_group));
@@ -418,10 +453,10 @@ static int base_from_store(struct cairn_writer *w, const struct cairn_id *id, st
 		return 0;
 	if (base->codec == CODEC_DELTA && delta_read_ref(w->store, fd, base, &ref) < 0)
 		return 0;
-	if (ref.depth >= DELTA_MAX_DEPTH)
+	size_t room;
+	if (ref.depth >= DELTA_MAX_DEPTH || !job_room(w, job, base->size, &room))
 		return 0;
-	if (frame_reader_get(&w->reader, w->store, fd, base, job->base, w->store->params.chunk_max,
-			     msg, sizeof(msg)) < 0)
+	if (frame_reader_get(&w->reader, w->store, fd, base, job->base, room, msg, sizeof(msg)) < 0)
 		return 0;
 	job->base_size = base->size;
 	memcpy(job->ref.base_id, base->chunk_id, CAIRN_ID_SIZE);
@@ -464,10 +499,12 @@ int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_
 		sketch = prepared->sketch;
 	unsigned count = candidates_find(w, &sketch, self, cands);
 	int r = 0;
-	struct delta_job *job = count > 0 ? job_get(w, w->chunk_group) : NULL;
+	struct delta_job *job = count > 0 ? job_get(w->chunk_group) : NULL;
 	if (job) {
 		job->ref = (struct delta_ref){.base_size = 0};
 		r = base_choose(w, cands, count, job);
+		if (r != 1)
+			delta_job_release(job);
 		if (r < 0)
 			return r;
 		if (r == 1) {
@@ -511,6 +548,7 @@ uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const 
 
 	job->active = false;
 	size_t n = compress_delta(cctx, group, job, level, payload + ref_size, cap - ref_size);
+	delta_job_release(job);
 	/* A delta this small beats nearly any plain frame zstd makes of
 	 * source or text: the plain frame is not worth its time (plain_size
 	 * 0: not measured, `cairn info` estimates it). */
