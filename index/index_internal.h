@@ -333,12 +333,15 @@ int buf_align(struct buf *b, size_t align);
 void buf_release(struct buf *b);
 
 /* Interns byte strings in a pool, so equal ones are stored once. Entries
- * are (hash, offset, len); equality is confirmed by comparing bytes. */
+ * are (hash, offset, len); equality is confirmed by comparing bytes. A slot
+ * keeps the hash's low half and a 32-bit length: 16 bytes, not 24, for the
+ * two indexes that live through a whole add (a longer entry is simply not
+ * interned). */
 struct intern {
 	struct intern_slot {
-		uint64_t hash;
+		uint32_t hash;
+		uint32_t len;
 		uint64_t offset; /* UINT64_MAX: empty */
-		uint64_t len;
 	} * slots;
 	size_t cap, count;
 };

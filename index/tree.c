@@ -75,13 +75,13 @@ void intern_release(struct intern *in)
 int intern_find(const struct intern *in, const struct buf *pool, uint64_t hash, const void *data,
 		size_t len, uint64_t *ret_offset)
 {
-	if (in->cap == 0)
+	if (in->cap == 0 || len > UINT32_MAX)
 		return 0;
-	for (size_t i = hash & (in->cap - 1);; i = (i + 1) & (in->cap - 1)) {
+	for (size_t i = (uint32_t)hash & (in->cap - 1);; i = (i + 1) & (in->cap - 1)) {
 		const struct intern_slot *s = &in->slots[i];
 		if (s->offset == UINT64_MAX)
 			return 0;
-		if (s->hash == hash && s->len == len &&
+		if (s->hash == (uint32_t)hash && s->len == len &&
 		    memcmp(pool->data + s->offset, data, len) == 0) {
 			*ret_offset = s->offset;
 			return 1;
@@ -100,7 +100,11 @@ static void intern_insert(struct intern_slot *slots, size_t cap, const struct in
 
 int intern_add(struct intern *in, uint64_t hash, uint64_t offset, uint64_t len)
 {
-	if ((in->count + 1) * 2 > in->cap) {
+	if (len > UINT32_MAX)
+		return 0; /* stored, only not shared */
+	/* Up to 3/4 full (at 1/2, with 24-byte slots, linux 6.12's names and
+	 * chunk lists took 12.6 MB; docs/BENCHMARKS.md, "Delta chunks"). */
+	if ((in->count + 1) * 4 > in->cap * 3) {
 		size_t cap = in->cap ? in->cap * 2 : 1024;
 		struct intern_slot *slots = malloc(cap * sizeof(*slots));
 		if (!slots)
@@ -114,7 +118,8 @@ int intern_add(struct intern *in, uint64_t hash, uint64_t offset, uint64_t len)
 		in->slots = slots;
 		in->cap = cap;
 	}
-	intern_insert(in->slots, in->cap, &(struct intern_slot){hash, offset, len});
+	intern_insert(in->slots, in->cap,
+		      &(struct intern_slot){(uint32_t)hash, (uint32_t)len, offset});
 	in->count++;
 	return 0;
 }
@@ -216,7 +221,8 @@ static void map_insert(uint32_t *map, size_t cap, const struct tree *tree, uint3
 
 static int map_grow(struct tree *tree)
 {
-	if ((tree->node_count + 1) * 2 <= tree->map_cap)
+	/* Up to 3/4 full: at 1/2, linux 6.12's 85k names took 1 MB, not 0.5. */
+	if ((tree->node_count + 1) * 4 <= tree->map_cap * 3)
 		return 0;
 	size_t cap = tree->map_cap * 2;
 	uint32_t *map = calloc(cap, sizeof(*map));

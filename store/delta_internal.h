@@ -25,26 +25,32 @@ struct sketch {
  * false when the chunk is too small or too uniform to sketch. */
 bool sketch_compute(const uint64_t gear[256], const uint8_t *data, size_t size, struct sketch *ret);
 
-/* STORE/sketches mapped read-only: super-feature -> chunk id. */
+/* STORE/sketches, super-feature -> chunk id: read with pread, an 8-bit
+ * fingerprint per slot kept in memory (sketch.c says why). */
 struct sketch_table;
-/* Maps dirfd's sketch table. A missing or malformed file is an empty table
- * (it is a hint: ids found are looked up in the chunk table and bases are
- * checked by bytes). Returns 0 or -ENOMEM. */
+/* Opens dirfd's sketch table and reads its fingerprints. A missing or malformed file is an empty
+ * table (it is a hint: ids found are looked up in the chunk table and bases are checked by bytes).
+ * Returns 0 or -ENOMEM. */
 int sketch_table_load(int dirfd, struct sketch_table **ret);
 void sketch_table_free(struct sketch_table *table);
 /* The entry of chunks (the current chunk table) that table names for sf,
  * or NULL. */
 const struct table_entry *sketch_table_find(const struct sketch_table *table,
 					    const struct chunk_table *chunks, uint64_t sf);
-/* Yields the next new (sf, id) pair into *sf and *id; false at the end. */
-typedef bool (*sketch_next_fn)(void *ctx, uint64_t *sf, const uint8_t **id);
-/* Writes table plus count new (sf, id) pairs from next (new ones win) to a
- * temp file and renames it over STORE/sketches. The pairs are streamed, not
- * copied, and table's pages are dropped as they are read (they are a clean
- * file mapping), so the new table's buffer is the only sizeable memory.
- * Returns 0 or -errno. */
+/* The new (sf, id) pairs of a rewrite: next yields the next one into *sf
+ * and *id (false at the end), rewind starts them over (a rewrite reads
+ * them once for each part of the table it writes). */
+struct sketch_source {
+	bool (*next)(void *ctx, uint64_t *sf, const uint8_t **id);
+	void (*rewind)(void *ctx);
+	void *ctx;
+};
+/* Writes table plus count new pairs from source (new ones win) to a temp
+ * file and renames it over STORE/sketches. The table is built and written
+ * a part of about 1 MiB at a time, so neither table is ever in memory
+ * whole. Returns 0 or -errno. */
 int sketch_table_write(int dirfd, const struct sketch_table *table, size_t count,
-		       sketch_next_fn next, void *ctx);
+		       const struct sketch_source *source);
 
 /* ---- the writer's delta hook (delta_write.c) ---- */
 
@@ -56,12 +62,17 @@ struct ZSTD_CCtx_s;
 
 /* A group's delta work, made on first use and kept with the group: when
  * active, the group is one chunk that the worker encodes against base too
- * and keeps as a delta when clearly smaller (delta_compress). */
+ * and keeps as a delta when clearly smaller (delta_compress). The base's
+ * bytes follow the chunk's in the group's buffer when both fit, which they
+ * mostly do; otherwise they are in own, mapped for that chunk alone (a
+ * buffer of chunk_max kept with every group held 2 MB on linux 6.12). */
 struct delta_job {
 	bool active;
 	uint32_t base_size;
 	struct delta_ref ref;
-	uint8_t *base; /* chunk_max bytes */
+	uint8_t *base; /* base_size bytes, in the group's data or own */
+	uint8_t *own;  /* NULL, or own_size bytes mapped */
+	size_t own_size;
 };
 
 /* Sets up w->delta: the store's sketch table, the session's sketches and
@@ -80,7 +91,8 @@ int delta_consider(struct cairn_writer *w, struct new_entry *entry, const uint8_
 		   const struct cut *prepared);
 /* Worker side: compresses group (one chunk with an active job) both plain
  * and against its base into payload (cap bytes), keeping the delta when it
- * is under DELTA_KEEP_PERCENT of the plain frame. scratch is the worker's
+ * is under DELTA_KEEP_PERCENT of the plain frame, and unmaps the job's own
+ * buffer. scratch is the worker's
  * (ZSTD_compressBound(chunk_max) bytes): a group's own would cost that much
  * for every group in flight. Returns the payload size and the codec. */
 uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const struct group *group,
@@ -91,6 +103,11 @@ uint32_t delta_compress(struct cairn_writer *w, struct ZSTD_CCtx_s *cctx, const 
 int delta_commit_prepare(struct cairn_writer *w);
 /* After the table is in place: maps STORE/sketches anew. */
 void delta_commit_done(struct cairn_writer *w);
+/* Gives back the pages of the recent chunks' bytes (the files flushed):
+ * those chunks stay bases, read back from their packs. */
+void delta_trim(struct cairn_writer *w);
+/* Unmaps a job's own buffer, if any. */
+void delta_job_release(struct delta_job *job);
 /* Forgets the session's sketches and cached bytes (commit or rollback). */
 void delta_session_reset(struct cairn_writer *w);
 

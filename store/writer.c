@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <sched.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -155,6 +156,28 @@ static int writer_refresh(struct cairn_writer *w)
 	return r;
 }
 
+#ifdef __GLIBC__
+static void set_mmap_threshold(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
+}
+#endif
+
+/* glibc raises its mmap threshold to the largest block it has freed (up to
+ * 32 MiB), after which the large buffers of an add (the index's growing
+ * arrays, the maps, the batches) come from the heap and the threads'
+ * arenas, where each doubling leaves a hole behind. A fixed threshold keeps
+ * them mappings that grow in place and go back whole: 3.5 MB less peak
+ * memory adding linux 6.12 after 6.1 (docs/BENCHMARKS.md, "Delta chunks").
+ * Process-wide, set once by the first writer. */
+static void limit_mmap_threshold(void)
+{
+#ifdef __GLIBC__
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, set_mmap_threshold);
+#endif
+}
+
 static int writer_alloc(struct cairn_writer *w, unsigned threads)
 {
 	const struct cairn_store_params *params = &w->store->params;
@@ -168,7 +191,13 @@ static int writer_alloc(struct cairn_writer *w, unsigned threads)
 		threads = n > 0 ? (unsigned)n : 1;
 	}
 	w->thread_count = threads > 64 ? 64 : threads;
-	w->queue_cap = 2 * (size_t)w->thread_count + 2;
+	limit_mmap_threshold();
+	/* One group queued per worker and one more: compression is the
+	 * slowest stage, so the sequencer mostly waits on a full queue, and a
+	 * deeper one only held more groups (2 * threads + 2 cost linux 6.12
+	 * 0.8 MB more peak memory on 2 cores: a group is chunk_max of data
+	 * and as much of delta base). */
+	w->queue_cap = (size_t)w->thread_count + 1;
 	/* Every group is queued, with a worker, free, or the writer's chunk or
 	 * open group: this bounds the writer's memory. */
 	w->group_limit = w->queue_cap + w->thread_count + 3;

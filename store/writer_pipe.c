@@ -23,11 +23,15 @@
 #include <stdio.h>
 #include <string.h>
 
-/* 1 MiB: against 2 MiB, 5 MB less peak memory on 2 cores (up to 16 MiB on
- * 16), against 4 MiB 16 MB, with the reading thread's CPU share the same
- * (docs/BENCHMARKS.md). */
-#define BATCH_MIN_SIZE (1u << 20)
-#define BATCH_PIECES   4096u
+/* 512 KiB: against 1 MiB, 1.5 MB less peak memory on 2 cores, against 2
+ * MiB 6.5 MB, against 4 MiB 17 MB, with the reading thread's CPU share the
+ * same (0.08 of the add's on linux 6.1; docs/BENCHMARKS.md). A batch is at
+ * least two chunk_max. */
+#define BATCH_MIN_SIZE (1u << 19)
+/* Files a batch holds at most: 1024 is 512 bytes a file, smaller than
+ * most files of a source tree, and each piece and its cuts take room
+ * (a batch's arrays touched all of their pages: 460 KB a batch at 4096). */
+#define BATCH_PIECES 1024u
 
 /* ---- cutting (cutter threads) ---- */
 
@@ -511,7 +515,17 @@ int cairn_writer_files_flush(struct cairn_writer *w)
 {
 	if (w->in_file)
 		return -EBUSY;
-	return pipe_drain(w);
+	int r = pipe_drain(w);
+	/* The end of an archive's files (or of those before a nested
+	 * archive): the snapshot is written next, and the commit, which gave
+	 * these pages back, came after it, at the add's peak memory (1-2 MB
+	 * above the stream's on linux 6.12; docs/BENCHMARKS.md). */
+	if (r == 0) {
+		pipe_trim(w);
+		groups_trim(w);
+		delta_trim(w);
+	}
+	return r;
 }
 
 /* ---- start and stop ---- */
@@ -525,9 +539,10 @@ static int pipe_alloc(struct cairn_writer *w)
 	w->piece_cap = BATCH_PIECES;
 	/* A cutter's cuts are chunk_min apart, plus each piece's end. */
 	w->cut_cap = w->batch_size / params->chunk_min + w->piece_cap + 1;
-	/* Enough for every cutter, the sequencer and the one being filled;
+	/* Enough for every cutter, the sequencer and the one being filled
+	 * (one more cost 1.7 MB of peak memory on 2 cores and no time);
 	 * capped, as each is batch_size of memory. */
-	w->batch_total = w->thread_count + 3 < 16 ? w->thread_count + 3 : 16;
+	w->batch_total = w->thread_count + 2 < 16 ? w->thread_count + 2 : 16;
 	w->batch_all = calloc(w->batch_total, sizeof(*w->batch_all));
 	w->batch_free = calloc(w->batch_total, sizeof(*w->batch_free));
 	w->batch_ring = calloc(w->batch_total, sizeof(*w->batch_ring));

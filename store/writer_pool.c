@@ -185,8 +185,7 @@ void groups_trim(struct cairn_writer *w)
 	for (size_t i = 0; i < w->free_count; i++) {
 		struct group *group = w->free_groups[i];
 		cairn_drop_pages(group->data, max);
-		if (group->delta)
-			cairn_drop_pages(group->delta->base, max);
+		delta_job_release(group->delta);
 	}
 	pthread_mutex_unlock(&w->lock);
 }
@@ -194,10 +193,8 @@ void groups_trim(struct cairn_writer *w)
 void group_free(struct group *group)
 {
 	if (group) {
-		if (group->delta) {
-			free(group->delta->base);
-			free(group->delta);
-		}
+		delta_job_release(group->delta);
+		free(group->delta);
 		free(group->data);
 		free(group);
 	}

@@ -220,6 +220,26 @@ START_TEST(test_commit_drops_idle_pages)
 }
 END_TEST
 
+/* At the end of an archive's files (cairn_writer_files_flush) every batch
+ * is idle and its pages are given back: the snapshot is written next,
+ * before the commit, and was the add's peak memory. */
+START_TEST(test_flush_drops_idle_pages)
+{
+	const size_t size = 12 * MiB;
+	_cleanup_free_ uint8_t *data = mixed_data(size, 79);
+	_cleanup_(cairn_store_freep) struct cairn_store *store = store_create_small();
+	_cleanup_(cairn_writer_freep) struct cairn_writer *writer = writer_new(store);
+	struct file_result file = {0};
+
+	write_file(writer, data, size, 64 * KiB, &file);
+	file_result_release(&file);
+	ck_assert_int_eq(cairn_writer_files_flush(writer), 0);
+	for (unsigned i = 0; i < writer->batch_total; i++)
+		ck_assert_uint_eq(resident_pages(writer->batch_all[i].data, writer->batch_size), 0);
+	commit(writer);
+}
+END_TEST
+
 static Suite *store_pipe_suite(void)
 {
 	Suite *suite = suite_create("store_pipe");
@@ -227,6 +247,7 @@ static Suite *store_pipe_suite(void)
 		{"pipe_cuts", test_pipe_cuts, DATA_KINDS * 3, 60},
 		{"pipe_off_writing_thread", test_pipe_off_writing_thread, 1, 30},
 		{"commit_drops_idle_pages", test_commit_drops_idle_pages, 1, 30},
+		{"flush_drops_idle_pages", test_flush_drops_idle_pages, 1, 30},
 	};
 
 	return test_suite_add(suite, cases, ARRAY_SIZE(cases));
