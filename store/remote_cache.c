@@ -150,13 +150,32 @@ static int evict(int packs_fd, uint32_t pack_num)
 	return r;
 }
 
-/* Only a pack the remote has (the manifest lists it: a writer's pack not
- * pushed yet is the only copy), and none a reader holds. */
-static bool evictable(const struct remote_state *rs, uint32_t pack_num)
+/* This handle's entry of pack_num, or NULL. */
+static struct remote_pack_cache *cached(const struct remote_state *rs, uint32_t pack_num)
 {
 	const struct remote_pack *p = remote_manifest_pack(&rs->manifest, pack_num);
 
-	return p && rs->packs && rs->packs[p - rs->manifest.packs].readers == 0;
+	return p && rs->packs ? &rs->packs[p - rs->manifest.packs] : NULL;
+}
+
+/* Only a pack the remote has (the manifest lists it: a writer's pack not
+ * pushed yet is the only copy), and none a reader holds or a GET fills. */
+static bool evictable(const struct remote_state *rs, uint32_t pack_num)
+{
+	const struct remote_pack_cache *pack = cached(rs, pack_num);
+
+	return pack && pack->readers == 0 && pack->fetching == 0;
+}
+
+/* What this handle knew present of an evicted pack is gone. */
+static void evicted(const struct remote_state *rs, uint32_t pack_num)
+{
+	struct remote_pack_cache *pack = cached(rs, pack_num);
+
+	if (pack && pack->blocks)
+		memset(pack->blocks, BLOCK_UNKNOWN, (pack->size + REMOTE_BLOCK - 1) / REMOTE_BLOCK);
+	if (pack)
+		memset(pack->streams, 0, sizeof(pack->streams));
 }
 
 void remote_cache_fetched(const struct cairn_store *store, uint64_t bytes)
@@ -178,8 +197,10 @@ void remote_cache_fetched(const struct cairn_store *store, uint64_t bytes)
 		qsort(packs, count, sizeof(*packs), used_compare);
 		for (size_t i = 0; i < count && total > max; i++)
 			if (evictable(rs, packs[i].pack_num) &&
-			    evict(store->packs_dirfd, packs[i].pack_num) == 0)
+			    evict(store->packs_dirfd, packs[i].pack_num) == 0) {
+				evicted(rs, packs[i].pack_num);
 				total -= packs[i].bytes;
+			}
 	}
 	free(packs);
 }

@@ -36,6 +36,7 @@ void remote_state_free(struct remote_state *rs)
 {
 	if (!rs)
 		return;
+	remote_fetch_free(rs);
 	for (size_t i = 0; rs->packs && i < rs->manifest.pack_count; i++) {
 		if (rs->packs[i].fd >= 0)
 			close(rs->packs[i].fd);
@@ -497,6 +498,7 @@ out:
 
 static void packs_close(struct remote_state *rs)
 {
+	remote_fetch_drain(rs); /* no GET in flight into a pack closed here */
 	for (size_t i = 0; rs->packs && i < rs->manifest.pack_count; i++) {
 		if (rs->packs[i].fd >= 0)
 			close(rs->packs[i].fd);

@@ -2,7 +2,7 @@
 # test_remote_fetch.sh: a whole file read from an s3:// store is fetched in
 # few, large, parallel range GETs (cairn_store_prefetch), counted through
 # the proxy in front of a real Swift: a cold `cairn cat` of a 64 MiB random
-# file on a second host takes at most ceil(64/8) GETs and a few more (the
+# file on a second host takes at most ceil(64/4) GETs and a few more (the
 # pointer, the manifest, the tables, the snapshot index), and fetches at
 # most 1.05x its bytes; a cold extract and a cold FUSE mount (the blob
 # made for passthrough) of it on further hosts the same; all byte-identical.
@@ -45,9 +45,9 @@ counted() {
 }
 MIB=64
 SIZE=$((MIB << 20))
-# the data in ceil(MIB/8) GETs, a few more where a GET ends at a pack, and
+# the data in ceil(MIB/4) GETs, a few more where a GET ends at a pack, and
 # the metadata: pointer, manifest, tables, snapshot index
-MAX_GETS=$(((MIB + 7) / 8 + 8))
+MAX_GETS=$(((MIB + 3) / 4 + 8))
 MAX_BYTES=$((SIZE * 105 / 100))
 # expect_cheap WHAT: the GETs since the mark within the bounds.
 expect_cheap() {
