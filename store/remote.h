@@ -147,14 +147,15 @@ struct remote_fetch;
  * this process (whoever needs it waits for that GET). */
 enum { BLOCK_UNKNOWN = 0, BLOCK_PRESENT = 1, BLOCK_FETCHING = 2 };
 
-/* A forward reader of one pack, for read-ahead (remote_fetch.c). */
+/* A reader of one pack, for read-ahead (remote_fetch.c): the blocks it
+ * read, and those read-ahead queued around them. */
 struct remote_stream {
-	uint64_t start;  /* the first block it read */
-	uint64_t next;   /* the block after the furthest it read */
-	uint64_t ahead;  /* read-ahead queued up to here (exclusive) */
-	uint64_t window; /* blocks queued at a time, doubling */
-	unsigned misses; /* fetches it had to wait for on its own */
-	uint64_t used;   /* the stream clock when last matched */
+	uint64_t lo, hi;           /* read or queued: [lo, hi) */
+	uint64_t read_lo, read_hi; /* read: [read_lo, read_hi) */
+	uint64_t prev;             /* the first block of its last read: which way it goes */
+	uint64_t window;           /* blocks queued at a time, doubling */
+	unsigned misses;           /* fetches it had to make on its own */
+	uint64_t used;             /* the stream clock when last matched; 0: free */
 };
 #define REMOTE_STREAMS 4
 
@@ -168,6 +169,9 @@ struct remote_pack_cache {
 	time_t touched;    /* when this handle last set the .have map's mtime */
 	uint8_t *blocks;   /* BLOCK_* per block, or NULL until first needed */
 	unsigned fetching; /* GETs of its blocks in flight: never evicted nor closed */
+	uint64_t demand;   /* blocks readers asked for (read-ahead's measure of a pack) */
+	unsigned misses;   /* of those, reads that had to fetch */
+	bool whole_queued; /* the rest of the pack was queued once */
 	struct remote_stream streams[REMOTE_STREAMS];
 };
 
@@ -180,6 +184,9 @@ struct remote_pack_cache *remote_pack_cache_get(const struct cairn_store *store,
  * files neither held nor being fetched while the mirror's packs exceed the
  * bound. rs->lock held. */
 void remote_cache_fetched(const struct cairn_store *store, uint64_t bytes);
+/* The bound checked now when anything was fetched since the last check
+ * (the background fetcher gone idle). rs->lock held. */
+void remote_cache_settle(const struct cairn_store *store);
 /* Marks pack used now (its .have map's mtime), at most once a second. */
 void remote_pack_touch(struct remote_pack_cache *pack);
 

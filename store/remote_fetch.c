@@ -30,21 +30,27 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_BLOCKS    (REMOTE_GET_MAX / REMOTE_BLOCK)
-#define BG_MAX_BLOCKS ((4u << 20) / REMOTE_BLOCK) /* a background GET: 4 MiB */
-#define CLIENTS_MAX   16                          /* idle clients kept */
+#define MAX_BLOCKS (REMOTE_GET_MAX / REMOTE_BLOCK)
+/* A background GET: from 1 MiB (a reader waits for the first) to 4 MiB. */
+#define BG_START_BLOCKS ((1u << 20) / REMOTE_BLOCK)
+#define BG_MAX_BLOCKS   ((4u << 20) / REMOTE_BLOCK)
+#define CLIENTS_MAX     16 /* idle clients kept */
 /* Read-ahead: a stream's window starts at RA_START blocks and doubles up
  * to RA_MAX; a read up to RA_SLACK blocks past what the stream queued
  * still continues it. */
 #define RA_START 8
 #define RA_MAX   256
 #define RA_SLACK 16
+/* A pack is queued whole once a reader missed this many times in it and
+ * read a sixteenth of it (read_ahead_pack). */
+#define RA_PACK_MISSES 4
 
 struct fetch_job {
 	struct fetch_job *next;
 	struct remote_extent *extents;
 	size_t count, i; /* the cursor: extent i, */
 	uint64_t b;      /* from block b on */
+	uint64_t grow;   /* blocks of its next GET at most: doubling, so the first land soon */
 };
 
 /* A background GET in flight. */
@@ -325,13 +331,15 @@ static int job_next(struct remote_fetch *f, struct fetch_job *job, struct fetch_
 			continue; /* a local pack, or the reader finds out */
 		uint64_t last = min_u64(e->last, block_count(pack) - 1);
 		for (job->b = job->b > e->first ? job->b : e->first; job->b <= last;) {
-			uint64_t b = job->b, end = min_u64(last, b + BG_MAX_BLOCKS - 1);
-			if (refresh(pack, b, end) < 0)
-				break;
-			if (pack->blocks[b] != BLOCK_UNKNOWN) {
-				job->b++;
+			if (pack->blocks[job->b] != BLOCK_UNKNOWN) {
+				job->b++; /* there, or on its way */
 				continue;
 			}
+			uint64_t b = job->b, end = min_u64(last, b + job->grow - 1);
+			if (refresh(pack, b, end) < 0)
+				break;
+			if (pack->blocks[b] != BLOCK_UNKNOWN)
+				continue;
 			for (uint64_t i = b + 1; i <= end; i++)
 				if (pack->blocks[i] != BLOCK_UNKNOWN)
 					end = i - 1;
@@ -345,6 +353,7 @@ static int job_next(struct remote_fetch *f, struct fetch_job *job, struct fetch_
 			pack->fetching++;
 			f->fetching++;
 			job->b = end + 1;
+			job->grow = min_u64(job->grow * 2, BG_MAX_BLOCKS);
 			return 1;
 		}
 	}
@@ -390,10 +399,14 @@ static void stream_done(void *userdata, unsigned index, const struct s3_range *r
 	slot->buf = NULL;
 	pthread_mutex_lock(&rs->lock);
 	mark(slot->pack, slot->first, slot->count, r == 0 ? BLOCK_PRESENT : BLOCK_UNKNOWN);
-	if (r == 0)
-		remote_cache_fetched(f->store, range->size); /* this pack is not evicted */
 	slot->pack->fetching--;
 	f->fetching--;
+	if (r == 0) {
+		/* held: the pack a reader waits for is not the one evicted */
+		slot->pack->readers++;
+		remote_cache_fetched(f->store, range->size);
+		slot->pack->readers--;
+	}
 	pthread_cond_broadcast(&f->landed);
 	pthread_mutex_unlock(&rs->lock);
 }
@@ -437,6 +450,7 @@ static void *fetcher_main(void *arg)
 		pthread_mutex_unlock(&rs->lock);
 		(void)s3_get_stream(client, REMOTE_FETCH_PARALLEL, &ops, f);
 		pthread_mutex_lock(&rs->lock);
+		remote_cache_settle(f->store); /* the last GETs' bytes under the bound too */
 	}
 	pthread_mutex_unlock(&rs->lock);
 	s3_client_free(client);
@@ -476,7 +490,7 @@ int remote_fetch_queue(const struct cairn_store *store, struct remote_extent *ex
 		free(extents);
 		return r;
 	}
-	*job = (struct fetch_job){.extents = extents, .count = count};
+	*job = (struct fetch_job){.extents = extents, .count = count, .grow = BG_START_BLOCKS};
 	if (f->tail)
 		f->tail->next = job;
 	else
@@ -486,50 +500,132 @@ int remote_fetch_queue(const struct cairn_store *store, struct remote_extent *ex
 	return 0;
 }
 
+/* The pack's stream that a read of blocks [first, last] continues: one
+ * whose span it touches or nearly does; or NULL, with *lru the one to
+ * replace. */
+static struct remote_stream *stream_find(struct remote_pack_cache *pack, uint64_t first,
+					 struct remote_stream **lru)
+{
+	*lru = &pack->streams[0];
+	for (size_t i = 0; i < REMOTE_STREAMS; i++) {
+		struct remote_stream *t = &pack->streams[i];
+		if (t->used && first + RA_SLACK >= t->lo && first <= t->hi + RA_SLACK)
+			return t;
+		if (t->used < (*lru)->used)
+			*lru = t;
+	}
+	return NULL;
+}
+
+/* Queues blocks [first, end) of pack: one extent going up (its GETs grow
+ * to BG_MAX_BLOCKS), pieces of BG_START_BLOCKS from the top down when down
+ * (a reader going backward wants the nearest first); then tail. */
+static void queue_span(const struct cairn_store *store, struct remote_pack_cache *pack,
+		       uint64_t first, uint64_t end, bool down, const struct remote_extent *tail)
+{
+	uint64_t piece = down ? BG_START_BLOCKS : end - first;
+	size_t count = first < end ? (size_t)((end - first + piece - 1) / piece) : 0;
+	struct remote_extent *e = calloc(count + 1, sizeof(*e));
+
+	if (!e)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		uint64_t top = down ? end - i * piece : min_u64(first + (i + 1) * piece, end);
+		uint64_t bottom = top - first > piece ? top - piece : first;
+		e[i] = (struct remote_extent){
+			.pack_num = pack->pack_num, .first = bottom, .last = top - 1};
+	}
+	if (tail)
+		e[count++] = *tail;
+	if (count)
+		(void)remote_fetch_queue(store, e, count); /* best effort: the reads fetch */
+	else
+		free(e);
+}
+
+/* A reader that has read a good share of a pack in scattered order (a tree
+ * read in path order, which is pack order only piecewise) will want the
+ * rest: queued whole, once, in large GETs. */
+static void read_ahead_pack(const struct cairn_store *store, struct remote_pack_cache *pack,
+			    uint64_t first, uint64_t last, bool missed)
+{
+	uint64_t blocks = block_count(pack);
+
+	pack->demand += last - first + 1;
+	pack->misses += missed;
+	if (pack->whole_queued || pack->misses < RA_PACK_MISSES || pack->demand * 16 < blocks)
+		return;
+	pack->whole_queued = true;
+	queue_span(store, pack, 0, blocks, false, NULL);
+}
+
+/* Whether blocks [first, last] of pack are in the queue still (a prefetch
+ * the fetcher has not reached yet): a read of them is no miss of its own. */
+static bool queued(const struct remote_fetch *f, uint32_t pack_num, uint64_t first, uint64_t last)
+{
+	for (const struct fetch_job *job = f->head; job; job = job->next) {
+		for (size_t i = job->i; i < job->count; i++) {
+			const struct remote_extent *e = &job->extents[i];
+			uint64_t from = i == job->i && job->b > e->first ? job->b : e->first;
+			if (e->pack_num == pack_num && from <= first && last <= e->last)
+				return true;
+		}
+	}
+	return false;
+}
+
 void remote_read_ahead(const struct cairn_store *store, struct remote_pack_cache *pack,
 		       uint64_t first, uint64_t last, bool missed)
 {
 	struct remote_state *rs = store->remote;
-	struct remote_stream *s = NULL, *lru = &pack->streams[0];
+	struct remote_stream *lru;
 	uint64_t blocks = block_count(pack);
 
 	if (!fetch_get(rs))
 		return;
+	if (missed && queued(rs->fetch, pack->pack_num, first, last))
+		missed = false;
+	read_ahead_pack(store, pack, first, last, missed);
 	uint64_t clock = ++rs->fetch->stream_clock;
-	for (size_t i = 0; i < REMOTE_STREAMS && !s; i++) {
-		struct remote_stream *t = &pack->streams[i];
-		if (t->used && t->start <= first && first <= t->ahead + RA_SLACK)
-			s = t;
-		else if (t->used < lru->used)
-			lru = t;
-	}
+	struct remote_stream *s = stream_find(pack, first, &lru);
 	if (!s) {
 		/* A new reader: read-ahead only once it misses again nearby. */
 		if (missed)
-			*lru = (struct remote_stream){.start = first,
-						      .next = last + 1,
-						      .ahead = last + 1,
+			*lru = (struct remote_stream){.lo = first,
+						      .hi = last + 1,
+						      .read_lo = first,
+						      .read_hi = last + 1,
+						      .prev = first,
 						      .window = RA_START,
 						      .misses = 1,
 						      .used = clock};
 		return;
 	}
+	bool down = first < s->prev;
 	s->used = clock;
-	s->next = last + 1 > s->next ? last + 1 : s->next;
+	s->prev = first;
+	s->read_lo = first < s->read_lo ? first : s->read_lo;
+	s->read_hi = last + 1 > s->read_hi ? last + 1 : s->read_hi;
+	s->lo = s->read_lo < s->lo ? s->read_lo : s->lo;
+	s->hi = s->read_hi > s->hi ? s->read_hi : s->hi;
 	s->misses += missed;
-	if (s->misses < 2 || s->ahead >= blocks)
-		return;
-	if (s->ahead < s->next)
-		s->ahead = s->next;
-	if (s->ahead - s->next >= s->window / 2)
-		return; /* enough queued ahead still */
-	uint64_t end = min_u64(s->next + s->window, blocks);
-	struct remote_extent *e = malloc(sizeof(*e));
-	if (!e)
-		return;
-	*e = (struct remote_extent){.pack_num = pack->pack_num, .first = s->ahead, .last = end - 1};
-	if (remote_fetch_queue(store, e, 1) == 0)
-		s->ahead = end;
+	uint64_t margin = down ? s->read_lo - s->lo : s->hi - s->read_hi;
+	if (s->misses < 2 || (margin >= s->window / 2 && !missed))
+		return; /* not a stream yet, or enough queued still */
+	/* The span's holes go along (after the part ahead): a reader that
+	 * jumps comes back for what it skipped. The fetcher passes over what
+	 * is there or on its way. */
+	struct remote_extent holes = {
+		.pack_num = pack->pack_num, .first = s->lo, .last = s->hi - 1};
+	if (down) {
+		uint64_t lo = s->read_lo > s->window ? s->read_lo - s->window : 0;
+		queue_span(store, pack, lo, s->read_lo, true, &holes);
+		s->lo = lo < s->lo ? lo : s->lo;
+	} else {
+		uint64_t hi = min_u64(s->read_hi + s->window, blocks);
+		queue_span(store, pack, s->read_hi, hi, false, &holes);
+		s->hi = hi > s->hi ? hi : s->hi;
+	}
 	s->window = min_u64(s->window * 2, RA_MAX);
 }
 

@@ -45,9 +45,10 @@ counted() {
 }
 MIB=64
 SIZE=$((MIB << 20))
-# the data in ceil(MIB/4) GETs, a few more where a GET ends at a pack, and
+# the data in ceil(MIB/4) GETs (the first two smaller), a few more where a
+# GET ends at a pack, and
 # the metadata: pointer, manifest, tables, snapshot index
-MAX_GETS=$(((MIB + 3) / 4 + 8))
+MAX_GETS=$(((MIB + 3) / 4 + 10))
 MAX_BYTES=$((SIZE * 105 / 100))
 # expect_cheap WHAT: the GETs since the mark within the bounds.
 expect_cheap() {
