@@ -643,20 +643,23 @@ void remote_fetch_drain(struct remote_state *rs)
 {
 	struct remote_fetch *f = rs->fetch;
 
-	if (!f)
-		return;
-	drop_jobs(f);
-	while (f->fetching > 0)
-		pthread_cond_wait(&f->landed, &rs->lock);
-	blocks_free(rs);
+	if (f) {
+		drop_jobs(f);
+		while (f->fetching > 0)
+			pthread_cond_wait(&f->landed, &rs->lock);
+	}
+	blocks_free(rs); /* a probe makes them without a fetch */
 }
 
 void remote_fetch_free(struct remote_state *rs)
 {
 	struct remote_fetch *f = rs ? rs->fetch : NULL;
 
-	if (!f)
+	if (!f) {
+		if (rs)
+			blocks_free(rs); /* a probe makes them without a fetch */
 		return;
+	}
 	pthread_mutex_lock(&rs->lock);
 	bool join = f->started && f->owner == getpid();
 	f->stop = true;
