@@ -227,6 +227,8 @@ struct remote_extent {
  * (extents freed). */
 int remote_fetch_queue(const struct cairn_store *store, struct remote_extent *extents,
 		       size_t count);
+/* Whether no GET of pack blocks is in flight nor queued. rs->lock held. */
+bool remote_fetch_idle(const struct remote_state *rs);
 /* Before rs->packs is closed (a re-sync): the queue dropped, and every
  * GET in flight waited for. rs->lock held (let go while waiting). */
 void remote_fetch_drain(struct remote_state *rs);

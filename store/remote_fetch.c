@@ -639,6 +639,11 @@ static void blocks_free(struct remote_state *rs)
 	}
 }
 
+bool remote_fetch_idle(const struct remote_state *rs)
+{
+	return !rs->fetch || (rs->fetch->fetching == 0 && !rs->fetch->head);
+}
+
 void remote_fetch_drain(struct remote_state *rs)
 {
 	struct remote_fetch *f = rs->fetch;

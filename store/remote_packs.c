@@ -92,7 +92,10 @@ static int ensure_or_refetch(const struct cairn_store *store, uint32_t pack_num,
 		/* held while the bound is checked: its caller reads it next */
 		pack->readers++;
 		remote_pack_touch(pack);
-		remote_cache_fetched(store, 0);
+		if (missing == 1 && remote_fetch_idle(rs))
+			remote_cache_settle(store); /* its own GET was the last one */
+		else
+			remote_cache_fetched(store, 0);
 		pack->readers -= !hold;
 	}
 	pthread_mutex_unlock(&rs->lock);
