@@ -135,12 +135,29 @@ int remote_lease_parse(const char *text, size_t size, struct remote_lease *ret, 
 		       size_t why_size);
 int remote_lease_encode(const struct remote_lease *lease, char *buf, size_t size);
 
-/* ---- making sure pack bytes are present (remote_packs.c) ---- */
+/* ---- making sure pack bytes are present (remote_packs.c, remote_fetch.c) ---- */
 
-/* Fetches bytes [offset, offset + size) of a remote pack into dest;
- * 0 or -errno (a message kept by whoever implements it). */
-typedef int (*remote_fetch_fn)(void *ctx, const char *key, uint64_t offset, uint64_t size,
-			       void *dest);
+struct remote_state;
+struct remote_fetch;
+
+/* What this process knows of a pack block (remote_pack_cache.blocks): not
+ * known present (the .have map is asked again before a fetch: another
+ * process on the host may have fetched it), present (its bytes are in the
+ * pack file and the .have map says so), or being fetched by a thread of
+ * this process (whoever needs it waits for that GET). */
+enum { BLOCK_UNKNOWN = 0, BLOCK_PRESENT = 1, BLOCK_FETCHING = 2 };
+
+/* A reader of one pack, for read-ahead (remote_fetch.c): the blocks it
+ * read, and those read-ahead queued around them. */
+struct remote_stream {
+	uint64_t lo, hi;           /* read or queued: [lo, hi) */
+	uint64_t read_lo, read_hi; /* read: [read_lo, read_hi) */
+	uint64_t prev;             /* the first block of its last read: which way it goes */
+	uint64_t window;           /* blocks queued at a time, doubling */
+	unsigned misses;           /* fetches it had to make on its own */
+	uint64_t used;             /* the stream clock when last matched; 0: free */
+};
+#define REMOTE_STREAMS 4
 
 /* One mirror pack: the sparse pack file and its .have map, open read-write. */
 struct remote_pack_cache {
@@ -148,29 +165,78 @@ struct remote_pack_cache {
 	uint64_t size;
 	int fd, have_fd;
 	char key[REMOTE_KEY_MAX];
-	unsigned readers; /* between a held ensure and its release: never evicted */
-	time_t touched;   /* when this handle last set the .have map's mtime */
+	unsigned readers;  /* between a held ensure and its release: never evicted */
+	time_t touched;    /* when this handle last set the .have map's mtime */
+	uint8_t *blocks;   /* BLOCK_* per block, or NULL until first needed */
+	unsigned fetching; /* GETs of its blocks in flight: never evicted nor closed */
+	uint64_t demand;   /* blocks readers asked for (read-ahead's measure of a pack) */
+	unsigned misses;   /* of those, reads that had to fetch */
+	bool whole_queued; /* the rest of the pack was queued once */
+	struct remote_stream streams[REMOTE_STREAMS];
 };
 
-/* Makes sure every block touching [offset, offset + size) of pack is in
- * its file: the missing ones are fetched (coalesced into GETs of up to
- * REMOTE_GET_MAX) through fetch, written into fd, and then marked in the
- * .have map. Returns 0 or -errno. Callers serialise calls per pack. */
-int remote_pack_ensure(struct remote_pack_cache *pack, uint64_t offset, uint64_t size,
-		       remote_fetch_fn fetch, void *ctx);
 /* The store's cache entry of pack_num with its files open, or NULL (a
  * local pack) with *ret 0, or NULL with *ret -errno. rs->lock held. */
 struct remote_pack_cache *remote_pack_cache_get(const struct cairn_store *store, uint32_t pack_num,
 						int *ret);
 /* The cache bound (remote_cache.c): notes that bytes more were fetched
  * into the mirror and, every few MiB, evicts least recently used pack
- * files not held while the mirror's packs exceed the bound. rs->lock held. */
+ * files neither held nor being fetched while the mirror's packs exceed the
+ * bound. rs->lock held. */
 void remote_cache_fetched(const struct cairn_store *store, uint64_t bytes);
+/* The bound checked now when anything was fetched since the last check
+ * (the background fetcher gone idle). rs->lock held. */
+void remote_cache_settle(const struct cairn_store *store);
 /* Marks pack used now (its .have map's mtime), at most once a second. */
 void remote_pack_touch(struct remote_pack_cache *pack);
-/* Marks the blocks touching [offset, offset + size) missing, so that the
- * next ensure fetches them again (a chunk that failed its check). */
-int remote_pack_forget(struct remote_pack_cache *pack, uint64_t offset, uint64_t size);
+
+/* The fetching (remote_fetch.c). rs->lock is never held across a GET:
+ * blocks being fetched are BLOCK_FETCHING, and whoever needs one waits on
+ * a condition variable for it. */
+
+/* Makes sure blocks [first, last] of pack are present: fetches the missing
+ * ones (contiguous runs, each one GET, on a client of the store's pool,
+ * without rs->lock), waits for those another thread fetches. pack may be
+ * gone (a re-sync) after a wait: it is looked up again by number, so the
+ * caller passes pack_num, and gets the entry back in *ret_pack. rs->lock
+ * held (let go while waiting and fetching). Returns 0, or -errno with a
+ * message in msg. */
+int remote_fetch_blocks(const struct cairn_store *store, uint32_t pack_num, uint64_t first,
+			uint64_t last, struct remote_pack_cache **ret_pack, char *msg,
+			size_t msg_size);
+/* Whether blocks [first, last] of pack hold one this process must fetch
+ * (not present, not being fetched; the .have map asked): 1, 0, or -errno.
+ * rs->lock held. */
+int remote_pack_probe(struct remote_pack_cache *pack, uint64_t first, uint64_t last);
+/* Marks blocks [first, last] of pack not present, in the .have map too
+ * (those being fetched stay: their GET brings fresh bytes). rs->lock held. */
+int remote_pack_forget(struct remote_pack_cache *pack, uint64_t first, uint64_t last);
+/* A read of blocks [first, last] of pack (had: whether it had to fetch any
+ * itself): feeds the pack's forward readers, and queues read-ahead in the
+ * background for one that keeps going forward. rs->lock held. */
+void remote_read_ahead(const struct cairn_store *store, struct remote_pack_cache *pack,
+		       uint64_t first, uint64_t last, bool missed);
+/* One background fetch: extents of blocks, each [first, last] of a pack,
+ * fetched in order, up to REMOTE_FETCH_PARALLEL GETs in flight. */
+struct remote_extent {
+	uint32_t pack_num;
+	uint64_t first, last;
+};
+/* Queues extents (taken over, malloc'd) for the store's background
+ * fetcher, started on first use. rs->lock held. Returns 0 or -errno
+ * (extents freed). */
+int remote_fetch_queue(const struct cairn_store *store, struct remote_extent *extents,
+		       size_t count);
+/* Whether no GET of pack blocks is in flight nor queued. rs->lock held. */
+bool remote_fetch_idle(const struct remote_state *rs);
+/* Before rs->packs is closed (a re-sync): the queue dropped, and every
+ * GET in flight waited for. rs->lock held (let go while waiting). */
+void remote_fetch_drain(struct remote_state *rs);
+/* At the handle's end: the background fetcher stopped (GETs in flight
+ * abandoned) and joined, the client pool freed. rs->lock not held. */
+void remote_fetch_free(struct remote_state *rs);
+
+#define REMOTE_FETCH_PARALLEL 8
 
 /* ---- a store handle's remote state (remote_open.c, remote_push.c) ---- */
 
@@ -187,14 +253,15 @@ struct remote_state {
 	char display[600]; /* s3://BUCKET[/PREFIX]: what messages name */
 	char *mirror;      /* the mirror's path */
 	struct s3_config *cfg;
-	pthread_mutex_t lock; /* protects client, packs and error */
+	pthread_mutex_t lock; /* protects client, packs, error and fetch */
 	struct s3_client *client;
 	struct remote_head head;         /* the pointer the mirror was synced to */
 	struct remote_manifest manifest; /* its manifest */
 	struct remote_pack_cache *packs; /* [manifest.pack_count]; fds -1 until used */
 	char error[512];
-	uint64_t cache_max;     /* the mirror's bound; 0 until known */
-	uint64_t cache_fetched; /* bytes fetched since the last check */
+	uint64_t cache_max;         /* the mirror's bound; 0 until known */
+	uint64_t cache_fetched;     /* bytes fetched since the last check */
+	struct remote_fetch *fetch; /* clients, waits, the background fetcher; NULL until used */
 	/* the writer's session (remote_push.c) */
 	uint64_t session;
 	bool leased;

@@ -30,6 +30,8 @@
 
 /* A check after this many fetched bytes at most (less for small bounds). */
 #define CHECK_EVERY (16u << 20)
+/* ... and after this many when the last check could not get under it. */
+#define RECHECK (256u << 10)
 
 struct cached_pack {
 	uint32_t pack_num;
@@ -150,16 +152,39 @@ static int evict(int packs_fd, uint32_t pack_num)
 	return r;
 }
 
-/* Only a pack the remote has (the manifest lists it: a writer's pack not
- * pushed yet is the only copy), and none a reader holds. */
-static bool evictable(const struct remote_state *rs, uint32_t pack_num)
+/* This handle's entry of pack_num, or NULL. */
+static struct remote_pack_cache *cached(const struct remote_state *rs, uint32_t pack_num)
 {
 	const struct remote_pack *p = remote_manifest_pack(&rs->manifest, pack_num);
 
-	return p && rs->packs && rs->packs[p - rs->manifest.packs].readers == 0;
+	return p && rs->packs ? &rs->packs[p - rs->manifest.packs] : NULL;
 }
 
-void remote_cache_fetched(const struct cairn_store *store, uint64_t bytes)
+/* Only a pack the remote has (the manifest lists it: a writer's pack not
+ * pushed yet is the only copy), and none a reader holds or a GET fills. */
+static bool evictable(const struct remote_state *rs, uint32_t pack_num)
+{
+	const struct remote_pack_cache *pack = cached(rs, pack_num);
+
+	return pack && pack->readers == 0 && pack->fetching == 0;
+}
+
+/* What this handle knew present of an evicted pack is gone. */
+static void evicted(const struct remote_state *rs, uint32_t pack_num)
+{
+	struct remote_pack_cache *pack = cached(rs, pack_num);
+
+	if (pack && pack->blocks)
+		memset(pack->blocks, BLOCK_UNKNOWN, (pack->size + REMOTE_BLOCK - 1) / REMOTE_BLOCK);
+	if (pack) {
+		memset(pack->streams, 0, sizeof(pack->streams));
+		pack->demand = 0;
+		pack->misses = 0;
+		pack->whole_queued = false;
+	}
+}
+
+static void cache_check(const struct cairn_store *store, uint64_t bytes, bool now)
 {
 	struct remote_state *rs = store->remote;
 	struct cached_pack *packs = NULL;
@@ -169,7 +194,7 @@ void remote_cache_fetched(const struct cairn_store *store, uint64_t bytes)
 	uint64_t max = cache_max(rs, store->dirfd);
 	uint64_t every = max / 8 < CHECK_EVERY ? max / 8 : CHECK_EVERY;
 	rs->cache_fetched += bytes;
-	if (max == UINT64_MAX || rs->cache_fetched < every)
+	if (max == UINT64_MAX || rs->cache_fetched < (now && rs->cache_fetched ? 1 : every))
 		return;
 	rs->cache_fetched = 0;
 	if (list_packs(store->packs_dirfd, &packs, &count, &total) < 0)
@@ -178,10 +203,26 @@ void remote_cache_fetched(const struct cairn_store *store, uint64_t bytes)
 		qsort(packs, count, sizeof(*packs), used_compare);
 		for (size_t i = 0; i < count && total > max; i++)
 			if (evictable(rs, packs[i].pack_num) &&
-			    evict(store->packs_dirfd, packs[i].pack_num) == 0)
+			    evict(store->packs_dirfd, packs[i].pack_num) == 0) {
+				evicted(rs, packs[i].pack_num);
 				total -= packs[i].bytes;
+			}
 	}
+	/* Still over (the packs over it were being fetched or read): again
+	 * soon, not after the next few MiB. */
+	if (total > max)
+		rs->cache_fetched = every - (every < RECHECK ? every : RECHECK);
 	free(packs);
+}
+
+void remote_cache_fetched(const struct cairn_store *store, uint64_t bytes)
+{
+	cache_check(store, bytes, false);
+}
+
+void remote_cache_settle(const struct cairn_store *store)
+{
+	cache_check(store, 0, true);
 }
 
 int cairn_store_set_cache_max(struct cairn_store *store, uint64_t bytes)

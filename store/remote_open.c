@@ -36,6 +36,7 @@ void remote_state_free(struct remote_state *rs)
 {
 	if (!rs)
 		return;
+	remote_fetch_free(rs);
 	for (size_t i = 0; rs->packs && i < rs->manifest.pack_count; i++) {
 		if (rs->packs[i].fd >= 0)
 			close(rs->packs[i].fd);
@@ -565,6 +566,10 @@ static int sync_with(struct remote_state *rs, int dirfd, bool writer,
 		if (errno != EINTR)
 			return -errno;
 	pthread_mutex_lock(&rs->lock);
+	/* No GET in flight into an entry about to be moved or closed: readers
+	 * look their pack up again after a wait (remote_fetch.c), and the
+	 * lock is held from here until the new entries are in place. */
+	remote_fetch_drain(rs);
 	struct remote_pack_cache *old = TAKE_PTR(rs->packs);
 	size_t old_count = rs->manifest.pack_count;
 	rs->error[0] = '\0';
@@ -649,6 +654,7 @@ int remote_adopt(struct remote_state *rs, int dirfd, const struct remote_head *h
 		 struct remote_manifest *m, const char *text, size_t size)
 {
 	pthread_mutex_lock(&rs->lock);
+	remote_fetch_drain(rs); /* as in sync_with */
 	struct remote_pack_cache *old = TAKE_PTR(rs->packs);
 	size_t old_count = rs->manifest.pack_count;
 	remote_manifest_release(&rs->manifest);

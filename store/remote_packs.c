@@ -3,12 +3,13 @@
  * byte per REMOTE_BLOCK bytes of the pack, 1 once the block's bytes are in
  * the file; it is written after the data, a byte at a time, so mounts on one
  * host may share it. Before store/ preads a record of a remote pack it asks
- * for its range here: missing blocks are fetched, neighbours coalesced into
- * one GET, and a read that keeps going forward fetches further ahead each
- * time (1, 2, 4, ... blocks up to REMOTE_GET_MAX), so a whole file costs a
- * few GETs while a small one costs one block. The bytes are checked by
- * their readers (record checks, chunk ids); one that fails has its blocks
- * forgotten and fetched once more (store_remote_refetch).
+ * for its range here: the blocks it lacks are fetched (remote_fetch.c: no
+ * lock held across the GET; a block another thread is fetching is waited
+ * for), and a reader that keeps going forward gets read-ahead queued in the
+ * background, so a tree read costs a few GETs per pack while a small read
+ * costs one. The bytes are checked by their readers (record checks, chunk
+ * ids); one that fails has its blocks forgotten and fetched once more
+ * (store_remote_refetch).
  */
 #include "remote.h"
 
@@ -24,115 +25,6 @@
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
-}
-
-/* How many blocks to fetch from first (a missing one) on: the range's own,
- * and ahead as many more as the present blocks just before it (a read
- * going forward), up to REMOTE_GET_MAX in all, ending at a missing block. */
-static uint64_t run_length(const uint8_t *have, uint64_t block_count, uint64_t first, uint64_t last)
-{
-	const uint64_t max = REMOTE_GET_MAX / REMOTE_BLOCK;
-	uint64_t behind = 0;
-
-	while (behind < max && behind < first && have[first - behind - 1])
-		behind++;
-	uint64_t want = min_u64(max, (last - first + 1) + behind);
-	uint64_t n = 0;
-	/* Up to the last missing block in the window: present ones between
-	 * (read by another thread ahead) are fetched again rather than
-	 * splitting the GET. */
-	for (uint64_t i = 0; i < want && first + i < block_count; i++)
-		if (!have[first + i])
-			n = i + 1;
-	return n;
-}
-
-static int fetch_run(struct remote_pack_cache *pack, uint64_t block, uint64_t count,
-		     remote_fetch_fn fetch, void *ctx, uint8_t *buf)
-{
-	uint8_t ones[REMOTE_GET_MAX / REMOTE_BLOCK];
-	uint64_t offset = block * REMOTE_BLOCK;
-	uint64_t size = min_u64(count * REMOTE_BLOCK, pack->size - offset);
-
-	int r = fetch(ctx, pack->key, offset, size, buf);
-	if (r < 0)
-		return r;
-	r = cairn_pwrite_all(pack->fd, buf, size, offset);
-	if (r < 0)
-		return r;
-	memset(ones, 1, count);
-	return cairn_pwrite_all(pack->have_fd, ones, count, block);
-}
-
-int remote_pack_ensure(struct remote_pack_cache *pack, uint64_t offset, uint64_t size,
-		       remote_fetch_fn fetch, void *ctx)
-{
-	if (size == 0 || offset >= pack->size)
-		return 0; /* the read comes up short, and says so */
-	uint64_t block_count = (pack->size + REMOTE_BLOCK - 1) / REMOTE_BLOCK;
-	uint64_t first = offset / REMOTE_BLOCK;
-	uint64_t last = (min_u64(offset + size, pack->size) - 1) / REMOTE_BLOCK;
-	/* the whole map: a pack's is a few KiB at most */
-	_cleanup_free_ uint8_t *have = malloc(block_count);
-	_cleanup_free_ uint8_t *buf = NULL;
-	if (!have)
-		return -ENOMEM;
-	ssize_t n = cairn_pread_full(pack->have_fd, have, block_count, 0);
-	if (n < 0)
-		return (int)n;
-	memset(have + n, 0, block_count - (size_t)n);
-	for (uint64_t b = first; b <= last;) {
-		if (have[b]) {
-			b++;
-			continue;
-		}
-		uint64_t count = run_length(have, block_count, b, last);
-		if (!buf && !(buf = malloc(REMOTE_GET_MAX)))
-			return -ENOMEM;
-		int r = fetch_run(pack, b, count, fetch, ctx, buf);
-		if (r < 0)
-			return r;
-		memset(have + b, 1, count);
-		b += count;
-	}
-	return 0;
-}
-
-int remote_pack_forget(struct remote_pack_cache *pack, uint64_t offset, uint64_t size)
-{
-	static const uint8_t zeros[256];
-
-	if (size == 0 || offset >= pack->size)
-		return 0;
-	uint64_t first = offset / REMOTE_BLOCK;
-	uint64_t last = (min_u64(offset + size, pack->size) - 1) / REMOTE_BLOCK;
-	for (uint64_t b = first; b <= last; b += sizeof(zeros)) {
-		int r = cairn_pwrite_all(pack->have_fd, zeros, min_u64(sizeof(zeros), last - b + 1),
-					 b);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-/* ---- the store's hooks ---- */
-
-/* remote_fetch_fn over the store's client (rs->lock held). */
-static int client_fetch(void *ctx, const char *key, uint64_t offset, uint64_t size, void *dest)
-{
-	struct remote_state *rs = ctx;
-	char full[REMOTE_PREFIX_MAX + REMOTE_KEY_MAX + 2];
-	struct s3_range range = {.key = remote_key(&rs->url, key, full, sizeof(full)),
-				 .offset = offset,
-				 .size = size,
-				 .dest = dest};
-
-	int r = s3_get_ranges(rs->client, &range, 1, 1);
-	if (r == 0)
-		rs->cache_fetched += size;
-	if (r < 0)
-		remote_set_error(rs, "%s", s3_error(rs->client));
-	return r;
 }
 
 struct remote_pack_cache *remote_pack_cache_get(const struct cairn_store *store, uint32_t pack_num,
@@ -174,26 +66,42 @@ static int ensure_or_refetch(const struct cairn_store *store, uint32_t pack_num,
 
 	if (!rs)
 		return 0;
+	if (msg_size)
+		msg[0] = '\0';
 	pthread_mutex_lock(&rs->lock);
 	struct remote_pack_cache *pack = remote_pack_cache_get(store, pack_num, &r);
-	if (pack && refetch)
-		r = remote_pack_forget(pack, offset, size);
-	if (pack && r == 0) {
-		rs->error[0] = '\0';
-		r = remote_pack_ensure(pack, offset, size, client_fetch, rs);
+	if (!pack || size == 0 || offset >= pack->size) {
+		/* a local pack, or a read that comes up short and says so */
+		pthread_mutex_unlock(&rs->lock);
+		if (r < 0)
+			cairn_format(msg, msg_size, "cannot be fetched: %s", strerror(-r));
+		return r < 0 ? r : pack && refetch ? 1 : 0;
 	}
-	if (pack && r == 0) {
+	uint64_t first = offset / REMOTE_BLOCK;
+	uint64_t last = (min_u64(offset + size, pack->size) - 1) / REMOTE_BLOCK;
+	if (refetch)
+		r = remote_pack_forget(pack, first, last);
+	int missing = r == 0 ? remote_pack_probe(pack, first, last) : r;
+	if (missing < 0)
+		r = missing;
+	else if (!refetch) /* before the fetch, so that it runs alongside */
+		remote_read_ahead(store, pack, first, last, missing == 1);
+	if (r == 0)
+		r = remote_fetch_blocks(store, pack_num, first, last, &pack, msg, msg_size);
+	if (r == 0 && pack) {
 		/* held while the bound is checked: its caller reads it next */
 		pack->readers++;
 		remote_pack_touch(pack);
-		remote_cache_fetched(store, 0);
+		if (missing == 1 && remote_fetch_idle(rs))
+			remote_cache_settle(store); /* its own GET was the last one */
+		else
+			remote_cache_fetched(store, 0);
 		pack->readers -= !hold;
 	}
-	if (r < 0)
-		cairn_format(msg, msg_size, "cannot be fetched: %s",
-			     rs->error[0] ? rs->error : strerror(-r));
 	pthread_mutex_unlock(&rs->lock);
-	return r < 0 ? r : pack && refetch ? 1 : 0;
+	if (r < 0 && (!msg_size || !msg[0]))
+		cairn_format(msg, msg_size, "cannot be fetched: %s", strerror(-r));
+	return r < 0 ? r : refetch ? 1 : 0;
 }
 
 int store_remote_ensure(const struct cairn_store *store, uint32_t pack_num, uint64_t offset,

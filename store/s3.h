@@ -100,6 +100,23 @@ struct s3_range {
 };
 int s3_get_ranges(struct s3_client *c, struct s3_range *ranges, size_t count, unsigned parallel);
 
+/* Range GETs as a stream, up to parallel in flight, with no barrier: each
+ * time a slot (0 .. parallel - 1) is free, next fills *range for it (its
+ * dest the caller's, for that slot) and returns 1, or 0 when it has none
+ * now (asked again a few ms later while others run), or -1 to stop (GETs
+ * in flight abandoned). done gets each range back with its result (after
+ * its own retries; -ECANCELED when abandoned). Returns when next has none
+ * and none is in flight: 0, or -ECANCELED when stopped; -ENOMEM. stopped
+ * (optional, called from the stream's thread between polls) returning
+ * true stops it at once, even while every slot is busy. */
+struct s3_stream_ops {
+	int (*next)(void *userdata, unsigned slot, struct s3_range *range);
+	void (*done)(void *userdata, unsigned slot, const struct s3_range *range);
+	bool (*stopped)(void *userdata);
+};
+int s3_get_stream(struct s3_client *c, unsigned parallel, const struct s3_stream_ops *ops,
+		  void *userdata);
+
 /* PutObject of size bytes. Returns 0 or -errno. */
 int s3_put(struct s3_client *c, const char *key, const void *data, size_t size);
 /* An object from fd's bytes [0, size): one PutObject up to part_size

@@ -195,6 +195,26 @@ static int run_jobs(struct s3_client *c, struct s3_job *jobs, size_t count, unsi
 	return run.first_failure;
 }
 
+/* A range GET's job; one no request could fetch is done at once. */
+static void range_job(struct s3_job *job, const struct s3_range *range)
+{
+	snprintf(job->detail, sizeof(job->detail), " bytes %" PRIu64 "-%" PRIu64, range->offset,
+		 range->offset + range->size - 1);
+	job->req = (struct s3_req){.method = "GET",
+				   .key = range->key,
+				   .detail = job->detail,
+				   .range = true,
+				   .offset = range->offset,
+				   .size = range->size,
+				   .dest = range->dest,
+				   .dest_size = range->size};
+	job->not_before = 0;
+	job->running = false;
+	job->done = range->size == 0 || range->size > SIZE_MAX ||
+		    range->offset + range->size < range->offset;
+	job->result = range->size == 0 ? 0 : -EINVAL;
+}
+
 int s3_get_ranges(struct s3_client *c, struct s3_range *ranges, size_t count, unsigned parallel)
 {
 	_cleanup_free_ struct s3_job *jobs = calloc(count ? count : 1, sizeof(*jobs));
@@ -203,24 +223,8 @@ int s3_get_ranges(struct s3_client *c, struct s3_range *ranges, size_t count, un
 		s3_set_error(c, "s3://%s: out of memory for %zu ranges", c->bucket, count);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < count; i++) {
-		struct s3_job *job = &jobs[i];
-		const struct s3_range *range = &ranges[i];
-		snprintf(job->detail, sizeof(job->detail), " bytes %" PRIu64 "-%" PRIu64,
-			 range->offset, range->offset + range->size - 1);
-		job->req = (struct s3_req){.method = "GET",
-					   .key = range->key,
-					   .detail = job->detail,
-					   .range = true,
-					   .offset = range->offset,
-					   .size = range->size,
-					   .dest = range->dest,
-					   .dest_size = range->size};
-		if (range->size == 0 || range->size > SIZE_MAX ||
-		    range->offset + range->size < range->offset)
-			job->done = true;
-		job->result = range->size == 0 ? 0 : -EINVAL;
-	}
+	for (size_t i = 0; i < count; i++)
+		range_job(&jobs[i], &ranges[i]);
 	int r = run_jobs(c, jobs, count, parallel, NULL, NULL);
 	for (size_t i = 0; i < count; i++)
 		ranges[i].result = jobs[i].result;
@@ -232,6 +236,97 @@ int s3_get_ranges(struct s3_client *c, struct s3_range *ranges, size_t count, un
 		}
 	}
 	return r;
+}
+
+/* ---- a stream of range GETs ---- */
+
+/* Hands the finished jobs of the stream's slots to ops->done. */
+static size_t stream_reap(struct s3_job *jobs, struct s3_range *ranges, bool *used,
+			  unsigned parallel, const struct s3_stream_ops *ops, void *userdata,
+			  int override)
+{
+	size_t reaped = 0;
+
+	for (unsigned i = 0; i < parallel; i++) {
+		if (!used[i] || (!jobs[i].done && !override))
+			continue;
+		ranges[i].result = jobs[i].done ? jobs[i].result : override;
+		s3_req_release(&jobs[i].req);
+		jobs[i].done = true;
+		used[i] = false;
+		reaped++;
+		ops->done(userdata, i, &ranges[i]);
+	}
+	return reaped;
+}
+
+int s3_get_stream(struct s3_client *c, unsigned parallel, const struct s3_stream_ops *ops,
+		  void *userdata)
+{
+	struct s3_job jobs[S3_POOL_MAX];
+	struct s3_range ranges[S3_POOL_MAX];
+	bool used[S3_POOL_MAX] = {false};
+	size_t in_use = 0;
+	struct run run = {.c = c, .jobs = jobs};
+
+	if (parallel == 0)
+		parallel = 1;
+	if (parallel > S3_POOL_MAX)
+		parallel = S3_POOL_MAX;
+	if (pool_ready(c, parallel) < 0) {
+		s3_set_error(c, "s3://%s: out of memory for curl handles", c->bucket);
+		return -ENOMEM;
+	}
+	memset(jobs, 0, sizeof(jobs));
+	run.count = parallel;
+	for (unsigned i = 0; i < parallel; i++) {
+		jobs[i].done = true; /* a free slot */
+		run.idle[run.idle_count++] = c->pool[i];
+	}
+	for (;;) {
+		bool drained = false;
+		for (unsigned i = 0; i < parallel && !drained && !run.stopped; i++) {
+			if (used[i])
+				continue;
+			int n = ops->next(userdata, i, &ranges[i]);
+			if (n < 0)
+				run.stopped = true;
+			else if (n == 0)
+				drained = true;
+			else {
+				range_job(&jobs[i], &ranges[i]);
+				used[i] = true;
+				in_use++;
+			}
+		}
+		if (!run.stopped && ops->stopped && ops->stopped(userdata))
+			run.stopped = true;
+		if (run.stopped || in_use == 0)
+			break;
+		run.first_undone = 0;
+		long wait = start_jobs(&run);
+		int still = 0;
+		if (run.running > 0) {
+			curl_multi_perform(c->multi, &still);
+			collect(&run);
+		}
+		in_use -= stream_reap(jobs, ranges, used, parallel, ops, userdata, 0);
+		/* A free slot may get work from another thread: look again soon. */
+		if (in_use < parallel && wait > 5)
+			wait = 5;
+		if (run.running > 0)
+			curl_multi_poll(c->multi, NULL, 0, (int)wait, NULL);
+		else if (in_use > 0) {
+			struct timespec ts = {.tv_sec = wait / 1000,
+					      .tv_nsec = (wait % 1000) * 1000000L};
+			nanosleep(&ts, NULL);
+		}
+	}
+	/* Stopped: what still runs is abandoned. */
+	for (unsigned i = 0; i < parallel; i++)
+		curl_multi_remove_handle(c->multi, c->pool[i]);
+	stream_reap(jobs, ranges, used, parallel, ops, userdata, -ECANCELED);
+	return run.stopped ? -ECANCELED : 0;
 }
 
 /* ---- multipart uploads ---- */

@@ -76,6 +76,8 @@ void cairn_store_free(struct cairn_store *store)
 {
 	if (!store)
 		return;
+	/* its background fetcher uses the store's fds: stopped first */
+	remote_fetch_free(store->remote);
 	for (size_t i = 0; i < store->fd_count; i++)
 		close(store->fds[i].fd);
 	free(store->fds);

@@ -223,12 +223,14 @@ int cairn_store_chunk_info(const struct cairn_store *store, const struct cairn_i
 			   struct cairn_chunk_info *ret);
 
 /* Before a whole file is read (cat, extract, the mount's blob maker): on a
- * remote store, fetches the pack bytes of chunks ids[0..count) that the
- * host's mirror lacks, neighbouring ranges coalesced (gaps up to 64 KiB)
- * into GETs of up to 8 MiB, 8 in flight; a reader of the same handle waits
- * for a batch rather than fetch its bytes again. A no-op on a local store.
- * Best effort: the reads fetch on demand what this did not. Returns 0, or
- * -errno with a message in msg. Thread-safe. */
+ * remote store, starts fetching the pack bytes of chunks ids[0..count)
+ * that the host's mirror lacks, neighbouring ranges coalesced (gaps up to
+ * 64 KiB): a few blocks at once, more in the background (the handle's
+ * fetcher thread, up to 8 range GETs in flight) while the caller reads on;
+ * a read of a block on its way waits for it rather than fetch it again. A
+ * no-op on a local store. Best effort: the reads fetch on demand what this
+ * did not, and report what fails. Returns 0, or -errno with a message in
+ * msg. Thread-safe. */
 int cairn_store_prefetch(const struct cairn_store *store, const struct cairn_id *ids, size_t count,
 			 char *msg, size_t msg_size);
 /* On a remote store, bounds the pack bytes its host's mirror keeps: when

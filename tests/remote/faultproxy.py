@@ -41,7 +41,9 @@ skip and count restart whenever the file's content changes. The stats file
 (default CONTROL.stats) is rewritten (atomically) after each request with
 key=value lines: requests, METHOD=count per method, faults (injected),
 GET_bytes (response body bytes sent for GETs), PUT_bytes (request body bytes
-received for PUTs).
+received for PUTs), GET_done (GETs answered, whatever the answer),
+GET_inflight_max (the most GETs the proxy held at once: received, latency
+included, and not yet answered; 0 when the control file last changed).
 """
 import argparse
 import http.client
@@ -72,6 +74,8 @@ class Faults:
         self.content = None
         self.seen = 0  # requests the current fault matched
         self.stats = {"requests": 0, "faults": 0, "GET_bytes": 0, "PUT_bytes": 0}
+        self.stats.update({"GET_done": 0, "GET_inflight_max": 0})
+        self.inflight = 0
         self.write_stats()
 
     def read(self):
@@ -95,6 +99,7 @@ class Faults:
             if text != self.content:
                 self.content = text
                 self.seen = 0
+                self.stats["GET_inflight_max"] = self.inflight
             self.stats["requests"] += 1
             self.stats[method] = self.stats.get(method, 0) + 1
             latency = float(conf.get("latency_ms", 0)) / 1000
@@ -119,6 +124,16 @@ class Faults:
             if hit:
                 self.stats["faults"] += 1
             return latency, kind if hit else None, conf
+
+    def enter(self):
+        with self.lock:
+            self.inflight += 1
+            self.stats["GET_inflight_max"] = max(self.stats["GET_inflight_max"], self.inflight)
+
+    def leave(self):
+        with self.lock:
+            self.inflight -= 1
+            self.stats["GET_done"] += 1
 
     def add(self, key, n):
         with self.lock:
@@ -227,6 +242,16 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client went away: fine here
 
     def proxy(self):
+        if self.command != "GET":
+            self.proxy_one()
+            return
+        self.faults.enter()
+        try:
+            self.proxy_one()
+        finally:
+            self.faults.leave()
+
+    def proxy_one(self):
         latency, kind, conf = self.faults.decide(self.command, self.path)
         if latency:
             time.sleep(latency)

@@ -253,85 +253,42 @@ START_TEST(test_manifest_malformed)
 }
 END_TEST
 
-/* A fake remote pack: counts GETs and their bytes, fails on demand. */
-struct fake_remote {
-	const uint8_t *bytes;
-	uint64_t size;
-	unsigned gets;
-	uint64_t got;
-	int fail;
-};
-
-static int fake_fetch(void *ctx, const char *key, uint64_t offset, uint64_t size, void *dest)
-{
-	struct fake_remote *f = ctx;
-
-	ck_assert_str_eq(key, "packs/00000001-0000000000000001.pack");
-	ck_assert_uint_le(offset + size, f->size);
-	if (f->fail)
-		return f->fail;
-	f->gets++;
-	f->got += size;
-	memcpy(dest, f->bytes + offset, size);
-	return 0;
-}
-
-static void check_range(int fd, const uint8_t *want, uint64_t offset, uint64_t size)
-{
-	_cleanup_free_ uint8_t *got = test_alloc(size);
-	ck_assert_int_eq(cairn_pread_full(fd, got, size, offset), (ssize_t)size);
-	ck_assert_int_eq(memcmp(got, want + offset, size), 0);
-}
-
-START_TEST(test_pack_ensure)
+/* The block map of a mirror pack: what the .have map says is present,
+ * what a forgotten range makes missing again (the fetching itself runs
+ * against a real engine: tests/remote). */
+START_TEST(test_pack_probe)
 {
 	const uint64_t size = 40 * REMOTE_BLOCK + 100; /* a short last block */
-	_cleanup_free_ uint8_t *bytes = test_random_data(size, 7);
-	struct fake_remote f = {.bytes = bytes, .size = size};
+	const uint8_t ones[3] = {1, 1, 1};
+	uint8_t have[41];
 	char path[PATH_MAX];
 	struct remote_pack_cache pack = {.pack_num = 1, .size = size};
 
-	remote_pack_key(pack.key, 1, 1);
-	pack.fd = open(test_path(path, sizeof(path), "p.pack"), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	pack.have_fd =
 		open(test_path(path, sizeof(path), "p.have"), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	ck_assert_int_ge(pack.fd, 0);
 	ck_assert_int_ge(pack.have_fd, 0);
-	ck_assert_int_eq(ftruncate(pack.fd, (off_t)size), 0);
-
-	/* a small read: its one block */
-	ck_assert_int_eq(remote_pack_ensure(&pack, 100, 10, fake_fetch, &f), 0);
-	ck_assert_uint_eq(f.gets, 1);
-	ck_assert_uint_eq(f.got, REMOTE_BLOCK);
-	check_range(pack.fd, bytes, 0, REMOTE_BLOCK);
-	/* present: nothing fetched */
-	ck_assert_int_eq(remote_pack_ensure(&pack, 0, REMOTE_BLOCK, fake_fetch, &f), 0);
-	ck_assert_uint_eq(f.gets, 1);
-	/* going forward: one GET of its block and as many ahead as behind it */
-	ck_assert_int_eq(remote_pack_ensure(&pack, REMOTE_BLOCK + 5, 10, fake_fetch, &f), 0);
-	ck_assert_uint_eq(f.gets, 2);
-	ck_assert_uint_eq(f.got, 3 * REMOTE_BLOCK);
-	ck_assert_int_eq(remote_pack_ensure(&pack, 3 * REMOTE_BLOCK, 1, fake_fetch, &f), 0);
-	ck_assert_uint_eq(f.gets, 3);
-	ck_assert_uint_eq(f.got, 7 * REMOTE_BLOCK);
-	/* a range across present and missing blocks, to the short end */
-	ck_assert_int_eq(remote_pack_ensure(&pack, 0, size, fake_fetch, &f), 0);
-	ck_assert_uint_eq(f.got, size);
-	check_range(pack.fd, bytes, 0, size);
-	unsigned gets = f.gets;
-	/* forgotten blocks are fetched again; a failed fetch marks nothing */
-	ck_assert_int_eq(remote_pack_forget(&pack, 20 * REMOTE_BLOCK + 1, REMOTE_BLOCK), 0);
-	f.fail = -EIO;
-	ck_assert_int_eq(remote_pack_ensure(&pack, 20 * REMOTE_BLOCK, 1, fake_fetch, &f), -EIO);
-	f.fail = 0;
-	ck_assert_int_eq(
-		remote_pack_ensure(&pack, 20 * REMOTE_BLOCK, 2 * REMOTE_BLOCK, fake_fetch, &f), 0);
-	ck_assert_uint_eq(f.gets, gets + 1);
-	ck_assert_uint_eq(f.got, size + 2 * REMOTE_BLOCK);
-	/* past the end: nothing to fetch, the read will be short */
-	ck_assert_int_eq(remote_pack_ensure(&pack, size, 10, fake_fetch, &f), 0);
-	ck_assert_uint_eq(f.gets, gets + 1);
-	close(pack.fd);
+	/* nothing there yet: every block to fetch */
+	ck_assert_int_eq(remote_pack_probe(&pack, 0, 0), 1);
+	/* another process fetched blocks 0-2: the map is asked again */
+	ck_assert_int_eq(cairn_pwrite_all(pack.have_fd, ones, sizeof(ones), 0), 0);
+	ck_assert_int_eq(remote_pack_probe(&pack, 0, 2), 0);
+	ck_assert_int_eq(remote_pack_probe(&pack, 0, 3), 1);
+	ck_assert_int_eq(pack.blocks[1], BLOCK_PRESENT);
+	/* a block being fetched by another thread is not this reader's to fetch */
+	pack.blocks[3] = BLOCK_FETCHING;
+	ck_assert_int_eq(remote_pack_probe(&pack, 0, 3), 0);
+	/* forgotten: missing again, here and in the map; the one in flight stays */
+	ck_assert_int_eq(remote_pack_forget(&pack, 1, 3), 0);
+	ck_assert_int_eq(pack.blocks[1], BLOCK_UNKNOWN);
+	ck_assert_int_eq(pack.blocks[3], BLOCK_FETCHING);
+	ck_assert_int_eq(cairn_pread_full(pack.have_fd, have, sizeof(have), 0), 4);
+	ck_assert_int_eq(have[0], 1);
+	ck_assert_int_eq(have[1], 0);
+	ck_assert_int_eq(remote_pack_probe(&pack, 0, 1), 1);
+	/* past the last block: clamped to it */
+	ck_assert_int_eq(remote_pack_forget(&pack, 39, 1000), 0);
+	ck_assert_int_eq(remote_pack_probe(&pack, 40, 1000), 1);
+	free(pack.blocks);
 	close(pack.have_fd);
 }
 END_TEST
@@ -345,7 +302,7 @@ static Suite *remote_suite(void)
 		{"lease", test_lease, 1, 10},
 		{"manifest_roundtrip", test_manifest_roundtrip, 1, 10},
 		{"manifest_malformed", test_manifest_malformed, 1, 30},
-		{"pack_ensure", test_pack_ensure, 1, 10},
+		{"pack_probe", test_pack_probe, 1, 10},
 	};
 
 	return test_suite_add(suite, cases, ARRAY_SIZE(cases));
