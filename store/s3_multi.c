@@ -44,19 +44,28 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int pool_ready(struct s3_client *c, unsigned parallel)
+/* Clamps *parallel to 1..S3_POOL_MAX and makes that many handles ready.
+ * Returns 0, or -ENOMEM with s3_error saying so. */
+static int pool_ready(struct s3_client *c, unsigned *parallel)
 {
+	if (*parallel == 0)
+		*parallel = 1;
+	if (*parallel > S3_POOL_MAX)
+		*parallel = S3_POOL_MAX;
 	if (!c->multi) {
 		c->multi = curl_multi_init();
-		if (!c->multi)
-			return -ENOMEM;
-		curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)S3_POOL_MAX);
+		if (c->multi)
+			curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)S3_POOL_MAX);
 	}
-	for (unsigned i = 0; i < parallel; i++) {
+	bool ready = c->multi != NULL;
+	for (unsigned i = 0; ready && i < *parallel; i++) {
 		if (!c->pool[i])
 			c->pool[i] = curl_easy_init();
-		if (!c->pool[i])
-			return -ENOMEM;
+		ready = c->pool[i] != NULL;
+	}
+	if (!ready) {
+		s3_set_error(c, "s3://%s: out of memory for curl handles", c->bucket);
+		return -ENOMEM;
 	}
 	return 0;
 }
@@ -166,14 +175,8 @@ static int run_jobs(struct s3_client *c, struct s3_job *jobs, size_t count, unsi
 {
 	struct run run = {.c = c, .jobs = jobs, .count = count, .ops = ops, .userdata = userdata};
 
-	if (parallel == 0)
-		parallel = 1;
-	if (parallel > S3_POOL_MAX)
-		parallel = S3_POOL_MAX;
-	if (pool_ready(c, parallel) < 0) {
-		s3_set_error(c, "s3://%s: out of memory for curl handles", c->bucket);
+	if (pool_ready(c, &parallel) < 0)
 		return -ENOMEM;
-	}
 	for (unsigned i = 0; i < parallel; i++)
 		run.idle[run.idle_count++] = c->pool[i];
 	while (run.done < count && !(run.stopped && run.running == 0)) {
@@ -269,14 +272,8 @@ int s3_get_stream(struct s3_client *c, unsigned parallel, const struct s3_stream
 	size_t in_use = 0;
 	struct run run = {.c = c, .jobs = jobs};
 
-	if (parallel == 0)
-		parallel = 1;
-	if (parallel > S3_POOL_MAX)
-		parallel = S3_POOL_MAX;
-	if (pool_ready(c, parallel) < 0) {
-		s3_set_error(c, "s3://%s: out of memory for curl handles", c->bucket);
+	if (pool_ready(c, &parallel) < 0)
 		return -ENOMEM;
-	}
 	memset(jobs, 0, sizeof(jobs));
 	run.count = parallel;
 	for (unsigned i = 0; i < parallel; i++) {
