@@ -18,26 +18,10 @@ CAIRN=$(abs_path "$1")
 COMPARE=$(abs_path "$2")
 need_tools bsdtar python3
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-$TEST_NAME-XXXXXX") || exit 1
-MNT=$WORK/mnt
-on_exit() {
-	if mountpoint -q "$MNT" 2>/dev/null; then
-		"$CAIRN" umount "$MNT" 2>/dev/null || umount -l "$MNT"
-	fi
-	[ -n "${WRITER_PID:-}" ] && kill -9 "$WRITER_PID" 2>/dev/null
-	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
-}
-trap on_exit EXIT
-trap 'exit 1' INT TERM
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/mount_prologue.sh"
 
 S=s3://bucket/p
 cd "$WORK" || exit 1
-host() {
-	local name=$1
-	shift
-	CAIRN_REMOTE_CACHE=$WORK/cache-$name "$CAIRN" -s "$S" "$@"
-}
 # keys: the bucket's keys under p/ (relative), sorted.
 keys() { s3_curl "$S3_ENDPOINT/bucket?list-type=2&prefix=p%2F" | tr '<' '\n' | sed -n 's/^Key>p\///p' | sort; }
 get_object() { s3_curl -o "$2" "$S3_ENDPOINT/bucket/p/$1"; }

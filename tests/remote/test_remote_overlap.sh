@@ -18,26 +18,10 @@ TEST_NAME=remote_overlap
 . "$(dirname "$0")/../lib.sh"
 CAIRN=$(abs_path "$1")
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-$TEST_NAME-XXXXXX") || exit 1
-MNT=$WORK/mnt
-# Runs after remote/lib.sh's own cleanup has stopped Swift and the proxy.
-on_exit() {
-	if mountpoint -q "$MNT" 2>/dev/null; then
-		"$CAIRN" umount "$MNT" 2>/dev/null || umount -l "$MNT"
-	fi
-	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
-}
-trap on_exit EXIT
-trap 'exit 1' INT TERM
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/mount_prologue.sh"
 
 S=s3://bucket/o
 cd "$WORK" || exit 1
-host() {
-	local name=$1
-	shift
-	CAIRN_REMOTE_CACHE=$WORK/cache-$name "$CAIRN" -s "$S" "$@"
-}
 mark() {
 	GETS0=$(proxy_count GET)
 	DONE0=$(proxy_count GET_done)

@@ -17,28 +17,10 @@ CAIRN=$(abs_path "$1")
 COMPARE=$(abs_path "$2")
 need_tools bsdtar python3 xxd
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-$TEST_NAME-XXXXXX") || exit 1
-MNT=$WORK/mnt
-# Runs after remote/lib.sh's own cleanup has stopped Swift and the proxy.
-on_exit() {
-	if mountpoint -q "$MNT" 2>/dev/null; then
-		"$CAIRN" umount "$MNT" 2>/dev/null || umount -l "$MNT"
-	fi
-	[ -n "${WRITER_PID:-}" ] && kill -9 "$WRITER_PID" 2>/dev/null
-	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
-}
-trap on_exit EXIT
-trap 'exit 1' INT TERM
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/mount_prologue.sh"
 
 S=s3://bucket/p
 cd "$WORK" || exit 1
-# host NAME ARGS...: cairn on host NAME (its own cache directory).
-host() {
-	local name=$1
-	shift
-	CAIRN_REMOTE_CACHE=$WORK/cache-$name "$CAIRN" -s "$S" "$@"
-}
 # mark, then gets/get_bytes/counted: GETs and their bytes since the mark.
 mark() {
 	GETS0=$(proxy_count GET)
