@@ -3,21 +3,34 @@
  * directory: a filesystem of cairn's type is unmounted (as root with
  * umount2, else with fusermount3 -u); anything else is refused, since
  * root's umount2 would take a tmpfs down as readily, and a directory with
- * nothing mounted is said to be just that.
+ * nothing mounted is said to be just that. The kernel detaches a FUSE mount
+ * without waiting for its daemon, which still holds the store (its shared
+ * lock on STORE/readers, a remote cache); umount waits for the daemon to
+ * exit, so that a gc or rm right after it finds the store free.
  */
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
+#include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 #include "cli.h"
 
 /* What every cairn mount is in the mount table: FUSE with subtype cairn
  * (mount/session.c). */
 #define CAIRN_FSTYPE "fuse.cairn"
+/* The mount root's counters, with the daemon's pid (mount/fs.c). */
+#define STATS_XATTR "user.cairn.stats"
+/* How long umount waits for a daemon to exit after the unmount: it only
+ * closes its store and its cache files. */
+#define DAEMON_EXIT_MS 30000
 
 static void umount_help(void)
 {
@@ -25,7 +38,8 @@ static void umount_help(void)
 	       "\n"
 	       "Unmount the cairn mount at MOUNTPOINT (one made by 'cairn mount' or by\n"
 	       "mount -t fuse.cairn): as root with umount(2), else with fusermount3 -u.\n"
-	       "Anything else mounted there is left alone (use umount(8) for it).\n");
+	       "Anything else mounted there is left alone (use umount(8) for it).\n"
+	       "Returns once the mount's daemon has exited and let go of its store.\n");
 }
 
 static int umount_parse(struct cli *cli, int argc, char **argv)
@@ -177,6 +191,44 @@ static int check_cairn_mount(const char *arg, const char *path, int lookup_error
 	return EXIT_OK;
 }
 
+/* The daemon serving path as a pidfd (its pid from the stats xattr), or
+ * -1 when it cannot be known: a daemon that died, or one older than the
+ * pid in its stats. */
+static int daemon_pidfd(const char *path)
+{
+	char text[512];
+
+	ssize_t n = getxattr(path, STATS_XATTR, text, sizeof(text) - 1);
+	if (n <= 0)
+		return -1;
+	text[n] = '\0';
+	const char *field = strstr(text, " pid=");
+	if (!field)
+		return -1;
+	char *end;
+	long pid = strtol(field + 5, &end, 10);
+	if (pid <= 1 || (*end != '\n' && *end != ' ' && *end != '\0'))
+		return -1;
+	return (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+}
+
+/* Waits for the daemon of an unmounted mount to exit; says so when it is
+ * still running after DAEMON_EXIT_MS (the unmount itself is done). */
+static void daemon_wait(const char *arg, int pidfd)
+{
+	if (pidfd < 0)
+		return;
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+	int r;
+	while ((r = poll(&p, 1, DAEMON_EXIT_MS)) < 0 && errno == EINTR)
+		;
+	if (r == 0)
+		fprintf(stderr,
+			"cairn: %s is unmounted, but its daemon is still running after %d s\n", arg,
+			DAEMON_EXIT_MS / 1000);
+	close(pidfd);
+}
+
 int cmd_umount(struct cli *cli, int argc, char **argv)
 {
 	char path[PATH_MAX];
@@ -193,11 +245,18 @@ int cmd_umount(struct cli *cli, int argc, char **argv)
 	}
 	if ((r = check_cairn_mount(arg, path, lookup_error)) != EXIT_OK)
 		return r;
+	int pidfd = lookup_error ? -1 : daemon_pidfd(path);
 	if (geteuid() != 0)
-		return unmount_fusermount(path);
-	/* path is resolved: a symlink put there since must not redirect us. */
-	if (umount2(path, UMOUNT_NOFOLLOW) == 0)
-		return EXIT_OK;
-	cli_error("cannot unmount %s: %s", arg, strerror(errno));
-	return EXIT_ERROR;
+		r = unmount_fusermount(path);
+	else if (umount2(path, UMOUNT_NOFOLLOW) == 0) /* path is resolved: no symlink */
+		r = EXIT_OK;
+	else {
+		cli_error("cannot unmount %s: %s", arg, strerror(errno));
+		r = EXIT_ERROR;
+	}
+	if (r == EXIT_OK)
+		daemon_wait(arg, pidfd);
+	else if (pidfd >= 0)
+		close(pidfd);
+	return r;
 }

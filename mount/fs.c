@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Everything is immutable: the kernel may cache names and attributes for as
  * long as it likes. */
@@ -429,21 +430,22 @@ static int stats_text(struct fs *fs, fuse_req_t req, char *buf, size_t size)
 			(unsigned long long)atomic_load(&s->read_errors), transport_of(req));
 }
 
-/* The request counters, appended to the stats line (replacing its "\n"). */
+/* The request counters, appended to the stats line (replacing its "\n"),
+ * and the daemon's pid, which `cairn umount` waits on. */
 static int requests_text(struct fs *fs, char *buf, size_t size)
 {
 	const struct fs_stats *s = &fs->stats;
 
 	return snprintf(buf, size,
 			" lookups=%llu getattrs=%llu readlinks=%llu opendirs=%llu readdirs=%llu"
-			" refreshes=%llu refresh_changes=%llu\n",
+			" refreshes=%llu refresh_changes=%llu pid=%ld\n",
 			(unsigned long long)atomic_load(&s->lookups),
 			(unsigned long long)atomic_load(&s->getattrs),
 			(unsigned long long)atomic_load(&s->readlinks),
 			(unsigned long long)atomic_load(&s->opendirs),
 			(unsigned long long)atomic_load(&s->readdirs),
 			(unsigned long long)atomic_load(&s->refreshes),
-			(unsigned long long)atomic_load(&s->refresh_changes));
+			(unsigned long long)atomic_load(&s->refresh_changes), (long)getpid());
 }
 
 static void reply_xattr_value(fuse_req_t req, const void *value, size_t len, size_t size)

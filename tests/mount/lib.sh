@@ -120,6 +120,11 @@ wait_mounted() {
 	return 1
 }
 
+# gone_now PID: the process has exited (gone, or a zombie) already.
+gone_now() {
+	[ -n "$1" ] && { [ ! -d "/proc/$1" ] || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+}
+
 # wait_gone PID: until the process has exited (a sanitizer build checks for
 # leaks at exit, which takes a moment).
 wait_gone() {

@@ -6,7 +6,8 @@
 #  - The one-step form `cairn mount ARCHIVE MOUNTPOINT` adds and mounts
 #    (into a store it creates); the second time the add is a no-op.
 #  - umount unmounts (by a relative path, through a symlink, after the
-#    daemon died), says "not mounted" of what is not, and refuses what is
+#    daemon died) and returns once the daemon has exited (a gc right after
+#    it runs), says "not mounted" of what is not, and refuses what is
 #    not a cairn mount (a tmpfs); the mount table shows SNAPSHOT@STORE as
 #    the source; SIGTERM and SIGINT to the daemon unmount too.
 #  - A name collision in the one-step form advises --replace or --name.
@@ -122,8 +123,11 @@ source_type() {
 if mount_at "$mnt" tree; then
 	[ "$(source_type "$mnt")" = "tree@$(realpath "$STORE") fuse.cairn" ] && pass ||
 		fail "the mount table says $(source_type "$mnt")"
-	(cd "$WORK" && "$CAIRN" umount mnt) && ! is_mounted "$mnt" && wait_gone "${DAEMON[$mnt]}" &&
-		pass || fail "cairn umount by a relative path"
+	# umount returns once the daemon is gone (not only the mount): a gc
+	# right after it must not find the store in use.
+	(cd "$WORK" && "$CAIRN" umount mnt) && ! is_mounted "$mnt" && gone_now "${DAEMON[$mnt]}" &&
+		pass || fail "cairn umount by a relative path (or it returned before the daemon exited)"
+	"$CAIRN" -s "$STORE" gc -q 2>"$WORK/err" && pass || fail "gc right after umount: $(cat "$WORK/err")"
 fi
 if mount_at "$mnt"; then
 	[ "$(source_type "$mnt")" = "$(realpath "$STORE") fuse.cairn" ] && pass ||
