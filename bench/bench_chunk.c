@@ -2,9 +2,10 @@
  * one core and each against memcpy of the same buffer (the machine's memory
  * bandwidth) measured in the same run: content-defined chunking, chunk id
  * hashing (keyed, and plain XXH3 for reference), chunk + id together (the
- * target, docs/BENCHMARKS.md: >= 2 GB/s), the writer's whole main-thread
- * path, and, on real data, zstd per chunk against zstd over the stream and
- * the confirmation a dedup hit costs. Data is in memory: no I/O is timed.
+ * target, docs/BENCHMARKS.md: >= 2 GB/s), chunk + sketch (the cutters'
+ * other per-byte pass, delta chunks' resemblance), the writer's whole
+ * main-thread path, and, on real data, zstd per chunk against zstd over
+ * the stream and the confirmation a dedup hit costs. Data is in memory: no I/O is timed.
  *
  * Usage: bench_chunk [-r REPS] [-s RANDOM_MIB] [-m FILE_MAX_MIB] [FILE]
  * Each figure is the best of REPS runs (default 5).
@@ -13,7 +14,7 @@
 #include <xxhash.h>
 
 #include "bench_util.h"
-#include "store_internal.h"
+#include "delta_internal.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -128,6 +129,18 @@ static uint64_t run_id(struct ctx *ctx)
 		acc += id_at_cut(ctx, off, n);
 	}
 	return acc;
+}
+
+static uint64_t sketch_at_cut(struct ctx *ctx, size_t start, size_t len)
+{
+	struct sketch sketch = {{0}};
+
+	return sketch_compute(ctx->chunker.gear, ctx->buf + start, len, &sketch) ? sketch.sf[0] : 0;
+}
+
+static uint64_t run_sketch(struct ctx *ctx)
+{
+	return chunk_all(ctx, sketch_at_cut);
 }
 
 static uint64_t run_xxh3(struct ctx *ctx)
@@ -305,6 +318,7 @@ static void bench_cpu_stages(struct ctx *ctx, unsigned reps, double *ret_memcpy)
 	report(ctx, "xxh3-128 64KiB", best_of(ctx, run_xxh3, reps), base);
 	report(ctx, "id 64KiB", best_of(ctx, run_id, reps), base);
 	report(ctx, "chunk+id", best_of(ctx, run_chunk_id, reps), base);
+	report(ctx, "chunk+sketch", best_of(ctx, run_sketch, reps), base);
 	report(ctx, "writer main path", best_of(ctx, run_writer_path, reps), base);
 	*ret_memcpy = base;
 }

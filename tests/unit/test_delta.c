@@ -7,7 +7,8 @@
  * store that verifies clean; the sketch table's streamed rewrite keeps
  * old and new pairs (new ones win) while dropping the old one's pages; and
  * the session's bases come from a ring of recent bytes, never stale ones;
- * the cutters compute each chunk's sketch.
+ * the cutters compute each chunk's sketch, and sketch_compute matches the
+ * sketch's definition written out.
  */
 #include <signal.h>
 #include <sys/prctl.h>
@@ -694,6 +695,88 @@ START_TEST(test_prepared_sketch)
 }
 END_TEST
 
+/* The sketch's definition, written out plainly (docs/FORMAT.md, the sketch
+ * table): sketch_compute must match it for every size and content, since
+ * the sketch tables of existing stores hold sketches made this way and a
+ * faster sketch_compute that drifted would find no base in them. */
+static uint64_t ref_mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static bool ref_sketch(const uint64_t gear[256], const uint8_t *data, size_t size,
+		       struct sketch *ret)
+{
+	uint64_t feature[12] = {0}, mul[13], hash = 0;
+	size_t samples = 0;
+
+	if (size < SKETCH_MIN_CHUNK)
+		return false;
+	for (unsigned i = 0; i <= 12; i++)
+		mul[i] = ref_mix64(0x736b65746368ull + i) | 1;
+	for (size_t i = 0; i < size; i++) {
+		hash = (hash << 1) + gear[data[i]];
+		if (hash >= 1ull << 58)
+			continue;
+		samples++;
+		for (unsigned f = 0; f < 12; f++) {
+			uint64_t t = hash * mul[f] + mul[f + 1];
+			feature[f] = t > feature[f] ? t : feature[f];
+		}
+	}
+	if (samples < 8)
+		return false;
+	for (unsigned s = 0; s < SKETCH_SUPER; s++) {
+		uint64_t sf = 0x5346ull + s;
+		for (unsigned f = 0; f < 12 / SKETCH_SUPER; f++)
+			sf = ref_mix64(sf ^ feature[s * (12 / SKETCH_SUPER) + f]);
+		ret->sf[s] = sf ? sf : 1;
+	}
+	return true;
+}
+
+START_TEST(test_sketch_definition)
+{
+	const size_t max = 300 * KiB;
+	_cleanup_free_ uint8_t *buf = test_alloc(max);
+	_cleanup_(cairn_store_freep) struct cairn_store *store = store_create_small();
+	_cleanup_(cairn_writer_freep) struct cairn_writer *writer = writer_new(store);
+	const uint64_t *gear = writer->chunker.gear;
+	const size_t sizes[] = {SKETCH_MIN_CHUNK - 1, SKETCH_MIN_CHUNK,
+				SKETCH_MIN_CHUNK + 1, SKETCH_MIN_CHUNK + 2,
+				SKETCH_MIN_CHUNK + 3, 4099,
+				20 * KiB + 7,         64 * KiB,
+				256 * KiB - 1,        max};
+	unsigned sketched = 0, unsketched = 0;
+
+	/* Random bytes, text (few distinct bytes: long stretches without a
+	 * sample), and text whose every 64th byte differs, at 64 offsets. */
+	for (unsigned kind = 0; kind < 3; kind++) {
+		test_fill_random(buf, max, 40 + kind);
+		for (size_t i = 0; kind > 0 && i < max; i++)
+			buf[i] = kind == 2 && i % 64 == 0 ? buf[i]
+							  : (uint8_t) "the cat sat "[buf[i] % 12];
+		for (size_t n = 0; n < ARRAY_SIZE(sizes); n++) {
+			for (size_t offset = 0; offset < 64; offset++) {
+				struct sketch got = {{0}}, want = {{0}};
+				bool ok =
+					sketch_compute(gear, buf + offset, sizes[n] - offset, &got);
+				ck_assert_int_eq(ok, ref_sketch(gear, buf + offset,
+								sizes[n] - offset, &want));
+				ck_assert_mem_eq(&got, &want, sizeof(got));
+				ok ? sketched++ : unsketched++;
+			}
+		}
+	}
+	ck_assert_uint_gt(sketched, 20);
+	ck_assert_uint_gt(unsketched, 2);
+}
+END_TEST
+
 static Suite *delta_suite(void)
 {
 	Suite *suite = suite_create("delta");
@@ -710,6 +793,7 @@ static Suite *delta_suite(void)
 		{"sketch_wrap", test_sketch_wrap, 1, 10},
 		{"cache_ring", test_cache_ring, 3, 30},
 		{"prepared_sketch", test_prepared_sketch, 1, 10},
+		{"sketch_definition", test_sketch_definition, 1, 10},
 	};
 
 	return test_suite_add(suite, cases, ARRAY_SIZE(cases));
