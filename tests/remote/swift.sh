@@ -3,8 +3,10 @@
 # s3api middleware and tempauth, on loopback, in a directory of its own, for
 # the remote-store tests and benchmarks. `start DIR` makes DIR (rings: 1
 # replica, 1 device; account, container, object servers, proxy and memcached
-# on free loopback ports; storage on a tmpfs mounted at DIR/srv when root,
-# else in DIR/srv if its file system takes user xattrs; logs in DIR/log;
+# on free loopback ports below the ephemeral range, chosen under a lock held
+# until they listen, so that Swifts may run side by side; storage on a tmpfs
+# mounted at DIR/srv when root, else in DIR/srv if its file system takes
+# user xattrs; logs in DIR/log;
 # pids in DIR/run), waits until the proxy answers a signed S3 ListBuckets and
 # prints the AWS_* assignments to eval (also kept in DIR/env). On failure it
 # prints the logs' tails, stops what it started and exits 1. `stop DIR` kills
@@ -224,7 +226,7 @@ spawn() {
 	shift 2
 	# Not a process group leader (no job control here), so setsid execs
 	# in place and $! is the server's pid.
-	setsid "$@" </dev/null >"$dir/log/$name.log" 2>&1 &
+	setsid "$@" </dev/null >"$dir/log/$name.log" 2>&1 9>&- &
 	echo $! >"$dir/run/$name.pid"
 }
 
@@ -265,6 +267,11 @@ start() {
 	trap 'fail_start "$dir" "interrupted"' INT TERM
 	(storage "$dir") || fail_start "$dir" "no storage"
 	swift_conf
+	# Ports are chosen free and bound by the servers seconds later: one
+	# start at a time on this machine, from the choice until they listen
+	# (the lock is dropped when this script exits, or below).
+	exec 9>>"${TMPDIR:-/tmp}/cairn-swift-start.lock"
+	flock 9
 	ports=$("$PY" "$HERE/swift_helper.py" ports 5)
 	read -r aport cport oport pport mport <<<"$ports"
 	"$PY" "$HERE/swift_helper.py" rings "$dir/etc" d1 "$aport" "$cport" "$oport"
@@ -299,6 +306,7 @@ start() {
 		[[ $i = 600 ]] && fail_start "$dir" "the proxy did not answer S3 in 60 s (last status ${code:-none})"
 		sleep 0.1
 	done
+	exec 9>&-
 	cat "$dir/env"
 }
 

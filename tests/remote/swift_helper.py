@@ -4,25 +4,39 @@ one Python process: free loopback ports, and the three one-device rings
 (what swift-ring-builder create/add/rebalance makes, without its 1.8 s of
 start-up per call). Debian's python3-swift only: run with /usr/bin/python3.
 
-  swift_helper.py ports N               N distinct free loopback TCP ports
+  swift_helper.py ports N               N distinct free loopback TCP ports,
+                                        below the ephemeral range
   swift_helper.py rings DIR DEV APORT CPORT OPORT
                                         DIR/{account,container,object}.ring.gz
 """
 import os
+import random
 import socket
 import sys
 
 
 def ports(n):
-    # Bind them all before closing any, so the N are distinct.
-    socks = []
-    for _ in range(n):
+    # Below the kernel's ephemeral range (net.ipv4.ip_local_port_range), so
+    # that no outgoing connection takes one between this choice and the
+    # servers' bind; swift.sh holds a lock from here until its servers
+    # listen, so that two Swifts starting at once never choose alike.
+    low, _ = (int(v) for v in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    first, last = 10000, min(low, 32768) - 1
+    rng = random.SystemRandom()
+    chosen = []
+    while len(chosen) < n:
+        port = rng.randint(first, last)
+        if port in chosen:
+            continue
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    print(" ".join(str(s.getsockname()[1]) for s in socks))
-    for s in socks:
-        s.close()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue  # in use (or lingering in TIME_WAIT): another one
+        finally:
+            s.close()
+        chosen.append(port)
+    print(" ".join(str(p) for p in chosen))
 
 
 def rings(where, dev, aport, cport, oport):
