@@ -68,7 +68,7 @@ static void mount_help(void)
 	       "      cache=DIR             blob cache (default $XDG_CACHE_HOME/cairn; with\n"
 	       "                            --temp, in its directory)\n"
 	       "      cache_size=SIZE       blob cache bound (default 4G)\n"
-	       "      chunk_cache=SIZE      decompressed chunk cache (default 64M)\n"
+	       "      chunk_cache=SIZE      decompressed chunk cache (default 16M)\n"
 	       "      remote_cache=SIZE     an s3:// store's pack bytes kept on this host\n"
 	       "                            (default $CAIRN_REMOTE_CACHE_MAX, else 10%% of\n"
 	       "                            the cache's filesystem)\n"

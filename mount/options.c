@@ -53,7 +53,7 @@ void cairn_mount_options_default(struct cairn_mount_options *o)
 {
 	*o = (struct cairn_mount_options){
 		.cache_size = 4ull << 30,
-		.chunk_cache_size = 64u << 20,
+		.chunk_cache_size = 16u << 20, /* docs/BENCHMARKS.md, issue 9: peak RSS */
 		.passthrough_min = 1u << 20,
 		.background_min = 16u << 20,
 		.passthrough = true,
