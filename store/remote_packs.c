@@ -136,16 +136,21 @@ int store_remote_refetch(const struct cairn_store *store, uint32_t pack_num, uin
 	return ensure_or_refetch(store, pack_num, offset, size, true, false, msg, msg_size);
 }
 
+/* Under rs->lock: a mount's refresh may replace the manifest meanwhile. */
 void store_remote_describe(const struct cairn_store *store, uint32_t pack_num, char *buf,
 			   size_t size)
 {
 	struct remote_state *rs = store->remote;
-	const struct remote_pack *p = rs ? remote_manifest_pack(&rs->manifest, pack_num) : NULL;
 
 	if (size)
 		buf[0] = '\0';
+	if (!rs)
+		return;
+	pthread_mutex_lock(&rs->lock);
+	const struct remote_pack *p = remote_manifest_pack(&rs->manifest, pack_num);
 	if (p)
 		cairn_format(buf, size, " (fetched twice from %s/%s)", rs->display, p->key);
+	pthread_mutex_unlock(&rs->lock);
 }
 
 /* ---- snapshot files, fetched when first opened ---- */
