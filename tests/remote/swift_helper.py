@@ -16,26 +16,33 @@ import sys
 
 
 def ports(n):
-    # Below the kernel's ephemeral range (net.ipv4.ip_local_port_range), so
-    # that no outgoing connection takes one between this choice and the
+    # Outside the kernel's ephemeral range (net.ipv4.ip_local_port_range),
+    # so that no outgoing connection takes one between this choice and the
     # servers' bind; swift.sh holds a lock from here until its servers
-    # listen, so that two Swifts starting at once never choose alike.
-    low, _ = (int(v) for v in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
-    first, last = 10000, min(low, 32768) - 1
+    # listen, so that two Swifts starting at once never choose alike. A
+    # machine whose ephemeral range leaves no room gets ports from it.
+    low, high = (int(v) for v in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    spans = [(first, last) for first, last in ((10000, low - 1), (high + 1, 65535))
+             if last - first >= 1000]
     rng = random.SystemRandom()
     chosen = []
     while len(chosen) < n:
-        port = rng.randint(first, last)
-        if port in chosen:
-            continue
+        if spans:
+            port = rng.randint(*rng.choice(spans))
+            if port in chosen:
+                continue
+        else:
+            port = 0
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             s.bind(("127.0.0.1", port))
+            port = s.getsockname()[1]
         except OSError:
             continue  # in use (or lingering in TIME_WAIT): another one
         finally:
             s.close()
-        chosen.append(port)
+        if port not in chosen:
+            chosen.append(port)
     print(" ".join(str(p) for p in chosen))
 
 
