@@ -11,8 +11,8 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
-#include <stdio.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>

@@ -1,17 +1,32 @@
-# mount_prologue.sh: the start the remote tests that mount at $MNT and run
-# cairn as several hosts share. Sourced after ../lib.sh, with TEST_NAME and
-# CAIRN set, in place of sourcing lib.sh: makes $WORK (removed at exit unless
-# KEEP) and $MNT's path in it; at exit, after lib.sh's own cleanup has stopped
-# Swift and the proxy, unmounts $MNT and kills $WRITER_PID when set; starts
-# them (lib.sh); and defines host.
+# mount_prologue.sh: the start the remote tests that mount and run cairn as
+# several hosts share. Sourced after ../lib.sh, with TEST_NAME and CAIRN set,
+# in place of sourcing lib.sh: makes $WORK (removed at exit unless KEEP, or
+# a mount is left in it) and $MNT's path in it; starts Swift and the proxy
+# (lib.sh); and defines host. At exit, after lib.sh's own cleanup has
+# stopped them, closes descriptor 3 (a file a test holds open in a mount),
+# kills $WRITER_PID and the pids in READERS, and unmounts $MNT and every
+# path in MOUNTS.
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-$TEST_NAME-XXXXXX") || exit 1
 MNT=$WORK/mnt
+MOUNTS=()
+READERS=()
+WRITER_PID=
 on_exit() {
-	if mountpoint -q "$MNT" 2>/dev/null; then
-		"$CAIRN" umount "$MNT" 2>/dev/null || umount -l "$MNT"
+	local m p left=
+	exec 3<&- 2>/dev/null
+	for p in "${READERS[@]}" $WRITER_PID; do
+		kill -9 "$p" 2>/dev/null
+	done
+	for m in "$MNT" "${MOUNTS[@]}"; do
+		mountpoint -q "$m" 2>/dev/null || continue
+		"$CAIRN" umount "$m" 2>/dev/null || fusermount3 -u "$m" 2>/dev/null || umount -l "$m"
+		mountpoint -q "$m" 2>/dev/null && left=1
+	done
+	if [ -n "$left" ]; then
+		echo "FAIL: a mount is left under $WORK; leaving it alone"
+	elif [ -z "${KEEP:-}" ]; then
+		rm -rf "$WORK"
 	fi
-	[ -n "${WRITER_PID:-}" ] && kill -9 "$WRITER_PID" 2>/dev/null
-	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
 trap on_exit EXIT
 trap 'exit 1' INT TERM

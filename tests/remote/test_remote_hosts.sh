@@ -19,46 +19,17 @@ need_tools bsdtar python3
 [ "$(id -u)" = 0 ] || skip "mounting with passthrough needs root"
 [ -c /dev/fuse ] || skip "there is no /dev/fuse"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-$TEST_NAME-XXXXXX") || exit 1
-MOUNTS=()
-READERS=()
-WRITER_PID=
-# Runs after remote/lib.sh's own cleanup has stopped Swift and the proxy.
-on_exit() {
-	local m p left=
-	for p in "${READERS[@]}" $WRITER_PID; do
-		kill -9 "$p" 2>/dev/null
-	done
-	for m in "${MOUNTS[@]}"; do
-		mountpoint -q "$m" 2>/dev/null || continue
-		"$CAIRN" umount "$m" 2>/dev/null || fusermount3 -u "$m" 2>/dev/null || umount -l "$m"
-		mountpoint -q "$m" 2>/dev/null && left=1
-	done
-	if [ -n "$left" ]; then
-		echo "FAIL: a mount is left under $WORK; leaving it alone"
-	elif [ -z "${KEEP:-}" ]; then
-		rm -rf "$WORK"
-	fi
-}
-trap on_exit EXIT
-trap 'exit 1' INT TERM
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/mount_prologue.sh"
 
 S=s3://bucket/p
 HOSTS="h1 h2 h3"
 cd "$WORK" || exit 1
-# on HOST ARGS...: cairn on HOST (its own cache directory).
-on() {
-	local name=$1
-	shift
-	CAIRN_REMOTE_CACHE=$WORK/cache-$name "$CAIRN" -s "$S" "$@"
-}
 # mount_on HOST SNAPSHOT: a real mount at $WORK/mnt-HOST-SNAPSHOT.
 mount_on() {
 	local m=$WORK/mnt-$1-$2
 	mkdir -p "$m"
 	MOUNTS+=("$m")
-	on "$1" mount -o "cache=$WORK/blobs-$1" "$2" "$m" || fail "mount of $2 on $1"
+	host "$1" mount -o "cache=$WORK/blobs-$1" "$2" "$m" || fail "mount of $2 on $1"
 }
 umount_all() {
 	local m
@@ -123,33 +94,33 @@ remote_start
 remote_bucket bucket >/dev/null || fail "bucket"
 proxy_start
 
-check "add a" on w add -q a.tar
-check "add x" on w add -q x.tar
+check "add a" host w add -q a.tar
+check "add x" host w add -q x.tar
 for h in $HOSTS; do mount_on "$h" a; done
 
 # ---- a writer adds b while three hosts read a (cold caches) ----
 readers a
-on w add -q b.tar 2>add-b.err || fail "add b while mounts read: $(cat add-b.err)"
+host w add -q b.tar 2>add-b.err || fail "add b while mounts read: $(cat add-b.err)"
 stop_readers "three mounts of a while b was added"
 for h in $HOSTS; do
-	[ "$(on "$h" ls | tr '\n' ' ')" = "a b x " ] || fail "ls on $h after the add: $(on "$h" ls)"
+	[ "$(host "$h" ls | tr '\n' ' ')" = "a b x " ] || fail "ls on $h after the add: $(host "$h" ls)"
 	mount_on "$h" b
 done
 readers a b
 stop_readers "fresh mounts of b, and a, on every host"
 
 # ---- gc (a fifth cache) while the mounts read a and b ----
-check "rm x" on w rm -q x
+check "rm x" host w rm -q x
 readers a b
 CAIRN_REMOTE_CACHE=$WORK/cache-gc "$CAIRN" -s "$S" gc -q 2>gc.err || fail "gc while mounts read: $(cat gc.err)"
 stop_readers "mounts of a and b while gc ran"
-check "verify after gc (a new host)" on v1 verify -q
-[ "$(on v1 ls | tr '\n' ' ')" = "a b " ] || fail "ls after gc: $(on v1 ls)"
+check "verify after gc (a new host)" host v1 verify -q
+[ "$(host v1 ls | tr '\n' ' ')" = "a b " ] || fail "ls after gc: $(host v1 ls)"
 
 # ---- kill -9 of an add mid-upload while the mounts read ----
 proxy_set latency_ms=100 match=packs
 readers a b
-on w add -q c.tar 2>kill.err &
+host w add -q c.tar 2>kill.err &
 WRITER_PID=$!
 posts=$(proxy_count POST)
 puts=$(proxy_count PUT)
@@ -165,12 +136,12 @@ wait "$WRITER_PID" 2>/dev/null
 WRITER_PID=
 stop_readers "mounts of a and b while an add was killed"
 proxy_set
-[ "$(on v2 ls | tr '\n' ' ')" = "a b " ] || fail "ls after kill -9: $(on v2 ls)"
-check "verify after kill -9 (a new host)" on v2 verify -q
+[ "$(host v2 ls | tr '\n' ' ')" = "a b " ] || fail "ls after kill -9: $(host v2 ls)"
+check "verify after kill -9 (a new host)" host v2 verify -q
 s3_curl -X DELETE "$S3_ENDPOINT/bucket/p/cairn-lock"
-check "add c after the killed writer's lease is removed" on w add -q c.tar
+check "add c after the killed writer's lease is removed" host w add -q c.tar
 rm -rf out-c
-on h1 extract c out-c || fail "extract c on h1"
+host h1 extract c out-c || fail "extract c on h1"
 check "c = bsdtar -x" python3 "$COMPARE" out-c ref/c
 readers a b
 stop_readers "the mounts after the add of c"

@@ -19,35 +19,11 @@ need_tools bsdtar python3 getfattr
 [ "$(id -u)" = 0 ] || skip "mounting needs root"
 [ -c /dev/fuse ] || skip "there is no /dev/fuse"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cairn-$TEST_NAME-XXXXXX") || exit 1
-MOUNTS=()
-# Runs after remote/lib.sh's own cleanup has stopped Swift and the proxy.
-on_exit() {
-	local m left=
-	exec 3<&- 2>/dev/null
-	for m in "${MOUNTS[@]}"; do
-		mountpoint -q "$m" 2>/dev/null || continue
-		"$CAIRN" umount "$m" 2>/dev/null || fusermount3 -u "$m" 2>/dev/null || umount -l "$m"
-		mountpoint -q "$m" 2>/dev/null && left=1
-	done
-	if [ -n "$left" ]; then
-		echo "FAIL: a mount is left under $WORK; leaving it alone"
-	elif [ -z "${KEEP:-}" ]; then
-		rm -rf "$WORK"
-	fi
-}
-trap on_exit EXIT
-trap 'exit 1' INT TERM
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/mount_prologue.sh"
 
 S=s3://bucket/p
 HOSTS="h1 h2"
 cd "$WORK" || exit 1
-on() { # on HOST ARGS...: cairn on HOST (its own cache directory)
-	local name=$1
-	shift
-	CAIRN_REMOTE_CACHE=$WORK/cache-$name "$CAIRN" -s "$S" "$@"
-}
 wait_for() { # wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds
 	local i n=$(($1 * 10))
 	shift
@@ -92,11 +68,11 @@ done
 remote_start
 remote_bucket bucket >/dev/null || fail "bucket"
 proxy_start
-check "add a" on w add -q a.tar
+check "add a" host w add -q a.tar
 for h in $HOSTS; do
 	mkdir -p "mnt-$h"
 	MOUNTS+=("$WORK/mnt-$h")
-	on "$h" mount -o "cache=$WORK/blobs-$h,refresh=1" "$WORK/mnt-$h" || fail "mount on $h"
+	host "$h" mount -o "cache=$WORK/blobs-$h,refresh=1" "$WORK/mnt-$h" || fail "mount on $h"
 	check "a on $h = bsdtar -x" python3 "$COMPARE" --no-dir-mtime "mnt-$h/a" ref/a
 done
 
@@ -123,7 +99,7 @@ fi
 
 # ---- a writer adds b: both mounts show it ----
 exec 3<mnt-h1/a/big.bin
-check "add b" on w add -q b.tar
+check "add b" host w add -q b.tar
 for h in $HOSTS; do
 	if wait_for 60 test -d "mnt-$h/b"; then
 		pass
@@ -135,7 +111,7 @@ for h in $HOSTS; do
 done
 
 # ---- the writer removes a: it leaves both listings, an open file reads on ----
-check "rm a" on w rm -q a
+check "rm a" host w rm -q a
 for h in $HOSTS; do
 	if wait_for 60 listed "mnt-$h" "b "; then
 		pass
@@ -151,9 +127,9 @@ proxy_set fault=error status=503 match=cairn-head
 r1=$(stat_of mnt-h1 refreshes)
 wait_for 120 counter_at_least mnt-h1 refreshes $((r1 + 2)) || fail "h1 stopped refreshing"
 check "failing refreshes leave the listing" listed mnt-h1 "b "
-check "b on h1 reads while refreshes fail" python3 "$COMPARE" --no-dir-mtime mnt-h1/b ref/b
+check "b host h1 reads while refreshes fail" python3 "$COMPARE" --no-dir-mtime mnt-h1/b ref/b
 # (the writer past the proxy: its faults are for the mounts)
-AWS_ENDPOINT_URL=$S3_ENDPOINT check "add a again while refreshes fail" on w add -q a.tar
+AWS_ENDPOINT_URL=$S3_ENDPOINT check "add a again while refreshes fail" host w add -q a.tar
 proxy_set
 for h in $HOSTS; do
 	if wait_for 60 listed "mnt-$h" "a b "; then
