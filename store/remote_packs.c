@@ -127,6 +127,11 @@ void store_remote_release(const struct cairn_store *store, uint32_t pack_num)
 	struct remote_pack_cache *pack = remote_pack_cache_get(store, pack_num, &r);
 	if (pack && pack->readers > 0)
 		pack->readers--;
+	/* A check that found the cache over its bound with this pack held
+	 * left it over; with nothing fetching, no later fetch would check
+	 * again (the last read of a cat, a mount gone quiet). */
+	if (pack && pack->readers == 0 && remote_fetch_idle(rs))
+		remote_cache_settle(store);
 	pthread_mutex_unlock(&rs->lock);
 }
 
