@@ -7,8 +7,12 @@
  */
 #include "mount_internal.h"
 
+#include <fcntl.h>
+#include <inttypes.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define BUCKETS  65536u
 #define TRIM_MIN (2u << 20)
@@ -27,6 +31,28 @@ struct chunk_cache {
 static uint64_t chunk_cost(uint32_t size)
 {
 	return (uint64_t)size + sizeof(struct cached_chunk) + 32;
+}
+
+/* The process's anonymous resident bytes (resident less file-backed and
+ * shared, from /proc/self/statm); UINT64_MAX when it cannot be read, so the
+ * caller trims as if it were over. */
+static uint64_t anonymous_resident(void)
+{
+	char buf[128];
+	uint64_t size, resident, shared;
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return UINT64_MAX;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return UINT64_MAX;
+	buf[n] = '\0';
+	if (sscanf(buf, "%" SCNu64 " %" SCNu64 " %" SCNu64, &size, &resident, &shared) != 3 ||
+	    shared > resident)
+		return UINT64_MAX;
+	return (resident - shared) * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 static size_t bucket_of(const struct cairn_id *id)
@@ -158,8 +184,8 @@ struct cached_chunk *chunk_cache_insert(struct chunk_cache *cache, const struct 
 		cache->bytes += chunk_cost(size);
 	}
 	struct cached_chunk *doomed = evict_locked(cache);
-	bool trim = cache->evicted >= cache->bound / 8 + TRIM_MIN;
-	if (trim)
+	bool check = cache->evicted >= cache->bound / 8 + TRIM_MIN;
+	if (check)
 		cache->evicted = 0;
 	pthread_mutex_unlock(&cache->lock);
 	if (existing)
@@ -170,9 +196,13 @@ struct cached_chunk *chunk_cache_insert(struct chunk_cache *cache, const struct 
 		doomed = next;
 	}
 	/* Chunks of every size come and go in LRU order and leave holes in the
-	 * allocator's arenas that it never returns on its own: hand the free
-	 * pages back each time an eighth of the bound has been evicted. */
-	if (trim)
+	 * allocator's arenas that it never returns on its own. Each time an
+	 * eighth of the bound has been evicted, the free pages go back if the
+	 * daemon's anonymous memory has grown past the bound and a quarter:
+	 * not every time, since pages handed back are faulted in (and zeroed)
+	 * again by the next chunks, which cost a sequential read a quarter of
+	 * its time when every check trimmed. */
+	if (check && anonymous_resident() > cache->bound + cache->bound / 4 + 2 * TRIM_MIN)
 		malloc_trim(0);
 	return existing ? existing : chunk;
 }

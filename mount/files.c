@@ -111,9 +111,10 @@ static int file_of(struct fs *fs, fuse_ino_t ino, const struct fuse_file_info *f
 	return 0;
 }
 
-/* Reads through the daemon into this thread's reply buffer. */
-static ssize_t do_read(struct fs *fs, fuse_ino_t ino, const struct fuse_file_info *fi, size_t size,
-		       off_t off, uint8_t **ret_buf)
+/* Reads through the daemon into the request's buffer in the ring (io_uring)
+ * or this thread's reply buffer (/dev/fuse). */
+static ssize_t do_read(struct fs *fs, fuse_req_t req, fuse_ino_t ino,
+		       const struct fuse_file_info *fi, size_t size, off_t off, uint8_t **ret_buf)
 {
 	struct open_file tmp, *of;
 	_Atomic uint64_t *next;
@@ -121,7 +122,9 @@ static ssize_t do_read(struct fs *fs, fuse_ino_t ino, const struct fuse_file_inf
 	int r = file_of(fs, ino, fi, &tmp, &of, &next);
 	if (r < 0)
 		return r;
-	uint8_t *buf = read_path_reply_buffer(fs->reads, size ? size : 1);
+	uint8_t *buf = transport_reply_buffer(req, size);
+	if (!buf)
+		buf = read_path_reply_buffer(fs->reads, size ? size : 1);
 	if (!buf)
 		return -ENOMEM;
 	ssize_t n = read_path_read(fs->reads, of->idx, of->ino, next, (uint64_t)off, buf, size);
@@ -139,7 +142,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 	uint8_t *buf;
 
 	atomic_fetch_add(&fs->stats.reads, 1);
-	ssize_t n = do_read(fs, ino, fi, size, off, &buf);
+	ssize_t n = do_read(fs, req, ino, fi, size, off, &buf);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

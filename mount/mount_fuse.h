@@ -88,6 +88,11 @@ bool transport_prepare(struct fs *fs);
 void transport_init_conn(struct fs *fs, struct fuse_conn_info *conn);
 /* "io_uring" or "dev_fuse": the channel req came over. */
 const char *transport_of(fuse_req_t req);
+/* Where a reply of size bytes to req may be written so that sending it
+ * copies nothing more: the request's own buffer in the ring, over io_uring;
+ * NULL over /dev/fuse (write a buffer of your own: the kernel copies it
+ * straight from there). */
+void *transport_reply_buffer(fuse_req_t req, size_t size);
 
 /* ---- the mount as root (direct_mount.c) ---- */
 

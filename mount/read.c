@@ -23,7 +23,10 @@ struct read_path {
 	bool readahead_started;
 	pthread_mutex_t readahead_lock; /* protects the queue and stopping */
 	pthread_cond_t readahead_cond;
-	struct cairn_id readahead_queue[READAHEAD_MAX];
+	struct readahead_item {
+		struct cairn_id id;
+		uint64_t size;
+	} readahead_queue[READAHEAD_MAX];
 	size_t readahead_len;
 	bool stopping;
 };
@@ -133,8 +136,12 @@ static void cache_neighbour(void *userdata, const struct cairn_id *id, const voi
 }
 
 /* A referenced chunk from the cache, decompressing (and verifying) it on a
- * miss. NULL on failure, logged with the store's message. */
-static struct cached_chunk *chunk_get(struct read_path *rp, const struct cairn_id *id)
+ * miss. size is what the snapshot says the chunk holds (0: not known): a
+ * chunk alone in its record then decompresses straight into the block the
+ * cache keeps, with no copy out of the scratch buffer. NULL on failure,
+ * logged with the store's message. */
+static struct cached_chunk *chunk_get(struct read_path *rp, const struct cairn_id *id,
+				      uint64_t size)
 {
 	struct cached_chunk *chunk = chunk_cache_get(rp->chunks, id);
 	if (chunk)
@@ -143,13 +150,31 @@ static struct cached_chunk *chunk_get(struct read_path *rp, const struct cairn_i
 	if (!ctx)
 		return NULL;
 	uint32_t max = cairn_store_params(rp->store)->chunk_max;
-	int64_t n = cairn_unpacker_get_neighbours(ctx->unpacker, id, ctx->scratch, max,
+	uint8_t *block = size > 0 && size <= max ? malloc(size) : NULL;
+	uint8_t *out = block ? block : ctx->scratch;
+	int64_t n = cairn_unpacker_get_neighbours(ctx->unpacker, id, out, block ? size : max,
 						  cache_neighbour, rp);
+	if (n == -ENOBUFS && block) {
+		/* The table's size is not the snapshot's: the reader reports
+		 * the disagreement once it has the chunk. */
+		free(block);
+		block = NULL;
+		out = ctx->scratch;
+		n = cairn_unpacker_get_neighbours(ctx->unpacker, id, out, max, cache_neighbour, rp);
+	}
 	if (n < 0) {
+		free(block);
 		mount_log(rp->log, CAIRN_LOG_ERROR, "%s", cairn_unpacker_error(ctx->unpacker));
 		return NULL;
 	}
-	return cache_copy(rp, id, ctx->scratch, (uint32_t)n);
+	if (!block || (uint64_t)n != size) {
+		/* A chunk shorter than the snapshot says: cached at its size
+		 * (the reader reports the disagreement). */
+		chunk = cache_copy(rp, id, out, (uint32_t)n);
+		free(block);
+		return chunk;
+	}
+	return chunk_cache_insert(rp->chunks, id, block, (uint32_t)n);
 }
 
 /* The mount's chunk source for the content reader: chunks lent straight
@@ -161,8 +186,7 @@ static int source_get(void *userdata, const struct cairn_id *id, uint64_t size,
 {
 	struct read_path *rp = userdata;
 
-	(void)size; /* the reader checks it */
-	struct cached_chunk *chunk = chunk_get(rp, id);
+	struct cached_chunk *chunk = chunk_get(rp, id, size); /* the reader checks the size */
 	if (!chunk) {
 		cairn_format(msg, msg_size, "cannot read a chunk (see the log)");
 		return -EIO;
@@ -185,11 +209,12 @@ static const struct cairn_chunk_source_ops source_ops = {
 
 /* ---- readahead ---- */
 
-static void readahead_push(struct read_path *rp, const struct cairn_id *id)
+static void readahead_push(struct read_path *rp, const struct cairn_index_run *run)
 {
 	pthread_mutex_lock(&rp->readahead_lock);
 	if (rp->readahead_len < READAHEAD_MAX) {
-		rp->readahead_queue[rp->readahead_len++] = *id;
+		rp->readahead_queue[rp->readahead_len++] =
+			(struct readahead_item){.id = run->chunk_id, .size = run->size};
 		pthread_cond_signal(&rp->readahead_cond);
 	}
 	pthread_mutex_unlock(&rp->readahead_lock);
@@ -206,12 +231,12 @@ static void *readahead_main(void *arg)
 			pthread_cond_wait(&rp->readahead_cond, &rp->readahead_lock);
 			continue;
 		}
-		struct cairn_id id = rp->readahead_queue[0];
+		struct readahead_item item = rp->readahead_queue[0];
 		rp->readahead_len--;
 		memmove(rp->readahead_queue, rp->readahead_queue + 1,
 			rp->readahead_len * sizeof(rp->readahead_queue[0]));
 		pthread_mutex_unlock(&rp->readahead_lock);
-		chunk_cache_put(rp->chunks, chunk_get(rp, &id));
+		chunk_cache_put(rp->chunks, chunk_get(rp, &item.id, item.size));
 		pthread_mutex_lock(&rp->readahead_lock);
 	}
 	pthread_mutex_unlock(&rp->readahead_lock);
@@ -250,7 +275,7 @@ static void read_ahead(struct read_path *rp, struct cairn_content_reader *reader
 		if (cached)
 			chunk_cache_put(rp->chunks, cached);
 		else
-			readahead_push(rp, &next.chunk_id);
+			readahead_push(rp, &next);
 	}
 }
 

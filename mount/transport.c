@@ -126,3 +126,14 @@ const char *transport_of(fuse_req_t req)
 {
 	return fuse_req_is_uring(req) ? "io_uring" : "dev_fuse";
 }
+
+void *transport_reply_buffer(fuse_req_t req, size_t size)
+{
+	char *payload;
+	size_t payload_size;
+
+	if (!fuse_req_is_uring(req) ||
+	    fuse_req_get_payload(req, &payload, &payload_size, NULL) != 0 || payload_size < size)
+		return NULL;
+	return payload;
+}
