@@ -5,6 +5,8 @@
  * to make the synthetic files (a large mixed file, files of given sizes).
  *
  *   seq FILE BUFSIZE                 read FILE start to end
+ *   seqafter FILE BUFSIZE FLAG       open FILE, wait until FLAG exists, then read
+ *                                    it start to end (only the read is timed)
  *   rand FILE BUFSIZE COUNT SEED     COUNT preads at random BUFSIZE-aligned offsets
  *   files LIST BUFSIZE [PREFIX]      open, read to the end and close each file of
  *                                    LIST (one path a line, PREFIX prepended)
@@ -95,6 +97,34 @@ static int cmd_seq(const char *path, size_t bufsize)
 		return 1;
 	}
 	report("seq", 1, (uint64_t)n, t1 - t0);
+	free(buf);
+	return 0;
+}
+
+static int cmd_seqafter(const char *path, size_t bufsize, const char *flag)
+{
+	uint8_t *buf = malloc(bufsize);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (!buf || fd < 0) {
+		perror(path);
+		return 1;
+	}
+	for (int i = 0; access(flag, F_OK) != 0; i++) {
+		if (i == 30000) {
+			fprintf(stderr, "%s: not there after 300 s\n", flag);
+			return 1;
+		}
+		usleep(10000);
+	}
+	double t0 = now_s();
+	int64_t n = drain(fd, buf, bufsize);
+	double t1 = now_s();
+	close(fd);
+	if (n < 0) {
+		perror(path);
+		return 1;
+	}
+	report("seqafter", 1, (uint64_t)n, t1 - t0);
 	free(buf);
 	return 0;
 }
@@ -273,6 +303,8 @@ int main(int argc, char **argv)
 
 	if (strcmp(mode, "seq") == 0 && argc == 4)
 		return cmd_seq(argv[2], number(argv[3]));
+	if (strcmp(mode, "seqafter") == 0 && argc == 5)
+		return cmd_seqafter(argv[2], number(argv[3]), argv[4]);
 	if (strcmp(mode, "rand") == 0 && argc == 6)
 		return cmd_rand(argv[2], number(argv[3]), number(argv[4]), number(argv[5]));
 	if (strcmp(mode, "files") == 0 && (argc == 4 || argc == 5))

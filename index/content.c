@@ -334,7 +334,8 @@ int cairn_content_prefetch(struct cairn_content_reader *reader)
 	return r;
 }
 
-int cairn_content_copy_to_fd(struct cairn_content_reader *reader, int fd)
+int cairn_content_copy_to_fd(struct cairn_content_reader *reader, int fd,
+			     cairn_progress_fn progress, void *userdata)
 {
 	struct cairn_content_run cr;
 
@@ -348,6 +349,8 @@ int cairn_content_copy_to_fd(struct cairn_content_reader *reader, int fd)
 		else if ((r = verify_run(reader, &cr.run, cr.data)) == 0 &&
 			 (r = cairn_write_all(fd, cr.data, (size_t)cr.run.size)) < 0)
 			content_failed(reader, r, cr.run.offset, strerror(-r));
+		else if (r == 0 && progress)
+			progress(userdata, cr.run.offset + cr.run.size);
 	}
 	give_back(reader);
 	return r;

@@ -173,8 +173,11 @@ int cairn_content_prefetch(struct cairn_content_reader *reader);
  * 0, -EOPNOTSUPP for a file with holes (sparse files are never copied
  * whole), -EBADMSG (a chunk does not match its id, or is missing), or
  * -errno (of the source, or of writing). fd may have been written in part
- * on failure. */
-int cairn_content_copy_to_fd(struct cairn_content_reader *reader, int fd);
+ * on failure. progress, unless NULL, is called with userdata and the bytes
+ * written so far after each run is written (checked before it was). */
+typedef void (*cairn_progress_fn)(void *userdata, uint64_t done);
+int cairn_content_copy_to_fd(struct cairn_content_reader *reader, int fd,
+			     cairn_progress_fn progress, void *userdata);
 /* Checks that fd's bytes [0, size) are the bound file's (a blob found in
  * the mount's cache; its size is the caller's to check): reads fd in
  * windows of many runs (pread; its offset is unchanged) and checks each

@@ -12,11 +12,12 @@
  * opens never follow a symlink or wait (a FIFO there would hang the mount),
  * and what is not our own private regular file is removed and made again.
  * A temp file is flock'd by its maker while it is written; one nobody holds
- * is a dead mount's leftover, removed by the next scan.
+ * is a dead mount's leftover, removed by the next scan (cachedir.c). While
+ * a blob is made, the reads of its file read back what is written
+ * (growing.c).
  */
 #include "mount_internal.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct blob_job {
 	struct cairn_index *idx; /* borrowed: open while the mount lives */
 	uint64_t ino;
 	struct cairn_index_file file;
+	struct growing *growing; /* for the reads meanwhile; NULL: none */
 };
 
 /* A blob whose bytes were checked in this mount: remembered by the file it
@@ -65,7 +67,8 @@ struct blob_cache {
 	size_t job_count;
 	struct cairn_id building[BUILDING_MAX]; /* file ids queued or being made */
 	size_t building_count;
-	uint64_t bytes; /* estimate of the cache's size */
+	struct growing *current; /* the worker's job's, while it is on it */
+	uint64_t bytes;          /* estimate of the cache's size */
 	bool scanned, stopping;
 	pthread_t worker;
 	bool worker_started;
@@ -275,8 +278,10 @@ static int blob_create_tmp(struct blob_cache *cache, char *name, size_t name_siz
 
 static void blob_evict_maybe(struct blob_cache *cache, uint64_t added);
 
+/* Makes the blob of file ino of idx under name. g, unless NULL, follows
+ * the writing, for the reads of the file meanwhile (growing.c). */
 static int blob_make(struct blob_cache *cache, struct cairn_index *idx, uint64_t ino,
-		     const struct cairn_index_file *file, const char *name)
+		     const struct cairn_index_file *file, const char *name, struct growing *g)
 {
 	char tmp_name[64];
 	_cleanup_close_ int dirfd = -1;
@@ -286,8 +291,12 @@ static int blob_make(struct blob_cache *cache, struct cairn_index *idx, uint64_t
 		return fd;
 	struct cairn_content_reader *reader = read_path_reader(cache->rp);
 	int r = reader ? cairn_content_open(reader, idx, ino, NULL) : -ENOMEM;
+	/* Reads of the file meanwhile read what is written; without g (or a
+	 * descriptor for it) they take the chunk path. */
+	if (g && (r < 0 || growing_attach(g, fd) < 0))
+		g = NULL;
 	if (r == 0)
-		r = cairn_content_copy_to_fd(reader, fd);
+		r = cairn_content_copy_to_fd(reader, fd, g ? growing_advance : NULL, g);
 	if (r == -EBADMSG) {
 		mount_log(
 			cache->log, CAIRN_LOG_ERROR,
@@ -389,7 +398,8 @@ static void building_release(struct blob_cache *cache, const struct cairn_id *id
  * bad one here. claimed: this thread already holds the file id in building
  * (the background worker). */
 static int blob_open_now(struct blob_cache *cache, struct cairn_index *idx, uint64_t ino,
-			 const struct cairn_index_file *file, const char *name, bool claimed)
+			 const struct cairn_index_file *file, const char *name, bool claimed,
+			 struct growing *g)
 {
 	struct stat st = {0};
 
@@ -411,7 +421,7 @@ static int blob_open_now(struct blob_cache *cache, struct cairn_index *idx, uint
 		/* Missing or bad: make it, unless another thread is doing so. */
 		if (!claimed && !building_claim(cache, &file->file_id))
 			continue;
-		r = blob_make(cache, idx, ino, file, name);
+		r = blob_make(cache, idx, ino, file, name, g);
 		if (!claimed)
 			building_release(cache, &file->file_id);
 		if (r < 0)
@@ -428,7 +438,7 @@ int blob_cache_open(struct blob_cache *cache, struct cairn_index *idx, uint64_t 
 
 	cairn_id_to_hex(&file->file_id, name);
 	if (inline_work)
-		return blob_open_now(cache, idx, ino, file, name, false);
+		return blob_open_now(cache, idx, ino, file, name, false, NULL);
 	/* A large file: never hash or copy it inside an open. */
 	int fd = blob_open_name(cache, name);
 	int r = fd < 0 ? fd : blob_known(cache, fd, file, &st);
@@ -444,105 +454,6 @@ int blob_cache_open(struct blob_cache *cache, struct cairn_index *idx, uint64_t 
 
 /* ---- the size bound ---- */
 
-struct blob_entry {
-	char name[CAIRN_ID_HEX + 1];
-	int64_t mtime;
-	uint64_t size;
-};
-
-static int compare_mtime(const void *a, const void *b)
-{
-	const struct blob_entry *x = a, *y = b;
-
-	return x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
-}
-
-/* Removes a temp file no live mount holds: one that takes our lock (its
- * maker holds it while it writes, so a dead mount's leftover is removed at
- * once, and a live mount's never). */
-static void tmp_reap(int dirfd, const char *name, const struct stat *st)
-{
-	struct stat now;
-
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0)
-		return;
-	if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &now) == 0 && now.st_ino == st->st_ino &&
-	    now.st_dev == st->st_dev)
-		unlinkat(dirfd, name, 0);
-	close(fd);
-}
-
-/* Lists the blobs (removing temp files no live mount holds) and returns
- * their total size. */
-static uint64_t blob_scan(int dirfd, struct blob_entry **ret, size_t *ret_count)
-{
-	struct blob_entry *list = NULL;
-	size_t count = 0, cap = 0;
-	uint64_t total = 0;
-	struct stat st;
-
-	/* Not dup(): a dup shares the directory offset, which the previous scan
-	 * left at the end. */
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
-		*ret = NULL;
-		*ret_count = 0;
-		return 0;
-	}
-	for (struct dirent *de; (de = readdir(dir));) {
-		/* Only our own regular files are ever removed. */
-		if (de->d_name[0] == '.' ||
-		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode) || st.st_uid != geteuid())
-			continue;
-		if (strncmp(de->d_name, "tmp-", 4) == 0) {
-			tmp_reap(dirfd, de->d_name, &st);
-			continue;
-		}
-		if (strlen(de->d_name) != CAIRN_ID_HEX)
-			continue;
-		if (count == cap) {
-			cap = cap ? cap * 2 : 256;
-			struct blob_entry *bigger = realloc(list, cap * sizeof(*list));
-			if (!bigger)
-				break;
-			list = bigger;
-		}
-		memcpy(list[count].name, de->d_name, CAIRN_ID_HEX + 1);
-		list[count].mtime = st.st_mtime;
-		list[count].size = (uint64_t)st.st_blocks * 512;
-		total += list[count].size;
-		count++;
-	}
-	closedir(dir);
-	*ret = list;
-	*ret_count = count;
-	return total;
-}
-
-/* Deletes the least recently used blobs down to 90% of the bound. An open
- * blob stays readable (and a backing file stays in use) after its unlink. */
-static uint64_t blob_evict(struct blob_cache *cache, int dirfd)
-{
-	struct blob_entry *list;
-	size_t count;
-	uint64_t total = blob_scan(dirfd, &list, &count);
-
-	if (total > cache->bound) {
-		qsort(list, count, sizeof(*list), compare_mtime);
-		for (size_t i = 0; i < count && total > cache->bound / 10 * 9; i++) {
-			if (unlinkat(dirfd, list[i].name, 0) == 0)
-				total -= list[i].size;
-		}
-	}
-	free(list);
-	return total;
-}
-
 static void blob_evict_maybe(struct blob_cache *cache, uint64_t added)
 {
 	pthread_mutex_lock(&cache->lock);
@@ -554,7 +465,7 @@ static void blob_evict_maybe(struct blob_cache *cache, uint64_t added)
 	pthread_mutex_unlock(&cache->lock);
 	if (dirfd < 0)
 		return;
-	uint64_t total = blob_evict(cache, dirfd);
+	uint64_t total = cache_dir_evict(dirfd, cache->bound);
 	close(dirfd);
 	pthread_mutex_lock(&cache->lock);
 	cache->bytes = total;
@@ -588,11 +499,30 @@ void blob_cache_schedule(struct blob_cache *cache, struct cairn_index *idx, uint
 	pthread_mutex_lock(&cache->lock);
 	if (cache->job_count < JOBS && cache->building_count < BUILDING_MAX &&
 	    !building_has_locked(cache, &file->file_id)) {
-		cache->jobs[cache->job_count++] = (struct blob_job){idx, ino, *file};
+		struct growing *g = NULL;
+		growing_new(&file->file_id, file->size, &g); /* NULL: none */
+		cache->jobs[cache->job_count++] = (struct blob_job){idx, ino, *file, g};
 		cache->building[cache->building_count++] = file->file_id;
 		pthread_cond_broadcast(&cache->cond);
 	}
 	pthread_mutex_unlock(&cache->lock);
+}
+
+struct growing *blob_cache_growing(struct blob_cache *cache, const struct cairn_id *file_id)
+{
+	struct growing *found = NULL;
+
+	pthread_mutex_lock(&cache->lock);
+	if (cache->current && cairn_id_compare(growing_file_id(cache->current), file_id) == 0)
+		found = cache->current;
+	for (size_t i = 0; i < cache->job_count && !found; i++)
+		if (cache->jobs[i].growing &&
+		    cairn_id_compare(&cache->jobs[i].file.file_id, file_id) == 0)
+			found = cache->jobs[i].growing;
+	if (found)
+		growing_ref(found);
+	pthread_mutex_unlock(&cache->lock);
+	return found;
 }
 
 static void blob_worker_scan(struct blob_cache *cache)
@@ -601,7 +531,7 @@ static void blob_worker_scan(struct blob_cache *cache)
 	int dirfd = blob_dir_locked(cache, false);
 	dirfd = dirfd < 0 ? -1 : dup(dirfd);
 	pthread_mutex_unlock(&cache->lock);
-	uint64_t total = dirfd < 0 ? 0 : blob_evict(cache, dirfd);
+	uint64_t total = dirfd < 0 ? 0 : cache_dir_evict(dirfd, cache->bound);
 	if (dirfd >= 0)
 		close(dirfd);
 	pthread_mutex_lock(&cache->lock);
@@ -627,7 +557,15 @@ static void *blob_worker(void *arg)
 		pthread_mutex_unlock(&cache->lock);
 		char name[CAIRN_ID_HEX + 1];
 		cairn_id_to_hex(&job.file.file_id, name);
-		int fd = blob_open_now(cache, job.idx, job.ino, &job.file, name, true);
+		pthread_mutex_lock(&cache->lock);
+		cache->current = job.growing;
+		pthread_mutex_unlock(&cache->lock);
+		int fd = blob_open_now(cache, job.idx, job.ino, &job.file, name, true, job.growing);
+		/* A blob found and checked serves the reads as a made one would. */
+		if (fd >= 0 && job.growing && growing_attach(job.growing, fd) == 0)
+			growing_advance(job.growing, job.file.size);
+		if (job.growing)
+			growing_end(job.growing, fd >= 0);
 		if (fd >= 0)
 			close(fd);
 		else
@@ -637,7 +575,11 @@ static void *blob_worker(void *arg)
 				  strerror(-fd));
 		pthread_mutex_lock(&cache->lock);
 		building_remove_locked(cache, &job.file.file_id);
+		cache->current = NULL;
 		pthread_cond_broadcast(&cache->cond);
+		pthread_mutex_unlock(&cache->lock);
+		growing_put(job.growing);
+		pthread_mutex_lock(&cache->lock);
 	}
 	pthread_mutex_unlock(&cache->lock);
 	return NULL;
@@ -684,6 +626,8 @@ void blob_cache_free(struct blob_cache *cache)
 	pthread_mutex_unlock(&cache->lock);
 	if (cache->worker_started)
 		pthread_join(cache->worker, NULL);
+	for (size_t i = 0; i < cache->job_count; i++)
+		growing_put(cache->jobs[i].growing);
 	if (cache->dirfd >= 0)
 		close(cache->dirfd);
 	if (cache->cachefd >= 0)

@@ -8,15 +8,21 @@
  * checked by fstat on the fd that is then used, never by its path again. A
  * refused CACHE gives way, with a warning naming it and why, to the user's
  * own default cache directory, checked the same way; when that is refused
- * too, there is no blob cache (and no passthrough).
+ * too, there is no blob cache (and no passthrough). The size bound's scan
+ * and eviction are here too: they remove only our own regular files in
+ * blobs, through its fd.
  */
 #include "mount_internal.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Whether the directory open on fd may hold blobs; if not, why in why. */
 static bool dir_trusted(int fd, char *why, size_t why_size)
@@ -158,4 +164,103 @@ done:
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+/* ---- the size bound ---- */
+
+struct blob_entry {
+	char name[CAIRN_ID_HEX + 1];
+	int64_t mtime;
+	uint64_t size;
+};
+
+static int compare_mtime(const void *a, const void *b)
+{
+	const struct blob_entry *x = a, *y = b;
+
+	return x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
+}
+
+/* Removes a temp file no live mount holds: one that takes our lock (its
+ * maker holds it while it writes, so a dead mount's leftover is removed at
+ * once, and a live mount's never). */
+static void tmp_reap(int dirfd, const char *name, const struct stat *st)
+{
+	struct stat now;
+
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &now) == 0 && now.st_ino == st->st_ino &&
+	    now.st_dev == st->st_dev)
+		unlinkat(dirfd, name, 0);
+	close(fd);
+}
+
+/* Lists the blobs (removing temp files no live mount holds) and returns
+ * their total size. */
+static uint64_t blob_scan(int dirfd, struct blob_entry **ret, size_t *ret_count)
+{
+	struct blob_entry *list = NULL;
+	size_t count = 0, cap = 0;
+	uint64_t total = 0;
+	struct stat st;
+
+	/* Not dup(): a dup shares the directory offset, which the previous scan
+	 * left at the end. */
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		*ret = NULL;
+		*ret_count = 0;
+		return 0;
+	}
+	for (struct dirent *de; (de = readdir(dir));) {
+		/* Only our own regular files are ever removed. */
+		if (de->d_name[0] == '.' ||
+		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		if (strncmp(de->d_name, "tmp-", 4) == 0) {
+			tmp_reap(dirfd, de->d_name, &st);
+			continue;
+		}
+		if (strlen(de->d_name) != CAIRN_ID_HEX)
+			continue;
+		if (count == cap) {
+			cap = cap ? cap * 2 : 256;
+			struct blob_entry *bigger = realloc(list, cap * sizeof(*list));
+			if (!bigger)
+				break;
+			list = bigger;
+		}
+		memcpy(list[count].name, de->d_name, CAIRN_ID_HEX + 1);
+		list[count].mtime = st.st_mtime;
+		list[count].size = (uint64_t)st.st_blocks * 512;
+		total += list[count].size;
+		count++;
+	}
+	closedir(dir);
+	*ret = list;
+	*ret_count = count;
+	return total;
+}
+
+uint64_t cache_dir_evict(int dirfd, uint64_t bound)
+{
+	struct blob_entry *list;
+	size_t count;
+	uint64_t total = blob_scan(dirfd, &list, &count);
+
+	if (total > bound) {
+		qsort(list, count, sizeof(*list), compare_mtime);
+		for (size_t i = 0; i < count && total > bound / 10 * 9; i++) {
+			if (unlinkat(dirfd, list[i].name, 0) == 0)
+				total -= list[i].size;
+		}
+	}
+	free(list);
+	return total;
 }

@@ -29,6 +29,7 @@ static void open_file_free(struct fs *fs, struct open_file *of)
 	if (of->open_next)
 		of->open_next->open_prev = of->open_prev;
 	pthread_mutex_unlock(&fs->open_lock);
+	growing_put(atomic_load(&of->growing));
 	free(of);
 }
 
@@ -38,6 +39,24 @@ static void count_open(struct fs *fs, enum open_path path)
 			 : path == OPEN_CACHED    ? &fs->stats.opens_cached
 						  : &fs->stats.opens_direct,
 			 1);
+}
+
+/* The blob of an open's file queued or being made, if any: a READ of a
+ * large file comes only through a fallback open, whose blob's worker may
+ * have written what it asks for (growing.c). Found at the open, or by a
+ * later READ; borrowed from the open. */
+static struct growing *open_growing(struct fs *fs, struct open_file *of)
+{
+	struct growing *g = atomic_load(&of->growing), *none = NULL;
+
+	if (g || !fs->blobs || of->file.size < fs->o.passthrough_min)
+		return g;
+	g = blob_cache_growing(fs->blobs, &of->file.file_id);
+	if (g && !atomic_compare_exchange_strong(&of->growing, &none, g)) {
+		growing_put(g); /* another READ of the open found it first */
+		g = none;
+	}
+	return g;
 }
 
 static int do_open(struct fs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
@@ -57,7 +76,10 @@ static int do_open(struct fs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
 	if (r < 0)
 		return snap_index_error(fs->snaps, of->idx, r);
 	fi->noflush = 1;
-	count_open(fs, passthrough_open(fs->pt, req, of, fi));
+	enum open_path path = passthrough_open(fs->pt, req, of, fi);
+	count_open(fs, path);
+	if (path != OPEN_PASSTHROUGH)
+		open_growing(fs, of);
 	*ret = TAKE_PTR(of);
 	return 0;
 }
@@ -127,7 +149,12 @@ static ssize_t do_read(struct fs *fs, fuse_req_t req, fuse_ino_t ino,
 		buf = read_path_reply_buffer(fs->reads, size ? size : 1);
 	if (!buf)
 		return -ENOMEM;
-	ssize_t n = read_path_read(fs->reads, of->idx, of->ino, next, (uint64_t)off, buf, size);
+	struct growing *g = of == &tmp ? NULL : open_growing(fs, of);
+	ssize_t n = g ? growing_read(g, (uint64_t)off, buf, size) : -EAGAIN;
+	if (n >= 0)
+		atomic_fetch_add(&fs->stats.reads_growing, 1);
+	else
+		n = read_path_read(fs->reads, of->idx, of->ino, next, (uint64_t)off, buf, size);
 	if (n < 0) {
 		atomic_fetch_add(&fs->stats.read_errors, 1);
 		return n == -EBADMSG ? -EIO : n;

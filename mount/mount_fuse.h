@@ -23,6 +23,9 @@ struct open_file {
 	uint64_t ino;            /* in the snapshot */
 	struct cairn_index_file file;
 	_Atomic uint64_t next_offset; /* where a sequential reader reads next */
+	/* The file's blob as it is made, once a READ found it (a reference);
+	 * its READs read what is written (growing.c). */
+	_Atomic(struct growing *) growing;
 	/* The passthrough table's, under its lock: */
 	struct backing *backing; /* NULL unless passed through */
 	/* A fallback open (direct_io or cached) of a file that may pass
@@ -113,6 +116,8 @@ struct fs_stats {
 	atomic_uint_fast64_t opens_cached; /* small files, keep_cache */
 	atomic_uint_fast64_t opens_direct; /* blob not ready: direct_io fallback */
 	atomic_uint_fast64_t read_errors;
+	/* READs answered from a blob its worker had written (growing.c). */
+	atomic_uint_fast64_t reads_growing;
 	/* Metadata requests that reached the daemon: what the kernel caches
 	 * (entries, attributes, symlinks, directory pages) is asked once. */
 	atomic_uint_fast64_t lookups, getattrs, readlinks, opendirs, readdirs;

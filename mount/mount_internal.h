@@ -248,6 +248,12 @@ int cache_dir_open(const char *dir, const struct mount_log *log, int *ret_cachef
  * through a symlink. Returns its fd, or -errno with the reason in why
  * (-EPERM: refused). */
 int cache_dir_blobs(int cachefd, char *why, size_t why_size);
+/* Lists the blobs in the blobs directory dirfd (our own regular files
+ * only; temp files no live mount holds are removed on the way) and, if they
+ * take more than bound bytes, deletes the least recently used down to 90%
+ * of it: an open blob stays readable (and a backing file in use) after its
+ * unlink. Returns the bytes the blobs then take. */
+uint64_t cache_dir_evict(int dirfd, uint64_t bound);
 /* cache_dir_blobs, or, when CACHE itself was removed, cache_dir_open's
  * checks again on the parent of blobs_path (no fallback), replacing
  * *cachefd. */
@@ -277,5 +283,32 @@ void blob_cache_schedule(struct blob_cache *cache, struct cairn_index *idx, uint
 			 const struct cairn_index_file *file);
 /* Blobs made in this mount, for the stats xattr. */
 uint64_t blob_cache_made(struct blob_cache *cache);
+/* The blob of file_id queued or being made now, referenced (growing_put),
+ * or NULL. */
+struct growing *blob_cache_growing(struct blob_cache *cache, const struct cairn_id *file_id);
+
+/* ---- a blob while it is made (growing.c) ---- */
+
+/* Shared by the worker making it and the reads of its file meanwhile, from
+ * the moment it is queued. */
+struct growing;
+/* The blob of a file of size bytes, queued: nothing written yet. One
+ * reference, the job's. Returns 0 or -ENOMEM. */
+int growing_new(const struct cairn_id *file_id, uint64_t size, struct growing **ret);
+/* The worker's, once: the file it writes (a duplicate is kept for reads).
+ * Returns 0 (also when one is attached already) or -errno. */
+int growing_attach(struct growing *g, int fd);
+struct growing *growing_ref(struct growing *g);
+void growing_put(struct growing *g);
+const struct cairn_id *growing_file_id(const struct growing *g);
+/* The worker's: done bytes are written (a cairn_progress_fn, g as its
+ * userdata); then the end, ok or not (a failed blob serves no read). */
+void growing_advance(void *userdata, uint64_t done);
+void growing_end(struct growing *g, bool ok);
+/* Reads [offset, offset + len) of the file (len cut at its end) from the
+ * blob if the worker has written it. Returns the bytes read (0 at or past
+ * the end of the file), or -EAGAIN: read through the chunk path instead
+ * (not written yet, or the making failed). Never waits for the worker. */
+ssize_t growing_read(struct growing *g, uint64_t offset, void *buf, size_t len);
 
 #endif

@@ -222,6 +222,13 @@ def cmd_transition(mnt, ref, path):
     if os.pread(fd1, 4096, 12345) != want[12345:12345 + 4096]:
         problem("fd1: wrong bytes at 12345 before the blob is made")
     s2 = wait_for(mnt, "blobs_made", s0["blobs_made"])
+    # fd1 was open when the blob was queued: its reads now read back what
+    # the worker wrote, instead of decoding the chunks again.
+    if pread_all(fd1, len(want)) != want:
+        problem("fd1: wrong bytes once its blob was made")
+    s2 = stats(mnt)
+    if s2["reads_growing"] == 0 or s2["read_errors"]:
+        problem(f"fd1's reads after its blob was made did not read the blob: {s2}")
     # fd1 may be mapped at any time (the daemon cannot tell), and then the
     # kernel refuses a passthrough open of the inode: fd2 is direct_io too.
     fd2 = os.open(full, os.O_RDONLY)

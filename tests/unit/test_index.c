@@ -12,6 +12,7 @@
 #include <archive_entry.h>
 #include <locale.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 
@@ -798,7 +799,7 @@ START_TEST(test_content_holes)
 	ck_assert_uint_eq(src.gets, gets);
 	int fd = open(test_path(path, sizeof(path), "copy"), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(cairn_content_copy_to_fd(reader, fd), -EOPNOTSUPP);
+	ck_assert_int_eq(cairn_content_copy_to_fd(reader, fd, NULL, NULL), -EOPNOTSUPP);
 	ck_assert_ptr_nonnull(strstr(cairn_content_error(reader), "sparse"));
 	ck_assert_int_eq(cairn_content_check_fd(reader, fd), -EBADMSG);
 	close(fd);
@@ -841,7 +842,7 @@ START_TEST(test_content_bad_sources)
 		int fd = open(test_path(path, sizeof(path), "copy"),
 			      O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		ck_assert_int_ge(fd, 0);
-		ck_assert_int_eq(cairn_content_copy_to_fd(reader, fd), -EBADMSG);
+		ck_assert_int_eq(cairn_content_copy_to_fd(reader, fd, NULL, NULL), -EBADMSG);
 		if (modes[m] == COUNT_FLIP)
 			ck_assert_ptr_nonnull(
 				strstr(cairn_content_error(reader), "does not match its id"));
@@ -852,6 +853,25 @@ START_TEST(test_content_bad_sources)
 	cairn_store_free(store);
 }
 END_TEST
+
+/* The copy's progress: what was written so far, growing, after each run. */
+struct copy_progress {
+	int fd;
+	uint64_t last;
+	unsigned calls;
+};
+
+static void copy_progress(void *userdata, uint64_t done)
+{
+	struct copy_progress *p = userdata;
+	struct stat st;
+
+	ck_assert_uint_gt(done, p->last);
+	ck_assert_int_eq(fstat(p->fd, &st), 0);
+	ck_assert_uint_eq((uint64_t)st.st_size, done); /* written before it is said */
+	p->last = done;
+	p->calls++;
+}
 
 /* The blob path: a whole-file copy, then a check of a copy found later,
  * which must catch a flipped byte and a short file. */
@@ -868,7 +888,10 @@ START_TEST(test_content_copy_check)
 	ck_assert_int_eq(cairn_content_open(reader, idx, fx_resolve(idx, "big"), NULL), 0);
 	int fd = open(test_path(path, sizeof(path), "blob"), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(cairn_content_copy_to_fd(reader, fd), 0);
+	struct copy_progress progress = {.fd = fd};
+	ck_assert_int_eq(cairn_content_copy_to_fd(reader, fd, copy_progress, &progress), 0);
+	ck_assert_uint_eq(progress.last, BIG_SIZE);
+	ck_assert_uint_gt(progress.calls, 1);
 	close(fd);
 	uint8_t *copy = test_read_file(path, &size);
 	ck_assert_uint_eq(size, BIG_SIZE);
