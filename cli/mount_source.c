@@ -17,7 +17,9 @@ static int snapshot_exists(const char *path, const char *name)
 {
 	_cleanup_(cairn_store_freep) struct cairn_store *store = cairn_store_new();
 
-	if (!store || cairn_store_open(store, path) < 0)
+	/* The daemon opens the snapshot right after: on a remote store its
+	 * file comes with the tables. */
+	if (!store || cairn_store_open_for(store, path, name) < 0)
 		return 0;
 	return cairn_snapshot_exists(store, name);
 }

@@ -276,25 +276,38 @@ struct remote_state {
 };
 
 void remote_state_free(struct remote_state *rs);
+/* Forgets the pointer this process read last (remote_open.c keeps it for a
+ * reader's open a moment later): after this process wrote the pointer. */
+void remote_head_forget(void);
 /* A new remote state for url and its mirror directory, open on *ret_fd.
  * Returns 0, or -errno with why. */
 int remote_prepare(const char *url, struct remote_state **ret, int *ret_fd, char *why,
 		   size_t why_size);
 /* Binds store to the mirror of the remote store at url, synced to the
- * remote's committed state. Returns 0, -ENOENT (no store there), or -errno
- * with a message on the store. */
-int remote_open(struct cairn_store *store, const char *url);
+ * remote's committed state; want (NULL: none) names a snapshot the caller
+ * will open, fetched with the tables when the mirror lacks it. Returns 0,
+ * -ENOENT (no store there), or -errno with a message on the store. */
+int remote_open(struct cairn_store *store, const char *url, const char *want);
 /* Creates the remote store at url (params: NULL for the defaults; key: the
  * hash key, NULL for a new random one) and binds store to its mirror.
  * -EEXIST when there is one already. */
 int remote_create(struct cairn_store *store, const char *url,
 		  const struct cairn_store_params *params, const uint8_t *key);
 /* Syncs the mirror to the remote's committed state: its pointer, manifest,
- * tables, pack files and snapshot names (remote_open.c). writer: the caller
+ * tables, pack files and snapshot names (remote_sync.c). writer: the caller
  * holds the mirror's writer lock, and whatever a writer left in the mirror
  * unpushed goes; without it, what another local writer is doing stays.
- * Returns 0 or -errno with a message in rs->error. */
-int remote_sync(struct remote_state *rs, int dirfd, bool writer);
+ * want (NULL: none): a snapshot fetched with the tables unless the mirror
+ * holds it. Returns 0 or -errno with a message in rs->error. */
+int remote_sync(struct remote_state *rs, int dirfd, bool writer, const char *want);
+/* The mirror's file helpers (remote_open.c): name's bytes (at most max),
+ * malloc'd; name replaced atomically (a temp file renamed over it); data
+ * checked against the object the manifest names (size and checksum, the
+ * error set on rs when not). Each returns 0 or -errno. */
+int remote_read_whole(int dirfd, const char *name, size_t max, uint8_t **ret, size_t *ret_size);
+int remote_install(int dirfd, const char *name, const void *data, size_t size);
+int remote_object_check(struct remote_state *rs, const struct remote_object *object,
+			const uint8_t *data, size_t size);
 /* A reader's refresh (cairn_store_refresh): GETs cairn-head and syncs as
  * remote_sync does only when it names another manifest than rs->head,
  * holding swap_lock (if any) exclusively while rs->manifest is replaced.

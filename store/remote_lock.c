@@ -286,7 +286,7 @@ int remote_writer_begin(struct cairn_store *store)
 	/* Another writer may have committed since the handle was opened, and
 	 * a writer before may have left unpushed commits in the mirror. */
 	if (r == 0)
-		r = remote_sync(rs, store->dirfd, true);
+		r = remote_sync(rs, store->dirfd, true, NULL);
 	if (r == 0 && (r = table_load(store->dirfd, &table, why, sizeof(why))) < 0)
 		remote_set_error(rs, "%s: %s", rs->display, why);
 	if (r == 0) {

@@ -273,8 +273,10 @@ static int push(struct cairn_store *store, bool creating)
 	}
 	if (r == 0)
 		r = remote_still_ours(rs, creating);
-	if (r == 0 && (r = remote_head_encode(&head, line, sizeof(line))) > 0)
+	if (r == 0 && (r = remote_head_encode(&head, line, sizeof(line))) > 0) {
+		remote_head_forget(); /* whether or not the PUT lands */
 		r = put_bytes(rs, REMOTE_HEAD_KEY, line, (size_t)r);
+	}
 	if (r == 0)
 		r = remote_adopt(rs, store->dirfd, &head, &m, text, size);
 	/* deletes only once nothing committed references what they delete */

@@ -292,13 +292,18 @@ int store_bind(struct cairn_store *store, const char *path)
 	return 0;
 }
 
-int cairn_store_open(struct cairn_store *store, const char *path)
+int cairn_store_open_for(struct cairn_store *store, const char *path, const char *snapshot)
 {
 	if (store->dirfd >= 0)
 		return -EALREADY;
 	if (cairn_store_path_is_remote(path))
-		return remote_open(store, path);
+		return remote_open(store, path, snapshot);
 	return store_bind(store, path);
+}
+
+int cairn_store_open(struct cairn_store *store, const char *path)
+{
+	return cairn_store_open_for(store, path, NULL);
 }
 
 /* Returns 1 if the directory (fd, taken over) holds nothing but what

@@ -157,6 +157,11 @@ bool cairn_store_path_is_remote(const char *path);
  * when a part of the store (config, chunks, packs/, lock, readers) is a
  * symlink or of the wrong type (cairn_path_strerror), or another -errno. */
 int cairn_store_open(struct cairn_store *store, const char *path);
+/* cairn_store_open, for a caller that will open snapshot (NULL: none) next:
+ * on a remote store whose mirror lacks it, its file is fetched in the same
+ * round trip as the tables (a mount's first stat waits one round trip
+ * less). The same on a local store. */
+int cairn_store_open_for(struct cairn_store *store, const char *path, const char *snapshot);
 
 /* On a remote store, makes sure STORE/snapshots/name holds the snapshot's
  * bytes, fetching them (checked against the manifest's size and checksum)

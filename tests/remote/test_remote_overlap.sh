@@ -12,7 +12,10 @@
 #    read-ahead: GETs in flight alongside its own, and far fewer GETs than
 #    files;
 #  - a cat killed (-9) in the middle of its background fetch leaves a
-#    mirror from which the next cat and verify read the right bytes.
+#    mirror from which the next cat and verify read the right bytes;
+#  - a cold mount waits for three round trips before its first stat: the
+#    tables and the snapshot are fetched together, and the daemon does
+#    not ask for the pointer its command just read.
 set -u
 TEST_NAME=remote_overlap
 . "$(dirname "$0")/../lib.sh"
@@ -98,6 +101,26 @@ if ! can_mount; then
 	finish
 fi
 mkdir -p "$MNT"
+
+# ---- a cold mount: pointer, manifest, then the rest at once ----
+# The tables and the snapshot come in one round trip, and the daemon takes
+# the pointer its command read a moment ago: before the first stat, at
+# most 5 GETs (cairn-head, the manifest, the chunk table, the sketches, the
+# snapshot), the last three in flight together.
+proxy_set latency_ms=100
+mark
+if host h6 mount -o "cache=$WORK/blobs6" b "$MNT" && stat "$MNT/s1.bin" >/dev/null; then
+	max=$(proxy_count GET_inflight_max)
+	n=$(gets)
+	echo "cold mount to first stat: $n GETs, at most $max in flight at once"
+	if [ "$n" -le 5 ]; then pass; else fail "a cold mount took $n GETs before its first stat"; fi
+	if [ "$max" -ge 2 ]; then pass; else fail "a cold mount's GETs ran one at a time"; fi
+	cmp -s "$MNT/s2.bin" src/b/s2.bin || fail "cold mount: wrong bytes"
+	"$CAIRN" umount "$MNT" || fail "umount"
+else
+	fail "cold mount of b"
+fi
+proxy_set
 
 # ---- parallel readers in one mount ----
 if host h4 mount -o "cache=$WORK/blobs4" b "$MNT"; then
