@@ -12,6 +12,9 @@
 #include <string.h>
 
 #define READAHEAD_MAX 16
+/* A sequential reader past this offset has the rest of its file prefetched
+ * (a remote store). */
+#define PREFETCH_AFTER (1u << 20)
 
 struct read_path {
 	struct cairn_store *store;   /* borrowed */
@@ -309,6 +312,13 @@ ssize_t read_path_read(struct read_path *rp, struct cairn_index *idx, uint64_t i
 	if (offset >= ctx->bound_file.size)
 		return 0;
 	bool sequential = atomic_load(next_offset) == offset;
+	/* A reader that went through the first MiB in order reads the file
+	 * whole, most likely (cat, cp, tar): on a remote store, the rest is
+	 * fetched in the background now, in few large parallel GETs, as for a
+	 * blob (a no-op on a local store, or once the blocks are here). */
+	if (sequential && offset < PREFETCH_AFTER && offset + len >= PREFETCH_AFTER &&
+	    ctx->bound_file.size > PREFETCH_AFTER)
+		(void)cairn_content_prefetch(ctx->reader); /* best effort */
 	int64_t n = cairn_content_read(ctx->reader, offset, buf, len);
 	if (n < 0) {
 		ctx->bound_idx = NULL; /* whatever state it was left in */

@@ -15,7 +15,9 @@
 #    mirror from which the next cat and verify read the right bytes;
 #  - a cold mount waits for three round trips before its first stat: the
 #    tables and the snapshot are fetched together, and the daemon does
-#    not ask for the pointer its command just read.
+#    not ask for the pointer its command just read;
+#  - a file read in order through the daemon (no passthrough) is fetched
+#    whole in the background once the reader is past its first MiB.
 set -u
 TEST_NAME=remote_overlap
 . "$(dirname "$0")/../lib.sh"
@@ -121,6 +123,30 @@ else
 	fail "cold mount of b"
 fi
 proxy_set
+
+# ---- a large file read through the daemon: the rest prefetched ----
+# Without passthrough every READ reaches cairn; once a reader is past the
+# first MiB in order, the rest of the file is fetched in the background as
+# for a cat (large GETs, several in flight), not only read-ahead windows
+# around the reader: after a read of its first 2 MiB, the whole 64 MiB
+# comes.
+if host h7 mount -o nopassthrough a "$MNT"; then
+	mark
+	B0=$(proxy_count GET_bytes)
+	head -c $((2 << 20)) "$MNT/big.bin" | cmp -s - <(head -c $((2 << 20)) src/a/big.bin) ||
+		fail "nopassthrough: wrong first 2 MiB"
+	for _ in $(seq 100); do
+		[ $(($(proxy_count GET_bytes) - B0)) -ge $((64 << 20)) ] && break
+		sleep 0.1
+	done
+	got=$(($(proxy_count GET_bytes) - B0))
+	echo "nopassthrough, the first 2 MiB read: $(gets) GETs, $got bytes fetched"
+	if [ "$got" -ge $((64 << 20)) ]; then pass; else fail "only $got bytes fetched"; fi
+	cmp -s "$MNT/big.bin" src/a/big.bin || fail "nopassthrough read of big.bin: wrong bytes"
+	"$CAIRN" umount "$MNT" || fail "umount"
+else
+	fail "mount a"
+fi
 
 # ---- parallel readers in one mount ----
 if host h4 mount -o "cache=$WORK/blobs4" b "$MNT"; then
