@@ -85,7 +85,7 @@ void growing_end(struct growing *g, bool ok)
 
 ssize_t growing_read(struct growing *g, uint64_t offset, void *buf, size_t len)
 {
-	if (offset >= g->size)
+	if (offset >= g->size || len == 0)
 		return 0;
 	uint64_t end = len < g->size - offset ? offset + len : g->size;
 

@@ -90,6 +90,7 @@ static void fs_free(struct fs *fs)
 {
 	while (fs->open_files) {
 		struct open_file *next = fs->open_files->open_next;
+		growing_put(atomic_load(&fs->open_files->growing));
 		free(fs->open_files);
 		fs->open_files = next;
 	}
