@@ -6,6 +6,7 @@
  * blocks' checksums where the frame says they are present. A mismatch
  * fails the decoding as any damaged stream does (import_decode.c).
  */
+#include "codec_dl.h"
 #include "import_internal.h"
 
 #define ZLIB_CONST
@@ -134,6 +135,11 @@ int import_gzip_layer_init(struct decode_layer *l)
 
 	if (!g)
 		return import_layer_fail(l, "out of memory");
+	char why[256];
+	if (codec_dl_zlib(why, sizeof(why)) < 0) {
+		free(g);
+		return import_layer_fail(l, "%s", why);
+	}
 	/* 16 + 15: a gzip wrapper (CRC32 and ISIZE checked), 32 KiB window */
 	if (inflateInit2(&g->z, 16 + 15) != Z_OK) {
 		free(g);
@@ -221,6 +227,11 @@ int import_lz4_layer_init(struct decode_layer *l)
 
 	if (!z)
 		return import_layer_fail(l, "out of memory");
+	char why[256];
+	if (codec_dl_lz4(why, sizeof(why)) < 0) {
+		free(z);
+		return import_layer_fail(l, "%s", why);
+	}
 	if (LZ4F_isError(LZ4F_createDecompressionContext(&z->dctx, LZ4F_VERSION))) {
 		free(z);
 		return import_layer_fail(l, "lz4: cannot start liblz4");

@@ -1,18 +1,19 @@
 #!/bin/bash
-# test_lazy_libs.sh: the cairn binary does not load libcurl, libarchive or
-# libcrypto when it starts (store/curl_dl.c opens libcurl when a remote
-# store is first used, index/archive_dl.c libarchive when an archive is
-# first read, store/crypto_dl.c libcrypto when a store with sha256 ids is
-# opened): no NEEDED entry of the binary, nor of the libraries it needs,
-# names them, so a local mount or `cairn ls` never pays their thirty-odd
-# libraries.
+# test_lazy_libs.sh: the cairn binary does not load libcurl, libarchive,
+# libcrypto, zlib or liblz4 when it starts (store/curl_dl.c opens libcurl
+# when a remote store is first used, index/archive_dl.c libarchive when an
+# archive is first read, store/crypto_dl.c libcrypto when a store with
+# sha256 ids is opened, index/codec_dl.c zlib and liblz4 when an import
+# first decodes a gzip or lz4 layer or checks a RAR volume): no NEEDED
+# entry of the binary, nor of the libraries it needs, names them, so a
+# local mount or `cairn ls` never pays their thirty-odd libraries.
 #
 # usage: test_lazy_libs.sh CAIRN
 set -u
 CAIRN=${1:?usage: test_lazy_libs.sh CAIRN}
 command -v readelf >/dev/null || { echo "readelf is missing (binutils)" >&2; exit 1; }
 passed=0 failed=0
-for lib in libcurl libarchive libcrypto; do
+for lib in libcurl libarchive libcrypto 'libz\.so' 'liblz4\.so'; do
 	if readelf -d "$CAIRN" | grep NEEDED | grep -q "$lib"; then
 		echo "FAIL: $CAIRN is linked with $lib: $(readelf -d "$CAIRN" | grep NEEDED | grep "$lib")"
 		failed=$((failed + 1))
