@@ -117,6 +117,19 @@ static bool mirror_manifest(int dirfd, struct remote_head *ret_head, struct remo
 
 /* Installs object as the mirror's name unless old has it under the same
  * key already (and the mirror was not changed by a writer). */
+/* One table of the manifest, fetched, checked and installed as name. */
+static int sync_table(struct remote_state *rs, int dirfd, const char *name,
+		      const struct remote_object *object)
+{
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t size;
+
+	int r = remote_get_checked(rs, object, &data, &size);
+	if (r == 0 && (r = remote_install(dirfd, name, data, size)) < 0)
+		remote_set_error(rs, "%s/%s: %s", rs->mirror, name, strerror(-r));
+	return r;
+}
+
 /* The objects fetched at once (one round trip), each checked against the
  * manifest: data[i] gets each one's bytes (malloc'd; NULL when empty).
  * Returns 0 or -errno with rs->error set; on failure nothing is kept. */
@@ -170,14 +183,26 @@ static bool snapshot_held(int dirfd, const struct remote_snapshot *s,
 	       S_ISREG(st.st_mode) && st.st_size > 0;
 }
 
-/* The chunk table and the sketches, each unless its key is the one the
- * mirror holds (was), and the snapshot the caller will open (want, NULL:
- * none) unless the mirror holds it: all fetched at once, one round trip
- * for the three, each checked against the manifest. The tables are
- * installed here; the snapshot's bytes are handed back (*ret_snapshot, its
- * entry in m) to be installed once the snapshot directory is synced. */
+/* Whether the mirror's sketches file is m's: its key is the one the
+ * mirror's manifest (was) names, and it is there. A reader's sync removes
+ * the file when the key moves instead of fetching it (only a writer reads
+ * it, to find delta bases), so a file there is always its manifest's. */
+static bool sketches_held(int dirfd, const struct remote_manifest *m,
+			  const struct remote_manifest *was)
+{
+	return was && was->has_sketches && strcmp(was->sketches.key, m->sketches.key) == 0 &&
+	       faccessat(dirfd, "sketches", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* The chunk table unless its key is the one the mirror holds (was), the
+ * sketches likewise for a writer (a reader does without them), and the
+ * snapshot the caller will open (want, NULL: none) unless the mirror holds
+ * it: all fetched at once, one round trip for the three, each checked
+ * against the manifest. The tables are installed here; the snapshot's
+ * bytes are handed back (*ret_snapshot, its entry in m) to be installed
+ * once the snapshot directory is synced. */
 static int sync_tables(struct remote_state *rs, int dirfd, const struct remote_manifest *m,
-		       const struct remote_manifest *was, const char *want,
+		       const struct remote_manifest *was, bool writer, const char *want,
 		       const struct remote_snapshot **ret_snapshot, uint8_t **ret_data)
 {
 	const struct remote_object *objects[3];
@@ -191,8 +216,7 @@ static int sync_tables(struct remote_state *rs, int dirfd, const struct remote_m
 		objects[n] = &m->chunks;
 		names[n++] = TABLE_NAME;
 	}
-	if (m->has_sketches &&
-	    (!was || !was->has_sketches || strcmp(was->sketches.key, m->sketches.key) != 0)) {
+	if (writer && m->has_sketches && !sketches_held(dirfd, m, was)) {
 		objects[n] = &m->sketches;
 		names[n++] = "sketches";
 	}
@@ -417,6 +441,12 @@ static int sync_locked(struct remote_state *rs, int dirfd, bool writer,
 	    old_head.manifest.checksum == head.manifest.checksum) {
 		m = old;
 		old = (struct remote_manifest){0};
+		/* A reader's sync may have left the sketches out: a writer
+		 * needs them. */
+		if (writer && m.has_sketches &&
+		    faccessat(dirfd, "sketches", F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
+		    (r = sync_table(rs, dirfd, "sketches", &m.sketches)) < 0)
+			goto out;
 		goto done;
 	}
 	r = remote_get_checked(rs, &head.manifest, &text, &size);
@@ -428,9 +458,12 @@ static int sync_locked(struct remote_state *rs, int dirfd, bool writer,
 	}
 	const struct remote_manifest *was = have_old && !full ? &old : NULL;
 	r = sync_config(rs, dirfd, &m);
+	/* A reader leaves out sketches it does not hold already (see
+	 * sketches_held): decided before the tables are replaced. */
+	bool drop_sketches = !m.has_sketches || (!writer && !sketches_held(dirfd, &m, was));
 	if (r == 0)
-		r = sync_tables(rs, dirfd, &m, was, want, &fetched, &fetched_data);
-	if (r == 0 && !m.has_sketches && unlinkat(dirfd, "sketches", 0) < 0 && errno != ENOENT)
+		r = sync_tables(rs, dirfd, &m, was, writer, want, &fetched, &fetched_data);
+	if (r == 0 && drop_sketches && unlinkat(dirfd, "sketches", 0) < 0 && errno != ENOENT)
 		r = -errno;
 	if (r == 0)
 		r = sync_packs(dirfd, &m, have_old ? &old : NULL, sweep);

@@ -112,6 +112,32 @@ host h2 cat a:big.bin | cmp -s - src/big.bin || fail "warm cat"
 [ "$(gets)" -le 1 ] || fail "warm cat fetched: $(counted)"
 check "verify on host 2" host h2 verify -q
 
+# ---- only a writer fetches the sketch table ----
+# A reader never reads the sketches (a writer finds its delta bases with
+# them): host 2's reads left them on the remote; its first add fetches
+# them, so the table it pushes still holds every snapshot's, not only the
+# new archive's.
+sketches_size() {
+	s3_curl "$S3_ENDPOINT/bucket/p/$(s3_curl "$S3_ENDPOINT/bucket/p/cairn-head" | cut -d' ' -f4)" |
+		awk '$1 == "sketches" { print $3 }'
+}
+sk0=$(sketches_size)
+[ -n "$sk0" ] || fail "the manifest names no sketches"
+[ -z "$(find "$WORK/cache-h2" -name sketches)" ] || fail "a reader's mirror holds the sketches"
+mkdir -p src3
+printf 'one more file\n' >src3/more.txt
+bsdtar -cf c.tar -C src3 .
+check "add c.tar on host 2" host h2 add -q c.tar
+sk1=$(sketches_size)
+echo "sketches: $sk0 bytes before host 2's add, $sk1 after"
+if [ -n "$sk1" ] && [ "$sk1" -ge "$sk0" ]; then
+	pass
+else
+	fail "host 2's add pushed a sketch table of ${sk1:-no} bytes (was $sk0)"
+fi
+[ -n "$(find "$WORK/cache-h2" -name sketches)" ] || fail "a writer's mirror lacks the sketches"
+check "rm c on host 2" host h2 rm c
+
 # ---- a bit flipped on the way: the chunk is fetched again, right bytes ----
 proxy_set fault=flip methods=GET match=packs count=1
 host flip cat a:big.bin >flip.out || fail "cat through one flipped bit"
