@@ -57,7 +57,11 @@ struct fetch_job {
 struct fetch_slot {
 	struct remote_pack_cache *pack;
 	uint64_t first, count;
+	/* Kept from GET to GET while the stream runs (freed when it ends): a
+	 * buffer of up to 4 MiB per GET, freshly mapped each time, cost the
+	 * page faults and zeroing of every byte fetched. */
 	uint8_t *buf;
+	size_t cap;
 	char key[REMOTE_PREFIX_MAX + REMOTE_KEY_MAX + 2];
 };
 
@@ -343,8 +347,18 @@ static int job_next(struct remote_fetch *f, struct fetch_job *job, struct fetch_
 			for (uint64_t i = b + 1; i <= end; i++)
 				if (pack->blocks[i] != BLOCK_UNKNOWN)
 					end = i - 1;
-			if (!(slot->buf = malloc(run_size(pack, b, end - b + 1))))
-				return -ENOMEM;
+			size_t need = run_size(pack, b, end - b + 1);
+			if (slot->cap < need) {
+				free(slot->buf);
+				slot->cap = 0;
+				/* the most a GET asks for: one allocation per slot */
+				size_t want = need > BG_MAX_BLOCKS * REMOTE_BLOCK
+						      ? need
+						      : (size_t)BG_MAX_BLOCKS * REMOTE_BLOCK;
+				if (!(slot->buf = malloc(want)))
+					return -ENOMEM;
+				slot->cap = want;
+			}
 			slot->pack = pack;
 			slot->first = b;
 			slot->count = end - b + 1;
@@ -395,8 +409,6 @@ static void stream_done(void *userdata, unsigned index, const struct s3_range *r
 
 	if (r == 0)
 		r = land(slot->pack, slot->first, slot->count, slot->buf, range->size);
-	free(slot->buf);
-	slot->buf = NULL;
 	pthread_mutex_lock(&rs->lock);
 	mark(slot->pack, slot->first, slot->count, r == 0 ? BLOCK_PRESENT : BLOCK_UNKNOWN);
 	slot->pack->fetching--;
@@ -428,6 +440,16 @@ static void drop_jobs(struct remote_fetch *f)
 	f->tail = NULL;
 }
 
+/* After a stream: no GET in flight, the slots' buffers go. */
+static void slots_release(struct remote_fetch *f)
+{
+	for (size_t i = 0; i < REMOTE_FETCH_PARALLEL; i++) {
+		free(f->slots[i].buf);
+		f->slots[i].buf = NULL;
+		f->slots[i].cap = 0;
+	}
+}
+
 static void *fetcher_main(void *arg)
 {
 	struct remote_fetch *f = arg;
@@ -449,6 +471,7 @@ static void *fetcher_main(void *arg)
 		}
 		pthread_mutex_unlock(&rs->lock);
 		(void)s3_get_stream(client, REMOTE_FETCH_PARALLEL, &ops, f);
+		slots_release(f);
 		pthread_mutex_lock(&rs->lock);
 		remote_cache_settle(f->store); /* the last GETs' bytes under the bound too */
 	}
