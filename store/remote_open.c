@@ -11,12 +11,10 @@
 #include "s3.h"
 #include "store_internal.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 
 void remote_set_error(struct remote_state *rs, const char *fmt, ...)

@@ -1,12 +1,14 @@
 /* remote_sync.c: a remote store's mirror synced to the remote's committed
  * state (docs/FORMAT.md "Remote stores"): GET cairn-head (or take the one
  * this process read a moment ago); when the mirror holds that manifest
- * already, done (one request); else GET the manifest, then, at once, the
- * tables whose keys changed and the snapshot the caller will open (each
- * checked against the size and XXH3 the manifest gives), make sparse files
- * for new packs, placeholders (empty files) for snapshots not yet fetched,
- * and last record the manifest in the mirror's `remote` file. Also a
- * mount's refresh, and a writer's adoption of what it committed.
+ * already, done (one request; a writer also fetches the sketches if a
+ * reader left them out); else GET the manifest, then, at once, the chunk
+ * table if its key changed (the sketches too, for a writer) and the
+ * snapshot the caller will open (each checked against the size and XXH3
+ * the manifest gives), make sparse files for new packs, placeholders
+ * (empty files) for snapshots not yet fetched, and last record the
+ * manifest in the mirror's `remote` file. Also a mount's refresh, and a
+ * writer's adoption of what it committed.
  */
 #include "remote.h"
 
@@ -115,8 +117,6 @@ static bool mirror_manifest(int dirfd, struct remote_head *ret_head, struct remo
 	return true;
 }
 
-/* Installs object as the mirror's name unless old has it under the same
- * key already (and the mirror was not changed by a writer). */
 /* One table of the manifest, fetched, checked and installed as name. */
 static int sync_table(struct remote_state *rs, int dirfd, const char *name,
 		      const struct remote_object *object)
