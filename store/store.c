@@ -78,6 +78,14 @@ void cairn_store_free(struct cairn_store *store)
 		return;
 	/* its background fetcher uses the store's fds: stopped first */
 	remote_fetch_free(store->remote);
+	/* Nothing fetches now and the handle reads no more: a check that left
+	 * the host's cache over its bound (a pack it had to spare was held or
+	 * filling then) is made once more, or a cat could exit over it. */
+	if (store->remote) {
+		pthread_mutex_lock(&store->remote->lock);
+		remote_cache_settle(store);
+		pthread_mutex_unlock(&store->remote->lock);
+	}
 	for (size_t i = 0; i < store->fd_count; i++)
 		close(store->fds[i].fd);
 	free(store->fds);
