@@ -80,7 +80,9 @@ static int64_t drain(int fd, uint8_t *buf, size_t bufsize)
 	}
 }
 
-static int cmd_seq(const char *path, size_t bufsize)
+/* Reads path start to end. With flag, opens it, waits until flag exists,
+ * and times the read alone; without, the open is timed too. */
+static int cmd_seq(const char *path, size_t bufsize, const char *flag)
 {
 	uint8_t *buf = malloc(bufsize);
 	double t0 = now_s();
@@ -89,42 +91,23 @@ static int cmd_seq(const char *path, size_t bufsize)
 		perror(path);
 		return 1;
 	}
-	int64_t n = drain(fd, buf, bufsize);
-	close(fd);
-	double t1 = now_s();
-	if (n < 0) {
-		perror(path);
-		return 1;
-	}
-	report("seq", 1, (uint64_t)n, t1 - t0);
-	free(buf);
-	return 0;
-}
-
-static int cmd_seqafter(const char *path, size_t bufsize, const char *flag)
-{
-	uint8_t *buf = malloc(bufsize);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (!buf || fd < 0) {
-		perror(path);
-		return 1;
-	}
-	for (int i = 0; access(flag, F_OK) != 0; i++) {
+	for (int i = 0; flag && access(flag, F_OK) != 0; i++) {
 		if (i == 30000) {
 			fprintf(stderr, "%s: not there after 300 s\n", flag);
 			return 1;
 		}
 		usleep(10000);
 	}
-	double t0 = now_s();
+	if (flag)
+		t0 = now_s();
 	int64_t n = drain(fd, buf, bufsize);
-	double t1 = now_s();
 	close(fd);
+	double t1 = now_s();
 	if (n < 0) {
 		perror(path);
 		return 1;
 	}
-	report("seqafter", 1, (uint64_t)n, t1 - t0);
+	report(flag ? "seqafter" : "seq", 1, (uint64_t)n, t1 - t0);
 	free(buf);
 	return 0;
 }
@@ -302,9 +285,9 @@ int main(int argc, char **argv)
 	const char *mode = argc > 1 ? argv[1] : "";
 
 	if (strcmp(mode, "seq") == 0 && argc == 4)
-		return cmd_seq(argv[2], number(argv[3]));
+		return cmd_seq(argv[2], number(argv[3]), NULL);
 	if (strcmp(mode, "seqafter") == 0 && argc == 5)
-		return cmd_seqafter(argv[2], number(argv[3]), argv[4]);
+		return cmd_seq(argv[2], number(argv[3]), argv[4]);
 	if (strcmp(mode, "rand") == 0 && argc == 6)
 		return cmd_rand(argv[2], number(argv[3]), number(argv[4]), number(argv[5]));
 	if (strcmp(mode, "files") == 0 && (argc == 4 || argc == 5))

@@ -49,8 +49,8 @@ static struct growing *open_growing(struct fs *fs, struct open_file *of)
 {
 	struct growing *g = atomic_load(&of->growing), *none = NULL;
 
-	if (g || !fs->blobs || of->file.size < fs->o.passthrough_min)
-		return g;
+	if (g || !fs->blobs || of->file.size < fs->o.passthrough_min || of->file.sparse)
+		return g; /* none is made for a sparse file */
 	g = blob_cache_growing(fs->blobs, &of->file.file_id);
 	if (g && !atomic_compare_exchange_strong(&of->growing, &none, g)) {
 		growing_put(g); /* another READ of the open found it first */

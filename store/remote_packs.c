@@ -164,23 +164,11 @@ static int fetch_snapshot(struct remote_state *rs, int snaps_fd, const struct re
 {
 	_cleanup_free_ uint8_t *data = NULL;
 	size_t size;
-	char tmp[64];
 
 	int r = remote_get_checked(rs, &s->object, &data, &size);
-	if (r < 0)
-		return r;
-	_cleanup_close_ int fd =
-		cairn_tmp_open(snaps_fd, "tmp-remote-", "", 0600, tmp, sizeof(tmp));
-	if (fd < 0)
-		return fd;
-	r = cairn_write_all(fd, data, size);
-	if (r == 0 && renameat(snaps_fd, tmp, snaps_fd, s->name) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlinkat(snaps_fd, tmp, 0);
+	if (r == 0 && (r = remote_install(snaps_fd, s->name, data, size)) < 0)
 		remote_set_error(rs, "%s/%s/%s: %s", rs->mirror, REMOTE_SNAPSHOTS, s->name,
 				 strerror(-r));
-	}
 	return r;
 }
 
