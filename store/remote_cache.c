@@ -2,10 +2,11 @@
  * bound (CAIRN_REMOTE_CACHE_MAX, or cairn_store_set_cache_max; default 10%
  * of the mirror's filesystem). The bytes counted are those the pack files
  * hold on disk (st_blocks: they are sparse). After every few MiB fetched,
- * a fetcher sums them over packs/ and, when over the bound, evicts whole
- * pack files least recently used first: a pack's .have map's mtime is its
- * last use (written by every fetch, touched by a read at most once a
- * second), so mounts and commands on the host share the order. Eviction
+ * a fetcher sums them over packs/ and, when near or over the bound, evicts
+ * whole pack files least recently used first, down to a low water mark
+ * under it: a pack's .have map's mtime is its last use (written by every
+ * fetch, touched by a read at most once a second), so mounts and commands
+ * on the host share the order. Eviction
  * clears the .have map first and then punches the pack's bytes out. Only
  * packs the handle's manifest lists are evicted (a writer's unpushed pack
  * is the only copy of its bytes), and never one a reader of this handle
@@ -28,6 +29,14 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+/* A check evicts once the packs are within max/HEADROOM of the bound, and
+ * then down to max - max/LOW_WATER: the filesystem adds blocks of its own
+ * to a file after the check has counted it (ext4 allocates an extent tree
+ * block for a sparse pack when writeback places its data, seconds after the
+ * write), and a check that left the packs a few KiB under the bound would
+ * see them over it with nothing left to fetch and check again. */
+#define HEADROOM  64
+#define LOW_WATER 16
 /* A check after this many fetched bytes at most (less for small bounds). */
 #define CHECK_EVERY (16u << 20)
 /* ... and after this many when the last check could not get under it. */
@@ -199,9 +208,10 @@ static void cache_check(const struct cairn_store *store, uint64_t bytes, bool no
 	rs->cache_fetched = 0;
 	if (list_packs(store->packs_dirfd, &packs, &count, &total) < 0)
 		return; /* the next check tries again */
-	if (total > max && count > 0) {
+	uint64_t high = max - max / HEADROOM, low = max - max / LOW_WATER;
+	if (total > high && count > 0) {
 		qsort(packs, count, sizeof(*packs), used_compare);
-		for (size_t i = 0; i < count && total > max; i++)
+		for (size_t i = 0; i < count && total > low; i++)
 			if (evictable(rs, packs[i].pack_num) &&
 			    evict(store->packs_dirfd, packs[i].pack_num) == 0) {
 				evicted(rs, packs[i].pack_num);
@@ -210,7 +220,7 @@ static void cache_check(const struct cairn_store *store, uint64_t bytes, bool no
 	}
 	/* Still over (the packs over it were being fetched or read): again
 	 * soon, not after the next few MiB. */
-	if (total > max)
+	if (total > high)
 		rs->cache_fetched = every - (every < RECHECK ? every : RECHECK);
 	free(packs);
 }

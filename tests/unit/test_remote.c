@@ -3,7 +3,7 @@
  * strict parsers refuse every malformed form (each malformation made with a
  * correct end checksum, so the line's own check is what refuses it; every
  * truncation and every flipped bit); the mirror's ensure of pack ranges
- * against a fake fetch.
+ * against a fake fetch; the mirror's bound.
  */
 #include "test_store_util.h"
 
@@ -293,6 +293,95 @@ START_TEST(test_pack_probe)
 }
 END_TEST
 
+/* A mirror pack file's bytes on disk (what the bound counts), 0 if none. */
+static uint64_t pack_disk(int dirfd, uint32_t num)
+{
+	char name[32];
+	struct stat st;
+
+	snprintf(name, sizeof(name), "%08" PRIx32 ".pack", num);
+	return fstatat(dirfd, name, &st, 0) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+/* The mirror's bound (remote_cache.c): over it, whole packs go least
+ * recently used first, never one a reader holds nor one a GET fills, and
+ * down to a low water mark under the bound: a check that stopped just
+ * under it would see the packs over it once the filesystem has added its
+ * own blocks to them (ext4's extent blocks at writeback), with no fetch
+ * left to check again. */
+START_TEST(test_cache_bound)
+{
+	enum { PACKS = 7 };
+	const uint64_t pack_size = MiB, max = 5 * MiB;
+	struct remote_pack listed[PACKS];
+	struct remote_pack_cache cache[PACKS];
+	struct remote_state rs = {.cache_max = max};
+	struct cairn_store store = {.remote = &rs};
+	char path[PATH_MAX], name[32];
+	uint8_t *data = malloc(pack_size);
+
+	ck_assert_ptr_nonnull(data);
+	memset(data, 0xa5, pack_size);
+	test_path(path, sizeof(path), "packs");
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	store.packs_dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(store.packs_dirfd, 0);
+	for (uint32_t i = 0; i < PACKS; i++) {
+		uint32_t num = i + 1;
+		snprintf(name, sizeof(name), "%08" PRIx32 ".pack", num);
+		int fd = openat(store.packs_dirfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(cairn_pwrite_all(fd, data, pack_size, 0), 0);
+		close(fd);
+		/* last used in pack order: pack 1 the least recently */
+		snprintf(name, sizeof(name), "%08" PRIx32 ".have", num);
+		fd = openat(store.packs_dirfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(cairn_pwrite_all(fd, "\1", 1, 0), 0);
+		struct timespec used[2] = {{.tv_sec = 1000000 + i}, {.tv_sec = 1000000 + i}};
+		ck_assert_int_eq(futimens(fd, used), 0);
+		close(fd);
+		listed[i] = (struct remote_pack){.pack_num = num, .size = pack_size};
+		cache[i] = (struct remote_pack_cache){
+			.pack_num = num, .size = pack_size, .fd = -1, .have_fd = -1};
+	}
+	free(data);
+	rs.manifest.packs = listed;
+	rs.manifest.pack_count = PACKS;
+	rs.packs = cache;
+	cache[1].readers = 1;  /* pack 2 held between a fetch and its pread */
+	cache[2].fetching = 1; /* pack 3 being filled by a GET */
+
+	/* under the bound: nothing goes */
+	rs.cache_max = 8 * MiB;
+	remote_cache_fetched(&store, 8 * MiB);
+	for (uint32_t num = 1; num <= PACKS; num++)
+		ck_assert_uint_eq(pack_disk(store.packs_dirfd, num), pack_size);
+
+	/* 7 MiB over 5: packs 1, 4 and 5 go (2 and 3 are in use), which
+	 * leaves room under the bound, not the bound to the byte */
+	rs.cache_max = max;
+	remote_cache_fetched(&store, max);
+	uint64_t total = 0;
+	for (uint32_t num = 1; num <= PACKS; num++)
+		total += pack_disk(store.packs_dirfd, num);
+	ck_assert_uint_le(total, max - max / 64);
+	ck_assert_uint_eq(pack_disk(store.packs_dirfd, 1), 0);
+	ck_assert_uint_eq(pack_disk(store.packs_dirfd, 2), pack_size);
+	ck_assert_uint_eq(pack_disk(store.packs_dirfd, 3), pack_size);
+	ck_assert_uint_eq(pack_disk(store.packs_dirfd, 4), 0);
+	ck_assert_uint_eq(pack_disk(store.packs_dirfd, 6), pack_size);
+	ck_assert_uint_eq(pack_disk(store.packs_dirfd, 7), pack_size);
+	/* an evicted pack's map is cleared and its file keeps its size */
+	struct stat st;
+	ck_assert_int_eq(fstatat(store.packs_dirfd, "00000001.have", &st, 0), 0);
+	ck_assert_int_eq(st.st_size, 0);
+	ck_assert_int_eq(fstatat(store.packs_dirfd, "00000001.pack", &st, 0), 0);
+	ck_assert_int_eq(st.st_size, (off_t)pack_size);
+	close(store.packs_dirfd);
+}
+END_TEST
+
 static Suite *remote_suite(void)
 {
 	Suite *suite = suite_create("remote");
@@ -303,6 +392,7 @@ static Suite *remote_suite(void)
 		{"manifest_roundtrip", test_manifest_roundtrip, 1, 10},
 		{"manifest_malformed", test_manifest_malformed, 1, 30},
 		{"pack_probe", test_pack_probe, 1, 10},
+		{"cache_bound", test_cache_bound, 1, 10},
 	};
 
 	return test_suite_add(suite, cases, ARRAY_SIZE(cases));
