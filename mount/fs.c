@@ -422,14 +422,15 @@ static int stats_text(struct fs *fs, fuse_req_t req, char *buf, size_t size)
 	return snprintf(buf, size,
 			"passthrough=%d reads=%llu opens_passthrough=%llu opens_cached=%llu "
 			"opens_direct=%llu blobs_made=%llu read_errors=%llu reads_growing=%llu "
-			"transport=%s\n",
+			"neighbours=%llu transport=%s\n",
 			(int)passthrough_on(fs->pt), (unsigned long long)atomic_load(&s->reads),
 			(unsigned long long)atomic_load(&s->opens_passthrough),
 			(unsigned long long)atomic_load(&s->opens_cached),
 			(unsigned long long)atomic_load(&s->opens_direct),
 			(unsigned long long)blob_cache_made(fs->blobs),
 			(unsigned long long)atomic_load(&s->read_errors),
-			(unsigned long long)atomic_load(&s->reads_growing), transport_of(req));
+			(unsigned long long)atomic_load(&s->reads_growing),
+			(unsigned long long)read_path_neighbours(fs->reads), transport_of(req));
 }
 
 /* The request counters, appended to the stats line (replacing its "\n"),

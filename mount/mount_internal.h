@@ -220,6 +220,9 @@ int read_path_readahead_start(struct read_path *rp);
 void read_path_readahead_stop(struct read_path *rp);
 /* The shared chunk cache (borrowed, lives as long as rp). */
 struct chunk_cache *read_path_chunks(struct read_path *rp);
+/* Chunks cached so far as the record neighbours of a missed chunk (the
+ * stats xattr's neighbours=). */
+uint64_t read_path_neighbours(struct read_path *rp);
 /* This thread's buffer of at least size bytes for a read reply, valid until
  * its next call; NULL when out of memory. */
 uint8_t *read_path_reply_buffer(struct read_path *rp, size_t size);

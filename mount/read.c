@@ -15,6 +15,10 @@
 /* A sequential reader past this offset has the rest of its file prefetched
  * (a remote store). */
 #define PREFETCH_AFTER (1u << 20)
+/* A missed chunk's record neighbours are cached when the record lies within
+ * NEAR_SPAN of one of the last NEAR_RECENT records missed in the same pack. */
+#define NEAR_RECENT 8
+#define NEAR_SPAN   (2u << 20)
 
 struct read_path {
 	struct cairn_store *store;   /* borrowed */
@@ -32,6 +36,14 @@ struct read_path {
 	} readahead_queue[READAHEAD_MAX];
 	size_t readahead_len;
 	bool stopping;
+
+	pthread_mutex_t near_lock; /* protects the recent misses below */
+	struct recent_miss {
+		uint32_t pack_num;
+		uint64_t offset;
+	} recent[NEAR_RECENT];
+	unsigned recent_next;
+	atomic_uint_fast64_t neighbours; /* chunks cached as record neighbours */
 };
 
 /* Each thread that reads keeps an unpacker and a chunk_max scratch buffer:
@@ -106,6 +118,11 @@ uint8_t *read_path_reply_buffer(struct read_path *rp, size_t size)
 	return ctx->reply;
 }
 
+uint64_t read_path_neighbours(struct read_path *rp)
+{
+	return atomic_load(&rp->neighbours);
+}
+
 struct chunk_cache *read_path_chunks(struct read_path *rp)
 {
 	return rp->chunks;
@@ -135,7 +152,39 @@ static void cache_neighbour(void *userdata, const struct cairn_id *id, const voi
 	struct read_path *rp = userdata;
 	struct cached_chunk *have = chunk_cache_get(rp->chunks, id);
 
+	if (!have)
+		atomic_fetch_add(&rp->neighbours, 1);
 	chunk_cache_put(rp->chunks, have ? have : cache_copy(rp, id, data, size));
+}
+
+/* Whether a missed chunk's record neighbours are worth caching: when the
+ * reads go through the archive in order (tar, cp -r, a directory's files
+ * one after another), the next misses are the neighbours of this one, or in
+ * records near it; when they jump about (2,000 random small files), every
+ * neighbour would be copied, checked and cached for nothing (a record of
+ * small files holds a few dozen of them), which was a quarter of the
+ * daemon's CPU and most of its page faults. A miss near a recent one says
+ * the reads are in order; the first record of such a run costs its
+ * neighbours once (the thread's unpacker keeps the record's frame, so a
+ * read of the next file on the same thread decodes nothing again). */
+static bool neighbours_pay(struct read_path *rp, const struct cairn_id *id)
+{
+	struct cairn_chunk_info info;
+	bool near = false;
+
+	if (cairn_store_chunk_info(rp->store, id, &info) < 0 || !info.shared_frame)
+		return false;
+	pthread_mutex_lock(&rp->near_lock);
+	for (unsigned i = 0; i < NEAR_RECENT && !near; i++) {
+		const struct recent_miss *m = &rp->recent[i];
+		uint64_t gap = m->offset > info.record_offset ? m->offset - info.record_offset
+							      : info.record_offset - m->offset;
+		near = m->pack_num == info.pack_num && m->offset > 0 && gap <= NEAR_SPAN;
+	}
+	rp->recent[rp->recent_next++ % NEAR_RECENT] =
+		(struct recent_miss){.pack_num = info.pack_num, .offset = info.record_offset};
+	pthread_mutex_unlock(&rp->near_lock);
+	return near;
 }
 
 /* A referenced chunk from the cache, decompressing (and verifying) it on a
@@ -155,15 +204,16 @@ static struct cached_chunk *chunk_get(struct read_path *rp, const struct cairn_i
 	uint32_t max = cairn_store_params(rp->store)->chunk_max;
 	uint8_t *block = size > 0 && size <= max ? malloc(size) : NULL;
 	uint8_t *out = block ? block : ctx->scratch;
-	int64_t n = cairn_unpacker_get_neighbours(ctx->unpacker, id, out, block ? size : max,
-						  cache_neighbour, rp);
+	cairn_chunk_fn near = neighbours_pay(rp, id) ? cache_neighbour : NULL;
+	int64_t n =
+		cairn_unpacker_get_neighbours(ctx->unpacker, id, out, block ? size : max, near, rp);
 	if (n == -ENOBUFS && block) {
 		/* The table's size is not the snapshot's: the reader reports
 		 * the disagreement once it has the chunk. */
 		free(block);
 		block = NULL;
 		out = ctx->scratch;
-		n = cairn_unpacker_get_neighbours(ctx->unpacker, id, out, max, cache_neighbour, rp);
+		n = cairn_unpacker_get_neighbours(ctx->unpacker, id, out, max, near, rp);
 	}
 	if (n < 0) {
 		free(block);
@@ -357,6 +407,7 @@ int read_path_new(struct cairn_store *store, uint64_t chunk_cache_bound,
 	rp->store = store;
 	rp->log = log;
 	pthread_mutex_init(&rp->readahead_lock, NULL);
+	pthread_mutex_init(&rp->near_lock, NULL);
 	pthread_cond_init(&rp->readahead_cond, NULL);
 	r = chunk_cache_new(chunk_cache_bound, &rp->chunks);
 	if (r < 0) {
@@ -377,6 +428,7 @@ void read_path_free(struct read_path *rp)
 	pthread_key_delete(rp->ctx_key);
 	chunk_cache_free(rp->chunks);
 	pthread_mutex_destroy(&rp->readahead_lock);
+	pthread_mutex_destroy(&rp->near_lock);
 	pthread_cond_destroy(&rp->readahead_cond);
 	free(rp);
 }

@@ -607,6 +607,7 @@ int cairn_store_chunk_info(const struct cairn_store *store, const struct cairn_i
 		.size = entry->size,
 		.stored_bytes = entry_stored_share(entry),
 		.pack_num = entry->pack_num,
+		.record_offset = entry->offset,
 		.shared_frame = entry->members > 1,
 	};
 	return 0;

@@ -220,7 +220,8 @@ struct cairn_chunk_info {
 	uint32_t size;         /* uncompressed bytes */
 	uint64_t stored_bytes; /* its share of the compressed bytes in its pack */
 	uint32_t pack_num;
-	bool shared_frame; /* compressed together with other chunks */
+	uint64_t record_offset; /* where its record starts in the pack */
+	bool shared_frame;      /* compressed together with other chunks */
 };
 /* What the committed table says of chunk id. Returns 0, or -ENOENT when
  * the store has no such chunk. Thread-safe. */
