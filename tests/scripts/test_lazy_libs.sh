@@ -1,19 +1,21 @@
 #!/bin/bash
 # test_lazy_libs.sh: the cairn binary does not load libcurl, libarchive,
-# libcrypto, zlib or liblz4 when it starts (store/curl_dl.c opens libcurl
-# when a remote store is first used, index/archive_dl.c libarchive when an
-# archive is first read, store/crypto_dl.c libcrypto when a store with
-# sha256 ids is opened, index/codec_dl.c zlib and liblz4 when an import
-# first decodes a gzip or lz4 layer or checks a RAR volume): no NEEDED
-# entry of the binary, nor of the libraries it needs, names them, so a
-# local mount or `cairn ls` never pays their thirty-odd libraries.
+# libcrypto, zlib, liblz4 or libzstd when it starts (store/curl_dl.c opens
+# libcurl when a remote store is first used, index/archive_dl.c libarchive
+# when an archive is first read, store/crypto_dl.c libcrypto when a store
+# with sha256 ids is opened, index/codec_dl.c zlib and liblz4 when an
+# import first decodes a gzip or lz4 layer or checks a RAR volume,
+# store/zstd_dl.c libzstd when a chunk is first compressed or decoded): no
+# NEEDED entry of the binary, nor of the libraries it needs, names them, so
+# a local mount or `cairn ls` never pays their thirty-odd libraries. A
+# mount's daemon maps no libzstd before its first read.
 #
 # usage: test_lazy_libs.sh CAIRN
 set -u
 CAIRN=${1:?usage: test_lazy_libs.sh CAIRN}
 command -v readelf >/dev/null || { echo "readelf is missing (binutils)" >&2; exit 1; }
 passed=0 failed=0
-for lib in libcurl libarchive libcrypto 'libz\.so' 'liblz4\.so'; do
+for lib in libcurl libarchive libcrypto 'libz\.so' 'liblz4\.so' 'libzstd\.so'; do
 	if readelf -d "$CAIRN" | grep NEEDED | grep -q "$lib"; then
 		echo "FAIL: $CAIRN is linked with $lib: $(readelf -d "$CAIRN" | grep NEEDED | grep "$lib")"
 		failed=$((failed + 1))
@@ -46,6 +48,32 @@ if [ "$(id -u)" = 0 ] && [ -f "$lib" ] && command -v unshare >/dev/null; then
 		echo "FAIL: without libarchive: add exit $rc, said: $out"
 		failed=$((failed + 1))
 	fi
+fi
+# A mounted daemon has no libzstd mapped until its first read decodes a
+# chunk (root and FUSE only).
+if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && command -v getfattr >/dev/null; then
+	W2=$(mktemp -d)
+	printf 'zstd\n%.0s' $(seq 1 200) >"$W2/f"
+	tar -cf "$W2/a.tar" -C "$W2" f
+	mkdir -p "$W2/mnt"
+	if "$CAIRN" -s "$W2/store" add -q "$W2/a.tar" &&
+		"$CAIRN" -s "$W2/store" mount -o "cache=$W2/cache" a "$W2/mnt"; then
+		pid=$(getfattr --only-values -n user.cairn.stats "$W2/mnt" | tr ' ' '\n' | sed -n 's/^pid=//p')
+		before=$(grep -c 'libzstd\.so' "/proc/$pid/maps")
+		cmp -s "$W2/mnt/f" "$W2/f" && read_ok=1 || read_ok=
+		after=$(grep -c 'libzstd\.so' "/proc/$pid/maps")
+		"$CAIRN" umount "$W2/mnt"
+		if [ "$before" = 0 ] && [ "$after" -gt 0 ] && [ -n "$read_ok" ]; then
+			passed=$((passed + 1))
+		else
+			echo "FAIL: the daemon's libzstd mappings: $before after the mount, $after after a read (read ok: ${read_ok:-no})"
+			failed=$((failed + 1))
+		fi
+	else
+		echo "FAIL: add or mount of a one-file tar"
+		failed=$((failed + 1))
+	fi
+	rm -rf "$W2"
 fi
 echo "lazy_libs: $passed passed, $failed failed"
 [ "$failed" = 0 ]
