@@ -58,7 +58,7 @@ if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && command -v getfattr >/dev/null; the
 	mkdir -p "$W2/mnt"
 	if "$CAIRN" -s "$W2/store" add -q "$W2/a.tar" &&
 		"$CAIRN" -s "$W2/store" mount -o "cache=$W2/cache" a "$W2/mnt"; then
-		pid=$(getfattr --only-values -n user.cairn.stats "$W2/mnt" | tr ' ' '\n' | sed -n 's/^pid=//p')
+		pid=$(getfattr --only-values -n user.cairn.stats "$W2/mnt" 2>/dev/null | tr ' ' '\n' | sed -n 's/^pid=//p')
 		before=$(grep -c 'libzstd\.so' "/proc/$pid/maps")
 		cmp -s "$W2/mnt/f" "$W2/f" && read_ok=1 || read_ok=
 		after=$(grep -c 'libzstd\.so' "/proc/$pid/maps")
