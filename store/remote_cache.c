@@ -6,14 +6,13 @@
  * whole pack files least recently used first, down to a low water mark
  * under it: a pack's .have map's mtime is its last use (written by every
  * fetch, touched by a read at most once a second), so mounts and commands
- * on the host share the order. Eviction
- * clears the .have map first and then punches the pack's bytes out. Only
- * packs the handle's manifest lists are evicted (a writer's unpushed pack
- * is the only copy of its bytes), and never one a reader of this handle
- * holds between its fetch and its pread (store_remote_ensure_hold). A
- * reader in another process that loses that race reads zeros, which fail
- * the chunk check and are fetched once more (store_remote_refetch): never
- * wrong bytes.
+ * on the host share the order. Eviction clears the .have map first and
+ * then punches the pack's bytes out. Only packs the handle's manifest
+ * lists are evicted (a writer's unpushed pack is the only copy of its
+ * bytes), and never one a reader of this handle holds between its fetch
+ * and its pread (store_remote_ensure_hold). A reader in another process
+ * that loses that race reads zeros, which fail the chunk check and are
+ * fetched once more (store_remote_refetch): never wrong bytes.
  */
 #include "remote.h"
 
