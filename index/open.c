@@ -319,6 +319,13 @@ static int map_file(struct cairn_index *idx, int fd)
 		return open_fail(idx, -errno, "mmap: %s", strerror(errno));
 	idx->map = map;
 	idx->map_size = (size_t)st.st_size;
+	/* The open reads a few scattered pages (the header, the section
+	 * table, the root's records). Faulted in with normal read-ahead, the
+	 * first of them read up to read_ahead_kb around it: with the 8 MiB
+	 * this machine's disk has, 8 MiB of an 11 MiB index on the path of a
+	 * cold mount, before its first reply (docs/BENCHMARKS.md, "Mount
+	 * start"). Normal read-ahead is back once the index is open. */
+	(void)madvise(map, idx->map_size, MADV_RANDOM);
 	return 0;
 }
 
@@ -362,6 +369,7 @@ int cairn_index_open_flags(struct cairn_index *idx, const struct cairn_store *st
 		return r;
 	r = index_open_memory(idx, store, idx->map, idx->map_size, name,
 			      flags & CAIRN_INDEX_OPEN_UNCHECKED);
+	(void)madvise(idx->map, idx->map_size, MADV_NORMAL);
 	if (r < 0) {
 		munmap(idx->map, idx->map_size);
 		idx->map = NULL;
