@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "mount.h"
 
 struct command {
 	const char *name;
@@ -68,10 +69,13 @@ static int parse_global(struct cli *cli, int argc, char **argv)
 		case 'h':
 			print_help(stdout);
 			return EXIT_OK;
-		case 'V':
-			printf("cairn %s (passthrough reads %s)\n", CAIRN_VERSION,
-			       CAIRN_HAVE_PASSTHROUGH ? "built in" : "not built in");
+		case 'V': {
+			char lib[400];
+			(void)cairn_mount_library(lib, sizeof(lib));
+			printf("cairn %s (passthrough reads %s; mounts: %s)\n", CAIRN_VERSION,
+			       CAIRN_HAVE_PASSTHROUGH ? "built in" : "not built in", lib);
 			return EXIT_OK;
+		}
 		default:
 			fprintf(stderr, "Try 'cairn --help'.\n");
 			return EXIT_USAGE;

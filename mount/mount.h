@@ -124,4 +124,9 @@ int cairn_mount_options_parse(struct cairn_mount_options *o, const char *opts, c
 int cairn_mount_run(const struct cairn_mount_options *o, void (*ready)(void *userdata),
 		    void *ready_userdata, char *msg, size_t msg_size);
 
+/* The libfuse mounts use, in a few words for --version ("libfuse 3.18.3,
+ * with FUSE over io_uring"), or why it cannot be opened. Opens the library
+ * (mounts open it only in their daemon). Returns 0, or -ELIBACC. */
+int cairn_mount_library(char *buf, size_t size);
+
 #endif

@@ -2,7 +2,8 @@
  * mount_internal.h: an open file, the passthrough table (passthrough.c, or
  * passthrough_none.c where libfuse has no passthrough: meson picks one),
  * the filesystem the ops serve (fs.c), and the session that sets it all up
- * (session.c). Only these files include fuse_lowlevel.h.
+ * (session.c), and libfuse, which fuse_dl.c opens. Only these files include
+ * fuse_lowlevel.h.
  */
 #ifndef CAIRN_BUILDING_MOUNT
 #error "mount_fuse.h is internal to mount/; use mount.h"
@@ -36,6 +37,15 @@ struct open_file {
 	struct open_file *fallback_next;
 	struct open_file *open_prev, *open_next; /* fs->open_files, under open_lock */
 };
+
+/* ---- libfuse itself (fuse_dl.c) ---- */
+
+/* Starts opening libfuse on a thread of its own (or not: fuse_dl_wait
+ * then opens it). */
+void fuse_dl_start(void);
+/* Waits for the library: 0, or -ELIBACC with msg saying why. Nothing in
+ * mount/ calls libfuse before this has returned 0. */
+int fuse_dl_wait(char *msg, size_t msg_size);
 
 /* ---- passthrough (passthrough.c or passthrough_none.c) ---- */
 
@@ -86,6 +96,9 @@ struct fs;
  * (the library has it, the kernel allows it, the options want it); keeps
  * the reason when not: the mount then uses /dev/fuse. */
 bool transport_prepare(struct fs *fs);
+/* Whether the libfuse in use has FUSE over io_uring compiled in (opened
+ * already: fuse_dl_wait). */
+bool transport_library_has_uring(void);
 /* At INIT: takes io_uring where it was asked for and the kernel offers it,
  * and logs which transport serves the mount and why. */
 void transport_init_conn(struct fs *fs, struct fuse_conn_info *conn);

@@ -77,6 +77,11 @@ static int fs_setup(struct fs *fs, char *msg, size_t msg_size)
 		fs->o.passthrough && pthread_create(&blobs_thread, NULL, blobs_open_main, fs) == 0;
 	if (fs->o.passthrough && !threaded)
 		blobs_open_main(fs);
+	/* libfuse is read from disk while the snapshot and the blob cache
+	 * are. Not before the blob cache's thread starts: dlopen holds the
+	 * dynamic linker's lock, which pthread_create takes too (it waited
+	 * 6 ms for the library). */
+	fuse_dl_start();
 	r = fs_parts(fs, msg, msg_size);
 	if (threaded)
 		pthread_join(blobs_thread, NULL);
@@ -318,6 +323,17 @@ static int run_session(struct fs *fs, void (*ready)(void *), void *ready_userdat
 	return r;
 }
 
+int cairn_mount_library(char *buf, size_t size)
+{
+	int r = fuse_dl_wait(buf, size);
+	if (r < 0)
+		return r;
+	cairn_format(buf, size, "libfuse %s, %s", fuse_pkgversion(),
+		     transport_library_has_uring() ? "with FUSE over io_uring"
+						   : "without FUSE over io_uring");
+	return 0;
+}
+
 int cairn_mount_run(const struct cairn_mount_options *o, void (*ready)(void *userdata),
 		    void *ready_userdata, char *msg, size_t msg_size)
 {
@@ -339,6 +355,10 @@ int cairn_mount_run(const struct cairn_mount_options *o, void (*ready)(void *use
 	if (!fs->o.cache_dir[0])
 		mount_default_cache_dir(fs->o.cache_dir, sizeof(fs->o.cache_dir));
 	int r = fs_setup(fs, msg, msg_size);
+	/* Joined even when the setup failed. */
+	int lr = fuse_dl_wait(r == 0 ? msg : NULL, r == 0 ? msg_size : 0);
+	if (r == 0)
+		r = lr;
 	if (r == 0)
 		r = run_session(fs, ready, ready_userdata, msg, msg_size);
 	else if (!msg[0])

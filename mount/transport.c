@@ -22,7 +22,7 @@
 /* libfuse 3.18 compiles io_uring in only when its build found liburing,
  * and then links it: it is loaded with libfuse, or io_uring is not there
  * (libfuse would accept -o io_uring and log a failure at INIT). */
-static bool library_has_uring(void)
+bool transport_library_has_uring(void)
 {
 	void *lib = dlopen("liburing.so.2", RTLD_LAZY | RTLD_NOLOAD);
 
@@ -93,7 +93,7 @@ bool transport_prepare(struct fs *fs)
 
 	if (fs->o.io_uring == CAIRN_MOUNT_URING_OFF)
 		why = "-o noio_uring";
-	else if (!library_has_uring())
+	else if (!transport_library_has_uring())
 		why = "this libfuse was built without io_uring; scripts/setup builds one with it";
 	else
 		why = kernel_refuses(fs, forced);

@@ -24,6 +24,11 @@ void transport_init_conn(struct fs *fs, struct fuse_conn_info *conn)
 			  fuse_pkgversion());
 }
 
+bool transport_library_has_uring(void)
+{
+	return false;
+}
+
 const char *transport_of(fuse_req_t req)
 {
 	(void)req;

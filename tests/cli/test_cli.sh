@@ -77,6 +77,9 @@ for flag in --version -V; do
 	expect 0 -- "$flag"
 	grep -Eq '^cairn [0-9]+\.[0-9]+\.[0-9]+' "$tmp/out" ||
 		fail "cairn $flag printed '$(cat "$tmp/out")'"
+	# the libfuse mounts open, and whether it has FUSE over io_uring
+	grep -Eq 'mounts: libfuse 3\.[0-9]+\.[0-9]+, with(out)? FUSE over io_uring\)$' "$tmp/out" ||
+		fail "cairn $flag does not name the libfuse: '$(cat "$tmp/out")'"
 done
 expect 0 -- init --help
 out_has "Usage: cairn init"

@@ -85,7 +85,7 @@ served "" ,noio_uring dev_fuse 'transport: /dev/fuse (-o noio_uring)'
 
 # ---- forced on, where it can be ----
 
-if ! ldd "$CAIRN" | grep -q 'liburing\.so' || [ ! -e "$URING_SWITCH" ]; then
+if ! "$CAIRN" --version | grep -q 'with FUSE over io_uring' || [ ! -e "$URING_SWITCH" ]; then
 	echo "# no io_uring in this libfuse or kernel: the forced-on case is not run"
 else
 	served "" ,io_uring io_uring 'transport: io_uring'
@@ -103,7 +103,7 @@ fi
 
 printf 'N\n' >"$WORK/switch-off"
 for fake in "$WORK/switch-off" /dev/null; do
-	if ! ldd "$CAIRN" | grep -q 'liburing\.so'; then
+	if ! "$CAIRN" --version | grep -q 'with FUSE over io_uring'; then
 		want="has no io_uring"
 	elif [ "$fake" = /dev/null ]; then
 		want="this kernel has no FUSE over io_uring"
