@@ -10,11 +10,11 @@
  * the build's run path would, then wherever the dynamic linker looks).
  *
  * fuse_dl_start opens it on a thread of its own while the daemon opens the
- * store and the snapshot; fuse_dl_wait, before the session starts, waits
- * for it and says why it failed. A forwarder called before then (a log
- * line that names the library's version) opens it itself; one that finds
- * no library stops the process with a message, as the dynamic linker
- * would have at start.
+ * snapshot and the blob cache; fuse_dl_wait, before the session starts,
+ * waits for it and says why it failed (fuse_dl_join, where the setup
+ * failed, only waits for a load already started). A forwarder called
+ * first opens the library itself; one that finds none stops the process
+ * with a message, as the dynamic linker would have at start.
  *
  * X(return type, name, (parameters), (arguments)), V(name, (parameters),
  * (arguments)) for those that return nothing: the compiler checks each
@@ -169,17 +169,21 @@ void fuse_dl_start(void)
 		load_threaded = true;
 }
 
-int fuse_dl_wait(char *msg, size_t msg_size)
+void fuse_dl_join(void)
 {
 	if (load_threaded) {
 		pthread_join(load_thread, NULL);
 		load_threaded = false;
 	}
+}
+
+int fuse_dl_wait(char *msg, size_t msg_size)
+{
+	fuse_dl_join();
 	pthread_once(&load_once, load);
 	if (atomic_load_explicit(&loaded, memory_order_acquire))
 		return 0;
-	if (msg_size)
-		cairn_format(msg, msg_size, "%s", load_error);
+	cairn_format(msg, msg_size, "%s", load_error);
 	return -ELIBACC;
 }
 

@@ -46,6 +46,8 @@ void fuse_dl_start(void);
 /* Waits for the library: 0, or -ELIBACC with msg saying why. Nothing in
  * mount/ calls libfuse before this has returned 0. */
 int fuse_dl_wait(char *msg, size_t msg_size);
+/* Waits for a load fuse_dl_start began, if any (a setup that failed). */
+void fuse_dl_join(void);
 
 /* ---- passthrough (passthrough.c or passthrough_none.c) ---- */
 

@@ -355,10 +355,10 @@ int cairn_mount_run(const struct cairn_mount_options *o, void (*ready)(void *use
 	if (!fs->o.cache_dir[0])
 		mount_default_cache_dir(fs->o.cache_dir, sizeof(fs->o.cache_dir));
 	int r = fs_setup(fs, msg, msg_size);
-	/* Joined even when the setup failed. */
-	int lr = fuse_dl_wait(r == 0 ? msg : NULL, r == 0 ? msg_size : 0);
 	if (r == 0)
-		r = lr;
+		r = fuse_dl_wait(msg, msg_size);
+	else
+		fuse_dl_join();
 	if (r == 0)
 		r = run_session(fs, ready, ready_userdata, msg, msg_size);
 	else if (!msg[0])
