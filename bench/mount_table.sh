@@ -9,15 +9,16 @@
 #   mount      the mount command to the first stat of the tree's top
 # each cold (unmounted, page cache dropped, mounted again) and then warm
 # (the same command again), the best of RUNS pairs, with the ratio to
-# native ext4. Columns: native ext4, cairn once per --cairn-opts set (say
-# "noio_uring" and "io_uring"), fuse-archive (built from a source tree
+# native ext4. Columns: native ext4, cairn once per --cairn-opts set (none
+# given: "noio_uring" and "io_uring" where this cairn's libfuse and the
+# kernel have FUSE over io_uring, else the defaults), fuse-archive (built from a source tree
 # DATA/fuse-archive* by its Makefile, into the work directory, when one is
 # there; else the column says why not), squashfuse_ll. Below it, each
 # daemon's peak RSS (VmHWM) over every mount of the table, read before each
 # unmount.
 # shellcheck shell=bash
 
-TABLE_OPTS=()   # --cairn-opts, in order; none given: one set, the defaults
+TABLE_OPTS=()   # --cairn-opts, in order; none given: one per transport
 TABLE_SUB=""    # --quick: the subdirectory of the tree the rows use
 TABLE_LINES=()  # the table, markdown
 FA_BIN=""       # fuse-archive, when built
@@ -148,7 +149,17 @@ table_cell() {
 section_table() {
 	local root=$TOP${TABLE_SUB:+/$TABLE_SUB}
 	[ -d "$TREE_PARENT/$root" ] || die "--quick: no directory $root in the tree"
-	[ ${#TABLE_OPTS[@]} -gt 0 ] || TABLE_OPTS=("")
+	if [ ${#TABLE_OPTS[@]} = 0 ]; then
+		# each transport a column of its own (-o io_uring turns the
+		# kernel's machine-wide switch on, as root)
+		if "$CAIRN" --version | grep -q 'with FUSE over io_uring' &&
+			[ -e /sys/module/fuse/parameters/enable_uring ]; then
+			TABLE_OPTS=("noio_uring" "io_uring")
+		else
+			TABLE_OPTS=("")
+			note "cairn: one column: $("$CAIRN" --version) (no FUSE over io_uring here)"
+		fi
+	fi
 	fa_prepare
 	[ -z "$FA_WHY" ] || note "fuse-archive: skipped: $FA_WHY"
 	# the random files: over 4 KiB, one list for every column
