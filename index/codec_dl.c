@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "codec_dl.h"
+#include "dl_need.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -106,18 +107,10 @@ int codec_dl_lz4(char *why, size_t why_size)
 	return load_lib(LZ4, why, why_size);
 }
 
-/* A forwarder called before its library was loaded: load now, or stop
- * (there is no error to return through the library's own signatures). */
+/* A forwarder called before its library was loaded: load now, or stop. */
 static void need(int which)
 {
-	char why[256];
-
-	if (atomic_load_explicit(&loaded[which], memory_order_acquire))
-		return;
-	if (load_lib(which, why, sizeof(why)) < 0) {
-		fprintf(stderr, "cairn: %s\n", why);
-		abort();
-	}
+	cairn_dl_need(&load_once[which], loaders[which], &loaded[which], load_error[which]);
 }
 
 /* ---- the forwarders ---- */

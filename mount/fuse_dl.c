@@ -24,6 +24,8 @@
  */
 #include "mount_fuse.h"
 
+#include "dl_need.h"
+
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -187,17 +189,10 @@ int fuse_dl_wait(char *msg, size_t msg_size)
 	return -ELIBACC;
 }
 
-/* Before a forwarder's first call: load now, or stop (there is no error
- * to return through the library's own signatures). */
+/* Before a forwarder's first call: load now, or stop. */
 static void need(void)
 {
-	if (atomic_load_explicit(&loaded, memory_order_acquire))
-		return;
-	pthread_once(&load_once, load);
-	if (!atomic_load_explicit(&loaded, memory_order_acquire)) {
-		fprintf(stderr, "cairn: %s\n", load_error);
-		abort();
-	}
+	cairn_dl_need(&load_once, load, &loaded, load_error);
 }
 
 /* Hidden: were the program to export them (-rdynamic), the library's own

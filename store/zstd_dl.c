@@ -14,6 +14,8 @@
  */
 #include <zstd.h>
 
+#include "dl_need.h"
+
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -68,17 +70,10 @@ static void load(void)
 	atomic_store_explicit(&loaded, true, memory_order_release);
 }
 
-/* Before a forwarder's first call: load now, or stop (there is no error
- * to return through the library's own signatures). */
+/* Before a forwarder's first call: load now, or stop. */
 static void need(void)
 {
-	if (atomic_load_explicit(&loaded, memory_order_acquire))
-		return;
-	pthread_once(&load_once, load);
-	if (!atomic_load_explicit(&loaded, memory_order_acquire)) {
-		fprintf(stderr, "cairn: %s\n", load_error);
-		abort();
-	}
+	cairn_dl_need(&load_once, load, &loaded, load_error);
 }
 
 #define ZSTD_DL_FORWARD(ret, name, params, args)                                                   \
